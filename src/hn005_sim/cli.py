@@ -1,0 +1,73 @@
+"""The `hn005-sim` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hn005_sim.commands.validate import validate
+from hn005_sim.scenario.errors import ConfigError
+
+app = typer.Typer(
+    name="hn005-sim",
+    help=(
+        "Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005 "
+        "(anlotinib + penpulimab + capecitabine, first-line R/M nasopharyngeal carcinoma)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
+
+    Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.
+    """
+
+
+app.command("validate")(validate)
+
+
+class InputError(Exception):
+    """Bad command-line input found after parsing (one line, exit 2)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        result = app(args=argv, prog_name="hn005-sim", standalone_mode=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return _exit(2)
+    except InputError as exc:
+        print(f"hn005-sim: {exc}", file=sys.stderr)
+        return _exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
+        return _exit(130)
+    except typer.Exit as exc:
+        return _exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors from the vendored click parser
+        ctx = getattr(exc, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "hn005-sim"
+        print(f"{cmd}: {exc.format_message()}", file=sys.stderr)
+        return _exit(getattr(exc, "exit_code", 2))
+    code = result if isinstance(result, int) else 0
+    return _exit(code)
+
+
+def _exit(code: int) -> int:
+    if __name__ == "__main__" or sys.argv and sys.argv[0].endswith("hn005-sim"):
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

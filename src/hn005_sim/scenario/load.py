@@ -1,0 +1,196 @@
+"""Read a scenario: TOML, `extends` resolved and deep-merged, validated, frozen.
+
+`extends` is a path or a list of paths relative to the file that names it. Bases are merged left to
+right, then the file itself on top: tables merge key by key, anything else (lists included) is replaced.
+Each merged key remembers the file it came from, so a problem is reported against the file that set it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hn005_sim.scenario.errors import ConfigError, Problem, dotted, show
+
+Origins = dict[tuple[str, ...], str]
+
+
+@dataclass(frozen=True)
+class RawScenario:
+    path: Path
+    data: dict[str, Any]
+    origins: Origins
+    files: tuple[Path, ...]
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def display(path: Path) -> str:
+    """Paths in messages are relative to the working directory when they can be."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read_toml(path: Path, named_by: tuple[str, str] | None) -> dict[str, Any]:
+    if not path.is_file():
+        if named_by:
+            raise ConfigError.one(named_by[0], named_by[1], f"file not found: {display(path)}")
+        raise ConfigError.one(display(path), "", "file not found")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError.one(display(path), "", f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError.one(display(path), "", "invalid TOML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError.one(display(path), "", f"cannot read: {exc.strerror}") from None
+
+
+def _merge(base: dict, base_org: Origins, over: dict, over_org: Origins, prefix=()) -> tuple[dict, Origins]:
+    """Deep merge: tables merge key by key; anything else, lists included, is replaced."""
+    out = dict(base)
+    org = dict(base_org) if not prefix else base_org
+    for key, value in over.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key], _ = _merge(out[key], org, value, over_org, path)
+            org[path] = over_org.get(path, org.get(path, ""))
+        else:
+            out[key] = copy.deepcopy(value)
+            for old in [p for p in org if p[: len(path)] == path]:
+                del org[old]
+            org.update({p: f for p, f in over_org.items() if p[: len(path)] == path})
+    return out, org
+
+
+def _origins_of(doc: dict, file: str, prefix: tuple[str, ...] = ()) -> Origins:
+    org: Origins = {}
+    for key, value in doc.items():
+        path = (*prefix, key)
+        org[path] = file
+        if isinstance(value, dict):
+            org.update(_origins_of(value, file, path))
+    return org
+
+
+def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path]) -> tuple[dict, Origins]:
+    path = path.resolve()
+    if path in stack:
+        chain = " -> ".join(display(p) for p in (*stack, path))
+        raise ConfigError.one(display(stack[-1]), "extends", f"extends cycle: {chain}")
+    doc = _read_toml(path, named_by)
+    files.append(path)
+    me = display(path)
+    extends = doc.pop("extends", [])
+    if isinstance(extends, str):
+        extends = [extends]
+    if not isinstance(extends, list) or not all(isinstance(e, str) for e in extends):
+        raise ConfigError.one(me, "extends", f"must be a path or a list of paths, got {show(extends)}")
+    merged: dict[str, Any] = {}
+    origins: Origins = {}
+    for i, rel in enumerate(extends):
+        key = "extends" if len(extends) == 1 else f"extends[{i}]"
+        base, base_org = _resolve(path.parent / rel, (*stack, path), (me, key), files)
+        merged, origins = _merge(merged, origins, base, base_org)
+    return _merge(merged, origins, doc, _origins_of(doc, me))
+
+
+def read_raw(path: str | Path) -> RawScenario:
+    """Read a scenario file and everything it extends into one merged dictionary."""
+    files: list[Path] = []
+    data, origins = _resolve(Path(path), (), None, files)
+    return RawScenario(Path(path), data, origins, tuple(files))
+
+
+def origin_of(raw: RawScenario, loc: tuple[Any, ...]) -> str:
+    keys = tuple(str(p) for p in loc if not isinstance(p, int))
+    for n in range(len(keys), 0, -1):
+        if keys[:n] in raw.origins:
+            return raw.origins[keys[:n]]
+    return display(raw.path)
+
+
+_TYPE_WORDS = {
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "string": "a string",
+    "str": "a string",
+    "list": "a list",
+    "dict": "a table",
+    "model": "a table",
+    "date": "a date (YYYY-MM-DD)",
+    "literal": "one of the allowed values",
+}
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the union tags pydantic puts in locations ('normal', 'list[float]', 'function-after[...]')."""
+    from hn005_sim.scenario.dists import REGISTRY
+
+    out = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and ("[" in part or (part in REGISTRY and i + 1 < len(loc))):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind: str = err["type"]
+    got = err.get("input")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = err.get("ctx", {})
+        expected = ctx.get("expected_tags", "")
+        return f"unknown distribution {show(ctx.get('tag', got))}; expected one of: {expected}"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected']}, got {show(got)}"
+    for stem, words in _TYPE_WORDS.items():
+        if kind.startswith(stem + "_") and (kind.endswith("_type") or kind.endswith("_parsing")):
+            return f"must be {words}, got {show(got)}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+        bound = next(iter(err["ctx"].values()))
+        return f"must be {op[kind]} {bound}, got {show(got)}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {show(got)}"
+    msg = str(err.get("msg", kind))
+    msg = msg.removeprefix("Value error, ")
+    return msg if got is None or isinstance(got, dict) else f"{msg}, got {show(got)}"
+
+
+def problems_from(exc: ValidationError, raw: RawScenario, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = (*prefix, *_clean_loc(err["loc"]))
+        out.append(Problem(origin_of(raw, loc), dotted(loc), _message(err)))
+    return out
+
+
+def load_scenario(path: str | Path):
+    """Read, merge and validate a scenario; raises ConfigError listing every problem."""
+    from hn005_sim.scenario.schema import Scenario
+
+    raw = read_raw(path)
+    try:
+        scenario = Scenario.model_validate(raw.data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(exc, raw)) from None
+    problems = scenario.check(raw)
+    if problems:
+        raise ConfigError(problems)
+    return scenario, raw
