@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit(code: int) -> int:
-    if __name__ == "__main__" or sys.argv and sys.argv[0].endswith("hn005-sim"):
-        sys.exit(code)
+    """The console script passes this to sys.exit; tests call main() and read it."""
+    sys.stdout.flush()
     return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

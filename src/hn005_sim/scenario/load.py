@@ -165,6 +165,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
         bound = next(iter(err["ctx"].values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         return f"must be {op[kind]} {bound}, got {show(got)}"
     if kind == "finite_number":
         return f"must be a finite number, got {show(got)}"

@@ -1,0 +1,95 @@
+"""The distribution registry: every entry's sample mean agrees with its stated mean."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import TypeAdapter, ValidationError
+from scipy import stats
+
+from hn005_sim.scenario.dists import REGISTRY, Dist
+
+ADAPTER = TypeAdapter(Dist)
+
+EXAMPLES = {
+    "normal": {"mean": 46.0, "sd": 10.0},
+    "truncnormal": {"mean": 46.0, "sd": 12.0, "low": 18.0, "high": 60.0},
+    "lognormal": {"median": 20.0, "gsd": 1.6},
+    "gamma": {"mean": 6.8, "sd": 2.1},
+    "beta": {"a": 2.0, "b": 5.0},
+    "uniform": {"low": 1.0, "high": 5.0},
+    "exponential": {"mean": 14.0},
+    "weibull": {"shape": 1.3, "scale": 14.0},
+    "bernoulli": {"p": 0.17},
+    "categorical": {"values": [0, 1, 2], "probs": [0.5, 0.4, 0.1]},
+    "piecewise": {"breaks": [0, 6, 12, 36, 60], "probs": [0.1, 0.3, 0.45, 0.15]},
+    "empirical": {"values": [38, 46, 53, 61], "weights": [1, 2, 2, 1]},
+    "constant": {"value": 3.5},
+}
+
+
+def test_every_registry_entry_has_an_example():
+    assert set(EXAMPLES) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_sample_mean_matches_stated_mean(name):
+    d = ADAPTER.validate_python({"dist": name, **EXAMPLES[name]})
+    n = 200_000
+    x = d.sample(np.random.default_rng(7), n).astype(float)
+    assert x.shape == (n,)
+    se = x.std(ddof=1) / math.sqrt(n)
+    assert abs(x.mean() - d.mean()) <= 5 * se + 1e-12
+
+
+def test_truncated_normal_mean_against_closed_form():
+    # E[X | a < X < b] = mu + sd * (phi(alpha) - phi(beta)) / (Phi(beta) - Phi(alpha))
+    d = ADAPTER.validate_python({"dist": "truncnormal", "mean": 46, "sd": 12, "low": 18, "high": 60})
+    a, b = (18 - 46) / 12, (60 - 46) / 12
+    expected = 46 + 12 * (stats.norm.pdf(a) - stats.norm.pdf(b)) / (stats.norm.cdf(b) - stats.norm.cdf(a))
+    assert d.mean() == pytest.approx(expected, rel=1e-12)
+    x = d.sample(np.random.default_rng(1), 10_000)
+    assert x.min() >= 18 and x.max() <= 60
+
+
+def test_gamma_mean_sd_and_shape_scale_agree():
+    a = ADAPTER.validate_python({"dist": "gamma", "mean": 6.0, "sd": 3.0})
+    b = ADAPTER.validate_python({"dist": "gamma", "shape": 4.0, "scale": 1.5})
+    assert a.shape_scale() == pytest.approx(b.shape_scale())
+
+
+def test_categorical_labels_sample_and_have_no_mean():
+    d = ADAPTER.validate_python({"dist": "categorical", "values": ["M", "F"], "probs": [0.8, 0.2]})
+    x = d.sample(np.random.default_rng(3), 100_000)
+    share = (x == "M").mean()
+    assert abs(share - 0.8) < 5 * math.sqrt(0.8 * 0.2 / 100_000)
+    with pytest.raises(TypeError):
+        d.mean()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"dist": "normal", "mean": 1.0},  # missing sd
+        {"dist": "normal", "mean": 1.0, "sd": -1.0},
+        {"dist": "normal", "mean": "forty", "sd": 1.0},
+        {"dist": "normal", "mean": 1.0, "sd": 1.0, "sdd": 2.0},  # unknown key
+        {"dist": "gaussian", "mean": 1.0, "sd": 1.0},  # unknown distribution
+        {"dist": "categorical", "values": [1, 2], "probs": [0.5, 0.6]},
+        {"dist": "piecewise", "breaks": [0, 5, 3], "probs": [0.5, 0.5]},
+        {"dist": "gamma", "mean": 1.0, "sd": 1.0, "shape": 2.0, "scale": 1.0},
+        {"dist": "lognormal", "mu": 1.0},
+        {"dist": "uniform", "low": 5.0, "high": 1.0},
+        {"dist": "bernoulli", "p": 1.5},
+    ],
+)
+def test_bad_distributions_are_refused(bad):
+    with pytest.raises(ValidationError):
+        ADAPTER.validate_python(bad)
+
+
+def test_same_generator_seed_same_draws():
+    d = ADAPTER.validate_python({"dist": "weibull", "shape": 1.2, "scale": 10})
+    assert np.array_equal(d.sample(np.random.default_rng(5), 50), d.sample(np.random.default_rng(5), 50))
