@@ -1,0 +1,174 @@
+"""`hn005-sim sites PLAN_OR_SCENARIO`: how many sites, where, to reach the target by the deadline."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hn005_sim.commands.common import Format, FormatOpt, QuietOpt, console, print_json
+from hn005_sim.io import manifest, output_dir
+from hn005_sim.recruitment import planning
+from hn005_sim.scenario.load import display, read_raw
+
+
+class SitesMethod(str, Enum):  # noqa: UP042 (typer needs a str Enum)
+    analytic = "analytic"
+    des = "des"
+    both = "both"
+
+
+PlanArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Planning file (plans/*.toml, with duration_months) or scenario ([trial], [recruitment]).",
+        show_default=False,
+    ),
+]
+
+
+def sites(
+    plan_or_scenario: PlanArg,
+    target: Annotated[
+        int | None, typer.Option("--target", help="Patients wanted (overrides the file).")
+    ] = None,
+    months: Annotated[float | None, typer.Option("--months", help="Deadline in months from start.")] = None,
+    probability: Annotated[
+        float | None,
+        typer.Option(
+            "--probability", help="Required P(enrolled >= target by the deadline); scenarios default to 0.8."
+        ),
+    ] = None,
+    method: Annotated[
+        SitesMethod,
+        typer.Option("--method", help="analytic (exact Poisson-gamma), des (confirm by simulation) or both."),
+    ] = SitesMethod.analytic,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed for the simulation and screening draws.")
+    ] = 20230901,
+    replicates: Annotated[
+        int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).")
+    ] = 20000,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.")
+    ] = None,
+    quiet: QuietOpt = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Minimum sites (one region) or the cost-minimal allocation across regions such that
+    P(enrolled >= target by the deadline) >= p, judged on the exact Poisson-gamma distribution.
+
+    A planning file with a fixed `sites` in every region evaluates that allocation. Example:
+    `hn005-sim sites plans/china_network.toml --method both --out out/sites_china`.
+    """
+    from hn005_sim.cli import InputError
+
+    started = time.perf_counter()
+    raw = read_raw(plan_or_scenario)
+    if planning.is_planning_file(raw.data):
+        plan = planning.load_plan(plan_or_scenario)
+        kind = "planning file"
+    else:
+        from hn005_sim.scenario.load import load_scenario
+
+        scenario, raw = load_scenario(plan_or_scenario)
+        plan = planning.plan_from_scenario(scenario, seed, probability if probability is not None else 0.8)
+        kind = "scenario"
+    try:
+        plan = planning.with_overrides(plan, target, months, probability)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    answer = planning.plan_sites(plan, method.value, seed, replicates)
+    summary = {"input": display(raw.path), "input_kind": kind, **answer.summary}
+    if out is not None:
+        with output_dir(out) as od:
+            od.write_json("summary.json", summary)
+            od.write_rows(
+                "curve.csv",
+                answer.curve_columns,
+                [[r[c] for c in answer.curve_columns] for r in answer.curve],
+            )
+            od.write_json(
+                "manifest.json",
+                manifest(
+                    "sites",
+                    scenario_path=raw.path,
+                    scenario_sha256=raw.sha256(),
+                    resolved_config=plan.model_dump(mode="json", by_alias=True),
+                    seed=seed,
+                    replicates=replicates if method != SitesMethod.analytic else None,
+                    wall_time_s=time.perf_counter() - started,
+                    extra={"method": method.value},
+                ),
+            )
+    if fmt == Format.json:
+        if not quiet:
+            print_json(summary)
+        return
+    _print_table(summary, console(quiet), out)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
+    verb = "Evaluated" if s["question"] == "evaluate" else "Cheapest allocation found"
+    con.print(
+        f"[bold]{s['plan'] or s['input']}[/bold]: {s['target']} patients in {s['duration_months']:g} months, "
+        f"required P >= {s['required_probability']:g} ({s['method']})"
+    )
+    t = Table(show_edge=False)
+    for col in ("region", "sites", "bounds", "rate/site/month", "enrolled/site", "cost/site"):
+        t.add_column(col, justify="left" if col == "region" else "right")
+    for name, r in s["regions"].items():
+        t.add_row(
+            name,
+            str(s["allocation"][name]),
+            f"{r['sites_min']}-{r['sites_max']}",
+            f"{r['rate_mean']:.3g}",
+            f"{r['expected_counted_per_site']:.1f}",
+            f"{r['expected_cost_per_site']:,.0f}",
+        )
+    con.print(t)
+    ttt = s["time_to_target_months"]
+    con.print(
+        f"{verb}: {s['total_sites']} sites; P(success) = {_pct(s['probability_of_success'])} "
+        f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f}), "
+        f"expected cost {s['expected_cost']:,.0f}"
+    )
+    if s.get("analytic") is None:
+        fmt = [("-" if v is None else f"{v:.1f}") for v in (ttt["p10"], ttt["p50"], ttt["p90"])]
+        con.print(f"Months to target p10/p50/p90: {' / '.join(fmt)}")
+    if not s["feasible"]:
+        why = (
+            "this allocation falls short of the required probability"
+            if s["question"] == "evaluate"
+            else "even the most sites allowed fall short of the required probability"
+        )
+        con.print(f"[red]Not feasible[/red]: {why}.")
+    normal = s["approximations"]["normal"]
+    if "allocation" in normal and normal["allocation"] != s["allocation"]:
+        con.print(
+            f"Normal approximation would choose {normal['allocation']} "
+            f"(exact P = {_pct(normal['exact_probability_of_that_allocation'])})."
+        )
+    if "des" in s:
+        d = s["des"]
+        con.print(
+            f"Simulation ({d['replicates']} replicates): P(success) = {_pct(d['probability_of_success'])} "
+            f"+/- {_pct(d['standard_error'])}; analytic - simulated = "
+            f"{d['analytic_minus_des_in_standard_errors']:+.1f} SE"
+        )
+    if "scenario_network" in s:
+        sn = s["scenario_network"]
+        con.print(
+            f"The scenario's own network {sn['allocation']}: "
+            f"P(success) = {_pct(sn['probability_of_success'])}"
+        )
+    if out is not None:
+        con.print(f"Wrote {out}/summary.json, curve.csv, manifest.json")
