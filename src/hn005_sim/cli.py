@@ -6,6 +6,14 @@ import sys
 
 import typer
 
+from hn005_sim.commands.cohort import cohort
+from hn005_sim.commands.compare import compare
+from hn005_sim.commands.criteria import criteria
+from hn005_sim.commands.run import run
+from hn005_sim.commands.screen import screen
+from hn005_sim.commands.sites import sites
+from hn005_sim.commands.supply import supply
+from hn005_sim.commands.sweep import sweep
 from hn005_sim.commands.validate import validate
 from hn005_sim.scenario.errors import ConfigError
 
@@ -32,6 +40,14 @@ def _root() -> None:
 
 
 app.command("validate")(validate)
+app.command("sites")(sites)
+app.command("compare")(compare)
+app.command("criteria")(criteria)
+app.command("screen")(screen)
+app.command("cohort")(cohort)
+app.command("sweep")(sweep)
+app.command("run")(run)
+app.command("supply")(supply)
 
 
 class InputError(Exception):
@@ -53,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print("hn005-sim: interrupted; no output was written", file=sys.stderr)
         return _exit(130)
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
+            print("hn005-sim: interrupted; no output was written", file=sys.stderr)
         return _exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors from the vendored click parser
         ctx = getattr(exc, "ctx", None)
@@ -60,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cmd}: {exc.format_message()}", file=sys.stderr)
         return _exit(getattr(exc, "exit_code", 2))
     code = result if isinstance(result, int) else 0
+    if code == 130:  # Ctrl-C, which typer turns into exit code 130 without a word
+        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
     return _exit(code)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,8 @@ def _read_toml(path: Path, named_by: tuple[str, str] | None) -> dict[str, Any]:
         raise ConfigError.one(display(path), "", f"invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError.one(display(path), "", "invalid TOML: the file is not UTF-8 text") from None
+    except RecursionError:  # tomllib recurses once per nested table or array
+        raise ConfigError.one(display(path), "", "invalid TOML: tables or arrays nested too deeply") from None
     except OSError as exc:
         raise ConfigError.one(display(path), "", f"cannot read: {exc.strerror}") from None
 
@@ -175,24 +179,59 @@ def _message(err: dict[str, Any]) -> str:
     return msg if got is None or isinstance(got, dict) else f"{msg}, got {show(got)}"
 
 
+def _quote_key(part: Any) -> Any:
+    """A key with dots, spaces or control characters is quoted as TOML would, so a message stays one line."""
+    if isinstance(part, str) and (not part or not all(c.isalnum() or c in "_-" for c in part)):
+        return json.dumps(part, ensure_ascii=False)
+    return part
+
+
+def non_finite(raw: RawScenario) -> list[Problem]:
+    """NaN and infinity are never a meaningful figure (leave a bound out to leave it open)."""
+    out: list[Problem] = []
+
+    def walk(value: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(Problem(origin_of(raw, loc), dotted(tuple(map(_quote_key, loc))),
+                               f"must be a finite number, got {show(value)}"))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*loc, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*loc, i))
+
+    walk(raw.data, ())
+    return out
+
+
 def problems_from(exc: ValidationError, raw: RawScenario, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = (*prefix, *_clean_loc(err["loc"]))
+        loc = tuple(map(_quote_key, (*prefix, *_clean_loc(err["loc"]))))
         out.append(Problem(origin_of(raw, loc), dotted(loc), _message(err)))
     return out
 
 
 def load_scenario(path: str | Path):
     """Read, merge and validate a scenario; raises ConfigError listing every problem."""
+    raw = read_raw(path)
+    return validate_raw(raw), raw
+
+
+def validate_raw(raw: RawScenario):
+    """Validate a merged scenario (e.g. after `--set` overrides); raises ConfigError listing every problem."""
     from hn005_sim.scenario.schema import Scenario
 
-    raw = read_raw(path)
+    nan_inf = non_finite(raw)
     try:
         scenario = Scenario.model_validate(raw.data)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, raw)) from None
+        seen = {p.path for p in nan_inf}
+        raise ConfigError(nan_inf + [p for p in problems_from(exc, raw) if p.path not in seen]) from None
+    if nan_inf:
+        raise ConfigError(nan_inf)
     problems = scenario.check(raw)
     if problems:
         raise ConfigError(problems)
-    return scenario, raw
+    return scenario

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from hn005_sim.eligibility.config import CriteriaConfig
+from hn005_sim.population.config import PopulationConfig
+from hn005_sim.recruitment.config import RecruitmentConfig
 from hn005_sim.scenario.base import Strict
 from hn005_sim.scenario.errors import Problem
+from hn005_sim.supply.config import SupplyConfig
+from hn005_sim.treatment.config import RegimenConfig
 
 if TYPE_CHECKING:
     from hn005_sim.scenario.load import RawScenario
@@ -31,7 +36,17 @@ class Scenario(Strict):
     name: str
     description: str = ""
     trial: Trial
+    population: PopulationConfig | None = None
+    criteria: CriteriaConfig | None = None
+    recruitment: RecruitmentConfig | None = None
+    regimen: RegimenConfig | None = None
+    supply: SupplyConfig | None = None
 
     def check(self, raw: RawScenario) -> list[Problem]:
         """Checks that span sections; each returns problems with the path and file that caused them."""
-        return []
+        problems: list[Problem] = []
+        if self.criteria is not None:
+            from hn005_sim.eligibility.check import check_scenario_criteria
+
+            problems += check_scenario_criteria(self.criteria, raw)
+        return problems

@@ -1,0 +1,132 @@
+"""`hn005-sim run SCENARIO`: Monte Carlo of recruitment (and supply, when the scenario has it)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.table import Table
+
+from hn005_sim.commands.common import (
+    ExecutorOpt,
+    Format,
+    FormatOpt,
+    JobsOpt,
+    OutOpt,
+    QuietOpt,
+    ReplicatesOpt,
+    ScenarioArg,
+    SeedOpt,
+    console,
+    print_json,
+)
+from hn005_sim.scenario.load import display, load_scenario
+
+CSV_FILES = ("enrollment_curve", "time_to_target", "screen_failures", "sites")
+
+
+def _fmt(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "not reached"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The console summary: one row per headline figure."""
+    t = Table(title=f"run: {summary.get('scenario', '')} ({summary['replicates']} replicates, "
+                    f"seed {summary['seed']})")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    ttt = summary["time_to_target_months"]
+    target, deadline = summary["target_enrolled"], summary["deadline_months"]
+    t.add_row(f"months to enrol {target}: p10 / p50 / p90",
+              " / ".join(_fmt(ttt[k]) for k in ("p10", "p50", "p90")))
+    t.add_row(f"reached {target} within {summary['horizon_months']:g} months",
+              f"{ttt['reached_fraction']:.1%}")
+    t.add_row(f"P(target by month {deadline:g})", f"{summary['prob_target_by_deadline']:.1%}")
+    ebd = summary["enrolled_by_deadline"]
+    t.add_row(f"enrolled by month {deadline:g}: p10 / p50 / p90",
+              " / ".join(_fmt(ebd[k], 0) for k in ("p10", "p50", "p90")))
+    sc = summary["screened"]
+    t.add_row("screened: p10 / p50 / p90", " / ".join(_fmt(sc[k], 0) for k in ("p10", "p50", "p90")))
+    sfr = summary["screen_failure_rate"]
+    t.add_row("screen failure rate: p10 / p50 / p90",
+              " / ".join(f"{sfr[k]:.1%}" if sfr[k] is not None else "-" for k in ("p10", "p50", "p90")))
+    t.add_row("sites enrolling no one", f"{summary['sites_zero_enrolled_fraction']:.1%}")
+    f = summary.get("funnel_mean", {})
+    if f:
+        t.add_row("mean candidates -> consented -> enrolled",
+                  f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
+    for drug, s in (summary.get("supply") or {}).items():
+        if isinstance(s, dict) and "units_p50" in s:
+            t.add_row(f"{drug}: units p50 / p90, P(stock-out)",
+                      f"{_fmt(s['units_p50'], 0)} / {_fmt(s['units_p90'], 0)}, "
+                      f"{_fmt(s.get('stockout_probability'), 2)}")
+    return t
+
+
+def run(
+    scenario: ScenarioArg,
+    out: OutOpt,
+    replicates: ReplicatesOpt = 200,
+    seed: SeedOpt = 1,
+    jobs: JobsOpt = 1,
+    executor: ExecutorOpt = "process",
+    quiet: QuietOpt = False,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Simulate recruitment REPLICATES times: when is the target reached, how many are screened, why
+    do they fail, which sites enrol.
+
+    Writes summary.json, enrollment_curve.csv, time_to_target.csv, screen_failures.csv, sites.csv
+    (and the supply files when the scenario has a supply chain) and manifest.json into OUT.
+    Same scenario and seed give the same outputs whatever --jobs and --executor.
+    """
+    from hn005_sim.cli import InputError
+    from hn005_sim.io import manifest, output_dir
+    from hn005_sim.montecarlo import parse_executor, run_scenario
+
+    try:
+        parse_executor(executor)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    sc, raw = load_scenario(scenario)
+    if sc.recruitment is None:
+        from hn005_sim.scenario.errors import ConfigError
+
+        raise ConfigError.one(display(raw.path), "recruitment",
+                              "missing section: a run needs [recruitment] (sites, rates, screening)")
+    missing = [k for k in ("population", "criteria") if getattr(sc, k, None) is None]
+    if sc.recruitment.funnel is None and missing:
+        from hn005_sim.scenario.errors import ConfigError
+
+        raise ConfigError.one(display(raw.path), missing[0],
+                              "missing section: judging candidates needs [population] and [criteria], "
+                              "or [recruitment.funnel] probabilities")
+    started = time.perf_counter()
+    try:
+        result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
+                              progress=not quiet and format is Format.table)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    with output_dir(out) as o:
+        o.write_json("summary.json", result.summary)
+        for name, frame in result.frames.items():
+            o.write_csv(f"{name}.csv", frame)
+        o.write_json("manifest.json", manifest(
+            "run", scenario_path=display(raw.path), scenario_sha256=raw.sha256(),
+            resolved_config=sc.model_dump(mode="json", by_alias=True), seed=seed, replicates=replicates,
+            wall_time_s=time.perf_counter() - started,
+            extra={"jobs": jobs, "executor": executor, "files": sorted(
+                ["summary.json", *(f"{n}.csv" for n in result.frames)])},
+        ))
+    if quiet:
+        return
+    if format is Format.json:
+        print_json(result.summary)
+    else:
+        con = console(quiet)
+        con.print(summary_table(result.summary))
+        con.print(f"wrote {display(out)}/: summary.json, " + ", ".join(f"{n}.csv" for n in result.frames))

@@ -1,0 +1,110 @@
+"""`hn005-sim screen SCENARIO --patients N --seed S --out DIR`: which criteria restrict the most."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hn005_sim.commands.common import (
+    Format,
+    FormatOpt,
+    OutOpt,
+    QuietOpt,
+    ScenarioArg,
+    SeedOpt,
+    console,
+    print_json,
+)
+from hn005_sim.eligibility import compile_criteria
+from hn005_sim.eligibility.restrictiveness import analyse
+from hn005_sim.io import manifest, output_dir
+from hn005_sim.rng import stream
+from hn005_sim.scenario.errors import ConfigError
+from hn005_sim.scenario.load import display, load_scenario
+
+
+def screen(
+    scenario: ScenarioArg,
+    patients: Annotated[int, typer.Option("--patients", min=1, help="Candidates to screen.")] = 100_000,
+    seed: SeedOpt = 20230901,
+    out: OutOpt = ...,  # type: ignore[assignment]
+    save_matrix: Annotated[bool, typer.Option("--save-matrix", help="Write pass_matrix.parquet.")] = False,
+    target_fraction: Annotated[
+        float | None,
+        typer.Option("--target-fraction", min=0.0, max=1.0,
+                     help="Eligible fraction the relaxation plan aims for (default: criteria config)."),
+    ] = None,
+    quiet: QuietOpt = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Sample candidates, screen them against every criterion, and rank the criteria by restrictiveness.
+
+    Writes summary.json, criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv,
+    manifest.json (and pass_matrix.parquet with --save-matrix) into --out.
+    """
+    from hn005_sim.guards import check_memory, measure_bytes_per_row
+    from hn005_sim.population import sample
+
+    started = time.perf_counter()
+    sc, raw = load_scenario(scenario)
+    for section in ("population", "criteria"):
+        if getattr(sc, section) is None:
+            raise ConfigError.one(display(raw.path), section, f"the scenario has no [{section}] section")
+    per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
+    check_memory(patients, per_row,
+                 f"screen --patients {patients}", unit="patients")
+    frame = sample(sc.population, patients, stream(seed, 0, "population"))
+    screener = compile_criteria(sc.criteria, frame.schema, file=display(raw.path))
+    screening = screener.evaluate(frame)
+    res = analyse(screening, screener=screener, frame=frame, rng=stream(seed, 0, "bootstrap"),
+                  target_fraction=target_fraction)
+    summary = {**res.summary, "scenario": sc.name, "seed": seed}
+    with output_dir(out) as od:
+        od.write_json("summary.json", summary)
+        od.write_csv("criteria.csv", res.criteria)
+        od.write_csv("funnel.csv", res.funnel)
+        od.write_csv("cofailure.csv", res.cofailure)
+        od.write_csv("sweeps.csv", res.sweeps)
+        od.write_csv("relaxation.csv", res.relaxation)
+        if save_matrix:
+            pid = frame["patient_id"] if "patient_id" in frame.columns else None
+            od.write_parquet("pass_matrix.parquet", screening.matrix_frame(pid))
+        od.write_json("manifest.json", manifest(
+            "screen", scenario_path=display(raw.path), scenario_sha256=raw.sha256(),
+            resolved_config=sc.model_dump(mode="json", by_alias=True), seed=seed, replicates=1,
+            wall_time_s=time.perf_counter() - started, extra={"patients": patients}))
+    if fmt is Format.json:
+        if not quiet:
+            print_json(summary)
+        return
+    con = console(quiet)
+    s = res.summary
+    iv = s.get("intervals", {})
+
+    def ci(key: str) -> str:
+        return f" [{iv[key][0]:.1%}, {iv[key][1]:.1%}]" if key in iv else ""
+
+    con.print(f"[bold]{sc.name}[/bold]: {s['patients']:,} candidates, eligible {s['eligible']:,} "
+              f"({s['eligible_fraction']:.1%}{ci('eligible_fraction')}); prescreen pass "
+              f"{s['prescreen_pass_fraction']:.1%}{ci('prescreen_pass_fraction')}; screen failure "
+              f"{s['screen_failure_rate']:.1%}{ci('screen_failure_rate')}")
+    ranked = res.criteria.sort("shapley", descending=True).head(15)
+    table = Table(title="Most restrictive criteria (Shapley share of exclusions)")
+    cols = ("rank", "criterion", "kind", "stage", "fail rate", "sole-fail", "Shapley share", "funnel drop")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("criterion", "kind", "stage") else "right")
+    for i, r in enumerate(ranked.iter_rows(named=True), start=1):
+        table.add_row(str(i), r["criterion_id"], r["kind"], r["stage"], f"{r['fail_rate']:.1%}",
+                      f"{r['sole_fail_rate']:.2%}", f"{r['shapley_share']:.1%}", f"{r['funnel_drop']:.1%}")
+    con.print(table)
+    plan = s.get("relaxation_plan", {})
+    if plan.get("steps"):
+        con.print("Relaxation plan: " + " -> ".join(plan["steps"])
+                  + f" reaches {plan['eligible_fraction']:.1%}"
+                  + ("" if plan["target_eligible_fraction"] is None
+                     else f" (target {plan['target_eligible_fraction']:.0%}: "
+                          f"{'reached' if plan['reached'] else 'not reached'})"))
+    con.print(f"wrote {display(out)}")

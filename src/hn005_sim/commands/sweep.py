@@ -1,0 +1,299 @@
+"""`hn005-sim sweep SCENARIO --set KEY=V1,V2 ...`: a grid of scenarios, each run with the same seeds.
+
+Every grid point is the scenario with one value of each `--set` key (hn005_sim.scenario.overrides); all
+points are validated before any simulation. Each point runs `--replicates` replicates with the same
+`--seed`, so replicate r of every point draws the same random numbers (common random numbers): the
+differences between points are the effect of the change, not noise. One executor (process pool or Dask
+cluster) serves the whole grid.
+
+Writes sweep.csv (one row per point: the --set keys, then the headline figures), grid.json (each point's
+overrides and full run summary), report.html with charts/, and manifest.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hn005_sim.commands.common import (
+    ExecutorOpt,
+    Format,
+    FormatOpt,
+    JobsOpt,
+    OutOpt,
+    QuietOpt,
+    ReplicatesOpt,
+    ScenarioArg,
+    SeedOpt,
+    console,
+    print_json,
+)
+from hn005_sim.scenario.load import display
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="KEY=V1,V2,...: values of one config key (TOML literals); several --set make a grid. "
+        "e.g. --set recruitment.regions[0].sites=5,10,20 --set criteria.crcl_min_ml_min=50,60",
+        show_default=False,
+    ),
+]
+
+METRICS = (
+    "prob_target_by_deadline",
+    "time_to_target_p50",
+    "enrolled_by_deadline_p50",
+    "screen_failure_rate_p50",
+    "eligible_fraction",
+    "time_to_target_p10",
+    "time_to_target_p90",
+    "reached_fraction",
+    "screened_p50",
+    "sites_zero_enrolled_fraction",
+)
+"""sweep.csv columns after the --set keys; the first five are the contract (docs/outputs.md)."""
+
+ELIGIBLE_SAMPLE = 20_000
+"""Candidates drawn per grid point for the eligible fraction: binomial SE <= 0.5/sqrt(20000) = 0.0035."""
+
+
+def metrics(summary: dict[str, Any], eligible_fraction: float | None) -> dict[str, Any]:
+    """The sweep.csv figures of one grid point from its run summary (keys in DESIGN.md)."""
+    ttt = summary["time_to_target_months"]
+    return {
+        "prob_target_by_deadline": summary["prob_target_by_deadline"],
+        "time_to_target_p50": ttt["p50"],
+        "enrolled_by_deadline_p50": summary["enrolled_by_deadline"]["p50"],
+        "screen_failure_rate_p50": summary["screen_failure_rate"]["p50"],
+        "eligible_fraction": eligible_fraction,
+        "time_to_target_p10": ttt["p10"],
+        "time_to_target_p90": ttt["p90"],
+        "reached_fraction": ttt["reached_fraction"],
+        "screened_p50": summary["screened"]["p50"],
+        "sites_zero_enrolled_fraction": summary["sites_zero_enrolled_fraction"],
+    }
+
+
+def eligible_fraction(scenario, seed: int) -> float | None:
+    """Share of ELIGIBLE_SAMPLE candidates passing every criterion; None when the run does not use the
+    population and criteria models.
+
+    The candidates come from the `population` stream of (seed, replicate 0), the same for every grid
+    point, so a change of threshold is judged on the same patients.
+    """
+    pop_cfg = getattr(scenario, "population", None)
+    crit_cfg = getattr(scenario, "criteria", None)
+    if pop_cfg is None or crit_cfg is None or scenario.recruitment.funnel is not None:
+        return None  # a funnel scenario judges candidates by fixed probabilities, not by the criteria
+    from hn005_sim import eligibility, population
+    from hn005_sim.rng import stream
+
+    frame = population.sample(pop_cfg, ELIGIBLE_SAMPLE, stream(seed, 0, "population"))
+    screening = eligibility.compile_criteria(crit_cfg, dict(frame.schema)).evaluate(frame)
+    return round(float(screening.eligible.mean()), 6)
+
+
+def sweep(
+    scenario: ScenarioArg,
+    out: OutOpt,
+    set_: SetOpt = None,
+    replicates: ReplicatesOpt = 200,
+    seed: SeedOpt = 1,
+    jobs: JobsOpt = 1,
+    executor: ExecutorOpt = "process",
+    quiet: QuietOpt = False,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Run a grid of scenarios (every combination of the --set values) with common random numbers.
+
+    Keys are the scenario's own dotted keys (list items as [i]); values are TOML literals. Every grid
+    point is validated before any work; a bad key or value is one line naming --set and the key.
+    Writes sweep.csv, grid.json, report.html, charts/ and manifest.json into OUT. Results do not depend
+    on --jobs or --executor.
+    """
+    from hn005_sim.cli import InputError
+    from hn005_sim.io import manifest, output_dir
+    from hn005_sim.montecarlo import open_executor, parse_executor, run_scenario
+    from hn005_sim.scenario.errors import ConfigError, Problem
+    from hn005_sim.scenario.overrides import format_value, load_grid, parse_sets
+
+    if not set_:
+        raise InputError("sweep needs at least one --set KEY=V1,V2,..."
+                         ", e.g. --set trial.deadline_months=24,36")
+    try:
+        parse_executor(executor)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    keys = [o.key for o in parse_sets(set_)]
+    points = load_grid(scenario, set_)
+    missing = [p for p in points if p.scenario.recruitment is None]
+    if missing:
+        raise ConfigError(Problem(display(points[0].raw.path), "recruitment",
+                                  "missing section: a sweep runs the recruitment simulation"))
+
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    grid: list[dict[str, Any]] = []
+    con = console(quiet or format is Format.json)
+    with contextlib.ExitStack() as stack:
+        try:
+            ex, workers = stack.enter_context(open_executor(executor, jobs))
+        except ValueError as exc:  # an executor that cannot start or be reached
+            raise InputError(str(exc)) from None
+        for point in points:
+            label = ", ".join(f"{k}={format_value(v)}" for k, v in point.values.items())
+            con.print(f"[{point.index + 1}/{len(points)}] {label}", highlight=False)
+            result = run_scenario(point.scenario, replicates, seed, jobs=workers,
+                                  executor=ex if ex is not None else "process",
+                                  progress=not quiet and format is Format.table)
+            values = {k: format_value(v) for k, v in point.values.items()}
+            rows.append({**values, **metrics(result.summary, eligible_fraction(point.scenario, seed))})
+            grid.append({"point": point.index, "set": values, "summary": result.summary})
+
+    header = [*keys, *METRICS]
+    base_raw = points[0].raw
+    with output_dir(out) as o:
+        o.write_rows("sweep.csv", header, [[_cell(r[h]) for h in header] for r in rows])
+        o.write_json("grid.json", grid)
+        man = manifest(
+            "sweep", scenario_path=display(base_raw.path), scenario_sha256=base_raw.sha256(),
+            resolved_config=points[0].scenario.model_dump(mode="json", by_alias=True), seed=seed,
+            replicates=replicates, wall_time_s=time.perf_counter() - started,
+            extra={"jobs": jobs, "executor": executor, "set": list(set_), "grid_points": len(points),
+                   "common_random_numbers": True,
+                   "files": ["sweep.csv", "grid.json", "report.html", "charts/"]},
+        )
+        o.write_json("manifest.json", man)
+        write_sweep_report(o.path, keys, rows, man)
+
+    if format is Format.json:
+        print_json(rows)
+        return
+    if quiet:
+        return
+    con = console(False)
+    con.print(sweep_table(keys, rows, replicates, seed))
+    con.print(f"wrote {display(out)}/: sweep.csv, grid.json, report.html, manifest.json")
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def sweep_table(keys: list[str], rows: list[dict[str, Any]], replicates: int, seed: int) -> Table:
+    t = Table(title=f"sweep: {len(rows)} scenarios x {replicates} replicates, seed {seed} "
+                    "(common random numbers)")
+    for k in keys:
+        t.add_column(k)
+    shown = {"prob_target_by_deadline": "P(target by deadline)",
+             "time_to_target_p50": "months to target p50",
+             "enrolled_by_deadline_p50": "enrolled by deadline p50",
+             "screen_failure_rate_p50": "screen fail p50",
+             "eligible_fraction": "eligible"}
+    for title in shown.values():
+        t.add_column(title, justify="right")
+    for r in rows:
+        cells = [str(r[k]) for k in keys]
+        for m in shown:
+            v = r[m]
+            if v is None:
+                cells.append("-" if m == "eligible_fraction" else "not reached")
+            elif m in ("prob_target_by_deadline", "screen_failure_rate_p50", "eligible_fraction"):
+                cells.append(f"{v:.1%}")
+            else:
+                cells.append(f"{v:.1f}")
+        t.add_row(*cells)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------------
+# report
+
+
+def sweep_chart(keys: list[str], rows: list[dict[str, Any]]):
+    """Headline figures against the first --set key; the second key as colour, the rest as panels.
+
+    Field names in the chart are k0, k1, ... because Vega-Lite reads dots in a field name as nesting.
+    """
+    import altair as alt
+
+    from hn005_sim.report.charts import Chart
+
+    data = []
+    for r in rows:
+        d: dict[str, Any] = {f"k{i}": r[k] for i, k in enumerate(keys)}
+        d["rest"] = ", ".join(f"{k}={r[k]}" for k in keys[2:]) or "all"
+        d.update({m: r[m] for m in ("prob_target_by_deadline", "time_to_target_p50", "eligible_fraction")})
+        data.append(d)
+    numeric = all(_is_number(r[keys[0]]) for r in rows)
+    if numeric:
+        for d in data:
+            d["k0"] = float(d["k0"])
+    x = alt.X("k0:Q" if numeric else "k0:N", title=keys[0], scale=alt.Scale(zero=False) if numeric else None)
+    colour = (alt.Color("k1:N", title=keys[1], legend=alt.Legend(titleLimit=600, labelLimit=300))
+              if len(keys) > 1 else alt.value("#4292c6"))
+    tips = [alt.Tooltip(f"k{i}:N", title=k) for i, k in enumerate(keys)]
+
+    def panel(field: str, title: str, fmt: str) -> alt.Chart:
+        return alt.Chart(alt.NamedData(name="sweep")).mark_line(point=True).encode(
+            x=x, y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)), color=colour,
+            tooltip=[*tips, alt.Tooltip(f"{field}:Q", title=title, format=fmt)],
+        ).properties(width=280, height=200)
+
+    row = alt.hconcat(panel("prob_target_by_deadline", "P(target by deadline)", ".0%"),
+                      panel("time_to_target_p50", "Median months to target", ".1f"))
+    chart = row if len(keys) <= 2 else alt.vconcat(*[
+        row.transform_filter(alt.datum.rest == rest).properties(title=rest)
+        for rest in dict.fromkeys(d["rest"] for d in data)
+    ])
+    spec = chart.properties(title=alt.TitleParams(
+        "What each grid point buys",
+        subtitle="Same seeds at every point: differences are the change, not noise",
+        anchor="start", fontSize=15)).to_dict()
+    spec["datasets"] = {**spec.get("datasets", {}), "sweep": data}
+    spec["usermeta"] = {"hn005": {"chart": "sweep", "sources": {"sweep": {
+        "file": "sweep.csv", "rows": "all", "columns": {f"k{i}": k for i, k in enumerate(keys)}}}}}
+    return Chart("sweep", "What each grid point buys",
+                 "Each point is one scenario of the grid, run with the same random numbers as the others. "
+                 "Left: probability of reaching the target by the deadline; right: median months to reach it "
+                 "(missing where fewer than half the runs reach it).", spec, ("sweep.csv",))
+
+
+def _is_number(text: Any) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def write_sweep_report(folder, keys: list[str], rows: list[dict[str, Any]], man: dict[str, Any]) -> None:
+    """report.html (self-contained: Vega inlined, no network) and charts/sweep.png|svg."""
+    from hn005_sim.report.html import Section, render_page
+    from hn005_sim.report.html import Table as HtmlTable
+    from hn005_sim.report.images import save_images
+
+    chart = sweep_chart(keys, rows)
+    save_images(chart.spec, folder / "charts", chart.name)
+    header = [*keys, *METRICS]
+    table = HtmlTable(header, [["" if r[h] is None else _fmt_cell(r[h]) for h in header] for r in rows],
+                      caption="sweep.csv", notes=[
+                          f"{man['replicates']} replicates per scenario, seed {man['seed']} at every point "
+                          "(common random numbers). Time in months (30.4375 days)."])
+    subtitle = (f"hn005-sim {man['tool_version']} · scenario {man['scenario_path']} · "
+                f"{len(rows)} scenarios x {man['replicates']} replicates · seed {man['seed']}")
+    page = render_page("Sweep: " + ", ".join(keys), subtitle, [
+        Section("sweep", "Grid of scenarios", "Every combination of the --set values.", [chart, table]),
+    ])
+    (folder / "report.html").write_text(page, encoding="utf-8")
+
+
+def _fmt_cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

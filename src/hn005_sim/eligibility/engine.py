@@ -1,0 +1,449 @@
+"""Compile the criteria once (polars SQL, never Python eval) and screen candidates in batches.
+
+`compile_criteria(cfg)` substitutes the named parameters into each rule, compiles it with
+`pl.sql_expr`, checks it against the cohort columns, and returns a `Screener`. `Screener.evaluate`
+turns a frame of candidates into a `Screening`: a pure-bool pass matrix (one column per criterion,
+protocol order) plus, per candidate, whether they pass prescreen, whether they are eligible, and the
+first criterion they fail (prescreen criteria first, then screening, each in protocol order).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+
+from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
+from hn005_sim.eligibility.config import CriteriaConfig, Criterion, ParamValue
+from hn005_sim.scenario.errors import ConfigError, Problem, show
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+KEY_BITS = 64
+"""Criteria per pattern-key column: bit j of key column c is 'fails criterion 64c+j'."""
+
+
+def sql_literal(value: ParamValue) -> str:
+    """A parameter value as a SQL literal (no exponent notation, strings quoted and escaped)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValueError(f"must be finite, got {value}")
+        return np.format_float_positional(value, trim="-")
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def referenced_parameters(rule: str) -> list[str]:
+    """`{name}` placeholders outside quoted SQL strings, in order of appearance."""
+    names: list[str] = []
+    for part in _QUOTED.split(rule):
+        names += _PARAM.findall(part)
+    return names
+
+
+def substitute(rule: str, values: Mapping[str, ParamValue]) -> str:
+    """Replace `{name}` by the SQL literal of the parameter's value (quoted strings are left alone)."""
+    pieces = []
+    last = 0
+    for m in _QUOTED.finditer(rule):
+        pieces.append(_PARAM.sub(lambda p: sql_literal(values[p.group(1)]), rule[last : m.start()]))
+        pieces.append(m.group(0))
+        last = m.end()
+    pieces.append(_PARAM.sub(lambda p: sql_literal(values[p.group(1)]), rule[last:]))
+    return "".join(pieces)
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _sql(text: str) -> pl.Expr:
+    return pl.sql_expr(text)
+
+
+def _pass_expr(crit: Criterion, sql: str, constant: bool | None) -> pl.Expr:
+    """Pass column of one criterion: exclusion rules are negated; NULL becomes the configured meaning."""
+    if constant is not None:
+        passes = constant if crit.kind == "inclusion" else not constant
+        return pl.repeat(passes, pl.len(), dtype=pl.Boolean).alias(crit.id)
+    expr = _sql(sql)
+    if crit.kind == "exclusion":
+        expr = expr.not_()
+    return expr.fill_null(crit.null == "pass").alias(crit.id)
+
+
+def _constant_value(sql: str) -> bool | None:
+    """The value of a rule that names no column (e.g. `TRUE` for a reading that drops a test)."""
+    expr = _sql(sql)
+    if expr.meta.root_names():
+        return None
+    value = pl.select(expr.alias("v")).item()
+    return None if value is None else bool(value)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    crit: Criterion
+    sql: str
+    expr: pl.Expr
+    params: frozenset[str]
+
+
+def _check_rule(
+    text: str,
+    crit: Criterion,
+    path: str,
+    values: Mapping[str, ParamValue],
+    columns: Mapping[str, pl.DataType],
+    empty: pl.DataFrame,
+    file: str,
+) -> tuple[str, pl.Expr, list[Problem]]:
+    """Substitute, compile and type-check one rule text; problems name the criterion and file."""
+    where = f"{path} ({crit.id})"
+    problems: list[Problem] = []
+    unknown = [n for n in referenced_parameters(text) if n not in values]
+    for name in dict.fromkeys(unknown):
+        problems.append(Problem(file, where, f"unknown parameter {{{name}}}{_suggest(name, list(values))}"))
+    if problems:
+        return "", pl.lit(False), problems
+    try:
+        sql = substitute(text, values)
+    except ValueError as exc:
+        return "", pl.lit(False), [Problem(file, where, f"bad parameter value: {exc}")]
+    try:
+        expr = _sql(sql)
+    except Exception as exc:  # polars raises several SQL error types; all mean "not a valid rule"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return "", pl.lit(False), [Problem(file, where, f"SQL syntax error: {msg}")]
+    missing = [c for c in dict.fromkeys(expr.meta.root_names()) if c not in columns]
+    for col in missing:
+        problems.append(Problem(file, where, f"unknown column {show(col)}{_suggest(col, list(columns))}"))
+    if problems:
+        return "", pl.lit(False), problems
+    try:
+        dtype = empty.select(expr.alias("_r")).schema["_r"]
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return "", pl.lit(False), [Problem(file, where, f"cannot be evaluated: {msg}")]
+    if dtype != pl.Boolean:
+        return "", pl.lit(False), [Problem(file, where, f"must be a true/false expression, got type {dtype}")]
+    return sql, expr, []
+
+
+def check_config(
+    cfg: CriteriaConfig,
+    columns: Mapping[str, pl.DataType] | None = None,
+    where: Callable[[tuple], str] | None = None,
+) -> tuple[list[Compiled], list[Problem]]:
+    """Compile every criterion and collect every problem (not just the first)."""
+    columns = CONTRACT_COLUMNS if columns is None else columns
+    where = where or (lambda loc: "criteria")
+    empty = pl.DataFrame(schema=dict(columns))
+    problems: list[Problem] = []
+    names = list(cfg.parameters)
+    # Overrides of unknown parameters, and overrides of the wrong type.
+    for key, value in cfg.override_values().items():
+        loc = ("criteria", "overrides", key)
+        if key not in cfg.parameters:
+            problems.append(Problem(where(loc), f"criteria.overrides.{key}",
+                                    f"unknown parameter {show(key)}{_suggest(key, names)}"))
+        elif isinstance(value, str) != isinstance(cfg.parameters[key].value, str) or isinstance(
+            value, bool
+        ) != isinstance(cfg.parameters[key].value, bool):
+            problems.append(Problem(where(loc), f"criteria.overrides.{key}",
+                                    f"must be like the parameter's value {show(cfg.parameters[key].value)},"
+                                    f" got {show(value)}"))
+    # Duplicate ids.
+    seen: dict[str, int] = {}
+    for i, crit in enumerate(cfg.criterion):
+        if crit.id in seen:
+            problems.append(Problem(where(("criteria", "criterion", "id")), f"criteria.criterion[{i}].id",
+                                    f"duplicate id {show(crit.id)} (also criterion[{seen[crit.id]}])"))
+        seen.setdefault(crit.id, i)
+    # Readings: every chosen reading is used by a criterion, and every criterion's reading is chosen
+    # among the options it defines.
+    options: dict[str, set[str]] = {}
+    for crit in cfg.criterion:
+        if crit.reading is not None:
+            options.setdefault(crit.reading, set()).update(crit.rules or {})
+    for name in cfg.readings:
+        loc = ("criteria", "readings", name)
+        if name not in options:
+            problems.append(Problem(where(loc), f"criteria.readings.{name}",
+                                    f"no criterion depends on reading {show(name)}"
+                                    f"{_suggest(name, list(options))}"))
+    for i, crit in enumerate(cfg.criterion):
+        if crit.reading is None:
+            continue
+        loc = ("criteria", "criterion")
+        choice = cfg.readings.get(crit.reading)
+        if choice is None:
+            problems.append(Problem(where(loc), f"criteria.criterion[{i}].reading ({crit.id})",
+                                    f"reading {show(crit.reading)} is not chosen in [criteria.readings]"))
+        elif choice not in (crit.rules or {}):
+            problems.append(Problem(where(("criteria", "readings", crit.reading)),
+                                    f"criteria.readings.{crit.reading}",
+                                    f"must be one of {sorted(crit.rules or {})} (criterion {crit.id}),"
+                                    f" got {show(choice)}"))
+    # Parameters no rule uses are almost always a misspelling in the rule.
+    used = {n for c in cfg.criterion for t in c.all_rules().values() for n in referenced_parameters(t)}
+    for name in cfg.parameters:
+        if name not in used:
+            problems.append(Problem(where(("criteria", "parameters", name)), f"criteria.parameters.{name}",
+                                    "no rule uses this parameter"))
+    values = cfg.values()
+    compiled: list[Compiled] = []
+    for i, crit in enumerate(cfg.criterion):
+        loc = ("criteria", "criterion")
+        active: tuple[str, pl.Expr] | None = None
+        for choice, text in crit.all_rules().items():
+            path = f"criteria.criterion[{i}]." + ("rule" if choice == "" else f"rules.{choice}")
+            sql, expr, probs = _check_rule(text, crit, path, values, columns, empty, where(loc))
+            problems += probs
+            is_active = choice == "" or cfg.readings.get(crit.reading or "") == choice
+            if is_active and not probs:
+                active = (sql, expr)
+        if active is not None:
+            sql = active[0]
+            text = crit.active_rule(cfg.readings)
+            compiled.append(Compiled(crit, sql, _pass_expr(crit, sql, _constant_value(sql)),
+                                     frozenset(referenced_parameters(text))))
+    # Relaxation menu: every override and reading it names must exist.
+    for j, rel in enumerate(cfg.relaxations):
+        loc = ("criteria", "relaxations")
+        for key, value in rel.overrides.items():
+            if key not in cfg.parameters:
+                problems.append(Problem(where(loc), f"criteria.relaxations[{j}].overrides.{key} ({rel.id})",
+                                        f"unknown parameter {show(key)}{_suggest(key, names)}"))
+            elif isinstance(value, str) != isinstance(cfg.parameters[key].value, str):
+                problems.append(Problem(where(loc), f"criteria.relaxations[{j}].overrides.{key} ({rel.id})",
+                                        f"must be like the parameter's value, got {show(value)}"))
+        for key, choice in rel.readings.items():
+            if key not in options:
+                problems.append(Problem(where(loc), f"criteria.relaxations[{j}].readings.{key} ({rel.id})",
+                                        f"unknown reading {show(key)}{_suggest(key, list(options))}"))
+            elif choice not in options[key]:
+                problems.append(Problem(where(loc), f"criteria.relaxations[{j}].readings.{key} ({rel.id})",
+                                        f"must be one of {sorted(options[key])}, got {show(choice)}"))
+    ids = [r.id for r in cfg.relaxations]
+    for j, rid in enumerate(ids):
+        if rid in ids[:j]:
+            problems.append(Problem(where(("criteria", "relaxations")), f"criteria.relaxations[{j}].id",
+                                    f"duplicate relaxation id {show(rid)}"))
+    return compiled, problems
+
+
+def compile_criteria(
+    cfg: CriteriaConfig,
+    columns: Mapping[str, pl.DataType] | None = None,
+    file: str = "criteria",
+) -> Screener:
+    """Compile every rule once; raise ConfigError naming the file and criterion id for each problem."""
+    compiled, problems = check_config(cfg, columns, lambda loc: file)
+    if problems:
+        raise ConfigError(problems)
+    return Screener(cfg, tuple(compiled), dict(columns) if columns is not None else None)
+
+
+@dataclass(frozen=True, eq=False)
+class Screener:
+    """The compiled criteria of one configuration (parameter values and readings fixed)."""
+
+    cfg: CriteriaConfig
+    compiled: tuple[Compiled, ...]
+    columns: dict[str, pl.DataType] | None = None
+    ids: tuple[str, ...] = field(init=False)
+    kinds: np.ndarray = field(init=False)
+    stages: np.ndarray = field(init=False)
+    order: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "ids", tuple(c.crit.id for c in self.compiled))
+        set_(self, "kinds", np.array([c.crit.kind for c in self.compiled]))
+        set_(self, "stages", np.array([c.crit.stage for c in self.compiled]))
+        pre = np.flatnonzero(self.stages == "prescreen")
+        post = np.flatnonzero(self.stages != "prescreen")
+        set_(self, "order", np.concatenate([pre, post]).astype(np.int64))
+
+    @property
+    def exprs(self) -> list[pl.Expr]:
+        """Pass expressions, one per criterion in protocol order (aliased by criterion id)."""
+        return [c.expr for c in self.compiled]
+
+    @property
+    def sql(self) -> list[str]:
+        """Active rule texts after parameter substitution."""
+        return [c.sql for c in self.compiled]
+
+    def uses(self, parameter: str) -> list[int]:
+        """Indices of the criteria whose active rule names `parameter`."""
+        return [i for i, c in enumerate(self.compiled) if parameter in c.params]
+
+    def changed_exprs(
+        self, overrides: Mapping[str, ParamValue] | None = None, readings: Mapping[str, str] | None = None
+    ) -> dict[int, pl.Expr]:
+        """Pass expressions of only the criteria whose rule changes under these overrides/readings.
+
+        Sweeps and the relaxation plan re-evaluate these alone; the other criteria keep their column.
+        """
+        overrides = dict(overrides or {})
+        readings = {**self.cfg.readings, **dict(readings or {})}
+        values = {**self.cfg.values(), **overrides}
+        out: dict[int, pl.Expr] = {}
+        for i, c in enumerate(self.compiled):
+            text = c.crit.active_rule(readings)
+            if text == c.crit.active_rule(self.cfg.readings) and not (c.params & overrides.keys()):
+                continue
+            sql = substitute(text, values)
+            if sql != c.sql:
+                out[i] = _pass_expr(c.crit, sql, _constant_value(sql))
+        return out
+
+    def variant(
+        self, overrides: Mapping[str, ParamValue] | None = None, readings: Mapping[str, str] | None = None
+    ) -> Screener:
+        """The same criteria with other parameter values or readings (sweeps, relaxation plan)."""
+        cfg = self.cfg.with_changes(dict(overrides or {}), dict(readings or {}))
+        return compile_criteria(cfg, self.columns)
+
+    def evaluate(self, frame: pl.DataFrame | pl.LazyFrame) -> Screening:
+        """Screen a batch of candidates: one polars pass over the frame computes every criterion."""
+        lf = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+        key_exprs = pattern_key_exprs([pl.col(i) for i in self.ids])
+        table = lf.select(self.exprs).with_columns(key_exprs).collect()
+        return Screening(self.ids, self.kinds, self.stages, table)
+
+
+def pattern_key_exprs(pass_cols: Sequence[pl.Expr]) -> list[pl.Expr]:
+    """Failure pattern as UInt64 bit sets (bit j of `_key{c}` = fails criterion 64c+j).
+
+    Built as a balanced OR tree: polars evaluates it in a few vectorised passes, and every figure of
+    restrictiveness is then computed from the (few thousand) distinct patterns instead of the rows.
+    """
+    out = []
+    for c in range(0, len(pass_cols), KEY_BITS):
+        bits = [
+            pl.when(p).then(pl.lit(0, dtype=pl.UInt64)).otherwise(pl.lit(1 << (j - c), dtype=pl.UInt64))
+            for j, p in enumerate(pass_cols[c : c + KEY_BITS], start=c)
+        ]
+        while len(bits) > 1:
+            bits = [bits[i] | bits[i + 1] if i + 1 < len(bits) else bits[i] for i in range(0, len(bits), 2)]
+        out.append(bits[0].alias(f"_key{c // KEY_BITS}"))
+    return out
+
+
+def key_names(k: int) -> list[str]:
+    return [f"_key{c}" for c in range((k + KEY_BITS - 1) // KEY_BITS)]
+
+
+def bitmask(indices: Sequence[int], k: int) -> list[int]:
+    """Per key column, the mask with bits set for the given criterion indices."""
+    masks = [0] * len(key_names(k))
+    for i in indices:
+        masks[i // KEY_BITS] |= 1 << (i % KEY_BITS)
+    return masks
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """Distinct failure patterns: `fails` (u, k) bool and how many candidates have each, `count` (u,)."""
+
+    fails: np.ndarray
+    count: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Screening:
+    """Result of screening a batch. Arrays are numpy; criteria columns are in protocol order.
+
+    `passes` (n, k) bool; `prescreen_pass`, `eligible` (n,) bool; `first_failure` (n,) int index into
+    `ids` or -1, looking at prescreen criteria first, then screening criteria, each in protocol order.
+    The row arrays are built on first use; restrictiveness figures need only `patterns`.
+    """
+
+    ids: tuple[str, ...]
+    kinds: np.ndarray
+    stages: np.ndarray
+    table: pl.DataFrame
+    """Pass columns (criterion ids) and failure-pattern keys (`_key0`, ...), one row per candidate."""
+
+    @classmethod
+    def from_matrix(
+        cls, passes: np.ndarray, ids: Sequence[str], kinds: Sequence[str], stages: Sequence[str]
+    ) -> Screening:
+        """A Screening from a hand-made pass matrix (tests, replayed matrices)."""
+        passes = np.asarray(passes, dtype=bool)
+        if passes.ndim != 2 or passes.shape[1] != len(ids):
+            raise ValueError(f"passes must be (n, {len(ids)}), got {passes.shape}")
+        frame = pl.DataFrame({i: passes[:, j] for j, i in enumerate(ids)},
+                             schema=dict.fromkeys(ids, pl.Boolean))
+        table = frame.with_columns(pattern_key_exprs([pl.col(i) for i in ids]))
+        return cls(tuple(ids), np.asarray(kinds), np.asarray(stages), table)
+
+    @property
+    def n(self) -> int:
+        return self.table.height
+
+    @property
+    def k(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        pre = np.flatnonzero(self.stages == "prescreen")
+        return np.concatenate([pre, np.flatnonzero(self.stages != "prescreen")]).astype(np.int64)
+
+    @cached_property
+    def passes(self) -> np.ndarray:
+        if self.n == 0:
+            return np.zeros((0, self.k), dtype=bool)
+        return self.table.select(self.ids).to_numpy().astype(bool, copy=False)
+
+    def _keys(self) -> np.ndarray:
+        keys = self.table.select(key_names(self.k)).to_numpy()
+        return keys.astype(np.uint64, copy=False).reshape(self.n, -1)
+
+    def _mask_clear(self, indices: Sequence[int]) -> np.ndarray:
+        keys = self._keys()
+        masks = np.array(bitmask(indices, self.k), dtype=np.uint64)
+        return ((keys & masks) == 0).all(axis=1)
+
+    @cached_property
+    def eligible(self) -> np.ndarray:
+        return (self._keys() == 0).all(axis=1)
+
+    @cached_property
+    def prescreen_pass(self) -> np.ndarray:
+        return self._mask_clear(np.flatnonzero(self.stages == "prescreen"))
+
+    @cached_property
+    def first_failure(self) -> np.ndarray:
+        if self.n == 0:
+            return np.zeros(0, dtype=np.int64)
+        fails = ~self.passes[:, self.order]
+        first = fails.argmax(axis=1)
+        return np.where(fails.any(axis=1), self.order[first], -1).astype(np.int64)
+
+    @cached_property
+    def patterns(self) -> Patterns:
+        names = key_names(self.k)
+        grouped = self.table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
+        keys = grouped.select(names).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
+        bit = np.arange(self.k)
+        fails = ((keys[:, bit // KEY_BITS] >> (bit % KEY_BITS).astype(np.uint64)) & np.uint64(1)).astype(bool)
+        return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64))
+
+    def matrix_frame(self, patient_id: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
+        """`patient_id` + one Boolean column per criterion (pass_matrix.parquet)."""
+        pid = pl.Series("patient_id", np.arange(self.n) if patient_id is None else patient_id, dtype=pl.Int64)
+        return self.table.select(self.ids).insert_column(0, pid)

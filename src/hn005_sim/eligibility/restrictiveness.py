@@ -1,0 +1,281 @@
+"""Which criteria restrict the most, from the pass matrix in one vectorised pass.
+
+Every figure is a sum over candidates of a per-candidate quantity that depends only on the candidate's
+failure pattern (the set F_p of criteria p fails), so it is computed on the distinct patterns weighted
+by their counts: identical to the row-wise sums, and a bootstrap over candidates is a multinomial draw
+over patterns (exact, not an approximation).
+
+- fail rate of i: share failing i (whatever else they fail);
+- sole-fail rate of i: share failing i and nothing else (the pool gained by dropping i alone);
+- Shapley value of i in the game v(S) = #candidates failing some criterion in S: phi_i = sum over
+  candidates failing i of 1/|F_p| (each excluded candidate's exclusion shared equally among the
+  criteria it fails; Shapley 1953, closed form for this "union" game). sum_i phi_i = #excluded;
+- funnel: candidates removed at each criterion, prescreen criteria first, then screening, each in
+  protocol order (a candidate is counted at the first criterion it fails);
+- co-failure of (i, j): candidates failing both, and lift = observed / (n * rate_i * rate_j).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from hn005_sim.eligibility.engine import Patterns, Screener, Screening
+
+RESAMPLE_LIMIT = 2_000_000
+"""Above this many (distinct patterns x replicates), intervals use the exact bootstrap variance
+(normal approximation) instead of resampling: same target, no Monte Carlo error, far faster."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts for one set of pattern weights (the cohort itself, or one bootstrap replicate)."""
+
+    n: np.ndarray  # candidates
+    eligible: np.ndarray
+    prescreen_pass: np.ndarray
+    fail: np.ndarray  # (..., k)
+    sole: np.ndarray  # (..., k)
+    shapley: np.ndarray  # (..., k)
+
+
+def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures:
+    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products."""
+    fails = pat.fails.astype(np.float64)
+    nf = pat.fails.sum(axis=1)
+    counts = np.asarray(counts, dtype=np.float64)
+    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
+    pre_ok = ~pat.fails[:, prescreen].any(axis=1)
+    one = nf == 1
+    return Figures(
+        n=counts.sum(axis=-1),
+        eligible=counts @ (nf == 0),
+        prescreen_pass=counts @ pre_ok,
+        fail=counts @ fails,
+        sole=counts[..., one] @ fails[one],
+        shapley=(counts * inv) @ fails,
+    )
+
+
+def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str, np.ndarray]:
+    """Intervals from the exact bootstrap variance (the limit of infinitely many replicates).
+
+    For a mean of per-candidate values x, the bootstrap variance is (E_w[x^2] - E_w[x]^2) / n with
+    pattern weights w = count / n; for a ratio a/b the delta method uses x = a - (a/b) b, divided by
+    b^2. Interval: estimate +- z sd, clipped to [0, 1]. Used when a resampling bootstrap over the
+    distinct patterns would be slow (many patterns x replicates).
+    """
+    n = float(pat.count.sum())
+    w = pat.count / n
+    fails = pat.fails.astype(np.float64)
+    nf = pat.fails.sum(axis=1)
+    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
+    elig = (nf == 0).astype(np.float64)
+    pre = (~pat.fails[:, prescreen].any(axis=1)).astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+
+    def band(mean, var):
+        sd = np.sqrt(np.maximum(var, 0.0))
+        return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
+
+    for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre)):
+        m = w @ x
+        out[key] = band(m, m * (1 - m) / n)
+    m_pre, m_el = w @ pre, w @ elig
+    if m_pre > 0:
+        r = m_el / m_pre
+        resid = elig - r * pre
+        out["screen_failure_rate"] = band(1 - r, (w @ resid**2) / (n * m_pre**2))
+    else:
+        out["screen_failure_rate"] = np.zeros(2)
+    p = w @ fails
+    out["fail_rate"] = band(p, p * (1 - p) / n)
+    one = nf == 1
+    ps = w[one] @ fails[one]
+    out["sole_fail_rate"] = band(ps, ps * (1 - ps) / n)
+    excl = 1 - elig
+    m_ex = w @ excl
+    if m_ex > 0:
+        # h = fails / nf is zero unless the candidate is excluded, so with resid = h - share * excl:
+        # E[resid^2] = E[h^2] - 2 share E[h] + share^2 E[excl], and h^2 = fails / nf^2.
+        m_h = (w * inv) @ fails
+        m_h2 = (w * inv**2) @ fails
+        share = m_h / m_ex
+        out["shapley_share"] = band(share, (m_h2 - 2 * share * m_h + share**2 * m_ex) / (n * m_ex**2))
+    else:
+        out["shapley_share"] = np.zeros((2, pat.fails.shape[1]))
+    return out
+
+
+def _rates(f: Figures) -> dict[str, np.ndarray]:
+    n = np.maximum(f.n, 1)
+    excluded = f.n - f.eligible
+    with np.errstate(invalid="ignore", divide="ignore"):
+        failed = f.prescreen_pass - f.eligible
+        sfr = np.where(f.prescreen_pass > 0, failed / np.maximum(f.prescreen_pass, 1), 0.0)
+        share = np.where(excluded[..., None] > 0, f.shapley / np.maximum(excluded, 1)[..., None], 0.0)
+    return {
+        "eligible_fraction": f.eligible / n,
+        "prescreen_pass_fraction": f.prescreen_pass / n,
+        "screen_failure_rate": sfr,
+        "fail_rate": f.fail / n[..., None],
+        "sole_fail_rate": f.sole / n[..., None],
+        "shapley_share": share,
+    }
+
+
+def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.ndarray) -> pl.DataFrame:
+    """Attrition in screening order: each candidate is removed at the first criterion they fail."""
+    n = int(pat.count.sum())
+    ordered = pat.fails[:, order]
+    has = ordered.any(axis=1)
+    first = ordered.argmax(axis=1)
+    dropped = np.bincount(first[has], weights=pat.count[has], minlength=len(order)).astype(np.int64)
+    remaining = n - np.cumsum(dropped)
+    return pl.DataFrame(
+        {
+            "step": np.arange(1, len(order) + 1, dtype=np.int64),
+            "criterion_id": [ids[i] for i in order],
+            "stage": [str(stages[i]) for i in order],
+            "remaining": remaining,
+            "dropped": dropped,
+            "remaining_fraction": remaining / max(n, 1),
+        }
+    )
+
+
+def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
+    """Every pair (i < j, protocol order): candidates failing both, and lift over independence."""
+    n = float(pat.count.sum())
+    single = pat.count @ pat.fails.astype(np.float64)
+    multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
+    # float32 products and sums of integer counts are exact below 2^24 candidates
+    dtype = np.float32 if n < 2**24 else np.float64
+    f = pat.fails[multi].astype(dtype)
+    both = (f.T @ (f * pat.count[multi, None].astype(dtype))).astype(np.float64)
+    a, b = np.triu_indices(len(ids), k=1)
+    expected = single[a] * single[b] / max(n, 1.0)
+    lift = np.divide(both[a, b], expected, out=np.full(len(a), np.nan), where=expected > 0)
+    return pl.DataFrame(
+        {
+            "criterion_a": [ids[i] for i in a],
+            "criterion_b": [ids[j] for j in b],
+            "both_fail": both[a, b].round().astype(np.int64),
+            "expected_if_independent": expected,
+            "lift": lift,
+        }
+    ).with_columns(pl.col("lift").fill_nan(None))
+
+
+@dataclass(frozen=True)
+class Restrictiveness:
+    summary: dict[str, Any]
+    criteria: pl.DataFrame
+    funnel: pl.DataFrame
+    cofailure: pl.DataFrame
+    sweeps: pl.DataFrame | None = None
+    relaxation: pl.DataFrame | None = None
+    shapley: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def analyse(
+    screening: Screening,
+    *,
+    screener: Screener | None = None,
+    frame: pl.DataFrame | None = None,
+    bootstrap: int | None = None,
+    rng: np.random.Generator | None = None,
+    target_fraction: float | None = None,
+    level: float = 0.95,
+) -> Restrictiveness:
+    """Restrictiveness figures of a screening; sweeps and the relaxation plan need the screener and
+    the candidate frame that was screened.
+
+    Intervals: percentile bootstrap over candidates (`bootstrap` replicates, default from the config,
+    else 200; multinomial draws over the distinct patterns from `rng`, use
+    `hn005_sim.rng.stream(seed, 0, "bootstrap")`). When distinct patterns x replicates exceeds
+    RESAMPLE_LIMIT, the intervals are normal with the exact bootstrap variance (`normal_intervals`);
+    summary["interval_method"] says which.
+    """
+    pat = screening.patterns
+    ids, stages, kinds = screening.ids, screening.stages, screening.kinds
+    prescreen = np.flatnonzero(stages == "prescreen")
+    base = figures(pat, pat.count, prescreen)
+    point = _rates(base)
+    n = int(pat.count.sum())
+    eligible = round(float(base.eligible))
+    fl = funnel(pat, screening.order, ids, stages)
+    drop_share = np.zeros(len(ids))
+    drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
+
+    if bootstrap is None:
+        bootstrap = screener.cfg.bootstrap_replicates if screener is not None else 200
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    intervals: dict[str, list[float]] = {}
+    per_crit: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    method = "none"
+    if bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT:
+        method = "normal, exact bootstrap variance"
+        bands = normal_intervals(pat, prescreen, float(stats.norm.ppf(hi_q)))
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+            intervals[key] = [float(bands[key][0]), float(bands[key][1])]
+        for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
+            per_crit[key] = (bands[key][0], bands[key][1])
+    elif bootstrap > 0 and n > 0:
+        method = f"percentile bootstrap, {bootstrap} replicates"
+        rng = rng if rng is not None else np.random.default_rng(0)
+        draws = rng.multinomial(n, pat.count / n, size=bootstrap)
+        boot = _rates(figures(pat, draws, prescreen))
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+            lo, hi = np.quantile(boot[key], [lo_q, hi_q])
+            intervals[key] = [float(lo), float(hi)]
+        for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
+            per_crit[key] = (np.quantile(boot[key], lo_q, axis=0), np.quantile(boot[key], hi_q, axis=0))
+    else:
+        for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
+            per_crit[key] = (np.full(len(ids), np.nan), np.full(len(ids), np.nan))
+
+    crit = pl.DataFrame(
+        {
+            "criterion_id": list(ids),
+            "kind": [str(k) for k in kinds],
+            "stage": [str(s) for s in stages],
+            "fail_rate": point["fail_rate"],
+            "sole_fail_rate": point["sole_fail_rate"],
+            "shapley": base.shapley,
+            "shapley_share": point["shapley_share"],
+            "funnel_drop": drop_share,
+            "fail_rate_lo": per_crit["fail_rate"][0],
+            "fail_rate_hi": per_crit["fail_rate"][1],
+            "sole_fail_rate_lo": per_crit["sole_fail_rate"][0],
+            "sole_fail_rate_hi": per_crit["sole_fail_rate"][1],
+            "shapley_share_lo": per_crit["shapley_share"][0],
+            "shapley_share_hi": per_crit["shapley_share"][1],
+        }
+    ).with_columns(pl.col("^.*_(lo|hi)$").fill_nan(None))
+
+    summary: dict[str, Any] = {
+        "patients": n,
+        "eligible": eligible,
+        "eligible_fraction": float(point["eligible_fraction"]),
+        "excluded": n - eligible,
+        "prescreen_pass_fraction": float(point["prescreen_pass_fraction"]),
+        "screen_failure_rate": float(point["screen_failure_rate"]),
+        "intervals": intervals,
+        "interval_level": level,
+        "interval_method": method,
+        "bootstrap_replicates": bootstrap if method.startswith("percentile") else 0,
+        "distinct_failure_patterns": len(pat.count),
+    }
+    sweeps = relaxation = None
+    if screener is not None and frame is not None:
+        from hn005_sim.eligibility.relax import relaxation_plan, threshold_sweeps
+
+        sweeps = threshold_sweeps(screener, screening, frame)
+        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction)
+        summary["relaxation_plan"] = plan
+    return Restrictiveness(summary, crit, fl, cofailure(pat, ids), sweeps, relaxation, base.shapley)

@@ -1,0 +1,546 @@
+"""Monte Carlo: replicates in parallel, aggregated as they come, identical whatever the executor.
+
+- Every replicate draws from its own SeedSequence (hn005_sim.rng), so its result depends only on
+  (scenario, seed, replicate).
+- Tasks are batches of replicates, run inline (jobs=1), on a local process pool, on any
+  `concurrent.futures.Executor`, or on dask.distributed (`dask-local[:WORKERS]`, `dask://HOST:PORT`).
+- Results are folded into the aggregate in replicate order (out-of-order batches wait in a buffer
+  bounded by the submission window), so sums and histograms are bit-identical for any --jobs.
+- The aggregate's memory does not grow with replicates: integer histograms of enrolled per month
+  (bounded by the target, so their quantiles are exact), of screened counts and of failures per
+  criterion; the only per-replicate column kept is the time to target (8 bytes per replicate), which
+  `time_to_target.csv` lists by contract.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import math
+import multiprocessing
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from hn005_sim import rng as rngmod
+from hn005_sim.recruitment.candidates import CandidateSource, candidate_source
+from hn005_sim.recruitment.config import MONTH_DAYS
+from hn005_sim.recruitment.des import ReplicateRecord, simulate_recruitment
+from hn005_sim.scenario.errors import ConfigError
+
+QUANTILES = (0.025, 0.10, 0.25, 0.50, 0.75, 0.90, 0.975)
+RATE_BINS = 10_000  # screen-failure-rate histogram: quantiles to within 1/RATE_BINS
+
+
+# ---------------------------------------------------------------------------------------------------
+# quantiles from histograms (numpy's default "linear" method, on the values the histogram stands for)
+
+
+def hist_quantile(counts: np.ndarray, q: float, values: np.ndarray | None = None) -> float:
+    """Quantile q of the multiset where value v occurs counts[v] times (or values[i] counts[i] times).
+
+    Same definition as `np.quantile(x, q)` (linear interpolation between order statistics at
+    position (n-1)q), so it is exact for integer data.
+    """
+    counts = np.asarray(counts)
+    n = int(counts.sum())
+    if n == 0:
+        return math.nan
+    vals = np.arange(counts.size, dtype=float) if values is None else np.asarray(values, float)
+    cum = np.cumsum(counts)
+    h = (n - 1) * q
+    lo = math.floor(h)
+    x_lo = vals[np.searchsorted(cum, lo, side="right")]
+    if h == lo:
+        return float(x_lo)
+    x_hi = vals[np.searchsorted(cum, lo + 1, side="right")]
+    return float(x_lo + (h - lo) * (x_hi - x_lo))
+
+
+class IntHistogram:
+    """Counts of non-negative integers; grows with the largest value seen, not with the count."""
+
+    def __init__(self, size: int = 16):
+        self.counts = np.zeros(max(size, 1), np.int64)
+        self.total = 0
+        self.sum = 0
+
+    def add(self, value: int) -> None:
+        if value >= self.counts.size:
+            grown = np.zeros(max(value + 1, 2 * self.counts.size), np.int64)
+            grown[: self.counts.size] = self.counts
+            self.counts = grown
+        self.counts[value] += 1
+        self.total += 1
+        self.sum += int(value)
+
+    def quantile(self, q: float) -> float:
+        return hist_quantile(self.counts, q)
+
+    def mean(self) -> float:
+        return self.sum / self.total if self.total else math.nan
+
+
+def _q(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the aggregate
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    scenario_name: str
+    replicates: int
+    seed: int
+    target: int
+    deadline_months: float
+    horizon_months: float
+    months: int
+    site_names: tuple[str, ...]
+    site_regions: tuple[str, ...]
+    reason_ids: tuple[str, ...]
+    reason_stages: tuple[str, ...]
+
+
+class Aggregate:
+    """Streaming summary of replicates; `add` must be called in replicate order."""
+
+    FUNNEL = ("candidates", "prescreen_failures", "no_consent", "consented", "screened", "screenings",
+              "retests", "rescreens", "screen_failures", "withdrawn", "enrolled", "pending")
+
+    def __init__(self, meta: RunMeta, supply: Any = None):
+        self.meta = meta
+        m, t, s, k = meta.months, meta.target, len(meta.site_names), len(meta.reason_ids)
+        self.n = 0
+        self.next_replicate = 0
+        self.curve = np.zeros((m + 1, t + 1), np.int64)  # [month, enrolled] -> replicates
+        self.by_deadline = np.zeros(t + 1, np.int64)
+        self.reached_by_deadline = 0
+        self.ttt_day = np.full(meta.replicates, np.nan)
+        self.screened = IntHistogram()
+        self.fail_rate = np.zeros(RATE_BINS + 1, np.int64)
+        self.fail_rate_sum = 0.0
+        self.funnel = dict.fromkeys(self.FUNNEL, 0)
+        self.pre_reasons = [IntHistogram() for _ in range(k)]
+        self.scr_reasons = [IntHistogram() for _ in range(k)]
+        self.no_consent = IntHistogram()
+        self.withdrawn = IntHistogram()
+        self.site_act_sum = np.zeros(s)
+        self.site_act_n = np.zeros(s, np.int64)
+        self.site_enrolled = np.zeros((s, t + 1), np.int64)
+        self.site_zero = np.zeros(s, np.int64)
+        self.sim_events = 0
+        self.supply = supply
+        self._month_days = np.arange(m + 1) * MONTH_DAYS
+        self._deadline_day = meta.deadline_months * MONTH_DAYS
+
+    def add(self, rec: ReplicateRecord) -> None:
+        if rec.replicate != self.next_replicate:
+            raise ValueError(f"replicate {rec.replicate} added out of order (expected {self.next_replicate})")
+        self.next_replicate += 1
+        self.n += 1
+        t = self.meta.target
+        at_month = np.minimum(np.searchsorted(rec.enrol_day, self._month_days, side="right"), t)
+        self.curve[np.arange(at_month.size), at_month] += 1
+        by_deadline = min(int(np.searchsorted(rec.enrol_day, self._deadline_day, side="right")), t)
+        self.by_deadline[by_deadline] += 1
+        self.reached_by_deadline += int(by_deadline >= t)
+        self.ttt_day[rec.replicate] = rec.time_to_target_day
+        self.screened.add(rec.screened)
+        # share of candidates whose screening was decided who failed it
+        decided = rec.screen_failures + rec.withdrawn + rec.enrolled
+        rate = rec.screen_failures / decided if decided > 0 else 0.0
+        self.fail_rate[round(rate * RATE_BINS)] += 1
+        self.fail_rate_sum += rate
+        for key in self.FUNNEL:
+            self.funnel[key] += getattr(rec, key)
+        for i in range(len(self.pre_reasons)):
+            self.pre_reasons[i].add(int(rec.prescreen_reasons[i]))
+            self.scr_reasons[i].add(int(rec.screen_reasons[i]))
+        self.no_consent.add(rec.no_consent)
+        self.withdrawn.add(rec.withdrawn)
+        opened = np.isfinite(rec.site_activation_day)
+        self.site_act_sum[opened] += rec.site_activation_day[opened]
+        self.site_act_n += opened
+        self.site_enrolled[np.arange(rec.site_enrolled.size), np.minimum(rec.site_enrolled, t)] += 1
+        self.site_zero += rec.site_enrolled == 0
+        self.sim_events += rec.sim_events
+        if self.supply is not None:
+            self.supply.add(rec.supply)
+
+    # -- outputs ------------------------------------------------------------------------------------
+
+    def _ttt_months(self) -> np.ndarray:
+        return self.ttt_day[: self.n] / MONTH_DAYS
+
+    def summary(self) -> dict[str, Any]:
+        meta, n = self.meta, self.n
+        ttt = self._ttt_months()
+        reached = np.isfinite(ttt)
+        # unreached replicates count as "later than the horizon": a quantile that lands on one is null
+        ordered = np.sort(np.where(reached, ttt, np.inf))
+
+        def ttt_q(q: float) -> float | None:
+            h = (n - 1) * q
+            lo = math.floor(h)
+            hi = min(lo + 1, n - 1)
+            if h == lo:
+                return _q(ordered[lo])
+            if not math.isfinite(ordered[hi]):
+                return None
+            return _q(ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo]))
+
+        sfr = np.arange(RATE_BINS + 1) / RATE_BINS
+        out: dict[str, Any] = {
+            "scenario": meta.scenario_name,
+            "replicates": n,
+            "seed": meta.seed,
+            "target_enrolled": meta.target,
+            "deadline_months": meta.deadline_months,
+            "horizon_months": meta.horizon_months,
+            "time_to_target_months": {
+                "p10": ttt_q(0.10), "p50": ttt_q(0.50), "p90": ttt_q(0.90),
+                "mean": _q(float(ttt[reached].mean())) if reached.any() else None,
+                "reached_fraction": _q(reached.mean()),
+            },
+            "prob_target_by_deadline": _q(self.reached_by_deadline / n),
+            "enrolled_by_deadline": {f"p{int(q * 100)}": _q(hist_quantile(self.by_deadline, q))
+                                     for q in (0.1, 0.5, 0.9)},
+            "screened": {f"p{int(q * 100)}": _q(self.screened.quantile(q)) for q in (0.1, 0.5, 0.9)},
+            "screen_failure_rate": {f"p{int(q * 100)}": _q(hist_quantile(self.fail_rate, q, sfr))
+                                    for q in (0.1, 0.5, 0.9)},
+            "sites_zero_enrolled_fraction": _q(self.site_zero.sum() / (n * max(len(meta.site_names), 1))),
+            "funnel_mean": {k: _q(v / n) for k, v in self.funnel.items()},
+        }
+        if self.supply is not None:
+            out["supply"] = self.supply.summary()
+        return out
+
+    def enrollment_curve(self) -> pl.DataFrame:
+        t = self.meta.target
+        rows = {"month": np.arange(self.meta.months + 1)}
+        rows["enrolled_mean"] = (self.curve @ np.arange(t + 1)) / self.n
+        for q in QUANTILES:
+            # p025, p10, p25, p50, p75, p90, p975
+            name = f"p{round(q * 1000):03d}" if q in (0.025, 0.975) else f"p{round(q * 100)}"
+            rows[name] = [hist_quantile(row, q) for row in self.curve]
+        return pl.DataFrame(rows)
+
+    def time_to_target(self) -> pl.DataFrame:
+        ttt = self._ttt_months()
+        return pl.DataFrame({
+            "replicate": np.arange(self.n),
+            "time_to_target_months": pl.Series(np.where(np.isfinite(ttt), ttt, np.nan)).fill_nan(None),
+        })
+
+    def screen_failures(self) -> pl.DataFrame:
+        meta = self.meta
+        rows: list[dict[str, Any]] = []
+
+        def stage_rows(stage: str, items: list[tuple[str, IntHistogram]]) -> None:
+            total = sum(h.sum for _, h in items)
+            for cid, h in items:
+                rows.append({
+                    "stage": stage, "criterion_id": cid, "failures_mean": h.mean(),
+                    "failures_p10": h.quantile(0.1), "failures_p90": h.quantile(0.9),
+                    "share": h.sum / total if total else 0.0,
+                })
+
+        ids = meta.reason_ids
+        stage_rows("prescreen", [(ids[i], self.pre_reasons[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] == "prescreen" or self.pre_reasons[i].sum])
+        stage_rows("screening", [(ids[i], self.scr_reasons[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] != "prescreen" or self.scr_reasons[i].sum])
+        stage_rows("consent", [("no_consent", self.no_consent)])
+        stage_rows("withdrawal", [("withdrawal_before_dose", self.withdrawn)])
+        return pl.DataFrame(rows, schema={
+            "stage": pl.String, "criterion_id": pl.String, "failures_mean": pl.Float64,
+            "failures_p10": pl.Float64, "failures_p90": pl.Float64, "share": pl.Float64})
+
+    def sites(self) -> pl.DataFrame:
+        meta, n = self.meta, self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            act = np.where(self.site_act_n > 0, self.site_act_sum / np.maximum(self.site_act_n, 1), np.nan)
+        return pl.DataFrame({
+            "site": list(meta.site_names),
+            "region": list(meta.site_regions),
+            "activation_month_mean": pl.Series(act / MONTH_DAYS).fill_nan(None),
+            "never_activated_fraction": 1.0 - self.site_act_n / n,
+            "enrolled_mean": (self.site_enrolled @ np.arange(meta.target + 1)) / n,
+            "enrolled_p10": [hist_quantile(r, 0.1) for r in self.site_enrolled],
+            "enrolled_p90": [hist_quantile(r, 0.9) for r in self.site_enrolled],
+            "zero_enrolled_fraction": self.site_zero / n,
+        })
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        out = {
+            "enrollment_curve": self.enrollment_curve(),
+            "time_to_target": self.time_to_target(),
+            "screen_failures": self.screen_failures(),
+            "sites": self.sites(),
+        }
+        # rounded so the CSVs read cleanly (1e-6 is far below the Monte Carlo error)
+        out = {k: f.with_columns(pl.col(pl.Float64).round(6)) for k, f in out.items()}
+        if self.supply is not None and hasattr(self.supply, "frames"):
+            out.update(self.supply.frames())
+        return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `run_scenario` returns: the summary (summary.json) and frames (file stem -> table)."""
+
+    summary: dict[str, Any]
+    frames: dict[str, pl.DataFrame]
+    meta: RunMeta
+    sim_events: int = 0
+    aggregate: Aggregate | None = field(default=None, repr=False, compare=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the replicate: recruitment DES, then (when the scenario has them) treatment and supply
+
+_SOURCES: dict[str, CandidateSource] = {}
+
+
+def _scenario_key(scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def _source_for(scenario) -> CandidateSource:
+    """The compiled candidate source, built once per worker process for each scenario."""
+    key = _scenario_key(scenario)
+    if key not in _SOURCES:
+        _SOURCES.clear()
+        _SOURCES[key] = candidate_source(scenario)
+    return _SOURCES[key]
+
+
+def _supply_module(scenario):
+    if getattr(scenario, "regimen", None) is None or getattr(scenario, "supply", None) is None:
+        return None
+    try:
+        from hn005_sim.supply import simulate
+    except ImportError:
+        return None
+    return simulate
+
+
+def run_replicate(
+    scenario, seed: int, replicate: int, source: CandidateSource | None = None
+) -> ReplicateRecord:
+    """One replicate; depends only on (scenario, seed, replicate)."""
+    source = _source_for(scenario) if source is None else source
+    rec, sites = simulate_recruitment(scenario, source, seed, replicate)
+    supply = _supply_module(scenario)
+    if supply is not None:
+        enrolments = pl.DataFrame({
+            "patient_id": np.arange(rec.enrolled, dtype=np.int64),
+            "site": [sites[i].name for i in rec.enrol_site],
+            "region": [sites[i].region for i in rec.enrol_site],
+            "day": rec.enrol_day,
+            "bsa_m2": rec.enrol_bsa_m2,
+        }, schema={"patient_id": pl.Int64, "site": pl.String, "region": pl.String, "day": pl.Float64,
+                   "bsa_m2": pl.Float64})
+        site_frame = pl.DataFrame({
+            "site": [s.name for s in sites],
+            "region": [s.region for s in sites],
+            "activation_day": [s.activation_day for s in sites],
+            "close_day": [s.close_day for s in sites],
+        }, schema={"site": pl.String, "region": pl.String, "activation_day": pl.Float64,
+                   "close_day": pl.Float64})
+        record = supply.simulate_replicate(
+            scenario, enrolments, site_frame, scenario.recruitment.horizon_days,
+            rngmod.stream(seed, replicate, "treatment"), rngmod.stream(seed, replicate, "supply"),
+        )
+        rec = _with_supply(rec, record)
+    return rec
+
+
+def _with_supply(rec: ReplicateRecord, record: Any) -> ReplicateRecord:
+    from dataclasses import replace
+
+    return replace(rec, supply=record)
+
+
+def run_batch(scenario, seed: int, start: int, stop: int) -> list[ReplicateRecord]:
+    """Replicates start..stop-1 (the unit of work sent to an executor)."""
+    source = _source_for(scenario)
+    return [run_replicate(scenario, seed, r, source) for r in range(start, stop)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# executors
+
+
+def parse_executor(spec: str) -> tuple[str, Any]:
+    """'process' | 'thread' | 'dask-local[:WORKERS]' | 'dask://HOST:PORT' -> (kind, argument).
+
+    Raises ValueError with a sentence saying what was expected.
+    """
+    if spec in ("process", "thread"):
+        return spec, None
+    if spec == "dask-local" or spec.startswith("dask-local:"):
+        _, _, n = spec.partition(":")
+        if n and (not n.isdigit() or int(n) < 1):
+            raise ValueError(f"--executor {spec!r}: expected dask-local:WORKERS with WORKERS >= 1")
+        return "dask-local", int(n) if n else None
+    if spec.startswith("dask://"):
+        address = spec[len("dask://"):]
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--executor {spec!r}: expected dask://HOST:PORT")
+        return "dask", f"tcp://{address}"
+    raise ValueError(
+        f"--executor {spec!r}: expected 'process', 'thread', 'dask-local[:WORKERS]' or 'dask://HOST:PORT'"
+    )
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.Executor | None, int]]:
+    """Yield (executor or None for inline, number of workers)."""
+    if isinstance(executor, cf.Executor):
+        yield executor, max(jobs, 1)
+        return
+    kind, arg = parse_executor(executor)
+    if kind == "process":
+        if jobs <= 1:
+            yield None, 1
+            return
+        # spawn, not fork: polars and numpy thread pools do not survive a fork safely. Workers ignore
+        # Ctrl-C: the parent handles it, cancels what is queued and leaves no half-written output.
+        ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_ignore_sigint)
+        # Workers are started here with SIGINT ignored (inherited through exec), so a Ctrl-C while they
+        # import cannot print their tracebacks; the parent's handler is restored at once.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            ex.submit(int).result()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        try:
+            yield ex, jobs
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
+        return
+    if kind == "thread":
+        with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
+            yield ex, jobs
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask is an optional dependency
+        raise ValueError(f"--executor {executor!r} needs dask.distributed: pip install 'hn005-sim[dask]' "
+                         f"({exc})") from None
+    if kind == "dask-local":
+        workers = arg or jobs
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=50) as cluster, Client(cluster) as client:
+            yield client.get_executor(), workers
+        return
+    try:
+        client = Client(arg, timeout="10s")
+    except OSError as exc:
+        raise ValueError(f"--executor {executor!r}: cannot reach the Dask scheduler ({exc})") from None
+    with client:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        yield client.get_executor(), workers
+
+
+def _batches(replicates: int, workers: int) -> list[tuple[int, int]]:
+    # about 4 tasks per worker for load balance, at most 50 replicates per task for a smooth progress bar
+    size = max(1, min(50, math.ceil(replicates / (4 * workers))))
+    return [(s, min(s + size, replicates)) for s in range(0, replicates, size)]
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("replicates"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def run_scenario(
+    scenario,
+    replicates: int,
+    seed: int,
+    jobs: int = 1,
+    executor: str | cf.Executor = "process",
+    progress: bool = False,
+    on_record: Callable[[ReplicateRecord], None] | None = None,
+) -> RunResult:
+    """Run `replicates` replicates of the scenario's recruitment (and supply) and summarise them.
+
+    Identical results for any jobs/executor. `on_record` sees every replicate record in order.
+    Raises ConfigError when the scenario cannot be simulated, ValueError for a bad executor spec.
+    """
+    if scenario.recruitment is None:
+        raise ConfigError.one(scenario.name, "recruitment", "the scenario has no [recruitment] section")
+    if replicates < 1:
+        raise ValueError("replicates must be >= 1")
+    source = _source_for(scenario)  # fails early, in this process, on a scenario that cannot run
+    cfg = scenario.recruitment
+    sites = [(name, r.name) for r in cfg.regions for name in r.names()]
+    meta = RunMeta(
+        scenario_name=scenario.name, replicates=replicates, seed=seed,
+        target=scenario.trial.target_enrolled, deadline_months=scenario.trial.deadline_months,
+        horizon_months=cfg.horizon_months.value, months=cfg.horizon_month_count(),
+        site_names=tuple(s for s, _ in sites), site_regions=tuple(r for _, r in sites),
+        reason_ids=tuple(source.reason_ids), reason_stages=tuple(source.reason_stages),
+    )
+    supply_mod = _supply_module(scenario)
+    supply_agg = None
+    if supply_mod is not None and hasattr(supply_mod, "SupplyAggregate"):
+        supply_agg = supply_mod.SupplyAggregate(scenario, replicates)
+    agg = Aggregate(meta, supply_agg)
+
+    def fold(records: list[ReplicateRecord]) -> None:
+        for rec in records:
+            agg.add(rec)
+            if on_record is not None:
+                on_record(rec)
+
+    with open_executor(executor, jobs) as (ex, workers), _progress(replicates, progress) as bar:
+        task = bar.add_task("run", total=replicates) if bar is not None else None
+        batches = _batches(replicates, workers)
+        if ex is None:
+            for start, stop in batches:
+                fold(run_batch(scenario, seed, start, stop))
+                if bar is not None:
+                    bar.advance(task, stop - start)
+        else:
+            window = 2 * workers  # batches in flight: bounds both the queue and the reorder buffer
+            pending: dict[cf.Future, int] = {}
+            done: dict[int, list[ReplicateRecord]] = {}
+            nxt_submit = nxt_fold = 0
+            while nxt_fold < len(batches):
+                while nxt_submit < len(batches) and len(pending) + len(done) < window:
+                    start, stop = batches[nxt_submit]
+                    pending[ex.submit(run_batch, scenario, seed, start, stop)] = nxt_submit
+                    nxt_submit += 1
+                finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i = pending.pop(fut)
+                    done[i] = fut.result()
+                    if bar is not None:
+                        bar.advance(task, batches[i][1] - batches[i][0])
+                while nxt_fold in done:
+                    fold(done.pop(nxt_fold))
+                    nxt_fold += 1
+    return RunResult(agg.summary(), agg.frames(), meta, agg.sim_events, agg)

@@ -1,0 +1,370 @@
+"""Generate R/M NPC candidates: one vectorised pass, one row per candidate (docs/data_dictionary.md).
+
+Draws happen in a fixed order from the one Generator passed in, so a seed gives the same cohort. Every
+attribute is drawn for all n candidates and then masked where it does not apply, which keeps the stream
+aligned (a scenario that changes one probability changes the candidates it must, not every draw after).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.special import ndtr, ndtri
+
+from hn005_sim.population import labs as L
+from hn005_sim.population.config import (
+    COPULA_LABS,
+    ICI_PHASES,
+    ICI_TYPES,
+    PATTERNS,
+    RESPONSES,
+    STAGES_CURATIVE,
+    PopulationConfig,
+)
+from hn005_sim.scenario.dists import Categorical, TruncNormal
+
+STAGES = ("I", "II", "III", "IVA", "IVB")
+CURATIVE = ("crt", "rt_alone", "none")
+PRIOR_ICI = ("none", *ICI_TYPES)
+
+
+def _category(probs: list[float], rng: np.random.Generator, n: int) -> np.ndarray:
+    """Index of a categorical draw: count how many cumulative thresholds a uniform passes (a few
+    vectorised comparisons are faster than a search for the handful of categories used here)."""
+    cum = np.cumsum(probs, dtype=np.float64)
+    u = rng.random(n, dtype=np.float32) * np.float32(cum[-1])
+    idx = np.zeros(n, dtype=np.int64)
+    for c in cum[:-1]:
+        idx += u >= np.float32(c)
+    return idx
+
+
+def _index(d: Categorical, labels: tuple[str, ...], rng: np.random.Generator, n: int) -> np.ndarray:
+    """Index into `labels` of a categorical draw of labels."""
+    order = np.array([labels.index(str(v)) for v in d.values])
+    return order[_category(d.probs, rng, n)]
+
+
+def _numeric(d: Categorical, rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.asarray(d.values, dtype=np.float64)[_category(d.probs, rng, n)]
+
+
+def _flag(rng: np.random.Generator, n: int, p) -> np.ndarray:
+    """True with probability p. Single-precision uniforms: resolution 6e-8, ample for these figures."""
+    return rng.random(n, dtype=np.float32) < np.float32(p)
+
+
+def _draw(d, rng: np.random.Generator, n: int) -> np.ndarray:
+    """A registry distribution's sample; truncated normals by the same inverse-CDF as the registry but
+    through scipy.special.ndtri directly (scipy.stats' ppf wrapper costs ~0.1 s per million)."""
+    if isinstance(d, TruncNormal):
+        a, b = d._ab()
+        u = rng.uniform(ndtr(a), ndtr(b), n)
+        return d.mean_ + d.sd * ndtri(u)
+    return d.sample(rng, n)
+
+
+def _const(name: str, value: float, n: int) -> pl.Series:
+    return pl.repeat(float(value), n, dtype=pl.Float64, eager=True).alias(name)
+
+
+def _text(name: str, labels: tuple[str, ...], idx: np.ndarray) -> pl.Series:
+    return pl.Series(name, labels, dtype=pl.String).gather(idx)
+
+
+def _float(name: str, values: np.ndarray, keep: np.ndarray | None = None) -> pl.Series:
+    values = np.asarray(values, dtype=np.float64)
+    if keep is None:
+        return pl.Series(name, values)
+    return pl.Series(name, np.where(keep, values, np.nan), nan_to_null=True)
+
+
+def _null_unless(s: pl.Series, keep: np.ndarray) -> pl.Series:
+    return pl.select(pl.when(pl.lit(pl.Series(keep))).then(pl.lit(s))).to_series().alias(s.name)
+
+
+def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """n candidates as a polars DataFrame (columns: docs/columns_contract.md plus documented extras)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cols: dict[str, pl.Series] = {}
+    cols["patient_id"] = pl.Series("patient_id", np.arange(n, dtype=np.int64))
+
+    # --- demographics and body size -------------------------------------------------------------
+    d = cfg.demographics
+    male = _flag(rng, n, d.male.value)
+    age = _draw(d.age_years, rng, n)
+    z_height, z_weight = rng.standard_normal(n), rng.standard_normal(n)
+    r = d.height_weight_correlation.value
+    h, w = d.height_cm, d.weight_kg
+    height = np.where(male, h.male.mean_ + h.male.sd * z_height, h.female.mean_ + h.female.sd * z_height)
+    z_w = r * z_height + np.sqrt(1 - r * r) * z_weight
+    weight = np.where(male, w.male.mean_ + w.male.sd * z_w, w.female.mean_ + w.female.sd * z_w)
+    # Physical floors (>= 3.5 SD below the means): keep BSA and clearance finite for extreme draws.
+    height, weight = np.maximum(height, 130.0), np.maximum(weight, 30.0)
+    ecog = _numeric(d.ecog, rng, n).astype(np.int64)
+    menopause = _draw(d.menopause_age_years, rng, n)
+    sterilised = _flag(rng, n, d.sterilised_female.value)
+    potential = ~male & (age < menopause) & ~sterilised
+    pregnant = potential & _flag(rng, n, d.pregnant_given_potential.value)
+    refuses = (male | potential) & _flag(rng, n, d.contraception_refused.value)
+
+    # --- disease history -------------------------------------------------------------------------
+    s = cfg.disease
+    de_novo = _flag(rng, n, s.de_novo_metastatic.value)
+    recurrent = ~de_novo
+    stage = np.where(de_novo, STAGES.index("IVB"), _index(s.stage_at_diagnosis_recurrent, STAGES, rng, n))
+    p_crt = np.array([getattr(s.crt_by_stage, st).value for st in STAGES_CURATIVE] + [0.0])
+    crt = recurrent & (rng.random(n) < p_crt[stage])
+    curative = np.where(crt, 0, np.where(recurrent, 1, 2))
+    cisplatin = _draw(s.cisplatin_cumulative_mg_m2, rng, n)
+    # A recurrence cannot precede 18 years of age at first treatment: cap the interval's far tail there
+    # (affects < 0.1% of draws with the baseline lognormal).
+    interval = np.minimum(_draw(s.recurrence_interval_months, rng, n), np.maximum(age - 18.0, 1.0) * 12.0)
+    delay = _draw(s.presentation_delay_months, rng, n)
+    months_since_rt = interval + delay
+    pattern = np.where(de_novo, PATTERNS.index("distant"), _index(s.recurrence_pattern, PATTERNS, rng, n))
+    distant = (pattern == PATTERNS.index("distant")) | (pattern == PATTERNS.index("locoregional_distant"))
+    locoregional_only = ~distant
+    local_component = np.isin(pattern, [PATTERNS.index(p) for p in ("local", "locoregional",
+                                                                     "locoregional_distant")])
+    measurable = _flag(rng, n, s.measurable_disease.value)
+    liver = distant & _flag(rng, n, s.liver_metastasis_given_distant.value)
+    cns = distant & _flag(rng, n, s.cns_metastasis_given_distant.value)
+    salvageable = locoregional_only & _flag(rng, n, s.salvageable_given_locoregional_only.value)
+    u = rng.random(n)
+    rt_benefit = np.where(locoregional_only, u < s.rt_benefit_given_locoregional_only.value,
+                          u < s.rt_benefit_given_distant.value)
+    u = rng.random(n)
+    ischaemia = np.where(local_component, u < s.ischaemia_bleeding_given_local.value,
+                         u < s.ischaemia_bleeding_otherwise.value)
+    prior_rm = _flag(rng, n, s.prior_systemic_rm.value)
+    had_ici = recurrent & _flag(rng, n, s.prior_ici_given_curative.value)
+    ici_type = _index(s.prior_ici_type, ICI_TYPES, rng, n)
+    ici_two = _flag(rng, n, s.prior_ici_two_types.value)
+    ici_phase = _index(s.prior_ici_phase, ICI_PHASES, rng, n)
+    ici_response = _index(s.prior_ici_induction_response, RESPONSES, rng, n)
+    induction = had_ici & (ici_phase == ICI_PHASES.index("induction"))
+    progressed_6m = recurrent & (interval < 6.0)
+
+    # --- infections (before labs: active HBV raises ALT) -----------------------------------------
+    f = cfg.infections
+    hbsag = _flag(rng, n, f.hbsag_positive.value)
+    dna_detectable = _flag(rng, n, f.hbv_dna_detectable_given_hbsag.value)
+    dna = np.where(dna_detectable, _draw(f.hbv_dna_copies_ml_detectable, rng, n), 0.0)
+    hbv_active = hbsag & (dna >= f.hbv_active_threshold_copies_ml.value)
+    hcv_ab = _flag(rng, n, f.hcv_ab_positive.value)
+    hcv_rna = _flag(rng, n, f.hcv_rna_given_ab.value)
+    hiv = _flag(rng, n, f.hiv_positive.value)
+    tp = _flag(rng, n, f.tp_positive.value)
+    cirrhosis = rng.random(n) < np.where(hbsag, f.cirrhosis_given_hbsag.value, f.cirrhosis_otherwise.value)
+    tb = _flag(rng, n, f.active_tb_1y.value)
+
+    # --- laboratory values -----------------------------------------------------------------------
+    cov = L.Covariates(male=male, age_years=age, ecog=ecog, distant=distant, liver_metastasis=liver,
+                       hbv_active=hbv_active, cisplatin_mg_m2=np.where(crt, cisplatin, 0.0))
+    z = L.copula_residuals(cfg, n, rng)
+    lab = {name: L.from_z(cfg, name, z[i], cov) for i, name in enumerate(COPULA_LABS)}
+    del z
+    transfusion = _flag(rng, n, cfg.labs.transfusion_14d.value)
+    gcsf = _flag(rng, n, cfg.labs.gcsf_14d.value)
+    ref = cfg.reference
+    crcl = L.cockcroft_gault(age, weight, lab["creatinine_umol_l"], male)
+
+    # --- thyroid: RT-induced hypothyroidism rises with months since RT ------------------------------
+    t = cfg.thyroid
+    hypo = recurrent & (rng.random(n) < t.hypothyroidism_after_rt.cumulative(np.where(recurrent,
+                                                                                      months_since_rt, 0)))
+    on_replacement = hypo & _flag(rng, n, t.on_replacement_given_hypothyroid.value)
+    untreated = hypo & ~on_replacement
+    overt = untreated & _flag(rng, n, t.overt_given_untreated.value)
+    tsh_uln = ref.tsh_uln_miu_l.value
+    tsh = thyroid_tsh(cfg, rng.standard_normal(n), on_replacement, untreated)
+    ft3, ft4 = free_hormones(cfg, rng, n, overt)
+    tested = tsh > tsh_uln
+
+    # --- cardiac -------------------------------------------------------------------------------------
+    c = cfg.cardiac
+    decades = (age - 45.0) / 10.0
+    troponin = _draw(c.troponin_ng_l, rng, n) * c.troponin_multiplier_per_decade_over_45.value ** decades
+    ntprobnp = _draw(c.ntprobnp_pg_ml, rng, n) * c.ntprobnp_multiplier_per_decade_over_45.value ** decades
+    qtc = _draw(c.qtc_ms, rng, n) + np.where(male, 0.0, c.qtc_shift_female_ms.value)
+    ecg_other = _flag(rng, n, c.ecg_other_abnormal.value)
+    arrhythmia = _flag(rng, n, c.arrhythmia_6m.value)
+    ecg_abnormal = (qtc >= 480.0) | ecg_other | arrhythmia
+    echo = (troponin > ref.troponin_uln_ng_l.value) | (ntprobnp > ref.ntprobnp_uln_pg_ml.value) | ecg_abnormal
+    lvef = _draw(c.lvef_pct, rng, n)
+    cardiac_event = _flag(rng, n, c.cardiac_event_6m.value)
+    nyha = _numeric(c.nyha_class, rng, n).astype(np.int64)
+
+    # --- blood pressure ------------------------------------------------------------------------------
+    b = cfg.blood_pressure
+    p50 = b.hypertension_prevalence_at_50.value
+    logit = np.log(p50 / (1 - p50)) + np.log(b.hypertension_odds_ratio_per_decade.value) * (age - 50) / 10
+    hypertension = rng.random(n) < 1 / (1 + np.exp(-logit))
+    treated = hypertension & _flag(rng, n, b.treated_given_hypertension.value)
+    drugs = np.where(treated, _numeric(b.drugs_given_treated, rng, n), 0).astype(np.int64)
+    sbp = np.where(hypertension, _draw(b.sbp_hypertensive_untreated_mmhg, rng, n)
+                   + np.where(treated, b.sbp_shift_treated_mmhg.value, 0.0),
+                   _draw(b.sbp_normotensive_mmhg, rng, n))
+    dbp = np.where(hypertension, _draw(b.dbp_hypertensive_untreated_mmhg, rng, n)
+                   + np.where(treated, b.dbp_shift_treated_mmhg.value, 0.0),
+                   _draw(b.dbp_normotensive_mmhg, rng, n))
+
+    # --- urine -----------------------------------------------------------------------------------------
+    dipstick = _numeric(cfg.urine.dipstick, rng, n).astype(np.int64)
+    protein_24h = urine_24h(cfg, dipstick, rng.standard_normal(n))
+
+    # --- history flags -----------------------------------------------------------------------------
+    hist = {name: _flag(rng, n, getattr(cfg.history, name).value) for name in type(cfg.history).model_fields}
+
+    # --- assemble, contract order first ------------------------------------------------------------
+    def b_(name, v):
+        cols[name] = pl.Series(name, v, dtype=pl.Boolean)
+
+    cols["sex"] = _text("sex", ("F", "M"), male.astype(np.int64))
+    cols["age_years"] = _float("age_years", age)
+    cols["height_cm"] = _float("height_cm", height)
+    cols["weight_kg"] = _float("weight_kg", weight)
+    cols["bsa_m2"] = _float("bsa_m2", L.mosteller_bsa(height, weight))
+    cols["ecog"] = pl.Series("ecog", ecog)
+    b_("childbearing_potential", potential)
+    b_("pregnant", pregnant)
+    b_("contraception_refused", refuses)
+    cols["stage_at_diagnosis"] = _text("stage_at_diagnosis", STAGES, stage)
+    b_("de_novo_metastatic", de_novo)
+    cols["curative_treatment"] = _text("curative_treatment", CURATIVE, curative)
+    cols["cisplatin_cumulative_mg_m2"] = _float("cisplatin_cumulative_mg_m2", cisplatin, crt)
+    cols["months_since_rt"] = _float("months_since_rt", months_since_rt, recurrent)
+    cols["recurrence_interval_months"] = _float("recurrence_interval_months", interval, recurrent)
+    cols["recurrence_pattern"] = _text("recurrence_pattern", PATTERNS, pattern)
+    b_("measurable_disease", measurable)
+    b_("liver_metastasis", liver)
+    b_("cns_metastasis", cns)
+    b_("locally_salvageable", salvageable)
+    b_("rt_can_benefit_target", rt_benefit)
+    b_("ischaemia_bleeding_risk", ischaemia)
+    b_("prior_systemic_rm", prior_rm)
+    cols["prior_ici"] = _text("prior_ici", PRIOR_ICI, np.where(had_ici, ici_type + 1, 0))
+    cols["prior_ici_types"] = pl.Series("prior_ici_types", np.where(had_ici, 1 + ici_two, 0).astype(np.int64))
+    cols["prior_ici_phase"] = _null_unless(_text("prior_ici_phase", ICI_PHASES, ici_phase), had_ici)
+    cols["prior_ici_best_response"] = _null_unless(
+        _text("prior_ici_best_response", RESPONSES, ici_response), induction)
+    b_("progression_within_6m_of_rt", progressed_6m)
+    cols["hb_g_l"] = _float("hb_g_l", lab["hb_g_l"])
+    cols["wbc_10e9_l"] = _float("wbc_10e9_l", lab["wbc_10e9_l"])
+    cols["plt_10e9_l"] = _float("plt_10e9_l", lab["plt_10e9_l"])
+    b_("transfusion_14d", transfusion)
+    b_("gcsf_14d", gcsf)
+    cols["tbil_umol_l"] = _float("tbil_umol_l", lab["tbil_umol_l"])
+    cols["tbil_uln_umol_l"] = _float("tbil_uln_umol_l", np.where(
+        male, ref.tbil_uln_umol_l.male.value, ref.tbil_uln_umol_l.female.value))
+    cols["alt_u_l"] = _float("alt_u_l", lab["alt_u_l"])
+    cols["alt_uln_u_l"] = _float("alt_uln_u_l", np.where(
+        male, ref.alt_uln_u_l.male.value, ref.alt_uln_u_l.female.value))
+    cols["ast_u_l"] = _float("ast_u_l", lab["ast_u_l"])
+    cols["ast_uln_u_l"] = _float("ast_uln_u_l", np.where(
+        male, ref.ast_uln_u_l.male.value, ref.ast_uln_u_l.female.value))
+    cols["creatinine_umol_l"] = _float("creatinine_umol_l", lab["creatinine_umol_l"])
+    cols["creatinine_uln_umol_l"] = _float("creatinine_uln_umol_l", L.creatinine_uln(cfg, male, age))
+    cols["crcl_ml_min"] = _float("crcl_ml_min", crcl)
+    cols["inr"] = _float("inr", lab["inr"])
+    cols["inr_uln"] = _const("inr_uln", ref.inr_uln.value, n)
+    cols["aptt_s"] = _float("aptt_s", lab["aptt_s"])
+    cols["aptt_uln_s"] = _const("aptt_uln_s", ref.aptt_uln_s.value, n)
+    cols["tsh_miu_l"] = _float("tsh_miu_l", tsh)
+    cols["tsh_uln_miu_l"] = _const("tsh_uln_miu_l", tsh_uln, n)
+    cols["ft3_pmol_l"] = _float("ft3_pmol_l", ft3, tested)
+    cols["ft4_pmol_l"] = _float("ft4_pmol_l", ft4, tested)
+    for key in ("ft3_lln_pmol_l", "ft3_uln_pmol_l", "ft4_lln_pmol_l", "ft4_uln_pmol_l"):
+        cols[key] = _const(key, getattr(ref, key).value, n)
+    b_("hypothyroid_on_replacement", on_replacement)
+    cols["troponin_ng_l"] = _float("troponin_ng_l", troponin)
+    cols["troponin_uln_ng_l"] = _const("troponin_uln_ng_l", ref.troponin_uln_ng_l.value, n)
+    cols["ntprobnp_pg_ml"] = _float("ntprobnp_pg_ml", ntprobnp)
+    cols["ntprobnp_uln_pg_ml"] = _const("ntprobnp_uln_pg_ml", ref.ntprobnp_uln_pg_ml.value, n)
+    b_("ecg_abnormal", ecg_abnormal)
+    cols["qtc_ms"] = _float("qtc_ms", qtc)
+    cols["lvef_pct"] = _float("lvef_pct", lvef, echo)
+    b_("cardiac_event_6m", cardiac_event)
+    b_("arrhythmia_6m", arrhythmia)
+    cols["nyha_class"] = pl.Series("nyha_class", nyha)
+    b_("hypertension", hypertension)
+    cols["antihypertensive_drugs"] = pl.Series("antihypertensive_drugs", drugs)
+    cols["sbp_mmhg"] = _float("sbp_mmhg", sbp)
+    cols["dbp_mmhg"] = _float("dbp_mmhg", dbp)
+    cols["urine_protein_dipstick"] = pl.Series("urine_protein_dipstick", dipstick)
+    cols["urine_protein_24h_g"] = _float("urine_protein_24h_g", protein_24h, dipstick >= 2)
+    b_("hbsag_positive", hbsag)
+    cols["hbv_dna_copies_ml"] = _float("hbv_dna_copies_ml", dna, hbsag)
+    b_("hcv_ab_positive", hcv_ab)
+    cols["hcv_rna_positive"] = _null_unless(pl.Series("hcv_rna_positive", hcv_rna), hcv_ab)
+    b_("hiv_positive", hiv)
+    b_("tp_positive", tp)
+    b_("liver_cirrhosis", cirrhosis)
+    b_("active_tb_1y", tb)
+    for name, v in hist.items():
+        b_(name, v)
+    # extras (documented in docs/data_dictionary.md)
+    b_("distant_metastasis", distant)
+    b_("hypothyroidism_rt", hypo)
+    b_("overt_hypothyroidism", overt)
+    return pl.DataFrame(list(cols.values()))
+
+
+def thyroid_tsh(cfg: PopulationConfig, z: np.ndarray, on_replacement: np.ndarray,
+                untreated: np.ndarray) -> np.ndarray:
+    """TSH, mIU/L, from a standard-normal draw: euthyroid or on replacement, lognormal; untreated
+    hypothyroid, ULN x (1 + lognormal excess) so it is always above the ULN."""
+    t = cfg.thyroid
+    (mu_e, s_e), (mu_r, s_r), (mu_x, s_x) = (t.tsh_euthyroid_miu_l._mu_sigma(),
+                                             t.tsh_on_replacement_miu_l._mu_sigma(),
+                                             t.tsh_untreated_excess_over_uln._mu_sigma())
+    uln = cfg.reference.tsh_uln_miu_l.value
+    return np.where(untreated, uln * (1 + np.exp(mu_x + s_x * z)),
+                    np.where(on_replacement, np.exp(mu_r + s_r * z), np.exp(mu_e + s_e * z)))
+
+
+def tsh_residual(cfg: PopulationConfig, tsh: np.ndarray, on_replacement: np.ndarray,
+                 untreated: np.ndarray) -> np.ndarray:
+    """Inverse of thyroid_tsh."""
+    t = cfg.thyroid
+    (mu_e, s_e), (mu_r, s_r), (mu_x, s_x) = (t.tsh_euthyroid_miu_l._mu_sigma(),
+                                             t.tsh_on_replacement_miu_l._mu_sigma(),
+                                             t.tsh_untreated_excess_over_uln._mu_sigma())
+    uln = cfg.reference.tsh_uln_miu_l.value
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.log(np.maximum(tsh / uln - 1, 1e-300))
+        return np.where(untreated, (excess - mu_x) / s_x,
+                        np.where(on_replacement, (np.log(tsh) - mu_r) / s_r, (np.log(tsh) - mu_e) / s_e))
+
+
+def tsh_spread(cfg: PopulationConfig, on_replacement: np.ndarray, untreated: np.ndarray) -> np.ndarray:
+    """sigma (log scale) of the TSH distribution each patient's value was drawn from."""
+    t = cfg.thyroid
+    return np.where(untreated, t.tsh_untreated_excess_over_uln._mu_sigma()[1],
+                    np.where(on_replacement, t.tsh_on_replacement_miu_l._mu_sigma()[1],
+                             t.tsh_euthyroid_miu_l._mu_sigma()[1]))
+
+
+def free_hormones(cfg: PopulationConfig, rng: np.random.Generator, n: int,
+                  overt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FT3 and FT4, pmol/L, for everyone (the caller keeps them only where TSH > ULN)."""
+    t = cfg.thyroid
+    z3, z4 = rng.standard_normal(n), rng.standard_normal(n)
+    (m3, s3), (m3o, s3o) = t.ft3_not_overt_pmol_l._mu_sigma(), t.ft3_overt_pmol_l._mu_sigma()
+    (m4, s4), (m4o, s4o) = t.ft4_not_overt_pmol_l._mu_sigma(), t.ft4_overt_pmol_l._mu_sigma()
+    ft3 = np.where(overt, np.exp(m3o + s3o * z3), np.exp(m3 + s3 * z3))
+    ft4 = np.where(overt, np.exp(m4o + s4o * z4), np.exp(m4 + s4 * z4))
+    return ft3, ft4
+
+
+def urine_24h(cfg: PopulationConfig, dipstick: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """24-hour urine protein, g, by dipstick grade (NaN below ++, where the test is not done)."""
+    u = cfg.urine
+    out = np.full(dipstick.shape, np.nan)
+    for grade, d in ((2, u.protein_24h_g_grade2), (3, u.protein_24h_g_grade3), (4, u.protein_24h_g_grade4)):
+        mu, sigma = d._mu_sigma()
+        sel = dipstick == grade
+        out[sel] = np.exp(mu + sigma * z[sel])
+    return out

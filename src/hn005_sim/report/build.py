@@ -1,0 +1,236 @@
+"""Assemble the report from an output folder: which charts and tables, in which order.
+
+`write_report` is what `run`, `sites`, `screen` and `compare` call last. Every section is built only from
+files that exist, so the same function serves every command.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hn005_sim.io import OutputDir
+from hn005_sim.report import charts as ch
+from hn005_sim.report.data import OutputFiles, load_folder
+from hn005_sim.report.html import Raw, Section, Table, esc, render_page
+from hn005_sim.report.images import save_images
+from hn005_sim.report.tables import (
+    PUBLISHED,
+    PublishedTrial,
+    baseline_table,
+    cohort_figures,
+    key_figures,
+    manifest_rows,
+    parameter_rows,
+    supply_rows,
+)
+
+
+def _values(summaries: list[dict[str, Any]], key: str) -> list[float]:
+    out = []
+    for s in summaries:
+        v = s.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+    return out
+
+
+def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = None) -> list[ch.Chart]:
+    """Every chart whose file exists, in page order. `summaries` give target and deadline lines."""
+    summaries = summaries if summaries is not None else [files.summary]
+    target = _values(summaries, "target_enrolled")
+    deadline = _values(summaries, "deadline_months")
+    probability = (_values(summaries, "probability") or [None])[0]
+    f = files.frames
+    out: list[ch.Chart] = []
+    builders: list[tuple[str, Any]] = [
+        ("enrollment_curve.csv", lambda d: ch.enrolment_fan(d, target=target, deadline=deadline)),
+        ("time_to_target.csv", lambda d: ch.time_to_target(d, deadline=deadline)),
+        ("screen_failures.csv", ch.screen_failures),
+        ("sites.csv", ch.sites),
+        ("curve.csv", lambda d: ch.site_curve(d, probability=probability)),
+        ("funnel.csv", ch.funnel),
+        ("criteria.csv", ch.criteria),
+        ("cofailure.csv", ch.cofailure),
+        ("sweeps.csv", ch.sweeps),
+        ("relaxation.csv", ch.relaxation),
+        ("drug_demand.csv", ch.drug_demand),
+        ("inventory.csv", ch.inventory),
+    ]
+    for name, build in builders:
+        frame = f.get(name)
+        if frame is not None and frame.height > 0:
+            out.append(build(frame))
+    return out
+
+
+SECTIONS = (
+    (
+        "recruitment",
+        "Recruitment: when will the trial be full?",
+        "Simulated runs of the whole trial: sites opening, candidates arriving, prescreen, consent, "
+        "screening and enrolment, stopping at the target.",
+        ("enrolment", "time_to_target", "screen_failures", "sites", "site_curve"),
+    ),
+    (
+        "eligibility",
+        "Eligibility: who the criteria turn away",
+        "The protocol's criteria applied to simulated R/M NPC candidates.",
+        ("funnel", "criteria", "cofailure", "sweeps", "relaxation"),
+    ),
+    (
+        "supply",
+        "Drug supply: how much to make and where it runs out",
+        "Dispensing follows each enrolled patient's cycles, dose changes and stopping; the depot ships to "
+        "sites and resupplies them.",
+        ("drug_demand", "inventory"),
+    ),
+)
+
+
+def _sections(
+    files: OutputFiles,
+    charts: list[ch.Chart],
+    *,
+    manifest: dict[str, Any],
+    parameters: list[dict[str, Any]] | None,
+    published: tuple[PublishedTrial, ...] | None,
+    comparison: tuple[list[str], list[list[str]]] | None,
+) -> list[Section]:
+    by_name = {c.name: c for c in charts}
+    sections: list[Section] = []
+    if comparison is not None:
+        header, rows = comparison
+        sections.append(
+            Section(
+                "comparison",
+                "Scenarios side by side",
+                "Key figures from each scenario's summary (comparison.csv).",
+                [Table(header, rows)],
+            )
+        )
+    kf = key_figures(files.summary)
+    if kf:
+        sections.append(Section("key-figures", "Key figures", "", [Table(["", "value"], kf)]))
+    for key, heading, intro, names in SECTIONS:
+        items: list[Any] = [by_name[n] for n in names if n in by_name]
+        if key == "supply" and "supply.csv" in files.frames:
+            header, rows = supply_rows(files.frames["supply.csv"])
+            items.insert(
+                0, Table(header, rows, caption="Units to manufacture and ship (percentiles across runs)")
+            )
+        sections.append(Section(key, heading, intro, items))
+    sections.append(_baseline_section(files, published))
+    resolved = manifest.get("resolved_config") or files.manifest.get("resolved_config")
+    rows = parameter_rows(resolved, parameters)
+    if rows:
+        n_assumed = sum(r[3] == "assumption" for r in rows)
+        sections.append(
+            Section(
+                "parameters",
+                "Every parameter and its source",
+                f"{len(rows)} figures with a source: {len(rows) - n_assumed} from published evidence, "
+                f"{n_assumed} "
+                "assumptions (marked, with the reason given in the configuration).",
+                [Table(["parameter", "value", "source", "kind"], rows, row_classes=[r[3] for r in rows])],
+            )
+        )
+    if manifest:
+        items = [Table(["", ""], manifest_rows(manifest))]
+        if manifest.get("resolved_config") is not None:
+            text = json.dumps(manifest["resolved_config"], indent=2, default=str)
+            items.append(
+                Raw(f"<details><summary>Resolved configuration</summary><pre>{esc(text)}</pre></details>")
+            )
+        sections.append(
+            Section(
+                "manifest", "How this report was made", "The run manifest (also in manifest.json).", items
+            )
+        )
+    return sections
+
+
+def _baseline_section(files: OutputFiles, published: tuple[PublishedTrial, ...] | None) -> Section:
+    simulated: dict[str, dict[str, Any]] = {}
+    cohort = files.cohort
+    if cohort is not None and files.pass_matrix is not None and "eligible" not in cohort.columns:
+        # screen --save-matrix: eligible = passes every criterion (same candidates when sizes agree)
+        checks = [c for c, t in files.pass_matrix.schema.items() if t == pl.Boolean]
+        if files.pass_matrix.height == cohort.height and checks:
+            ok = files.pass_matrix.select(pl.col("patient_id"), pl.all_horizontal(checks).alias("eligible"))
+            cohort = cohort.join(ok, on="patient_id", how="left")
+    if cohort is not None:
+        if "eligible" in cohort.columns:
+            simulated["Simulated eligible candidates"] = cohort_figures(cohort.filter(pl.col("eligible")))
+            simulated["All simulated candidates"] = cohort_figures(cohort)
+        else:
+            simulated["Simulated candidates"] = cohort_figures(cohort)
+    baseline = files.summary.get("baseline")
+    if isinstance(baseline, dict):
+        simulated["Simulated enrolled patients"] = baseline
+    if not simulated:
+        return Section("baseline", "", "", [])
+    header, rows, notes = baseline_table(simulated, published if published is not None else PUBLISHED)
+    return Section(
+        "baseline",
+        "Who is enrolled, beside published first-line R/M NPC trials",
+        "Baseline figures of the simulated cohort next to those reported by comparable trials.",
+        [Table(header, rows, notes=notes)],
+    )
+
+
+def write_report(
+    out: OutputDir | Path,
+    *,
+    title: str,
+    sections_from: Path | Sequence[Path] | None = None,
+    manifest: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    published: tuple[PublishedTrial, ...] | None = None,
+    comparison: tuple[list[str], list[list[str]]] | None = None,
+    subtitle: str | None = None,
+    summaries: list[dict[str, Any]] | None = None,
+    images: bool = True,
+) -> list[str]:
+    """Write `report.html` and `charts/NAME.png|svg` into `out`; return the names of the charts drawn.
+
+    out: an `OutputDir` (files go to its staging folder) or a folder path.
+    sections_from: folder(s) holding the command's files (default: `out` itself); first folder wins.
+    manifest: the run manifest (shown, and its `resolved_config` walked for `source` keys).
+    parameters: extra {parameter, value, source} rows for the parameter table.
+    published: published trials for the baseline table (default: `tables.PUBLISHED`).
+    comparison: (header, rows) of comparison.csv, shown first (used by `compare`).
+    subtitle: line under the title (default: tool version, scenario, seed, replicates from `manifest`).
+    summaries: summaries whose target and deadline are drawn (default: the folder's summary.json).
+    images: also write charts/NAME.png and .svg.
+    """
+    folder = out.path if isinstance(out, OutputDir) else Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = load_folder(sections_from if sections_from is not None else folder)
+    manifest = manifest if manifest is not None else files.manifest
+    charts = build_charts(files, summaries)
+    # every CSV a chart draws sits beside report.html (its links and data checks rely on that)
+    for chart in charts:
+        for name in chart.files:
+            src = files.origin.get(name)
+            if src is not None and src.resolve() != folder.resolve():
+                shutil.copyfile(src / name, folder / name)
+    if images:
+        for chart in charts:
+            save_images(chart.spec, folder / "charts", chart.name)
+    sections = _sections(
+        files, charts, manifest=manifest, parameters=parameters, published=published, comparison=comparison
+    )
+    if subtitle is None:
+        bits = [f"hn005-sim {manifest.get('tool_version', '')}".strip()]
+        for key in ("scenario_path", "seed", "replicates"):
+            if manifest.get(key) is not None:
+                bits.append(f"{key.replace('_', ' ')}: {manifest[key]}")
+        subtitle = " · ".join(bits)
+    (folder / "report.html").write_text(render_page(title, subtitle, sections), encoding="utf-8")
+    return [c.name for c in charts]

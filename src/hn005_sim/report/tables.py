@@ -1,0 +1,296 @@
+"""The report's tables: key figures, the simulated cohort beside published trials, parameters and sources.
+
+Tables are plain rows (lists of strings) so html.py can render them and tests can read them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class PublishedTrial:
+    """Baseline figures of a published first-line R/M NPC trial; None where not gathered."""
+
+    trial: str
+    regimen: str
+    patients: int
+    screened: int | None
+    median_age_years: float | None
+    age_iqr_years: tuple[float, float] | None
+    female_fraction: float | None
+    sites: int | None
+    source: str
+
+
+# From /work/shared/reference/PARAMETERS.md ("Comparable first-line R/M NPC trials"); figures not listed
+# there are left empty rather than guessed.
+PUBLISHED: tuple[PublishedTrial, ...] = (
+    PublishedTrial(
+        "JUPITER-02",
+        "toripalimab + gemcitabine/cisplatin",
+        289,
+        408,
+        46.0,
+        (38.0, 53.0),
+        0.17,
+        35,
+        "Mai et al., Nat Med 2021 (s41591-021-01444-0), Extended Data Fig. 1; JAMA 2023 "
+        "(PMID 38015220, PMC10685882)",
+    ),
+    PublishedTrial(
+        "CAPTAIN-1st",
+        "camrelizumab + gemcitabine/cisplatin",
+        263,
+        None,
+        None,
+        None,
+        None,
+        28,
+        "Yang et al., Lancet Oncol 2021;22:1162",
+    ),
+    PublishedTrial(
+        "RATIONALE-309",
+        "tislelizumab + gemcitabine/cisplatin",
+        263,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "Yang et al., Cancer Cell 2023 (PMID 37207654); NCT03924986",
+    ),
+    PublishedTrial(
+        "AK105-304", "penpulimab + chemotherapy", 291, None, None, None, None, None, "NCT04974398"
+    ),
+)
+
+
+def _fmt(value: Any, kind: str = "num") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if kind == "pct":
+        return f"{100 * float(value):.1f}%"
+    if kind == "int":
+        return f"{round(float(value)):,}"
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Key figures
+
+KEY_FIGURES: tuple[tuple[str, str, str], ...] = (
+    # (dotted summary key, what it means in users' words, format)
+    ("prob_target_by_deadline", "Probability of reaching the target by the deadline", "pct"),
+    ("time_to_target_months.p50", "Months to reach the target (median run)", "num"),
+    ("time_to_target_months.p10", "Months to reach the target (10th percentile)", "num"),
+    ("time_to_target_months.p90", "Months to reach the target (90th percentile)", "num"),
+    ("time_to_target_months.reached_fraction", "Runs that reached the target at all", "pct"),
+    ("enrolled_by_deadline.p50", "Patients enrolled by the deadline (median)", "int"),
+    ("enrolled_by_deadline.p10", "Patients enrolled by the deadline (10th percentile)", "int"),
+    ("screened.p50", "Candidates screened (median)", "int"),
+    ("screen_failure_rate.p50", "Screen failure rate (median)", "pct"),
+    ("sites_zero_enrolled_fraction", "Sites enrolling no one", "pct"),
+    ("patients", "Candidates simulated", "int"),
+    ("eligible_fraction", "Candidates eligible", "pct"),
+    ("prescreen_pass_fraction", "Candidates passing prescreen (chart review)", "pct"),
+    ("screen_failure_rate", "Screen failure rate (fail screening after passing prescreen)", "pct"),
+    ("probability_of_success", "Probability of reaching the target (site plan)", "pct"),
+    ("expected_enrolled", "Expected patients enrolled (site plan)", "num"),
+    ("expected_cost", "Expected cost (site plan)", "int"),
+)
+
+
+def lookup(summary: dict[str, Any], dotted: str) -> Any:
+    node: Any = summary
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def key_figures(summary: dict[str, Any]) -> list[list[str]]:
+    """[label, value] rows for the figures present in `summary` (numbers only)."""
+    rows = []
+    for key, label, kind in KEY_FIGURES:
+        value = lookup(summary, key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            rows.append([label, _fmt(value, kind)])
+    target = summary.get("target_enrolled")
+    deadline = summary.get("deadline_months")
+    if target is not None and deadline is not None:
+        rows.insert(0, ["Target", f"{_fmt(target, 'int')} patients in {_fmt(deadline)} months"])
+    return rows
+
+
+def supply_rows(frame: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """How much of each drug to make: supply.csv as a table."""
+    header = list(frame.columns)
+    rows = [
+        [_fmt(v, "pct" if c == "stockout_probability" else "num") for c, v in zip(header, r, strict=True)]
+        for r in frame.iter_rows()
+    ]
+    return header, rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Baseline: the simulated cohort beside published trials
+
+
+def cohort_figures(frame: pl.DataFrame) -> dict[str, Any]:
+    """Baseline figures of a simulated cohort (polars frame with the contract columns)."""
+    out: dict[str, Any] = {"patients": frame.height}
+    if frame.height == 0:
+        return out
+    if "age_years" in frame.columns:
+        age = frame["age_years"].drop_nulls()
+        out["median_age_years"] = float(age.median())
+        out["age_iqr_years"] = (float(age.quantile(0.25, "linear")), float(age.quantile(0.75, "linear")))
+    if "sex" in frame.columns:
+        out["female_fraction"] = float((frame["sex"] == "F").mean())
+    for col, key in (("ecog", "ecog0_fraction"),):
+        if col in frame.columns:
+            out[key] = float((frame[col] == 0).mean())
+    for col in ("de_novo_metastatic", "liver_metastasis", "hbsag_positive"):
+        if col in frame.columns:
+            out[f"{col}_fraction"] = float(frame[col].cast(pl.Float64).mean())
+    return out
+
+
+BASELINE_ROWS: tuple[tuple[str, str], ...] = (
+    ("patients", "Patients"),
+    ("screened", "Screened"),
+    ("median_age_years", "Median age, years (IQR)"),
+    ("female_fraction", "Female"),
+    ("ecog0_fraction", "ECOG 0"),
+    ("de_novo_metastatic_fraction", "Metastatic at diagnosis"),
+    ("liver_metastasis_fraction", "Liver metastases"),
+    ("hbsag_positive_fraction", "HBsAg positive"),
+    ("sites", "Sites"),
+)
+
+
+def _cell(figs: dict[str, Any], key: str) -> str:
+    value = figs.get(key)
+    if key == "median_age_years" and value is not None:
+        iqr = figs.get("age_iqr_years")
+        return f"{value:.0f}" + (f" ({iqr[0]:.0f}–{iqr[1]:.0f})" if iqr else "")
+    if key.endswith("_fraction"):
+        return _fmt(value, "pct")
+    return _fmt(value, "int") if value is not None else "—"
+
+
+def baseline_table(
+    simulated: dict[str, dict[str, Any]], published: tuple[PublishedTrial, ...] = PUBLISHED
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows and source notes: simulated cohort column(s) then one column per published trial."""
+    pub = [
+        {
+            "patients": p.patients,
+            "screened": p.screened,
+            "median_age_years": p.median_age_years,
+            "age_iqr_years": p.age_iqr_years,
+            "female_fraction": p.female_fraction,
+            "sites": p.sites,
+        }
+        for p in published
+    ]
+    header = ["", *simulated.keys(), *(p.trial for p in published)]
+    rows = []
+    for key, label in BASELINE_ROWS:
+        cells = [_cell(f, key) for f in simulated.values()] + [_cell(f, key) for f in pub]
+        if any(c != "—" for c in cells):
+            rows.append([label, *cells])
+    notes = [f"{p.trial} ({p.regimen}): {p.source}" for p in published]
+    return header, rows, notes
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters with their sources
+
+
+def _describe(table: dict[str, Any]) -> str:
+    """A one-line value for a config table: `normal(mean=46, sd=10)` or `value=110 unit=patients`."""
+    scalars = {
+        k: v
+        for k, v in table.items()
+        if k not in ("source", "dist", "description") and not isinstance(v, dict | list)
+    }
+    lists = {
+        k: v for k, v in table.items() if isinstance(v, list) and all(not isinstance(x, dict) for x in v)
+    }
+
+    def show(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    parts = [f"{k}={show(v)}" for k, v in scalars.items()]
+    parts += [
+        f"{k}=[{', '.join(show(x) for x in v[:8])}{', …' if len(v) > 8 else ''}]" for k, v in lists.items()
+    ]
+    body = ", ".join(parts)
+    return f"{table['dist']}({body})" if "dist" in table else body
+
+
+def walk_sources(config: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
+    """(dotted path, value, source) for every table in a resolved config that has a `source` key."""
+    if isinstance(config, dict):
+        if "source" in config and isinstance(config["source"], str):
+            yield path or "(scenario)", _describe(config), config["source"]
+        for key, value in config.items():
+            if isinstance(value, dict | list):
+                yield from walk_sources(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            name = value.get("name") or value.get("id") if isinstance(value, dict) else None
+            yield from walk_sources(value, f"{path}[{name if isinstance(name, str) else i}]")
+
+
+def parameter_rows(
+    config: dict[str, Any] | None, extra: list[dict[str, Any]] | None = None
+) -> list[list[str]]:
+    """[parameter, value, source, evidence|assumption] rows for the parameter table."""
+    rows = []
+    for path, value, source in walk_sources(config or {}):
+        rows.append(
+            [
+                path,
+                value,
+                source,
+                "assumption" if source.strip().lower().startswith("assumption") else "evidence",
+            ]
+        )
+    for item in extra or []:
+        source = str(item.get("source", ""))
+        rows.append(
+            [
+                str(item.get("parameter", item.get("name", ""))),
+                str(item.get("value", "")),
+                source,
+                "assumption" if source.lower().startswith("assumption") else "evidence",
+            ]
+        )
+    return rows
+
+
+def manifest_rows(manifest: dict[str, Any]) -> list[list[str]]:
+    """[field, value] rows of the manifest, leaving the resolved config to its own block."""
+    rows = []
+    for key, value in manifest.items():
+        if key == "resolved_config":
+            continue
+        if key == "package_versions" and isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = " ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        rows.append([key, "—" if value is None else str(value)])
+    return rows

@@ -1,0 +1,1 @@
+"""Drug supply from depot to patient: presentations, lots, shipments, dispensing, resupply, expiry."""

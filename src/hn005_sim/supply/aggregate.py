@@ -1,0 +1,194 @@
+"""Supply figures across replicates, streamed: memory does not grow with the number of replicates.
+
+Every per-replicate figure is an integer (packs, units, or thousandths of a pack / day) kept in a
+`Counter` of value -> replicates, so `add` and `merge` are exact and order-independent, and quantiles
+are those numpy's default (linear) method gives on the full list of values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from hn005_sim.treatment.config import DRUGS
+
+if TYPE_CHECKING:  # simulate.py re-exports this module's SupplyAggregate, so no runtime import back
+    from hn005_sim.supply.simulate import SupplyRecord
+
+MILLI = 1000  # fractional figures (pack equivalents, patient-days) are stored in thousandths
+
+
+def quantile(counts: Counter, q: float) -> float:
+    """numpy.quantile(values, q) (linear method) from a Counter of integer values."""
+    n = sum(counts.values())
+    if n == 0:
+        return float("nan")
+    h = (n - 1) * q
+    lo = int(np.floor(h))
+    values = sorted(counts)
+    cum = np.cumsum([counts[v] for v in values])
+
+    def at(i: int) -> float:
+        return float(values[int(np.searchsorted(cum, i, side="right"))])
+
+    a = at(lo)
+    b = at(min(lo + 1, n - 1))
+    return a + (h - lo) * (b - a)
+
+
+def _mean(counts: Counter) -> float:
+    n = sum(counts.values())
+    return float(sum(v * c for v, c in counts.items()) / n) if n else float("nan")
+
+
+class SupplyAggregate:
+    """Streaming aggregate of `SupplyRecord`s: `add`, `merge`, then `summary()` and `frames()`."""
+
+    PER_PRESENTATION = ("released", "shipped", "dispensed", "wasted_expiry", "returned_units",
+                        "shipments_with", "stockout_events")
+
+    def __init__(self, scenario: Any = None, replicates: int | None = None) -> None:
+        """`scenario` and `replicates` are accepted for the Monte Carlo's convenience and not needed:
+        the presentations come from the first record."""
+        self.replicates = 0
+        self.presentations: tuple[str, ...] | None = None
+        self.drugs: tuple[str, ...] = ()
+        self.units_per_pack: tuple[int, ...] = ()
+        self.pres: dict[tuple[str, str], Counter] = {}  # (figure, presentation) -> Counter
+        self.pres_stockout: Counter = Counter()  # presentation -> replicates with a stock-out
+        self.drug: dict[tuple[str, str], Counter] = {}  # (figure, drug) -> Counter
+        self.drug_stockout: Counter = Counter()
+        self.monthly: dict[tuple[str, int, str], Counter] = {}  # (series, month, drug) -> Counter
+        self.month_stockout: Counter = Counter()  # (month, drug) -> replicates with a stock-out
+        self.month_n: Counter = Counter()  # month -> replicates whose horizon reaches it
+        self.end_reasons: Counter = Counter()
+        self.cycles: Counter = Counter()
+
+    def _c(self, table: dict, key) -> Counter:
+        got = table.get(key)
+        if got is None:
+            got = table[key] = Counter()
+        return got
+
+    def add(self, rec: SupplyRecord) -> None:
+        if self.presentations is None:
+            self.presentations, self.drugs = rec.presentations, rec.drugs
+            self.units_per_pack = tuple(int(u) for u in rec.units_per_pack)
+        elif rec.presentations != self.presentations:
+            raise ValueError("records with different presentations cannot be aggregated together")
+        self.replicates += 1
+        for fig in self.PER_PRESENTATION:
+            values = getattr(rec, fig)
+            for p, pid in enumerate(rec.presentations):
+                self._c(self.pres, (fig, pid))[int(values[p])] += 1
+        for p, pid in enumerate(rec.presentations):
+            self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
+        waste = rec.wasted_expiry + rec.wasted_returns
+        for d in DRUGS:
+            if d not in rec.drugs:
+                continue
+            self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
+            self._c(self.drug, ("dispensed", d))[int(rec.drug_total(rec.dispensed, d))] += 1
+            self._c(self.drug, ("waste_milli", d))[round(rec.drug_total(waste, d) * MILLI)] += 1
+            days = round(rec.patient_days_without[d] * MILLI)
+            self._c(self.drug, ("days_without_milli", d))[days] += 1
+            self.drug_stockout[d] += int(rec.stockout(d))
+        idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
+        for m in range(rec.dispensed_monthly.shape[0]):
+            self.month_n[m] += 1
+            for d, ps in idx.items():
+                self._c(self.monthly, ("dispensed", m, d))[int(rec.dispensed_monthly[m, ps].sum())] += 1
+                self._c(self.monthly, ("depot", m, d))[int(rec.on_hand_depot_monthly[m, ps].sum())] += 1
+                self._c(self.monthly, ("sites", m, d))[int(rec.on_hand_sites_monthly[m, ps].sum())] += 1
+                self.month_stockout[(m, d)] += int(rec.stockouts_monthly[m, ps].sum() > 0)
+        self.end_reasons.update(rec.end_reasons)
+        self.cycles[rec.cycles_given] += 1
+
+    def merge(self, other: SupplyAggregate) -> SupplyAggregate:
+        """Add another aggregate's replicates to this one (in place; returns self)."""
+        if other.presentations is None:
+            return self
+        if self.presentations is None:
+            self.presentations, self.drugs, self.units_per_pack = (other.presentations, other.drugs,
+                                                                   other.units_per_pack)
+        elif other.presentations != self.presentations:
+            raise ValueError("aggregates with different presentations cannot be merged")
+        self.replicates += other.replicates
+        for mine, theirs in ((self.pres, other.pres), (self.drug, other.drug), (self.monthly, other.monthly)):
+            for k, c in theirs.items():
+                self._c(mine, k).update(c)
+        for mine, theirs in ((self.pres_stockout, other.pres_stockout),
+                             (self.drug_stockout, other.drug_stockout),
+                             (self.month_stockout, other.month_stockout), (self.month_n, other.month_n),
+                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles)):
+            mine.update(theirs)
+        return self
+
+    def _drugs(self) -> list[str]:
+        return [d for d in DRUGS if d in self.drugs]
+
+    def summary(self) -> dict[str, Any]:
+        """The DESIGN.md `supply` key: {drug: {units_p50, units_p90, units_p95, stockout_probability,
+        waste_p50}} in packs (summed over the drug's presentations), plus a few extra figures."""
+        out: dict[str, Any] = {}
+        n = max(self.replicates, 1)
+        for d in self._drugs():
+            man = self.drug[("manufacture", d)]
+            out[d] = {
+                "units_p50": quantile(man, 0.5),
+                "units_p90": quantile(man, 0.9),
+                "units_p95": quantile(man, 0.95),
+                "stockout_probability": self.drug_stockout[d] / n,
+                "waste_p50": quantile(self.drug[("waste_milli", d)], 0.5) / MILLI,
+                "dispensed_p50": quantile(self.drug[("dispensed", d)], 0.5),
+                "patient_days_without_drug_mean": _mean(self.drug[("days_without_milli", d)]) / MILLI,
+                "unit": "packs",
+            }
+        return out
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""
+        n = max(self.replicates, 1)
+        rows = []
+        for p, pid in enumerate(self.presentations or ()):
+            q = {fig: self.pres[(fig, pid)] for fig in self.PER_PRESENTATION}
+            rows.append({
+                "drug": self.drugs[p],
+                "presentation": pid,
+                "dispensed_p50": quantile(q["dispensed"], 0.5),
+                "shipped_p50": quantile(q["shipped"], 0.5),
+                "wasted_expiry_p50": quantile(q["wasted_expiry"], 0.5),
+                "wasted_returns_p50": quantile(q["returned_units"], 0.5) / self.units_per_pack[p],
+                "manufacture_p50": quantile(q["released"], 0.5),
+                "manufacture_p90": quantile(q["released"], 0.9),
+                "manufacture_p95": quantile(q["released"], 0.95),
+                "stockout_probability": self.pres_stockout[pid] / n,
+                "shipments_p50": quantile(q["shipments_with"], 0.5),
+                "units_per_pack": self.units_per_pack[p],
+            })
+        supply = pl.DataFrame(rows, schema={
+            "drug": pl.Utf8, "presentation": pl.Utf8, "dispensed_p50": pl.Float64, "shipped_p50": pl.Float64,
+            "wasted_expiry_p50": pl.Float64, "wasted_returns_p50": pl.Float64, "manufacture_p50": pl.Float64,
+            "manufacture_p90": pl.Float64, "manufacture_p95": pl.Float64, "stockout_probability": pl.Float64,
+            "shipments_p50": pl.Float64, "units_per_pack": pl.Int64})
+        demand, inventory = [], []
+        for m in sorted(self.month_n):
+            for d in self._drugs():
+                c = self.monthly[("dispensed", m, d)]
+                demand.append({"month": m, "drug": d, "units_p10": quantile(c, 0.1),
+                               "units_p50": quantile(c, 0.5), "units_p90": quantile(c, 0.9)})
+                for loc in ("depot", "sites"):
+                    c = self.monthly[(loc, m, d)]
+                    so = self.month_stockout[(m, d)] / self.month_n[m] if loc == "sites" else 0.0
+                    inventory.append({"month": m, "location": loc, "drug": d,
+                                      "on_hand_p10": quantile(c, 0.1), "on_hand_p50": quantile(c, 0.5),
+                                      "on_hand_p90": quantile(c, 0.9), "stockout_probability": so})
+        demand_f = pl.DataFrame(demand, schema={"month": pl.Int64, "drug": pl.Utf8, "units_p10": pl.Float64,
+                                                "units_p50": pl.Float64, "units_p90": pl.Float64})
+        inv_f = pl.DataFrame(inventory, schema={
+            "month": pl.Int64, "location": pl.Utf8, "drug": pl.Utf8, "on_hand_p10": pl.Float64,
+            "on_hand_p50": pl.Float64, "on_hand_p90": pl.Float64, "stockout_probability": pl.Float64})
+        return {"supply": supply, "drug_demand": demand_f, "inventory": inv_f}

@@ -1,0 +1,59 @@
+"""Stock held at one location, lot by lot, first-expiry-first-out.
+
+Quantities are whole packs. A lot inside the location's expiry window (do-not-ship at the depot,
+do-not-dispense at a site) can never leave the location again, so it is written off as expiry waste at
+the moment it enters the window (`purge`); stock on hand is therefore always usable stock.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+
+class Stock:
+    """Packs by presentation index: a list of [expiry_day, lot_id, packs] sorted by expiry."""
+
+    __slots__ = ("lots", "totals", "window_days")
+
+    def __init__(self, n_presentations: int, window_days: float):
+        self.lots: list[list[list]] = [[] for _ in range(n_presentations)]
+        self.totals = [0] * n_presentations
+        self.window_days = float(window_days)
+
+    def on_hand(self, p: int) -> int:
+        return self.totals[p]
+
+    def add(self, p: int, expiry_day: float, lot_id: int, packs: int) -> None:
+        if packs <= 0:
+            return
+        self.totals[p] += packs
+        lots = self.lots[p]
+        for lot in lots:
+            if lot[1] == lot_id:
+                lot[2] += packs
+                return
+        bisect.insort(lots, [expiry_day, lot_id, packs])
+
+    def purge(self, p: int, now: float) -> int:
+        """Write off lots that entered the window; returns packs wasted."""
+        lots = self.lots[p]
+        wasted = 0
+        while lots and lots[0][0] - self.window_days <= now:
+            wasted += lots.pop(0)[2]
+        self.totals[p] -= wasted
+        return wasted
+
+    def take(self, p: int, packs: int) -> list[tuple[float, int, int]]:
+        """Remove up to `packs` packs, earliest expiry first; returns (expiry_day, lot_id, packs) taken."""
+        out = []
+        lots = self.lots[p]
+        while packs > 0 and lots:
+            lot = lots[0]
+            n = min(packs, lot[2])
+            out.append((lot[0], lot[1], n))
+            lot[2] -= n
+            self.totals[p] -= n
+            packs -= n
+            if lot[2] == 0:
+                lots.pop(0)
+        return out

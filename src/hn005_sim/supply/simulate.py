@@ -1,0 +1,171 @@
+"""One replicate of treatment and supply: `simulate_replicate(...) -> SupplyRecord`.
+
+The recruitment simulation produces the enrolments (first-dose day, site, BSA) and the sites' opening
+days; treatment and supply run afterwards in their own simpy environment (supply/model.py), because
+nothing in treatment or supply changes who is recruited or when. Same inputs and streams, same record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from hn005_sim.supply.config import SupplyConfig
+from hn005_sim.supply.model import EnrolmentRow, SiteRow, SupplyModel
+from hn005_sim.treatment.config import DRUGS, RegimenConfig
+from hn005_sim.treatment.course import DAYS_PER_MONTH
+
+ENROLMENT_COLUMNS = ("patient_id", "site", "region", "day", "bsa_m2")
+SITE_COLUMNS = ("site", "region", "activation_day", "close_day")
+
+
+@dataclass(frozen=True)
+class SupplyRecord:
+    """What one replicate's supply chain did. Arrays are indexed by presentation (order of
+    `presentations`); counts are packs unless the name says units; days are simulation days."""
+
+    presentations: tuple[str, ...]
+    drugs: tuple[str, ...]  # the drug of each presentation
+    units_per_pack: np.ndarray
+    horizon_day: float
+    released: np.ndarray  # packs released to the depot = packs to manufacture
+    shipped: np.ndarray
+    shipments_with: np.ndarray  # shipments carrying the presentation
+    shipments: int
+    emergency_shipments: int
+    dispensed: np.ndarray
+    wasted_expiry: np.ndarray  # depot + sites, written off on entering the do-not-ship/-dispense window
+    wasted_expiry_depot: np.ndarray
+    returned_units: np.ndarray  # units dispensed and not taken, returned and destroyed
+    taken_units: np.ndarray
+    held_units: np.ndarray  # units with patients still on treatment at the horizon
+    on_hand_depot: np.ndarray  # at the horizon
+    on_hand_sites: np.ndarray
+    in_transit: np.ndarray
+    stockout_events: np.ndarray  # cycle visits that found the presentation short
+    patient_days_without: dict[str, float]  # per drug
+    min_dispense_margin_days: np.ndarray  # least (expiry - dispensing day) of any pack dispensed
+    dispensed_monthly: np.ndarray  # months x presentations
+    on_hand_depot_monthly: np.ndarray
+    on_hand_sites_monthly: np.ndarray  # stock at sites + in transit to them, at each month start
+    stockouts_monthly: np.ndarray  # months x presentations: visits that found it short
+    patients: int
+    cycles_given: int
+    end_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def wasted_returns(self) -> np.ndarray:
+        """Returned units as pack equivalents."""
+        return self.returned_units / self.units_per_pack
+
+    def drug_total(self, values: np.ndarray, drug: str) -> float:
+        return float(sum(v for v, d in zip(values, self.drugs, strict=True) if d == drug))
+
+    def stockout(self, drug: str | None = None) -> bool:
+        return bool(sum(n for n, d in zip(self.stockout_events, self.drugs, strict=True)
+                        if drug is None or d == drug))
+
+
+def _rows(data: Any, columns: Sequence[str]) -> list[dict]:
+    if isinstance(data, pl.DataFrame):
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            raise ValueError(f"missing columns {missing}; expected {list(columns)}")
+        return data.select(columns).to_dicts()
+    out = []
+    for row in data:
+        if isinstance(row, Mapping):
+            out.append({c: row[c] for c in columns})
+        else:
+            out.append(dict(zip(columns, row, strict=True)))
+    return out
+
+
+def _sites(sites: Iterable) -> list[SiteRow]:
+    return [SiteRow(str(r["site"]), str(r["region"]),
+                    None if r["activation_day"] is None else float(r["activation_day"]),
+                    None if r["close_day"] is None else float(r["close_day"]))
+            for r in _rows(sites, SITE_COLUMNS)]
+
+
+def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
+    rows = [EnrolmentRow(int(r["patient_id"]), str(r["site"]), str(r["region"]), float(r["day"]),
+                         float(r["bsa_m2"])) for r in _rows(enrolments, ENROLMENT_COLUMNS)]
+    rows.sort(key=lambda e: (e.day, e.patient_id))
+    return rows
+
+
+def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, sites,
+                    horizon_day: float | None, rng_treatment: np.random.Generator,
+                    rng_supply: np.random.Generator, levels=None) -> SupplyRecord:
+    """Treatment courses and the supply chain for one replicate (see `simulate_replicate`).
+
+    `levels` overrides the tiers' (initial, trigger, max) packs (resupply search); None: from the config.
+    """
+    site_rows = _sites(sites)
+    known = {s.site for s in site_rows}
+    enrol = _enrolments(enrolments)
+    unknown = sorted({e.site for e in enrol} - known)
+    if unknown:
+        raise ValueError(f"enrolments at sites not in `sites`: {unknown[:5]}")
+    if horizon_day is None:
+        last = max((e.day for e in enrol), default=0.0)
+        horizon_day = last + supply.followup_months * DAYS_PER_MONTH
+    m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels)
+    m.run()
+    on_sites = np.array([sum(st.on_hand(p) for st in m.stock) for p in range(m.P)], dtype=np.int64)
+    pres = supply.presentations
+    return SupplyRecord(
+        presentations=tuple(p.id for p in pres),
+        drugs=tuple(p.drug for p in pres),
+        units_per_pack=m.units_per_pack.copy(),
+        horizon_day=float(horizon_day),
+        released=m.released,
+        shipped=m.shipped,
+        shipments_with=m.shipments_with,
+        shipments=m.shipments,
+        emergency_shipments=m.emergency_shipments,
+        dispensed=m.dispensed,
+        wasted_expiry=m.wasted_expiry_depot + m.wasted_expiry_sites,
+        wasted_expiry_depot=m.wasted_expiry_depot,
+        returned_units=m.returned_units,
+        taken_units=m.taken_units,
+        held_units=m.held_units,
+        on_hand_depot=np.array([m.depot.on_hand(p) for p in range(m.P)], dtype=np.int64),
+        on_hand_sites=on_sites,
+        in_transit=m.in_transit.sum(axis=0),
+        stockout_events=m.stockout_events,
+        patient_days_without={d: float(m.patient_days_without[i]) for i, d in enumerate(DRUGS)},
+        min_dispense_margin_days=m.min_dispense_margin,
+        dispensed_monthly=m.dispensed_monthly,
+        on_hand_depot_monthly=m.on_hand_depot_monthly,
+        on_hand_sites_monthly=m.on_hand_sites_monthly,
+        stockouts_monthly=m.stockouts_monthly,
+        patients=len(enrol),
+        cycles_given=m.cycles_given,
+        end_reasons=dict(sorted(m.end_reasons.items())),
+    )
+
+
+def simulate_replicate(scenario, enrolments, sites, horizon_day: float | None,
+                       rng_treatment: np.random.Generator, rng_supply: np.random.Generator) -> SupplyRecord:
+    """Treatment and supply for one replicate of a scenario.
+
+    enrolments: polars frame or rows of (patient_id, site, region, day, bsa_m2), `day` = first dose, in
+    days from trial start. sites: rows of (site, region, activation_day or None if never activated,
+    close_day or None). horizon_day: when the supply simulation stops; None = last enrolment +
+    `supply.followup_months` (covers the courses of the last patients). Streams: the replicate's
+    `treatment` and `supply` streams (hn005_sim.rng).
+    """
+    return simulate_supply(scenario.regimen, scenario.supply, enrolments, sites, horizon_day,
+                           rng_treatment, rng_supply)
+
+
+# The Monte Carlo finds the aggregate next to `simulate_replicate` (hn005_sim.montecarlo._supply_module).
+from hn005_sim.supply.aggregate import SupplyAggregate  # noqa: E402
+
+__all__ = ["SupplyAggregate", "SupplyRecord", "simulate_replicate", "simulate_supply"]

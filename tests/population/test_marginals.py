@@ -1,0 +1,226 @@
+"""Each configured marginal is reproduced within Monte Carlo tolerance (5 standard errors)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import share_ok, within
+
+from hn005_sim.population.config import ICI_PHASES, ICI_TYPES, PATTERNS, RESPONSES
+
+
+def col(frame, name):
+    return frame.get_column(name).to_numpy()
+
+
+def test_male_share(cfg, cohort):
+    ok, msg = share_ok(col(cohort, "sex") == "M", cfg.demographics.male.value)
+    assert ok, msg
+
+
+def test_age_mean_matches_truncated_normal(cfg, cohort):
+    d = cfg.demographics.age_years
+    age = col(cohort, "age_years")
+    assert age.min() >= d.low and age.max() <= d.high
+    assert within(age.mean(), d.mean(), d.sd / math.sqrt(len(age))), (age.mean(), d.mean())
+
+
+@pytest.mark.parametrize("sex,key", [("M", "male"), ("F", "female")])
+def test_height_weight_by_sex(cfg, cohort, sex, key):
+    sub = cohort.filter(pl.col("sex") == sex)
+    for name in ("height_cm", "weight_kg"):
+        d = getattr(getattr(cfg.demographics, name), key)
+        x = col(sub, name)
+        assert within(x.mean(), d.mean_, d.sd / math.sqrt(len(x))), (name, sex, x.mean(), d.mean_)
+        # sd of a normal sample: se ~ sd / sqrt(2n)
+        assert within(x.std(), d.sd, d.sd / math.sqrt(2 * len(x))), (name, sex, x.std(), d.sd)
+
+
+def test_ecog(cfg, cohort):
+    e = col(cohort, "ecog")
+    for v, p in zip(cfg.demographics.ecog.values, cfg.demographics.ecog.probs, strict=True):
+        ok, msg = share_ok(e == v, p)
+        assert ok, (v, msg)
+
+
+def test_disease_history(cfg, cohort):
+    s = cfg.disease
+    ok, msg = share_ok(col(cohort, "de_novo_metastatic"), s.de_novo_metastatic.value)
+    assert ok, msg
+    rec = cohort.filter(~pl.col("de_novo_metastatic"))
+    stage = col(rec, "stage_at_diagnosis")
+    for v, p in zip(s.stage_at_diagnosis_recurrent.values, s.stage_at_diagnosis_recurrent.probs, strict=True):
+        ok, msg = share_ok(stage == v, p)
+        assert ok, (v, msg)
+    for st in ("II", "III", "IVA"):
+        sub = rec.filter(pl.col("stage_at_diagnosis") == st)
+        ok, msg = share_ok(col(sub, "curative_treatment") == "crt", getattr(s.crt_by_stage, st).value)
+        assert ok, (st, msg)
+    pattern = col(rec, "recurrence_pattern")
+    for v, p in zip(s.recurrence_pattern.values, s.recurrence_pattern.probs, strict=True):
+        ok, msg = share_ok(pattern == v, p)
+        assert ok, (v, msg)
+    assert set(col(cohort.filter(pl.col("de_novo_metastatic")), "stage_at_diagnosis")) == {"IVB"}
+
+
+def test_cisplatin_dose(cfg, cohort):
+    d = cfg.disease.cisplatin_cumulative_mg_m2
+    x = cohort.filter(pl.col("curative_treatment") == "crt")["cisplatin_cumulative_mg_m2"].to_numpy()
+    assert x.min() >= d.low and x.max() <= d.high
+    assert within(x.mean(), d.mean(), d.sd / math.sqrt(len(x)))
+
+
+def test_recurrence_interval_median(cfg, cohort):
+    d = cfg.disease.recurrence_interval_months
+    x = cohort["recurrence_interval_months"].drop_nulls().to_numpy()
+    # P(X <= configured median) = 0.5 (the cap at age-18 years only touches the far right tail).
+    ok, msg = share_ok(x <= d.median, 0.5)
+    assert ok, msg
+    mu, sigma = d._mu_sigma()
+    ok, msg = share_ok(x <= math.exp(mu + sigma), 0.8413447)
+    assert ok, msg
+
+
+def test_metastatic_sites_and_local_options(cfg, cohort):
+    s = cfg.disease
+    distant = cohort.filter(pl.col("recurrence_pattern").is_in(["distant", "locoregional_distant"]))
+    for name, p in (("liver_metastasis", s.liver_metastasis_given_distant.value),
+                    ("cns_metastasis", s.cns_metastasis_given_distant.value)):
+        ok, msg = share_ok(col(distant, name), p)
+        assert ok, (name, msg)
+    lro = cohort.filter(pl.col("recurrence_pattern").is_in(["local", "regional", "locoregional"]))
+    ok, msg = share_ok(col(lro, "locally_salvageable"), s.salvageable_given_locoregional_only.value)
+    assert ok, msg
+    assert not col(distant, "locally_salvageable").any()
+    ok, msg = share_ok(col(cohort, "measurable_disease"), s.measurable_disease.value)
+    assert ok, msg
+
+
+def test_prior_immunotherapy(cfg, cohort):
+    s = cfg.disease
+    rec = cohort.filter(~pl.col("de_novo_metastatic"))
+    had = col(rec, "prior_ici") != "none"
+    ok, msg = share_ok(had, s.prior_ici_given_curative.value)
+    assert ok, msg
+    ici = rec.filter(pl.col("prior_ici") != "none")
+    for v, p in zip(s.prior_ici_type.values, s.prior_ici_type.probs, strict=True):
+        ok, msg = share_ok(col(ici, "prior_ici") == v, p, k=5)
+        assert ok, (v, msg)
+    for v, p in zip(s.prior_ici_phase.values, s.prior_ici_phase.probs, strict=True):
+        ok, msg = share_ok(col(ici, "prior_ici_phase") == v, p)
+        assert ok, (v, msg)
+    ind = ici.filter(pl.col("prior_ici_phase") == "induction")
+    for v, p in zip(s.prior_ici_induction_response.values, s.prior_ici_induction_response.probs, strict=True):
+        ok, msg = share_ok(col(ind, "prior_ici_best_response") == v, p)
+        assert ok, (v, msg)
+    ok, msg = share_ok(col(ici, "prior_ici_types") == 2, s.prior_ici_two_types.value)
+    assert ok, msg
+    assert set(ICI_TYPES) >= set(col(ici, "prior_ici"))
+    assert set(ICI_PHASES) >= set(col(ici, "prior_ici_phase"))
+    assert set(RESPONSES) >= set(col(ind, "prior_ici_best_response"))
+    assert set(PATTERNS) == set(col(cohort, "recurrence_pattern"))
+
+
+def test_infections(cfg, cohort):
+    f = cfg.infections
+    for name in ("hbsag_positive", "hcv_ab_positive", "hiv_positive", "tp_positive", "active_tb_1y"):
+        ok, msg = share_ok(col(cohort, name), getattr(f, name).value)
+        assert ok, (name, msg)
+    hb = cohort.filter(pl.col("hbsag_positive"))
+    ok, msg = share_ok(col(hb, "hbv_dna_copies_ml") > 0, f.hbv_dna_detectable_given_hbsag.value)
+    assert ok, msg
+    hc = cohort.filter(pl.col("hcv_ab_positive"))
+    ok, msg = share_ok(col(hc, "hcv_rna_positive").astype(bool), f.hcv_rna_given_ab.value)
+    assert ok, msg
+    ok, msg = share_ok(col(hb, "liver_cirrhosis"), f.cirrhosis_given_hbsag.value)
+    assert ok, msg
+
+
+def test_history_flags(cfg, cohort):
+    for name in type(cfg.history).model_fields:
+        ok, msg = share_ok(col(cohort, name), getattr(cfg.history, name).value)
+        assert ok, (name, msg)
+    for name in ("transfusion_14d", "gcsf_14d"):
+        ok, msg = share_ok(col(cohort, name), getattr(cfg.labs, name).value)
+        assert ok, (name, msg)
+
+
+def _reference_males(cohort):
+    """Men to whom no lab effect applies (baseline marginal holds exactly)."""
+    return cohort.filter((pl.col("sex") == "M") & (pl.col("ecog") < 2) & ~pl.col("distant_metastasis")
+                         & ~pl.col("liver_metastasis") & ~(pl.col("hbv_dna_copies_ml").fill_null(0) >= 1e4))
+
+
+@pytest.mark.parametrize("name", ["wbc_10e9_l", "plt_10e9_l", "tbil_umol_l", "alt_u_l", "ast_u_l", "inr"])
+def test_lognormal_lab_marginals(cfg, cohort, name):
+    mu, sigma = getattr(cfg.labs, name).male._mu_sigma()
+    x = np.log(_reference_males(cohort)[name].to_numpy())
+    assert within(x.mean(), mu, sigma / math.sqrt(len(x))), (name, x.mean(), mu)
+    assert within(x.std(), sigma, sigma / math.sqrt(2 * len(x))), (name, x.std(), sigma)
+
+
+@pytest.mark.parametrize("name", ["hb_g_l", "aptt_s"])
+def test_normal_lab_marginals(cfg, cohort, name):
+    d = getattr(cfg.labs, name).female
+    x = cohort.filter((pl.col("sex") == "F") & (pl.col("ecog") < 2) & ~pl.col("distant_metastasis"))[name]
+    x = x.to_numpy()
+    assert within(x.mean(), d.mean_, d.sd / math.sqrt(len(x))), (name, x.mean(), d.mean_)
+    assert within(x.std(), d.sd, d.sd / math.sqrt(2 * len(x)))
+
+
+def test_creatinine_marginal_after_removing_effects(cfg, cohort):
+    e = cfg.labs.effects
+    men = cohort.filter(pl.col("sex") == "M")
+    cis = men["cisplatin_cumulative_mg_m2"].fill_null(0).to_numpy()
+    age = men["age_years"].to_numpy()
+    resid = (np.log(men["creatinine_umol_l"].to_numpy())
+             - cis / 100 * math.log(e.creatinine_multiplier_per_100_mg_m2_cisplatin.value)
+             - (age - 45) / 10 * math.log(e.creatinine_multiplier_per_decade_over_45.value))
+    mu, sigma = cfg.labs.creatinine_umol_l.male._mu_sigma()
+    assert within(resid.mean(), mu, sigma / math.sqrt(len(resid)))
+    assert within(resid.std(), sigma, sigma / math.sqrt(2 * len(resid)))
+
+
+def test_urine(cfg, cohort):
+    dip = col(cohort, "urine_protein_dipstick")
+    for v, p in zip(cfg.urine.dipstick.values, cfg.urine.dipstick.probs, strict=True):
+        ok, msg = share_ok(dip == v, p)
+        assert ok, (v, msg)
+    g2 = np.log(cohort.filter(pl.col("urine_protein_dipstick") == 2)["urine_protein_24h_g"].to_numpy())
+    mu, sigma = cfg.urine.protein_24h_g_grade2._mu_sigma()
+    assert within(g2.mean(), mu, sigma / math.sqrt(len(g2)))
+
+
+def test_cardiac(cfg, cohort):
+    c = cfg.cardiac
+    men = cohort.filter(pl.col("sex") == "M")
+    q = men["qtc_ms"].to_numpy()
+    assert within(q.mean(), c.qtc_ms.mean_, c.qtc_ms.sd / math.sqrt(len(q)))
+    for name in ("cardiac_event_6m", "arrhythmia_6m"):
+        ok, msg = share_ok(col(cohort, name), getattr(c, name).value)
+        assert ok, (name, msg)
+    nyha = col(cohort, "nyha_class")
+    for v, p in zip(c.nyha_class.values, c.nyha_class.probs, strict=True):
+        ok, msg = share_ok(nyha == v, p)
+        assert ok, (v, msg)
+    lvef = cohort["lvef_pct"].drop_nulls().to_numpy()  # echo subset is chosen independently of LVEF
+    assert within(lvef.mean(), c.lvef_pct.mean(), c.lvef_pct.sd / math.sqrt(len(lvef)))
+
+
+def test_blood_pressure_by_age(cfg, cohort):
+    b = cfg.blood_pressure
+    age, htn = col(cohort, "age_years"), col(cohort, "hypertension")
+    p50 = b.hypertension_prevalence_at_50.value
+    odds60 = p50 / (1 - p50) * b.hypertension_odds_ratio_per_decade.value
+    for centre, p in ((50, p50), (60, odds60 / (1 + odds60))):
+        sel = np.abs(age - centre) <= 1.5
+        obs, se = htn[sel].mean(), math.sqrt(p * (1 - p) / sel.sum())
+        # slack 0.003: the logistic curve is not linear over the +/-1.5-year window
+        assert within(obs, p, se, slack=0.003), (centre, obs, p)
+    treated = cohort.filter(pl.col("hypertension"))
+    ok, msg = share_ok(col(treated, "antihypertensive_drugs") > 0, b.treated_given_hypertension.value)
+    assert ok, msg
+    assert (col(cohort.filter(~pl.col("hypertension")), "antihypertensive_drugs") == 0).all()

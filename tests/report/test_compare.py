@@ -1,0 +1,83 @@
+"""`hn005-sim compare`: comparison.csv against the summaries, overlaid charts against the stacked CSVs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import report_checks as rc
+import report_fixtures as rf
+
+from hn005_sim.cli import main
+
+
+def _folders(tmp_path: Path) -> tuple[Path, Path]:
+    a = rf.run_folder(tmp_path / "a", seed=2, rate=5.0)
+    b = rf.run_folder(tmp_path / "b", seed=3, rate=7.0)
+    # two folders of one scenario name: the second column becomes "baseline#2"
+    return a, b
+
+
+@pytest.mark.slow
+def test_compare_output_folders(tmp_path: Path) -> None:
+    a, b = _folders(tmp_path)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(a), str(b), "--out", str(out), "--quiet"]) == 0
+    with (out / "comparison.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["metric", "baseline", "baseline#2"]
+    table = {r[0]: r[1:] for r in rows[1:]}
+    sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
+    # every number in each summary, by its dotted key, and nothing else
+    assert float(table["prob_target_by_deadline"][0]) == sa["prob_target_by_deadline"]
+    assert float(table["time_to_target_months.p50"][1]) == sb["time_to_target_months"]["p50"]
+    assert float(table["supply.penpulimab.units_p90"][0]) == sa["supply"]["penpulimab"]["units_p90"]
+    n_numbers = sum(1 for _ in _leaves(sa))
+    assert len(table) == n_numbers
+    # overlaid curves: each scenario's rows of the stacked CSV are that scenario's own CSV
+    with (out / "enrollment_curve.csv").open() as fh:
+        stacked = list(csv.DictReader(fh))
+    for name, folder in (("baseline", a), ("baseline#2", b)):
+        mine = [{k: v for k, v in r.items() if k != "scenario"} for r in stacked if r["scenario"] == name]
+        assert mine == rc.read_rows(folder / "enrollment_curve.csv")
+    specs = rc.specs(out / "report.html")
+    assert {"enrolment", "time_to_target", "drug_demand", "screen_failures"} <= set(specs)
+    for name, spec in specs.items():
+        assert rc.data_mismatches(out, spec) == [], name
+    assert rc.external_loads(out / "report.html") == []
+
+
+def _leaves(obj):
+    if isinstance(obj, bool) or obj is None:
+        return
+    if isinstance(obj, int | float):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["only_one"], "two or more"),
+        (["missing_a", "missing_b"], "no such file or folder"),
+    ],
+)
+def test_compare_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys, args, message) -> None:
+    out = tmp_path / "cmp"
+    assert main(["compare", *(str(tmp_path / a) for a in args), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_compare_refuses_a_folder_without_summary(tmp_path: Path, capsys) -> None:
+    a, _ = _folders(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["compare", str(a), str(empty), "--out", str(tmp_path / "cmp")]) == 2
+    err = capsys.readouterr().err
+    assert "not an output folder" in err and "empty" in err

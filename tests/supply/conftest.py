@@ -1,0 +1,52 @@
+"""Small configurations built from the ALTER-HN005 base files, varied per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hn005_sim.scenario.dists import Constant
+from hn005_sim.scenario.load import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def const(v: float) -> Constant:
+    return Constant(dist="constant", value=float(v), source="test: fixed")
+
+
+@pytest.fixture(scope="session")
+def base():
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    return sc
+
+
+def deterministic_regimen(regimen, *, induction: int = 4, progression_months: float = 1000.0):
+    """Fixed induction length, no toxicity, no progression/death/withdrawal within the horizon."""
+    tox = regimen.toxicity
+    zero = {"reduce_per_cycle": 0.0, "stop_per_cycle": 0.0, "interrupt_per_cycle": 0.0}
+    tox = tox.model_copy(update={
+        "anlotinib": tox.anlotinib.model_copy(update=zero),
+        "penpulimab": tox.penpulimab.model_copy(update=zero),
+        "capecitabine": tox.capecitabine.model_copy(update=zero),
+        "delay_per_cycle": 0.0,
+    })
+    course = regimen.course.model_copy(update={
+        "induction_cycles": const(induction), "progression_months": const(progression_months),
+        "death_months": const(1e6), "withdrawal_months": const(1e6),
+    })
+    pen = regimen.penpulimab.model_copy(update={"continue_after_cap": Constant(dist="constant", value=1.0)})
+    return regimen.model_copy(update={"toxicity": tox, "course": course, "penpulimab": pen})
+
+
+def generous_supply(supply, *, partial_packs: str = "carry_over", lead_days: float = 1.0):
+    """Long shelf life, large lots and site levels, fixed 1-day shipping: no stock-out, no expiry."""
+    pres = [p.model_copy(update={"shelf_life_months": 600.0, "lot_size_packs": 10_000,
+                                 "depot_reorder_packs": 100, "initial_lots": 1})
+            for p in supply.presentations]
+    tiers = [t.model_copy(update={"initial_cycles": 40.0, "trigger_cycles": 30.0, "max_cycles": 40.0,
+                                  "predictive": False}) for t in supply.tiers]
+    ship = supply.shipping.model_copy(update={"lead_days": const(lead_days), "emergency_lead_days": const(1)})
+    return supply.model_copy(update={"presentations": pres, "tiers": tiers, "shipping": ship,
+                                     "partial_packs": partial_packs})
