@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
+
+import polars as pl
+import typer
 
 from rich.table import Table
 
@@ -67,6 +70,34 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dict[str, pl.DataFrame]:
+    """What the report shows beside the simulation: restrictiveness of the criteria on `patients`
+    candidates (as `screen` computes it, same seed), the baseline figures of the eligible candidates, and
+    the analytic Poisson-gamma success probability by number of sites (as `sites` computes it).
+
+    The enrolled cohort has the distribution of the eligible candidates: consent and withdrawal do not
+    depend on patient attributes in this model, so their baseline figures stand for the enrolled.
+    """
+    from hn005_sim.commands.screen import RESTRICTIVENESS_FILES, analyse_scenario
+    from hn005_sim.recruitment import planning
+    from hn005_sim.report.tables import cohort_figures
+
+    files: dict[str, pl.DataFrame] = {}
+    if sc.population is not None and sc.criteria is not None:
+        frame, _, screening, res = analyse_scenario(sc, raw, patients, seed)
+        files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
+        eligible = frame.filter(pl.Series(screening.eligible))
+        summary["eligible_fraction"] = res.summary["eligible_fraction"]
+        summary["baseline"] = {**cohort_figures(eligible),
+                               "sites": sum(r.sites for r in sc.recruitment.regions)}
+    plan = planning.plan_from_scenario(sc, seed, 0.8)
+    answer = planning.plan_sites(plan, "analytic", seed, 0)
+    files["curve"] = pl.DataFrame([{c: r[c] for c in answer.curve_columns} for r in answer.curve])
+    summary["sites_needed"] = {k: answer.summary.get(k) for k in (
+        "allocation", "probability_of_success", "expected_enrolled", "method")}
+    return files
+
+
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
@@ -74,6 +105,11 @@ def run(
     seed: SeedOpt = 1,
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "process",
+    screen_patients: Annotated[int, typer.Option(
+        "--screen-patients", min=1000,
+        help="Candidates drawn for the report's attrition and restrictiveness figures.")] = 50_000,
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write report.html and charts/ (PNG and SVG) beside the data.")] = True,
     quiet: QuietOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -81,7 +117,9 @@ def run(
     do they fail, which sites enrol.
 
     Writes summary.json, enrollment_curve.csv, time_to_target.csv, screen_failures.csv, sites.csv
-    (and the supply files when the scenario has a supply chain) and manifest.json into OUT.
+    (and the supply files when the scenario has a supply chain), the restrictiveness files of `screen`
+    (criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv), the analytic success
+    probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
     """
     from hn005_sim.cli import InputError
@@ -111,17 +149,25 @@ def run(
                               progress=not quiet and format is Format.table)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
     with output_dir(out) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
             o.write_csv(f"{name}.csv", frame)
-        o.write_json("manifest.json", manifest(
+        for name, frame in extra_files.items():
+            o.write_csv(f"{name}.csv", frame)
+        man = manifest(
             "run", scenario_path=display(raw.path), scenario_sha256=raw.sha256(),
             resolved_config=sc.model_dump(mode="json", by_alias=True), seed=seed, replicates=replicates,
             wall_time_s=time.perf_counter() - started,
-            extra={"jobs": jobs, "executor": executor, "files": sorted(
-                ["summary.json", *(f"{n}.csv" for n in result.frames)])},
-        ))
+            extra={"jobs": jobs, "executor": executor, "screen_patients": screen_patients, "files": sorted(
+                ["summary.json", *(f"{n}.csv" for n in (*result.frames, *extra_files))])},
+        )
+        o.write_json("manifest.json", man)
+        if report:
+            from hn005_sim.report import write_report
+
+            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man)
     if quiet:
         return
     if format is Format.json:
@@ -129,4 +175,4 @@ def run(
     else:
         con = console(quiet)
         con.print(summary_table(result.summary))
-        con.print(f"wrote {display(out)}/: summary.json, " + ", ".join(f"{n}.csv" for n in result.frames))
+        con.print(f"wrote {display(out)}/: report.html, summary.json, manifest.json and the CSV files it charts")

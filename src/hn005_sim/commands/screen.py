@@ -26,6 +26,31 @@ from hn005_sim.scenario.errors import ConfigError
 from hn005_sim.scenario.load import display, load_scenario
 
 
+RESTRICTIVENESS_FILES = ("criteria", "funnel", "cofailure", "sweeps", "relaxation")
+
+
+def analyse_scenario(sc, raw, patients: int, seed: int, target_fraction: float | None = None):
+    """Draw `patients` candidates from the population stream, screen them, analyse restrictiveness.
+
+    Returns (frame, screener, screening, restrictiveness). Shared by `screen` and `run` (whose report
+    shows the same attrition and restrictiveness figures), so both give the same numbers for a seed.
+    """
+    from hn005_sim.guards import check_memory, measure_bytes_per_row
+    from hn005_sim.population import sample
+
+    for section in ("population", "criteria"):
+        if getattr(sc, section) is None:
+            raise ConfigError.one(display(raw.path), section, f"the scenario has no [{section}] section")
+    per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
+    check_memory(patients, per_row, f"screen --patients {patients}", unit="patients")
+    frame = sample(sc.population, patients, stream(seed, 0, "population"))
+    screener = compile_criteria(sc.criteria, frame.schema, file=display(raw.path))
+    screening = screener.evaluate(frame)
+    res = analyse(screening, screener=screener, frame=frame, rng=stream(seed, 0, "bootstrap"),
+                  target_fraction=target_fraction)
+    return frame, screener, screening, res
+
+
 def screen(
     scenario: ScenarioArg,
     patients: Annotated[int, typer.Option("--patients", min=1, help="Candidates to screen.")] = 100_000,
@@ -45,30 +70,14 @@ def screen(
     Writes summary.json, criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv,
     manifest.json (and pass_matrix.parquet with --save-matrix) into --out.
     """
-    from hn005_sim.guards import check_memory, measure_bytes_per_row
-    from hn005_sim.population import sample
-
     started = time.perf_counter()
     sc, raw = load_scenario(scenario)
-    for section in ("population", "criteria"):
-        if getattr(sc, section) is None:
-            raise ConfigError.one(display(raw.path), section, f"the scenario has no [{section}] section")
-    per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
-    check_memory(patients, per_row,
-                 f"screen --patients {patients}", unit="patients")
-    frame = sample(sc.population, patients, stream(seed, 0, "population"))
-    screener = compile_criteria(sc.criteria, frame.schema, file=display(raw.path))
-    screening = screener.evaluate(frame)
-    res = analyse(screening, screener=screener, frame=frame, rng=stream(seed, 0, "bootstrap"),
-                  target_fraction=target_fraction)
+    frame, screener, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction)
     summary = {**res.summary, "scenario": sc.name, "seed": seed}
     with output_dir(out) as od:
         od.write_json("summary.json", summary)
-        od.write_csv("criteria.csv", res.criteria)
-        od.write_csv("funnel.csv", res.funnel)
-        od.write_csv("cofailure.csv", res.cofailure)
-        od.write_csv("sweeps.csv", res.sweeps)
-        od.write_csv("relaxation.csv", res.relaxation)
+        for name in RESTRICTIVENESS_FILES:
+            od.write_csv(f"{name}.csv", getattr(res, name))
         if save_matrix:
             pid = frame["patient_id"] if "patient_id" in frame.columns else None
             od.write_parquet("pass_matrix.parquet", screening.matrix_frame(pid))
