@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-
 from rich.table import Table
 
 from hn005_sim.commands.common import (
@@ -175,4 +174,4 @@ def run(
     else:
         con = console(quiet)
         con.print(summary_table(result.summary))
-        con.print(f"wrote {display(out)}/: report.html, summary.json, manifest.json and the CSV files it charts")
+        con.print(f"wrote {display(out)}/: report.html, summary.json, manifest.json and the CSVs it charts")

@@ -25,7 +25,6 @@ from hn005_sim.rng import stream
 from hn005_sim.scenario.errors import ConfigError
 from hn005_sim.scenario.load import display, load_scenario
 
-
 RESTRICTIVENESS_FILES = ("criteria", "funnel", "cofailure", "sweeps", "relaxation")
 
 
@@ -72,7 +71,7 @@ def screen(
     """
     started = time.perf_counter()
     sc, raw = load_scenario(scenario)
-    frame, screener, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction)
+    frame, _, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction)
     summary = {**res.summary, "scenario": sc.name, "seed": seed}
     with output_dir(out) as od:
         od.write_json("summary.json", summary)
