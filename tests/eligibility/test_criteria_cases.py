@@ -97,12 +97,13 @@ CASES: list[tuple[str, dict, bool]] = [
     ("transplant", {"transplant_history": True}, False), ("transplant", {"transplant_history": N}, False),
     ("severe_infection", {"severe_infection_4w": True}, False), ("severe_infection", {"severe_infection_4w": N}, False),
     ("active_tb", {"active_tb_1y": True}, False), ("active_tb", {"active_tb_1y": N}, False),
-    ("uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 149.9}, True),
-    ("uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 150.0}, False),
+    # default reading: judged after one drug, mean effect 9.1/5.5 mmHg (Law, BMJ 2009)
+    ("uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 159.0}, True),
+    ("uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 159.1}, False),
     ("uncontrolled_sbp", {"hypertension": False, "sbp_mmhg": 160.0}, True),
     ("uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": N}, False),
-    ("uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 89.9}, True),
-    ("uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 90.0}, False),
+    ("uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 95.4}, True),
+    ("uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 95.5}, False),
     ("uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": N}, False),
     ("ischaemia_bleeding_risk", {"ischaemia_bleeding_risk": True}, False),
     ("ischaemia_bleeding_risk", {"ischaemia_bleeding_risk": N}, False),
@@ -156,6 +157,10 @@ READING_CASES: list[tuple[dict, str, dict, bool]] = [
     ({"prior_curative_therapy": "any_curative"}, "prior_chemoradiotherapy", {"curative_treatment": "rt_alone"}, True),
     ({"cardiac_workup": "normal_required"}, "troponin", {"troponin_ng_l": 20.0, **ECHO}, False),
     ({"cardiac_workup": "normal_required"}, "ecg", {"ecg_abnormal": True, **ECHO}, False),
+    ({"hypertension_control": "as_measured"}, "uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 149.9}, True),
+    ({"hypertension_control": "as_measured"}, "uncontrolled_sbp", {"hypertension": True, "sbp_mmhg": 150.0}, False),
+    ({"hypertension_control": "as_measured"}, "uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 89.9}, True),
+    ({"hypertension_control": "as_measured"}, "uncontrolled_dbp", {"hypertension": True, "dbp_mmhg": 90.0}, False),
 ]
 
 
