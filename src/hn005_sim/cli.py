@@ -40,14 +40,14 @@ def _root() -> None:
 
 
 app.command("validate")(validate)
-app.command("sites")(sites)
-app.command("compare")(compare)
+app.command("cohort")(cohort)
 app.command("criteria")(criteria)
 app.command("screen")(screen)
-app.command("cohort")(cohort)
-app.command("sweep")(sweep)
 app.command("run")(run)
+app.command("sites")(sites)
 app.command("supply")(supply)
+app.command("compare")(compare)
+app.command("sweep")(sweep)
 
 
 class InputError(Exception):
