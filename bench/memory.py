@@ -1,12 +1,19 @@
-"""Peak memory of a long Monte Carlo run: 10,000 baseline replicates (issue 7 target: < 1 GiB peak).
+"""Peak memory of Monte Carlo runs, and its growth with replicates (issue 7: 10,000 baseline replicates
+under 1 GiB peak; memory flat as replicates grow).
 
-Usage: .venv/bin/python bench/memory.py [--replicates N] [--jobs J] [--seed S] [--scenario PATH]
+Usage: .venv/bin/python bench/memory.py [--replicates N [N ...]] [--jobs J] [--seed S] [--scenario PATH]
 
-The run happens in a fresh child process, so the figure is the run's own and nothing this script loaded
-counts. Peak resident memory comes from getrusage (ru_maxrss: everything the process touched, numpy and
-polars buffers included): the main process (which folds every replicate into the aggregate) and, with
---jobs > 1, the largest worker. Resident memory is also sampled as replicates are folded, so the growth
-per 1,000 replicates shows whether memory stays flat as replicates grow.
+A real 10,000-replicate baseline run takes about 15 minutes on 2 cores (about 0.17 s per replicate), too
+long for `make bench`. By default the script measures two real runs, 500 and 2,000 replicates, and
+projects the peak at 10,000 from them: peak(10,000) = peak(2,000) + 8 x growth per 1,000 replicates. The
+projection is valid because nothing in the run grows with replicates except the 8-byte time-to-target
+column (montecarlo.Aggregate): the measured growth says whether that holds. Pass
+`--replicates 10000` to measure the full run instead.
+
+Each run happens in a fresh child process, so nothing this script loaded counts. Peak resident memory
+comes from getrusage (ru_maxrss: everything the process touched, numpy and polars buffers included): the
+main process (which folds every replicate into the aggregate) and, with --jobs > 1, the largest worker.
+"All processes" adds jobs x the largest worker to the main process: an upper bound of what the run held.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024  # ru_maxrss is in KiB on Linux
 TARGET_MIB = 1024
+TARGET_REPLICATES = 10_000
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -30,17 +38,18 @@ def _child(args: argparse.Namespace) -> None:
     from hn005_sim.montecarlo import run_scenario
     from hn005_sim.scenario.load import load_scenario
 
+    [replicates] = args.replicates
     scenario, _ = load_scenario(args.scenario)
-    step = max(args.replicates // 10, 1)
+    step = max(replicates // 10, 1)
     samples: list[tuple[int, float]] = []
 
     def on_record(rec) -> None:
         done = rec.replicate + 1
-        if done % step == 0 or done == args.replicates:
+        if done % step == 0 or done == replicates:
             samples.append((done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB))
 
     started = time.perf_counter()
-    result = run_scenario(scenario, args.replicates, args.seed, jobs=args.jobs, executor="process",
+    result = run_scenario(scenario, replicates, args.seed, jobs=args.jobs, executor="process",
                           progress=False, on_record=on_record)
     seconds = time.perf_counter() - started
     print(json.dumps({
@@ -52,9 +61,26 @@ def _child(args: argparse.Namespace) -> None:
     }))
 
 
+def measure(replicates: int, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--replicates", str(replicates), "--jobs", str(args.jobs),
+           "--seed", str(args.seed), "--scenario", args.scenario]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        sys.exit(proc.returncode)
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["all_mib"] = r["main_mib"] + (args.jobs * r["worker_mib"] if args.jobs > 1 else 0)
+    return r
+
+
+def label(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--replicates", type=int, default=10_000)
+    ap.add_argument("--replicates", type=int, nargs="+", default=[500, 2_000],
+                    help="replicate counts to measure (default 500 2000; growth from the first and last)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=20230901)
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "baseline.toml"))
@@ -64,31 +90,38 @@ def main() -> None:
         _child(args)
         return
 
-    cmd = [sys.executable, __file__, "--child", "--replicates", str(args.replicates),
-           "--jobs", str(args.jobs), "--seed", str(args.seed), "--scenario", args.scenario]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        sys.exit(proc.returncode)
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    total = r["main_mib"] + (args.jobs * r["worker_mib"] if args.jobs > 1 else 0)
-    samples = r["samples"]
-    (n0, m0), (n1, m1) = samples[0], samples[-1]
-    growth = (m1 - m0) / (n1 - n0) * 1000 if n1 > n0 else 0.0
-    n = r["replicates"]
-    print(f"memory bench: {n:,} replicates of {args.scenario}, --jobs {args.jobs}, {r['seconds']:.0f} s "
-          f"({n / r['seconds']:.1f} replicates/s)")
-    print(f"  peak resident, main process   {r['main_mib']:.0f} MiB")
-    if args.jobs > 1:
-        print(f"  peak resident, largest worker {r['worker_mib']:.0f} MiB")
-        print(f"  all processes together (main + {args.jobs} x worker, an upper bound) {total:.0f} MiB")
-    print("  main process peak as replicates are folded: "
-          + ", ".join(f"{k:,}: {v:.0f}" for k, v in samples) + " MiB")
-    print(f"  growth {growth:.1f} MiB per 1,000 replicates (flat memory: about 0)")
-    label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-    print(f"BENCH memory_peak_{label}_replicates_all_processes {total:.0f} MiB target < {TARGET_MIB}")
-    print(f"BENCH memory_peak_{label}_replicates_main {r['main_mib']:.0f} MiB target < {TARGET_MIB}")
-    print(f"BENCH memory_growth_per_1k_replicates {growth:.1f} MiB")
+    runs = [measure(n, args) for n in sorted(set(args.replicates))]
+    print(f"memory bench: {args.scenario}, --jobs {args.jobs}")
+    for r in runs:
+        n = r["replicates"]
+        print(f"  {n:>6,} replicates in {r['seconds']:.0f} s ({n / r['seconds']:.1f} replicates/s): "
+              f"peak main {r['main_mib']:.0f} MiB, largest worker {r['worker_mib']:.0f} MiB, all processes "
+              f"{r['all_mib']:.0f} MiB")
+        print("         main process peak as replicates are folded: "
+              + ", ".join(f"{k:,}: {v:.0f}" for k, v in r["samples"]) + " MiB")
+    for r in runs:
+        n = r["replicates"]
+        target = f" target < {TARGET_MIB}" if n >= TARGET_REPLICATES else ""
+        print(f"BENCH memory_peak_{label(n)}_replicates_all_processes {r['all_mib']:.0f} MiB{target}")
+        print(f"BENCH memory_peak_{label(n)}_replicates_main {r['main_mib']:.0f} MiB{target}")
+    if len(runs) < 2:
+        return
+    lo, hi = runs[0], runs[-1]
+    per_k = 1000 / (hi["replicates"] - lo["replicates"])
+    growth_main = (hi["main_mib"] - lo["main_mib"]) * per_k
+    growth_all = (hi["all_mib"] - lo["all_mib"]) * per_k
+    print(f"  growth from {lo['replicates']:,} to {hi['replicates']:,} replicates: main "
+          f"{growth_main:+.1f} MiB, all processes {growth_all:+.1f} MiB per 1,000 (flat memory: about 0; "
+          f"the time-to-target column alone adds 8 kB per 1,000)")
+    print(f"BENCH memory_growth_per_1k_replicates_main {growth_main:.1f} MiB")
+    print(f"BENCH memory_growth_per_1k_replicates_all_processes {growth_all:.1f} MiB")
+    if hi["replicates"] < TARGET_REPLICATES:
+        ahead = (TARGET_REPLICATES - hi["replicates"]) / 1000
+        projected = hi["all_mib"] + max(growth_all, 0.0) * ahead
+        print(f"  projected peak at {TARGET_REPLICATES:,} replicates: {hi['all_mib']:.0f} + "
+              f"{ahead:g} x {max(growth_all, 0.0):.1f} = {projected:.0f} MiB (all processes)")
+        print(f"BENCH memory_peak_{label(TARGET_REPLICATES)}_replicates_projected {projected:.0f} MiB "
+              f"target < {TARGET_MIB}")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,15 @@ def main() -> None:
     print(f"allocation: {dict(zip([r.name for r in plan.regions], res.allocation.tolist(), strict=True))}, "
           f"P(success) = {res.probability:.4f}, proved optimal: {res.proved_optimal}, "
           f"{res.evaluations:,} allocations evaluated, FFT length {ev.length}")
-    print(f"analytic site search (exact, branch and bound): {t_search:.3f} s   (target < 2 s)")
-    print(f"whole `sites --method analytic` answer:         {t_all:.3f} s")
+    print(f"analytic site search (exact, branch and bound): {t_search:.3f} s   (target < 2 s)\n"
+          f"BENCH sites_analytic_search {t_search:.3f} s target < 2")
+    print(f"whole `sites --method analytic` answer:         {t_all:.3f} s\n"
+          f"BENCH sites_analytic_answer {t_all:.3f} s")
     if args.brute_force:
         allocs = np.array(list(itertools.product(*[range(a, b + 1) for a, b in zip(lo, hi, strict=True)])))
         t_brute, _ = best_of(1, lambda: ev.probability(allocs))
-        print(f"brute force over all {boxes:,} allocations:   {t_brute:.3f} s")
+        print(f"brute force over all {boxes:,} allocations:   {t_brute:.3f} s\n"
+              f"BENCH sites_brute_force_{boxes}_allocations {t_brute:.3f} s")
 
 
 if __name__ == "__main__":

@@ -224,24 +224,40 @@ def test_missing_key(in_tree, path):
     assert_clean(*validate(name), toml_files(in_tree))
 
 
+def overlay_doc(path: tuple, value: Any) -> dict[str, Any]:
+    """The smallest document extending the baseline that puts `value` at `path`.
+
+    An overlay merges tables but replaces a list whole, so it cannot write into one element of a list
+    (`criteria.criterion[0]`) alone: below a list, the overlay writes the baseline's whole list with
+    the change made in it.
+    """
+    first_list = next((i for i, p in enumerate(path) if isinstance(p, int)), None)
+    top = path if first_list is None else path[: first_list]
+    if first_list is None:
+        new = value
+    else:
+        new = copy.deepcopy(get_in(BASELINE, top))
+        set_in({"v": new}, ("v", *path[first_list:]), value)
+    doc: dict[str, Any] = {}
+    node = doc
+    for part in top[:-1]:
+        node = node.setdefault(part, {})
+    node[top[-1]] = new
+    return doc
+
+
 @SETTINGS
-@given(table=st.sampled_from([t for t in TABLES if not any(isinstance(p, int) for p in t)]),
-       overlay=st.booleans())
+@given(table=st.sampled_from(TABLES), overlay=st.booleans())
 def test_unknown_key_is_named(in_tree, table, overlay):
     """An unknown key anywhere is refused with a line naming the file that wrote it and the key.
 
-    With `overlay`, the key is written in a small file extending the baseline, so the line must name that
-    file, not the base file that defines the table. (Tables inside lists are left out: a scenario
-    replaces a list whole; test_wrong_type_or_value reaches them.)
+    With `overlay`, the key is written in a small file extending the baseline (`overlay_doc`: inside a
+    list, with the whole list), so the line must name that file, not the base file that defines the
+    table.
     """
     key = (*table, "zz_unknown_key")
     if overlay:
-        doc: dict[str, Any] = {}
-        node = doc
-        for part in table:
-            node = node.setdefault(part, {})
-        node["zz_unknown_key"] = {"zz_a": 1}
-        text = 'extends = "baseline.toml"\n' + toml_doc(doc)
+        text = 'extends = "baseline.toml"\n' + toml_doc(overlay_doc(key, {"zz_a": 1}))
     else:
         doc = copy.deepcopy(BASELINE)
         set_in(doc, key, {"zz_a": 1})
@@ -260,18 +276,7 @@ def test_nan_and_infinity_refused_in_overlay(in_tree, path, nan):
 
     Lists are replaced whole by a scenario, so a leaf inside a list is written with its whole list.
     """
-    first_list = next((i for i, p in enumerate(path) if isinstance(p, int)), None)
-    top = path if first_list is None else path[: first_list]
-    value = copy.deepcopy(get_in(BASELINE, top))
-    if first_list is None:
-        value = nan
-    else:
-        set_in({"v": value}, ("v", *path[first_list:]), nan)
-    doc: dict[str, Any] = {}
-    node = doc
-    for part in top[:-1]:
-        node = node.setdefault(part, {})
-    node[top[-1]] = value
+    doc = overlay_doc(path, nan)
     name = write(in_tree, "scenarios/mut.toml", 'extends = "baseline.toml"\n' + toml_doc(doc))
     code, lines = validate(name)
     problems = assert_clean(code, lines, toml_files(in_tree))
@@ -419,5 +424,86 @@ def test_huge_requests_refused_up_front(tmp_path, capsys, monkeypatch, argv):
     assert code == 2
     assert len(err) == 1 and "would need about" in err[0] and "of memory; this machine has" in err[0], err
     assert f"--patients {10**12}" in err[0]
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+    assert time.perf_counter() - started < HANG_SECONDS
+
+
+def _aggregate_bytes(target: int, months: int, sites: int, replicates: int) -> int:
+    """Bytes of every array a Monte Carlo aggregate allocates (numpy arrays and histogram counts)."""
+    import numpy as np
+
+    from hn005_sim.montecarlo import Aggregate, IntHistogram, RunMeta
+
+    meta = RunMeta("t", replicates, 1, target, 24.0, float(months), months,
+                   tuple(f"s{i}" for i in range(sites)), ("r",) * sites, ("c1", "c2"),
+                   ("prescreen", "screening"))
+    agg = Aggregate(meta)
+    total = 0
+    for value in vars(agg).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, np.ndarray):
+                total += item.nbytes
+            elif isinstance(item, IntHistogram):
+                total += item.counts.nbytes
+    return total
+
+
+def test_run_memory_estimate_follows_the_aggregate():
+    """The run guard's estimate grows as the arrays the aggregate really allocates: 8 bytes per month,
+    deadline and site for each possible enrolled count, 8 per replicate; plus its working copies."""
+    from hn005_sim.guards import LEVEL_WORKING_ROWS, REPLICATE_WORKING_FACTOR, run_memory_bytes
+
+    months, sites = 12, 3
+    base = _aggregate_bytes(100, months, sites, 50)
+    assert _aggregate_bytes(1_100, months, sites, 50) - base == 1_000 * 8 * (months + 1 + 1 + sites)
+    assert _aggregate_bytes(100, months, sites, 1_050) - base == 1_000 * 8
+
+    def est(target: int, replicates: int) -> int:
+        return run_memory_bytes(target=target, months=months, sites=sites, replicates=replicates)
+
+    assert est(1_100, 50) - est(100, 50) == 1_000 * 8 * (months + 1 + 1 + sites + LEVEL_WORKING_ROWS)
+    assert est(100, 1_050) - est(100, 50) == 1_000 * 8 * REPLICATE_WORKING_FACTOR
+    for target, replicates in ((110, 200), (10**5, 10), (5, 10**5)):
+        assert est(target, replicates) > _aggregate_bytes(target, months, sites, replicates)
+
+
+def test_check_run_memory_names_the_dominant_figure():
+    from hn005_sim.cli import InputError
+    from hn005_sim.guards import check_run_memory
+
+    common = {"months": 60, "sites": 1, "available": 24 * 10**9}
+    assert check_run_memory(target=110, replicates=200, what="run", **common) < 300 * 10**6
+    with pytest.raises(InputError) as exc:
+        check_run_memory(target=10**12, replicates=2, what="run X", **common)
+    # 8 B x (10^12 + 1) x (61 months + deadline + 1 site + 2 working rows) = 5.2e14 B; fits: (0.8 x 24e9
+    # - 250e6 interpreter - 65 x 8 B - 2 x 48 B) / 520 B = 36,442,306 -> 36,000,000
+    assert str(exc.value) == ("run X would need about 520 TB of memory; this machine has 24 GB available "
+                              "(trial.target_enrolled up to about 36,000,000 fits)")
+    with pytest.raises(InputError) as exc:
+        check_run_memory(target=110, replicates=10**12, what="run Y", **common)
+    # 48 B x 10^12 = 4.8e13 B; fits: (0.8 x 24e9 - 250e6 - 111 x 65 x 8 B) / 48 B = 394,790,427
+    assert str(exc.value) == ("run Y would need about 48 TB of memory; this machine has 24 GB available "
+                              "(at most about 390,000,000 replicates fit)")
+
+
+@pytest.mark.parametrize(("overlay", "args", "needle"), [
+    ("", ["--replicates", str(10**12)], f"{10**12:,} replicates"),
+    ("[trial]\ntarget_enrolled = 1000000000000\n", ["--replicates", "2"],
+     f"trial.target_enrolled = {10**12:,}"),
+    ("", ["--replicates", "2", "--screen-patients", str(10**12)], f"--screen-patients {10**12}"),
+])
+def test_huge_run_refused_up_front(tmp_path, capsys, monkeypatch, overlay, args, needle):
+    """`run` asked for 10^12 replicates, target or candidates: one line with the estimate, exit 2,
+    nothing written, before any simulation."""
+    monkeypatch.chdir(ROOT)
+    scenario = tmp_path / "huge.toml"
+    scenario.write_text(f"extends = {json.dumps(str(ROOT / 'scenarios' / 'baseline.toml'))}\n{overlay}")
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    code = main(["run", str(scenario), *args, "--out", str(out), "--quiet", "--jobs", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "would need about" in err[0] and "of memory; this machine has" in err[0], err
+    assert needle in err[0], err
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
     assert time.perf_counter() - started < HANG_SECONDS

@@ -8,6 +8,7 @@ exit code 130, one line on stderr, no traceback, DIR absent or unchanged, no sta
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,7 +139,55 @@ def test_run_with_workers_interrupted_keeps_previous_output(tmp_path):
         raise
     assert_clean_interrupt(proc.returncode, stderr, out, before)
     again = subprocess.run([*CLI, "run", "scenarios/baseline.toml", "--replicates", "2", "--seed", "3",
-                            "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=TIMEOUT_S)
+                            "--no-report", "--screen-patients", "1000", "--out", str(out), "--quiet"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert again.returncode == 0, again.stderr
     assert '"seed": 3' in (out / "summary.json").read_text()
+
+
+WAIT_SCRIPT = """
+import json, os, signal, sys, threading, time
+import polars  # noqa: F401  (installs its SIGINT handler with SA_RESTART: pola-rs/polars#21739)
+from hn005_sim.montecarlo import interruptible_waits
+interruptible_waits()
+ev = threading.Event()
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+threading.Timer(8.0, ev.set).start()  # ends the wait if Ctrl-C cannot
+started = time.monotonic()
+try:
+    ev.wait()
+    print(json.dumps({"interrupted": False}))
+except KeyboardInterrupt:
+    print(json.dumps({"interrupted": True, "after_s": time.monotonic() - started}))
+"""
+
+
+def test_ctrl_c_interrupts_a_blocking_wait_after_polars_import():
+    """The parent of a process pool blocks on its futures; polars' SIGINT handler (SA_RESTART) made that
+    wait restart instead of raising KeyboardInterrupt. After `interruptible_waits` the SIGINT sent at
+    0.3 s ends the wait at once, not when the 8 s fallback timer does."""
+    proc = subprocess.run([sys.executable, "-c", WAIT_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["interrupted"] and result["after_s"] < 4.0, result
+
+
+def _sigint_bit(status: str, field: str) -> bool:
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))
+    return bool(int(mask, 16) >> (signal.SIGINT - 1) & 1)
+
+
+def test_pool_workers_start_with_sigint_blocked_and_ignored():
+    """Workers are started inside `sigint_held` (a Ctrl-C during their imports waits) and ignore SIGINT
+    once started (the parent alone handles it); the parent's own mask is restored."""
+    from hn005_sim.montecarlo import open_executor, sigint_held
+
+    status = Path("/proc/self/status")
+    with open_executor("process", 2) as (ex, workers):
+        assert workers == 2
+        with sigint_held():
+            fut = ex.submit(status.read_text)
+        worker = fut.result(timeout=TIMEOUT_S)
+    assert _sigint_bit(worker, "SigBlk") and _sigint_bit(worker, "SigIgn")
+    assert not _sigint_bit(status.read_text(), "SigBlk")

@@ -326,6 +326,26 @@ def test_sweep_bad_key_refused_before_any_work(fast_scenario, tmp_path, capsys, 
     assert not out.exists() and not list(tmp_path.glob(".never.partial-*"))
 
 
+def test_sweep_too_big_for_memory_refused_before_any_work(fast_scenario, tmp_path, capsys, monkeypatch):
+    """A grid point with a target of 10^12 would need hundreds of TB: refused with the estimate before
+    the first point runs (not after the others have)."""
+    import hn005_sim.montecarlo as mc
+
+    def no_work(*a, **k):
+        raise AssertionError("a simulation started although a grid point cannot fit in memory")
+
+    monkeypatch.setattr(mc, "run_scenario", no_work)
+    out = tmp_path / "never"
+    code, err = sweep([str(fast_scenario), "--set", f"trial.target_enrolled=5,{10**12}", "--out", str(out)],
+                      capsys)
+    assert code == 2
+    [line] = err.splitlines()
+    assert line.startswith(f"hn005-sim: sweep point 2 (trial.target_enrolled={10**12}; 200 replicates) "
+                           "would need about "), line
+    assert "of memory; this machine has" in line and "trial.target_enrolled up to about" in line, line
+    assert not out.exists() and not list(tmp_path.glob(".never.partial-*"))
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     ([], "sweep needs at least one --set"),
     (["--set", "trial.target_enrolled=5", "--executor", "ray"], "--executor 'ray'"),

@@ -7,6 +7,9 @@ one line and exit code 2 before any work:
 
     hn005-sim: cohort --patients 1000000000000 would need about 1.2 TB of memory; this machine has 23 GB
     available (at most about 19,000,000 patients fit)
+
+`run` and `sweep` call `check_run_memory` before simulating: the Monte Carlo aggregate keeps histograms
+whose size grows with the enrolment target and one figure per replicate (`run_memory_bytes`).
 """
 
 from __future__ import annotations
@@ -85,6 +88,80 @@ def check_memory(
             f"{human_bytes(have)} available (at most about {_round_down(fit):,} {unit} fit)"
         )
     return int(need)
+
+
+WORD = 8
+"""Bytes of one int64 or float64 cell."""
+
+REPLICATE_WORKING_FACTOR = 6
+"""Copies of the per-replicate column (time to target, 8 bytes) alive at once at the peak: the column,
+the months view, the sorted copy for quantiles, and the replicate / months columns and their rounded
+copy when time_to_target.csv is built (montecarlo.Aggregate.summary, .time_to_target)."""
+
+LEVEL_WORKING_ROWS = 2
+"""Temporary rows of (target + 1) cells while a histogram quantile is taken (values and cumsum in
+montecarlo.hist_quantile)."""
+
+PROCESS_BASE_BYTES = 250_000_000
+"""Resident memory of one interpreter with numpy, polars, scipy and simpy imported and a scenario
+compiled: about 200 MiB measured with `ps` on the baseline run (main process and each worker)."""
+
+
+def run_memory_bytes(*, target: int, months: int, sites: int, replicates: int, processes: int = 1) -> int:
+    """Peak bytes of a Monte Carlo run, estimated before any allocation.
+
+    The aggregate (hn005_sim.montecarlo.Aggregate) allocates up front, in 8-byte cells:
+    - (months + 1) x (target + 1) for enrolled-by-month, (target + 1) for enrolled-by-deadline, and
+      sites x (target + 1) for enrolled-per-site: histograms over every possible enrolled count, exact
+      quantiles whatever the replicates, but proportional to the target;
+    - one time to target per replicate (the time_to_target.csv contract).
+    Working copies (REPLICATE_WORKING_FACTOR, LEVEL_WORKING_ROWS) and the interpreter of the main
+    process and each local worker (PROCESS_BASE_BYTES) come on top.
+    """
+    levels = int(target) + 1
+    kept_levels = WORD * levels * (int(months) + 1 + 1 + int(sites))
+    working_levels = WORD * levels * LEVEL_WORKING_ROWS
+    per_replicate = WORD * REPLICATE_WORKING_FACTOR * int(replicates)
+    return kept_levels + working_levels + per_replicate + PROCESS_BASE_BYTES * max(int(processes), 1)
+
+
+def check_run_memory(
+    *,
+    target: int,
+    months: int,
+    sites: int,
+    replicates: int,
+    processes: int = 1,
+    what: str,
+    available: int | None = None,
+) -> int:
+    """Refuse a run whose aggregate cannot fit (e.g. trial.target_enrolled = 10^12 or 10^12 replicates).
+
+    Returns the estimate in bytes when it fits; raises `hn005_sim.cli.InputError` (one line, exit 2)
+    naming the figure that dominates (target or replicates) and the largest value of it that fits.
+    """
+    args = {"target": target, "months": months, "sites": sites, "replicates": replicates,
+            "processes": processes}
+    need = run_memory_bytes(**args)
+    have = available_memory_bytes() if available is None else available
+    budget = HEADROOM * have
+    if need <= budget:
+        return need
+    by_target = run_memory_bytes(**{**args, "replicates": 0})
+    by_replicates = run_memory_bytes(**{**args, "target": 0})
+    if by_target >= by_replicates:
+        per_level = (run_memory_bytes(**{**args, "target": 1, "replicates": 0})
+                     - run_memory_bytes(**{**args, "target": 0, "replicates": 0}))
+        fit = int((budget - run_memory_bytes(**{**args, "target": 0})) / per_level)
+        limit = f"trial.target_enrolled up to about {_round_down(max(fit, 0)):,} fits"
+    else:
+        per_replicate = WORD * REPLICATE_WORKING_FACTOR
+        fit = int((budget - run_memory_bytes(**{**args, "replicates": 0})) / per_replicate)
+        limit = f"at most about {_round_down(max(fit, 0)):,} replicates fit"
+    raise _input_error(
+        f"{what} would need about {human_bytes(need)} of memory; this machine has "
+        f"{human_bytes(have)} available ({limit})"
+    )
 
 
 def measure_bytes_per_row(

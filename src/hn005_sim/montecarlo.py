@@ -20,6 +20,7 @@ import hashlib
 import math
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -357,7 +358,7 @@ def run_replicate(
         }, schema={"site": pl.String, "region": pl.String, "activation_day": pl.Float64,
                    "close_day": pl.Float64})
         record = supply.simulate_replicate(
-            scenario, enrolments, site_frame, scenario.recruitment.horizon_days,
+            scenario, enrolments, site_frame, None,  # courses complete: last enrolment + follow-up
             rngmod.stream(seed, replicate, "treatment"), rngmod.stream(seed, replicate, "supply"),
         )
         rec = _with_supply(rec, record)
@@ -408,8 +409,67 @@ def _ignore_sigint() -> None:
 
 
 @contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """Block SIGINT in this thread while it may start worker processes (`submit` starts them on demand).
+
+    A spawned worker inherits the signal mask through fork and exec, so a Ctrl-C during its imports
+    stays pending in it until its initializer ignores SIGINT (which discards it) instead of printing a
+    KeyboardInterrupt traceback. This is how the standard library starts its resource tracker
+    (multiprocessing/resource_tracker.py). The parent does not lose the Ctrl-C: the mask is per thread,
+    so the signal goes to one of its other threads and Python raises KeyboardInterrupt in the main
+    thread as usual. (Ignoring SIGINT in the parent instead, SIG_IGN, lost a Ctrl-C arriving meanwhile.)
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def interruptible_waits() -> None:
+    """Let Ctrl-C interrupt the main thread's blocking waits (on a pool's results), not only Python code.
+
+    Importing polars (since pola-rs/polars#20961; 2.1 here) replaces the C-level SIGINT handler with one
+    installed with SA_RESTART (pola-rs/polars#21739): the kernel then restarts a blocked futex instead of
+    failing it with EINTR, so Python only raises KeyboardInterrupt when the wait ends by itself - after
+    a whole batch of replicates, or never. Installing Python's default handler again through the signal
+    module (no SA_RESTART) restores the behaviour PEP 475 describes. Polars then no longer aborts its
+    own queries on Ctrl-C; KeyboardInterrupt is raised as soon as the query returns.
+    """
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _stop_workers(ex: cf.ProcessPoolExecutor, before: set) -> None:
+    """Interrupted: end the pool's worker processes now instead of waiting for their batches.
+
+    `shutdown(cancel_futures=True)` cancels only batches not yet handed to a worker; the running ones
+    and those in the pool's call queue (jobs + 1) would still run to the end, and the interpreter joins
+    the pool's management thread at exit, so Ctrl-C took as long as several batches. The workers are the
+    multiprocessing children started since the pool was created (`multiprocessing.active_children`, a
+    public API, rather than the pool's private `_processes`). They hold no output: results only reach
+    the output folder through the parent. The pool sees them die, marks itself broken and cleans up its
+    queues and threads (concurrent.futures.process.terminate_broken).
+    """
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    for proc in workers:
+        proc.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        proc.join(timeout=5)
+
+
+@contextlib.contextmanager
 def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.Executor | None, int]]:
-    """Yield (executor or None for inline, number of workers)."""
+    """Yield (executor or None for inline, number of workers).
+
+    Submit to a process pool inside `sigint_held()`: workers are started on demand by `submit`.
+    """
+    interruptible_waits()
     if isinstance(executor, cf.Executor):
         yield executor, max(jobs, 1)
         return
@@ -419,20 +479,15 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
             yield None, 1
             return
         # spawn, not fork: polars and numpy thread pools do not survive a fork safely. Workers ignore
-        # Ctrl-C: the parent handles it, cancels what is queued and leaves no half-written output.
-        ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_ignore_sigint)
-        # Workers are started here with SIGINT ignored (inherited through exec), so a Ctrl-C while they
-        # import cannot print their tracebacks; the parent's handler is restored at once.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            ex.submit(int).result()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        # Ctrl-C (initializer): the parent handles it, stops them and leaves no half-written output.
+        before = set(multiprocessing.active_children())
+        with sigint_held():
+            ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_ignore_sigint)
         try:
             yield ex, jobs
         except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(ex, before)
             raise
         ex.shutdown(wait=True)
         return
@@ -488,7 +543,9 @@ def run_scenario(
     """Run `replicates` replicates of the scenario's recruitment (and supply) and summarise them.
 
     Identical results for any jobs/executor. `on_record` sees every replicate record in order.
-    Raises ConfigError when the scenario cannot be simulated, ValueError for a bad executor spec.
+    Raises ConfigError when the scenario cannot be simulated, ValueError for a bad executor spec,
+    hn005_sim.cli.InputError when the run would need more memory than the machine has
+    (hn005_sim.guards.check_run_memory).
     """
     if scenario.recruitment is None:
         raise ConfigError.one(scenario.name, "recruitment", "the scenario has no [recruitment] section")
@@ -504,6 +561,15 @@ def run_scenario(
         site_names=tuple(s for s, _ in sites), site_regions=tuple(r for _, r in sites),
         reason_ids=tuple(source.reason_ids), reason_stages=tuple(source.reason_stages),
     )
+    # refused up front, with the estimate, rather than failing on allocation (10^12 replicates or target)
+    from hn005_sim.guards import check_run_memory
+
+    kind, arg = parse_executor(executor) if isinstance(executor, str) else ("external", None)
+    local_workers = {"process": jobs if jobs > 1 else 0, "dask-local": arg or jobs}.get(kind, 0)
+    check_run_memory(target=meta.target, months=meta.months, sites=len(meta.site_names),
+                     replicates=replicates, processes=1 + local_workers,
+                     what=f"run of {scenario.name!r} (trial.target_enrolled = {meta.target:,}, "
+                          f"{replicates:,} replicates)")
     supply_mod = _supply_module(scenario)
     supply_agg = None
     if supply_mod is not None and hasattr(supply_mod, "SupplyAggregate"):
@@ -532,7 +598,9 @@ def run_scenario(
             while nxt_fold < len(batches):
                 while nxt_submit < len(batches) and len(pending) + len(done) < window:
                     start, stop = batches[nxt_submit]
-                    pending[ex.submit(run_batch, scenario, seed, start, stop)] = nxt_submit
+                    with sigint_held():  # submit may start a worker process
+                        fut = ex.submit(run_batch, scenario, seed, start, stop)
+                    pending[fut] = nxt_submit
                     nxt_submit += 1
                 finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
                 for fut in finished:

@@ -142,6 +142,15 @@ def run(
         raise ConfigError.one(display(raw.path), missing[0],
                               "missing section: judging candidates needs [population] and [criteria], "
                               "or [recruitment.funnel] probabilities")
+    if sc.population is not None and sc.criteria is not None:
+        # the report's restrictiveness figures draw --screen-patients candidates after the simulation:
+        # refuse an impossible count before simulating, not after
+        from hn005_sim.guards import check_memory, measure_bytes_per_row
+        from hn005_sim.population import sample
+        from hn005_sim.rng import stream
+
+        per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
+        check_memory(screen_patients, per_row, f"run --screen-patients {screen_patients}", unit="patients")
     started = time.perf_counter()
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,

@@ -71,7 +71,7 @@ def supply(
     """
     from hn005_sim.cli import InputError
     from hn005_sim.io import manifest, output_dir
-    from hn005_sim.montecarlo import _batches, open_executor, parse_executor
+    from hn005_sim.montecarlo import _batches, open_executor, parse_executor, sigint_held
     from hn005_sim.supply.aggregate import SupplyAggregate
     from hn005_sim.supply.search import SearchTally, candidates, replicate_task
 
@@ -106,7 +106,9 @@ def supply(
                 for a, b in batches:
                     fold(replicate_task(sc, seed, a, b, cands, n_search))
             else:
-                futures = [ex.submit(replicate_task, sc, seed, a, b, cands, n_search) for a, b in batches]
+                with sigint_held():  # submit may start a worker process
+                    futures = [ex.submit(replicate_task, sc, seed, a, b, cands, n_search)
+                               for a, b in batches]
                 done: dict[int, Any] = {}
                 nxt = 0
                 index = {f: i for i, f in enumerate(futures)}

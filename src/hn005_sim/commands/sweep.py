@@ -136,6 +136,8 @@ def sweep(
         raise ConfigError(Problem(display(points[0].raw.path), "recruitment",
                                   "missing section: a sweep runs the recruitment simulation"))
 
+    check_points_memory(points, replicates, jobs, executor)
+
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     grid: list[dict[str, Any]] = []
@@ -179,6 +181,25 @@ def sweep(
     con = console(False)
     con.print(sweep_table(keys, rows, replicates, seed))
     con.print(f"wrote {display(out)}/: sweep.csv, grid.json, report.html, manifest.json")
+
+
+def check_points_memory(points, replicates: int, jobs: int, executor: str) -> None:
+    """Refuse the sweep before any simulation when one grid point's run would not fit in memory (e.g.
+    --set trial.target_enrolled=110,1000000000000): the same estimate `run_scenario` checks, per point."""
+    from hn005_sim.guards import check_run_memory
+    from hn005_sim.montecarlo import parse_executor
+    from hn005_sim.scenario.overrides import format_value
+
+    kind, arg = parse_executor(executor)
+    local_workers = {"process": jobs if jobs > 1 else 0, "dask-local": arg or jobs}.get(kind, 0)
+    for point in points:
+        cfg = point.scenario.recruitment
+        label = ", ".join(f"{k}={format_value(v)}" for k, v in point.values.items())
+        check_run_memory(
+            target=point.scenario.trial.target_enrolled, months=cfg.horizon_month_count(),
+            sites=sum(len(r.names()) for r in cfg.regions), replicates=replicates,
+            processes=1 + local_workers,
+            what=f"sweep point {point.index + 1} ({label}; {replicates:,} replicates)")
 
 
 def _cell(value: Any) -> Any:
