@@ -57,3 +57,18 @@ class Stock:
             if lot[2] == 0:
                 lots.pop(0)
         return out
+
+    def dispense(self, p: int, packs: int) -> float:
+        """`take` for a dispensing that the caller knows is covered (packs <= on hand): returns the
+        expiry day of the earliest-expiring pack taken (the one closest to its window)."""
+        lots = self.lots[p]
+        self.totals[p] -= packs
+        first = lots[0][0]
+        while packs:
+            lot = lots[0]
+            if lot[2] > packs:
+                lot[2] -= packs
+                return first
+            packs -= lot[2]
+            lots.pop(0)
+        return first

@@ -1,16 +1,23 @@
 """The supply chain of one replicate as a simpy model: depot -> sites -> patients.
 
-Processes (one fresh `simpy.Environment` per replicate, run after recruitment: treatment and supply do
-not feed back on recruitment, so the enrolment record of the recruitment simulation is their input):
-- `_patient`: one per enrolled patient, from first dose: at each cycle visit the course says what the
-  cycle needs (treatment/course.py); the site dispenses whole packs; if any presentation is short the
-  whole cycle waits for stock (a stock-out), an emergency shipment is sent, and the wait is recorded as
-  patient-days without drug for every drug of that cycle.
+Treatment and supply do not feed back on recruitment, so the enrolment record of the recruitment
+simulation is the input. Every patient's course is planned up front in numpy (treatment/course.py
+`plan_courses`: what each cycle needs, the packs each visit dispenses under the partial-pack rule, the
+returns and the cycle gaps), so simpy only runs what depends on stock and time:
+- `_patient`: one per enrolled patient, from first dose: at each cycle visit the site dispenses the
+  planned packs; if any presentation is short the whole cycle waits for stock (a stock-out), an
+  emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
+  that cycle. The calendar rules (progression, death, withdrawal, the penpulimab cap) are applied on the
+  actual visit day, so a delayed cycle moves the calendar, not the plan.
 - `_activation`: seeds a site with its tier's initial level when it opens.
-- `_review`: every `review_days` the IRT writes off stock inside its expiry window and tops sites up
-  (trigger/max levels, optionally raised to the active patients' forecast).
+- `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
+  reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
+  forecast). Sites are also checked after every dispensing.
 - `_release`: a lot released to the depot `release_lead_days` after its order.
 - `_snapshots`: stock on hand at the depot and at sites at each month boundary.
+
+Totals that follow from the plan once each patient's number of cycles is known (units taken,
+returned, held) are summed in numpy after the run.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import simpy
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.inventory import Stock
 from hn005_sim.treatment.config import DRUGS, RegimenConfig
-from hn005_sim.treatment.course import DAYS_PER_MONTH, PatientCourse, draw_courses
+from hn005_sim.treatment.course import DAYS_PER_MONTH, END_REASONS, draw_courses, plan_courses
 from hn005_sim.treatment.dosing import capecitabine_tablets, full_cycle_units
 
 
@@ -68,7 +75,10 @@ def tier_levels(regimen: RegimenConfig, supply: SupplyConfig) -> Levels:
     out = []
     for t in supply.tiers:
         trig = packs(t.trigger_cycles)
-        out.append((packs(t.initial_cycles), trig, np.maximum(packs(t.max_cycles), trig)))
+        # a presentation held at its floor gets half a floor above the trigger, so it is not shipped a
+        # pack or two after every dispensing (assumption: usual min/max spread of IRT kit levels)
+        top = np.maximum(packs(t.max_cycles), trig + (floor + 1) // 2)
+        out.append((packs(t.initial_cycles), trig, top))
     return out
 
 
@@ -84,7 +94,6 @@ class SupplyModel:
         self.rng = rng_supply
         pres = supply.presentations
         self.P = P = len(pres)
-        self.key_to_p = {(p.drug, float(p.strength_mg)): i for i, p in enumerate(pres)}
         self.units_per_pack = np.array([p.units_per_pack for p in pres], dtype=np.int64)
         self.drug_of = [DRUGS.index(p.drug) for p in pres]
         self.sites = sites
@@ -92,50 +101,64 @@ class SupplyModel:
         S = len(sites)
         self.depot = Stock(P, supply.depot.do_not_ship_days)
         self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
-        self.in_transit = np.zeros((S, P), dtype=np.int64)
-        self.levels = levels if levels is not None else tier_levels(regimen, supply)
+        self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
+        levels = levels if levels is not None else tier_levels(regimen, supply)
         self.tier = [supply.tier_of(s.region) for s in sites]
+        self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]  # per site
+        self.predictive = [supply.tiers[t].predictive for t in self.tier]
+        self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
+        ship = supply.shipping
+        # a site replaces stock that would leave its do-not-dispense window before the next review's
+        # shipment is safely in: review interval + twice the mean lead time (assumption: covers the slow
+        # tail of the courier's lead time)
+        self.cover_days = [supply.review_days
+                           + 2 * ship.lead_days_by_region.get(x.region, ship.lead_days).mean() for x in sites]
+        self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
         self.restock = [self.env.event() for _ in range(S)]
-        self.waiting = np.zeros(S, dtype=np.int64)
-        self.waiting_need = np.zeros((S, P), dtype=np.int64)  # packs the waiting patients need
-        self.balances: dict[int, dict[int, int]] = {}  # units each patient on treatment holds
-        self.active = np.zeros(S, dtype=np.int64)
-        self.need_rate = np.zeros((S, P))  # packs per cycle of active patients (predictive resupply)
-        self.pending_release = np.zeros(P, dtype=bool)
+        self.waiting = [0] * S
+        self.waiting_need = [[0] * P for _ in range(S)]  # packs the waiting patients need
+        self.active = [0] * S
+        self.need_rate = [[0.0] * P for _ in range(S)]  # packs per cycle of active patients (predictive)
+        self.on_order = [0] * P  # packs ordered for release to the depot, not yet released
         self.lot_seq = 0
         self.lead_by_region = supply.shipping.lead_days_by_region
+        self.lead_pool: dict[tuple[bool, str], list[float]] = {}
+        self.items_cache: dict[tuple, list[tuple[int, int]]] = {}
         # counters (packs unless named otherwise)
-        self.released = np.zeros(P, dtype=np.int64)
-        self.shipped = np.zeros(P, dtype=np.int64)
-        self.shipments_with = np.zeros(P, dtype=np.int64)
+        self.released = [0] * P
+        self.shipped = [0] * P
+        self.shipments_with = [0] * P
         self.shipments = 0
         self.emergency_shipments = 0
-        self.dispensed = np.zeros(P, dtype=np.int64)
-        self.wasted_expiry_depot = np.zeros(P, dtype=np.int64)
-        self.wasted_expiry_sites = np.zeros(P, dtype=np.int64)
-        self.returned_units = np.zeros(P, dtype=np.int64)
-        self.taken_units = np.zeros(P, dtype=np.int64)
-        self.held_units = np.zeros(P, dtype=np.int64)
+        self.dispensed = [0] * P
+        self.wasted_expiry_depot = [0] * P
+        self.wasted_expiry_sites = [0] * P
         self.stockout_events = np.zeros(P, dtype=np.int64)
         self.patient_days_without = np.zeros(len(DRUGS))
-        self.min_dispense_margin = np.full(P, math.inf)
-        self.cycles_given = 0
-        self.end_reasons: dict[str, int] = {}
+        self.min_dispense_margin = [math.inf] * P
         self.n_months = max(math.ceil(self.horizon / DAYS_PER_MONTH), 1)
-        self.dispensed_monthly = np.zeros((self.n_months, P), dtype=np.int64)
         self.on_hand_depot_monthly = np.zeros((self.n_months, P), dtype=np.int64)
         self.on_hand_sites_monthly = np.zeros((self.n_months, P), dtype=np.int64)
         self.stockouts_monthly = np.zeros((self.n_months, P), dtype=np.int64)
-        # treatment draws, one row per enrolment in the given order
+        # treatment: draws (one row per enrolment in the given order) and the plan of every course
+        self.enrolments = enrolments
+        n = len(enrolments)
         first = min((e.day for e in enrolments), default=0.0)
         max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
-        self.draws = draw_courses(regimen, len(enrolments), max_cycles, rng_treatment)
-        self.enrolments = enrolments
-        # capecitabine tablets per administration for every patient and dose level, in one vectorised call
+        draws = draw_courses(regimen, n, max_cycles, rng_treatment)
         fr = np.asarray(regimen.capecitabine.dose_fractions)
         bsa = np.array([e.bsa_m2 for e in enrolments], dtype=float)
-        _, tabs = capecitabine_tablets(bsa[:, None], fr[None, :], regimen)
-        self.cap_tablets = tabs  # patients x levels x strengths
+        _, cap_tablets = capecitabine_tablets(bsa[:, None], fr[None, :], regimen)
+        keys = [(p.drug, float(p.strength_mg)) for p in pres]
+        strengths = len(regimen.capecitabine.tablet_strengths_mg)
+        self.plan = plan_courses(regimen, draws, cap_tablets.reshape(n, len(fr), strengths), keys,
+                                 self.units_per_pack, supply.partial_packs == "carry_over")
+        self.max_cycles = max_cycles
+        # what each patient did, read after the run
+        self.n_given = np.zeros(n, dtype=np.int64)
+        self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the penpulimab cap
+        self.reason = [""] * n  # "" while on treatment (or never started)
+        self.visit_day = np.full(self.plan.need.shape[0], np.nan)  # per planned cell
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
 
     # ---- depot ---------------------------------------------------------------------------------------
@@ -148,25 +171,44 @@ class SupplyModel:
 
     def _release(self, p: int):
         yield self.env.timeout(self.cfg.depot.release_lead_days)
-        self.pending_release[p] = False
+        self.on_order[p] -= self.cfg.presentations[p].lot_size_packs
         self._release_lot(p)
-        self._review_all(emergency_only=True)
+        self._review_all()  # sites below their trigger get the new lot now, not at the next review
 
     def _demand_ahead(self) -> bool:
         """Whether any more dispensing can happen: a site still recruiting or a patient on treatment."""
         now = self.env.now
         if now >= self.horizon:
             return False
-        if self.active.any() or now <= self.last_enrol_day:
+        if any(self.active) or now <= self.last_enrol_day:
             return True
         return any(s.activation_day is not None and (s.close_day is None or now < s.close_day)
                    for s in self.sites)
 
     def _depot_check(self, p: int):
-        self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
-        low = self.depot.on_hand(p) < self.cfg.presentations[p].depot_reorder_packs
-        if not self.pending_release[p] and low and self._demand_ahead():
-            self.pending_release[p] = True
+        """Order lots while the depot's inventory position is below the reorder point.
+
+        The position counts the lots on order and only the depot stock still shippable when a lot
+        ordered now would arrive: stock that enters its do-not-ship window within the release lead time
+        is replaced before it goes, instead of leaving the depot empty for a whole lead time.
+        """
+        now = self.env.now
+        depot = self.depot
+        lots = depot.lots[p]
+        if lots and lots[0][0] - depot.window_days <= now:
+            self.wasted_expiry_depot[p] += depot.purge(p, now)
+        reorder = self.cfg.presentations[p].depot_reorder_packs
+        lead_end = now + self.cfg.depot.release_lead_days + depot.window_days
+        usable = depot.totals[p]
+        if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
+            usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
+        if usable + self.on_order[p] >= reorder:
+            return
+        pres = self.cfg.presentations[p]
+        if not self._demand_ahead():
+            return
+        while usable + self.on_order[p] < reorder:
+            self.on_order[p] += pres.lot_size_packs
             self.env.process(self._release(p))
 
     # ---- shipments -----------------------------------------------------------------------------------
@@ -174,19 +216,27 @@ class SupplyModel:
         ship = self.cfg.shipping
         dist = ship.emergency_lead_days if emergency else self.lead_by_region.get(self.sites[s].region,
                                                                                   ship.lead_days)
-        return max(float(dist.sample(self.rng, 1)[0]), 0.0)
+        # drawn 64 at a time per (kind, region) from the supply stream: same sequence for same inputs
+        key = (emergency, self.sites[s].region)
+        pool = self.lead_pool.get(key)
+        if not pool:
+            pool = self.lead_pool[key] = np.maximum(dist.sample(self.rng, 64), 0.0).tolist()[::-1]
+        return pool.pop()
 
-    def _ship(self, s: int, want: np.ndarray, emergency: bool) -> None:
+    def _ship(self, s: int, want: list[int], emergency: bool) -> None:
         """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
         items = []
-        for p in np.flatnonzero(want > 0):
+        transit = self.transit[s]
+        for p, w in enumerate(want):
+            if w <= 0:
+                continue
             self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
-            got = self.depot.take(p, int(want[p]))
+            got = self.depot.take(p, w)
             n = sum(g[2] for g in got)
             if n:
                 items.append((p, got))
                 self.shipped[p] += n
-                self.in_transit[s, p] += n
+                transit[p] += n
                 self.shipments_with[p] += 1
             self._depot_check(p)
         if items:
@@ -197,22 +247,33 @@ class SupplyModel:
     def _deliver(self, s: int, items, lead: float):
         yield self.env.timeout(lead)
         st = self.stock[s]
+        transit = self.transit[s]
         for p, got in items:
             for expiry, lot, n in got:
                 st.add(p, expiry, lot, n)
-                self.in_transit[s, p] -= n
+                transit[p] -= n
             self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
         ev, self.restock[s] = self.restock[s], self.env.event()
         ev.succeed()
 
-    def _position(self, s: int) -> np.ndarray:
+    def _position(self, s: int) -> list[int]:
+        """Stock position per presentation at site s: packs in transit plus packs on hand that will still
+        be dispensable after the site's cover (next review + mean shipping lead time), so stock about to
+        enter its do-not-dispense window is replaced before it goes rather than after (lots already in
+        the window are written off first)."""
         st = self.stock[s]
         now = self.env.now
-        for p in range(self.P):
-            lots = st.lots[p]
-            if lots and lots[0][0] - st.window_days <= now:
+        win = st.window_days
+        until = now + self.cover_days[s] + win
+        out = []
+        for p, lots in enumerate(st.lots):
+            if lots and lots[0][0] - win <= now:
                 self.wasted_expiry_sites[p] += st.purge(p, now)
-        return np.array(st.totals, dtype=np.int64) + self.in_transit[s]
+            if lots and lots[0][0] <= until:
+                out.append(sum(n for expiry, _lot, n in lots if expiry > until) + self.transit[s][p])
+            else:
+                out.append(st.totals[p] + self.transit[s][p])
+        return out
 
     def _site_open_for_supply(self, s: int) -> bool:
         site = self.sites[s]
@@ -221,21 +282,34 @@ class SupplyModel:
             return False
         return self.active[s] > 0 or site.close_day is None or now < site.close_day
 
+    def _levels_of(self, s: int) -> tuple[list[int], list[int]]:
+        """(trigger, max) packs per presentation at site s, cached until the active patients' need changes.
+
+        Predictive: the active patients' next cycles; trigger covers half the forecast window, max all.
+        """
+        got = self.site_levels[s]
+        if got is None:
+            _, trig, top = self.base_levels[s]
+            if self.predictive[s]:
+                c = self.forecast_cycles[s]
+                rate = self.need_rate[s]
+                trig = [max(a, math.ceil(r * c / 2 - 1e-9)) for a, r in zip(trig, rate, strict=True)]
+                top = [max(a, math.ceil(r * c - 1e-9)) for a, r in zip(top, rate, strict=True)]
+            got = self.site_levels[s] = (trig, top)
+        return got
+
     def _resupply(self, s: int, emergency: bool = False) -> None:
-        if not self._site_open_for_supply(s) and not self.waiting[s]:
+        if not self.waiting[s] and not self._site_open_for_supply(s):
             return
-        _, trig, top = self.levels[self.tier[s]]
-        tier = self.cfg.tiers[self.tier[s]]
-        if tier.predictive:
-            # the active patients' next cycles: trigger covers half the forecast window, max all of it
-            cycles = tier.forecast_days / self.regimen.cycle_days
-            trig = np.maximum(trig, np.ceil(self.need_rate[s] * cycles / 2 - 1e-9).astype(np.int64))
-            top = np.maximum(top, np.ceil(self.need_rate[s] * cycles - 1e-9).astype(np.int64))
+        trig, top = self._levels_of(s)
         pos = self._position(s)
-        if (pos < trig).any() or emergency:
+        if emergency:
             # an emergency shipment always covers what the waiting patients need, whatever the levels
-            want = np.maximum(top - pos, self.waiting_need[s] - pos) if emergency else top - pos
-            self._ship(s, np.maximum(want, 0), emergency)
+            need = self.waiting_need[s]
+            want = [max(t - q, w - q, 0) for t, q, w in zip(top, pos, need, strict=True)]
+            self._ship(s, want, True)
+        elif any(q < t for q, t in zip(pos, trig, strict=True)):
+            self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
 
     def _review_all(self, emergency_only: bool = False) -> None:
         for s in range(len(self.sites)):
@@ -254,8 +328,9 @@ class SupplyModel:
     def _activation(self, s: int):
         site = self.sites[s]
         yield self.env.timeout(site.activation_day)
-        init, _, _ = self.levels[self.tier[s]]
-        self._ship(s, init - self._position(s), emergency=False)
+        init = self.base_levels[s][0]
+        pos = self._position(s)
+        self._ship(s, [a - b for a, b in zip(init, pos, strict=True)], emergency=False)
 
     def _snapshots(self):
         for m in range(self.n_months):
@@ -268,100 +343,143 @@ class SupplyModel:
                 tot = 0
                 for s, st in enumerate(self.stock):
                     self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
-                    tot += st.on_hand(p) + self.in_transit[s, p]
+                    tot += st.on_hand(p) + self.transit[s][p]
                 self.on_hand_sites_monthly[m, p] = tot
 
     # ---- patients ------------------------------------------------------------------------------------
     def _month(self, day: float) -> int:
         return min(int(day // DAYS_PER_MONTH), self.n_months - 1)
 
-    def _patient(self, i: int, e: EnrolmentRow):
-        env = self.env
-        s = self.site_index[e.site]
-        yield env.timeout(max(e.day - env.now, 0.0))
-        course = PatientCourse(self.regimen, self.draws, i, e.day, e.bsa_m2, self.horizon)
-        course.preset_capecitabine(self.cap_tablets[i])
-        balance: dict[int, int] = {}
-        self.balances[i] = balance
-        rate = np.zeros(self.P)
-        self.active[s] += 1
-        carry = self.cfg.partial_packs == "carry_over"
-        st = self.stock[s]
-        while True:
-            order = course.visit(env.now)
-            if order is None:
-                break
-            need_p = {self.key_to_p[k]: n for k, n in order.needed.items()}
-            if not carry:
-                for p, n in balance.items():
-                    self.returned_units[p] += n
-                balance.clear()
-            else:  # units of a presentation this cycle does not use (dose changed, drug stopped) go back
-                for p in [p for p in balance if p not in need_p]:
-                    self.returned_units[p] += balance.pop(p)
-            packs = {p: max(0, math.ceil((n - balance.get(p, 0)) / self.units_per_pack[p]))
-                     for p, n in need_p.items()}
-            self.need_rate[s] -= rate
-            rate = np.zeros(self.P)
-            for p, n in need_p.items():
-                rate[p] = n / self.units_per_pack[p]
-            self.need_rate[s] += rate
-            asked = env.now
-            counted = False
-            while True:
-                for p in packs:
-                    self.wasted_expiry_sites[p] += st.purge(p, env.now)
-                short = [p for p, n in packs.items() if n and st.on_hand(p) < n]
-                if not short or env.now >= self.horizon:
-                    break
-                if not counted:
-                    counted = True
-                    m = self._month(env.now)
-                    for p in short:
-                        self.stockout_events[p] += 1
-                        self.stockouts_monthly[m, p] += 1
-                self.waiting[s] += 1
-                for p, n in packs.items():
-                    self.waiting_need[s, p] += n
-                self._resupply(s, emergency=True)
-                yield self.restock[s]
-                self.waiting[s] -= 1
-                for p, n in packs.items():
-                    self.waiting_need[s, p] -= n
-            if short:  # the horizon came while waiting
-                break
-            wait = env.now - asked
-            if wait > 0:
-                for drug in {self.drug_of[p] for p in need_p}:
-                    self.patient_days_without[drug] += wait
-            m = self._month(env.now)
-            for p, n in packs.items():
-                if n:
-                    for expiry, _lot, _k in st.take(p, n):
-                        self.min_dispense_margin[p] = min(self.min_dispense_margin[p], expiry - env.now)
-                    self.dispensed[p] += n
-                    self.dispensed_monthly[m, p] += n
-                taken = order.taken[self.regimen_key(p)]
-                balance[p] = balance.get(p, 0) + n * int(self.units_per_pack[p]) - taken
-                self.taken_units[p] += taken
-            self.cycles_given += 1
-            self._resupply(s)
-            delay = course.delay_before()
-            yield env.timeout(self.regimen.cycle_days + delay)
-        self.need_rate[s] -= rate
-        self.active[s] -= 1
-        del self.balances[i]
-        reason = course.end_reason or "horizon"
-        self.end_reasons[reason] = self.end_reasons.get(reason, 0) + 1
-        for p, n in balance.items():
-            if reason == "horizon":
-                self.held_units[p] += n  # still with the patient when the simulation stops
-            else:
-                self.returned_units[p] += n
+    def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
+        rate = self.need_rate[s]
+        for p, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a != b:
+                rate[p] += b - a
+        self.site_levels[s] = None
 
-    def regimen_key(self, p: int) -> tuple[str, float]:
-        pres = self.cfg.presentations[p]
-        return (pres.drug, float(pres.strength_mg))
+    def _patient(self, i: int, s: int, first_day: float):
+        env = self.env
+        yield env.timeout(first_day - env.now)
+        plan, P = self.plan, self.P
+        bound = int(plan.cycles[i])
+        off = int(plan.offset[i])
+        cells = slice(off, off + bound)
+        # the packs of each planned visit as (presentation, packs) pairs; few distinct rows, so shared
+        cache = self.items_cache
+        visits = []
+        for row in map(tuple, plan.packs[cells].tolist()):
+            items = cache.get(row)
+            if items is None:
+                items = cache[row] = [(p, n) for p, n in enumerate(row) if n]
+            visits.append(items)
+        gaps = plan.gap_days[cells].tolist()
+        other_on = plan.other_on[cells].tolist()
+        changed = plan.rate_changed[cells].tolist()
+        end_day = first_day + float(plan.end_offset_days[i])
+        cap_day = first_day + float(plan.pen_cap_offset_days[i])
+        pen_cols = plan.pen_columns.tolist()
+        tox_end = int(plan.toxicity_end[i])
+        K = self.max_cycles
+        end_bound = bound < min(K, tox_end)  # the plan's last visit is the one before the calendar end
+        predictive = self.predictive[s]
+        rate = [0.0] * P
+        upp = self.units_per_pack.tolist()
+        st = self.stock[s]
+        lots, totals, win = st.lots, st.totals, st.window_days
+        transit = self.transit[s]
+        dispensed, margin = self.dispensed, self.min_dispense_margin
+        all_items = [(p, 0) for p in range(P)]
+        self.active[s] += 1
+        k = 0
+        capped = False
+        while True:
+            t = env.now
+            # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
+            if t >= end_day or (end_bound and k >= bound):
+                reason = END_REASONS[plan.end_reason[i]]
+                break
+            if k >= K:
+                reason = "horizon"
+                break
+            if k >= tox_end:
+                reason = "toxicity"
+                break
+            items = visits[k]
+            new_cap = not capped and t >= cap_day
+            if new_cap:
+                capped = True
+                self.cap_visit[i] = k
+            if capped:
+                if not other_on[k]:
+                    reason = "toxicity"
+                    break
+                items = [(p, n) for p, n in items if not pen_cols[p]]
+            rate_moved = predictive and (new_cap or changed[k])
+            if rate_moved:
+                new = [0.0 if capped and pen else n / u
+                       for n, u, pen in zip(plan.need[off + k].tolist(), upp, pen_cols, strict=True)]
+                self._set_rate(s, rate, new)
+                rate = new
+            short = None
+            for p, n in items:
+                lp = lots[p]
+                if lp and lp[0][0] - win <= t:
+                    self.wasted_expiry_sites[p] += st.purge(p, t)
+                if totals[p] < n:
+                    short = [p for p, n in items if totals[p] < n]
+                    break
+            if short:
+                yield from self._wait(off + k, s, items, short, capped)
+                t = env.now
+            for p, n in items:
+                expiry = st.dispense(p, n)
+                if expiry - t < margin[p]:
+                    margin[p] = expiry - t
+                dispensed[p] += n
+            self.visit_day[off + k] = t
+            k += 1
+            self.n_given[i] = k
+            # review the site when this dispensing took a presentation below its trigger (or the
+            # predictive levels moved); expiry and other changes wait for the weekly review
+            trig = (self.site_levels[s] or self._levels_of(s))[0]
+            if rate_moved or short:
+                items = all_items
+            for p, _ in items:
+                if totals[p] + transit[p] < trig[p]:
+                    self._resupply(s)
+                    break
+            yield env.timeout(gaps[k - 1])
+        if predictive:
+            self._set_rate(s, rate, [0.0] * P)
+        self.active[s] -= 1
+        self.reason[i] = reason
+
+    def _wait(self, cell: int, s: int, items: list[tuple[int, int]], short: list[int], capped: bool):
+        """A stock-out: count it, ask for an emergency shipment, wait until every item is on hand."""
+        env, st = self.env, self.stock[s]
+        asked = env.now
+        m = self._month(asked)
+        for p in short:
+            self.stockout_events[p] += 1
+            self.stockouts_monthly[m, p] += 1
+        need = self.waiting_need[s]
+        while short:
+            self.waiting[s] += 1
+            for p, n in items:
+                need[p] += n
+            self._resupply(s, emergency=True)
+            yield self.restock[s]
+            self.waiting[s] -= 1
+            for p, n in items:
+                need[p] -= n
+            for p, _ in items:
+                self.wasted_expiry_sites[p] += st.purge(p, env.now)
+            short = [p for p, n in items if st.totals[p] < n]
+        pen = self.plan.pen_columns
+        drugs = {self.drug_of[p] for p in range(self.P)
+                 if self.plan.need[cell, p] and not (capped and pen[p])}
+        for drug in drugs:
+            self.patient_days_without[drug] += env.now - asked
 
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -374,13 +492,51 @@ class SupplyModel:
                 env.process(self._activation(s))
         for i, e in enumerate(self.enrolments):
             if e.day < self.horizon:
-                env.process(self._patient(i, e))
+                env.process(self._patient(i, self.site_index[e.site], e.day))
         env.process(self._review())
         env.process(self._snapshots())
         env.run(until=self.horizon)
-        # patients still on treatment when the simulation stops keep what they hold
-        for balance in self.balances.values():
-            for p, n in balance.items():
-                self.held_units[p] += n
-        if self.balances:
-            self.end_reasons["horizon"] = self.end_reasons.get("horizon", 0) + len(self.balances)
+        self._totals()
+
+    def _totals(self) -> None:
+        """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
+        cycles given (penpulimab only before the cap)."""
+        plan, P = self.plan, self.P
+        n = len(self.enrolments)
+        pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
+        ck = np.arange(pi.size) - plan.offset[pi]  # its cycle
+        cap = np.where(self.cap_visit >= 0, self.cap_visit, np.iinfo(np.int64).max)
+        given = ck < self.n_given[pi]
+        mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.pen_columns[None, :])
+        self.taken_units = (plan.taken * mask).sum(axis=0)
+        returned = (plan.returned * mask).sum(axis=0)
+        has = self.n_given > 0
+        last = plan.offset + np.maximum(self.n_given - 1, 0)
+        final = plan.balance[np.minimum(last, max(pi.size - 1, 0))] * has[:, None] if pi.size else \
+            np.zeros((n, P), dtype=np.int64)
+        capped_before = (self.cap_visit >= 0) & (self.cap_visit < self.n_given)
+        # the penpulimab balance went back at the first visit past the cap
+        back = capped_before & (self.cap_visit > 0)
+        at_cap = plan.balance[plan.offset[back] + self.cap_visit[back] - 1]
+        returned += (at_cap * plan.pen_columns).sum(axis=0)
+        final[capped_before] *= ~plan.pen_columns
+        on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        self.held_units = final[on].sum(axis=0)
+        self.returned_units = returned + final[~on].sum(axis=0)
+        self.cycles_given = int(self.n_given.sum())
+        reasons: dict[str, int] = {}
+        for i, e in enumerate(self.enrolments):
+            if e.day < self.horizon:
+                r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
+                reasons[r] = reasons.get(r, 0) + 1
+        self.end_reasons = reasons
+        months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
+                            self.n_months - 1)
+        monthly = np.zeros((self.n_months, P), dtype=np.int64)
+        np.add.at(monthly, months, plan.packs * mask)
+        self.dispensed_monthly = monthly
+        for name in ("released", "shipped", "shipments_with", "dispensed", "wasted_expiry_depot",
+                     "wasted_expiry_sites"):
+            setattr(self, name, np.array(getattr(self, name), dtype=np.int64))
+        self.min_dispense_margin = np.array(self.min_dispense_margin, dtype=float)
+        self.in_transit = np.array(self.transit, dtype=np.int64).reshape(len(self.sites), P)

@@ -1,0 +1,93 @@
+"""The bulk course plan (`plan_courses`) against the cycle-by-cycle reference (`PatientCourse.visit`) and a
+scalar dispensing recurrence written out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hn005_sim.treatment.course import PatientCourse, draw_courses, plan_courses
+from hn005_sim.treatment.dosing import capecitabine_tablets
+
+KEYS = [("anlotinib", 10.0), ("anlotinib", 8.0), ("penpulimab", 100.0), ("capecitabine", 150.0),
+        ("capecitabine", 500.0)]
+UPP = np.array([7, 7, 1, 60, 120])
+
+
+def busy_regimen(regimen):
+    """Frequent toxicity so reductions, stops, interruptions and delays all happen in a few patients."""
+    tox = regimen.toxicity
+    tox = tox.model_copy(update={
+        "anlotinib": tox.anlotinib.model_copy(update={"reduce_per_cycle": 0.3, "stop_per_cycle": 0.05,
+                                                      "interrupt_per_cycle": 0.3}),
+        "penpulimab": tox.penpulimab.model_copy(update={"stop_per_cycle": 0.03}),
+        "capecitabine": tox.capecitabine.model_copy(update={"reduce_per_cycle": 0.15, "stop_per_cycle": 0.03,
+                                                            "interrupt_per_cycle": 0.3}),
+        "delay_per_cycle": 0.3,
+    })
+    return regimen.model_copy(update={"toxicity": tox})
+
+
+def scalar_dispensing(orders, carry_over):
+    """Packs, returns and balances visit by visit, the way a pharmacist would count them."""
+    bal = [0] * len(KEYS)
+    out = []
+    for order in orders:
+        need = [order.needed.get(k, 0) for k in KEYS]
+        take = [order.taken.get(k, 0) for k in KEYS]
+        ret = [b if (not carry_over or n == 0) else 0 for b, n in zip(bal, need, strict=True)]
+        bal = [b - r for b, r in zip(bal, ret, strict=True)]
+        packs = [max(0, math.ceil((n - b) / u)) if n else 0 for n, b, u in zip(need, bal, UPP, strict=True)]
+        bal = [b + p * u - t for b, p, u, t in zip(bal, packs, UPP, take, strict=True)]
+        out.append((need, take, packs, ret, list(bal)))
+    return out
+
+
+@pytest.mark.parametrize("carry_over", [True, False])
+def test_plan_matches_patient_course(base, carry_over):
+    reg = busy_regimen(base.regimen)
+    n, horizon = 60, 4000.0
+    K = int(horizon // reg.cycle_days) + 2
+    draws = draw_courses(reg, n, K, np.random.default_rng(11))
+    bsa = np.random.default_rng(12).uniform(1.3, 2.2, n)
+    fr = np.asarray(reg.capecitabine.dose_fractions)
+    _, tabs = capecitabine_tablets(bsa[:, None], fr[None, :], reg)
+    plan = plan_courses(reg, draws, tabs, KEYS, UPP, carry_over)
+    reasons = ("progression", "death", "withdrawal")
+    seen_reduction = seen_stop = False
+    for i in range(n):
+        c = PatientCourse(reg, draws, i, 0.0, float(bsa[i]), horizon)
+        orders, day = [], 0.0
+        while (o := c.visit(day)) is not None:
+            orders.append(o)
+            day += reg.cycle_days + c.delay_before()
+        # penpulimab continues here only if the draw says so; the plan leaves the cap to the simulation
+        cap_day = plan.pen_cap_offset_days[i]
+        pen_cut = next((k for k, o in enumerate(orders) if o.day >= cap_day), None)
+        if pen_cut is None and c.end_reason == "toxicity" and c.end_day >= cap_day:
+            pen_cut = len(orders)  # the course ended at the cap: nothing but penpulimab was left
+        off, m = plan.offset[i], plan.cycles[i]
+        if pen_cut is None:
+            assert len(orders) == m or c.end_reason == "horizon"
+            got = orders
+        else:  # the reference stopped penpulimab at the cap: compare the cycles before it
+            got = orders[:pen_cut]
+        ref = scalar_dispensing(got, carry_over)
+        for k, (need, take, packs, ret, bal) in enumerate(ref):
+            assert plan.need[off + k].tolist() == need, (i, k)
+            assert plan.taken[off + k].tolist() == take, (i, k)
+            assert plan.packs[off + k].tolist() == packs, (i, k)
+            assert plan.returned[off + k].tolist() == ret, (i, k)
+            assert plan.balance[off + k].tolist() == bal, (i, k)
+            if k + 1 < len(got):
+                assert plan.gap_days[off + k] == got[k + 1].day - got[k].day
+        if c.end_reason in reasons and pen_cut is None:
+            assert reasons[plan.end_reason[i]] == c.end_reason
+            assert c.end_day == pytest.approx(plan.end_offset_days[i])
+        if c.end_reason == "toxicity" and pen_cut is None:
+            assert plan.toxicity_end[i] == len(orders) == m
+        seen_reduction |= any(k == ("anlotinib", 8.0) for o in orders for k in o.needed)
+        seen_stop |= c.end_reason == "toxicity"
+    assert seen_reduction and seen_stop  # the comparison covered dose changes and toxicity ends
