@@ -60,6 +60,16 @@ def main() -> None:
     print(f"  peak resident memory (getrusage)     {rss_kib / 2**10:.0f} MiB")
     print(f"  targets: < 2 s on one core, < 1.5 GB -> time {'met' if min(walls) < 2 else 'NOT met'}, "
           f"memory {'met' if rss_kib * 1024 < 1.5e9 else 'NOT met'}")
+    print(f"BENCH population_1m_wall {min(walls):.3f} s target < 2")
+    print(f"BENCH population_1m_wall_median {sorted(walls)[len(walls) // 2]:.3f} s")
+    print(f"BENCH population_1m_cpu {min(cpus):.3f} s")
+    print(f"BENCH population_1m_peak_rss {rss_kib * 1024 / 1e9:.2f} GB target < 1.5")
+    small = []
+    for r in range(200):
+        t0 = time.perf_counter()
+        sample(cfg, 1024, stream(r, 1, "population"))
+        small.append(time.perf_counter() - t0)
+    print(f"BENCH population_1024_batch_ms {1000 * sorted(small)[len(small) // 2]:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def main() -> int:
                     help="seconds per script (default 3600, or $BENCH_TIMEOUT)")
     ap.add_argument("--only", nargs="*", help="script names (without .py) to run")
     args = ap.parse_args()
-    console = Console(highlight=False)
+    # piped (CI logs, `make bench | tee`), rich would assume 80 columns and wrap the figure names
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, highlight=False)
 
     figures: list[Figure] = []
@@ -132,7 +133,7 @@ def main() -> int:
     table = Table(title="hn005-sim benchmarks")
     for col, justify in (("script", "left"), ("figure", "left"), ("measured", "right"), ("unit", "left"),
                          ("target", "right"), ("ok", "center")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for f in figures:
         ok = {True: "[green]yes[/green]", False: "[red]NO[/red]", None: "-"}[f.ok]
         target = f"{f.op} {fmt(f.target)}" if f.op and f.target is not None else "-"

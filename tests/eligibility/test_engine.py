@@ -121,3 +121,25 @@ def test_evaluate_on_empty_and_lazy_frames(screener):
     lazy = screener.evaluate(candidates({}, {"ecog": 3}).lazy())
     assert lazy.eligible.tolist() == [True, False]
     assert isinstance(lazy.matrix_frame(), pl.DataFrame)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 130, 1000])
+@pytest.mark.parametrize("k", [1, 8, 63, 64, 65, 130])
+def test_failure_words_are_the_bits_of_the_failed_criteria(n, k):
+    """Bit j of word c is set iff the row fails column 64c+j, whether packed from polars bitmaps
+    (also chunked and sliced frames) or from a numpy matrix; checked against a bit-by-bit sum."""
+    from hn005_sim.eligibility.engine import fail_words, pack_failures
+
+    rng = np.random.default_rng(n * 1000 + k)
+    passes = rng.random((n, k)) < 0.7
+    expected = np.zeros((n, (k + 63) // 64), dtype=np.uint64)
+    for j in range(k):
+        expected[:, j // 64] += (~passes[:, j]).astype(np.uint64) << np.uint64(j % 64)
+    frame = pl.DataFrame({f"c{j}": passes[:, j] for j in range(k)},
+                         schema={f"c{j}": pl.Boolean for j in range(k)})
+    assert np.array_equal(fail_words(frame), expected)
+    assert np.array_equal(pack_failures(passes), expected)
+    if n > 3:
+        chunked = pl.concat([frame.head(3), frame.slice(3)], rechunk=False)
+        assert np.array_equal(fail_words(chunked), expected)
+        assert np.array_equal(fail_words(frame.slice(1)), expected[1:])

@@ -264,3 +264,23 @@ def test_baseline_candidates_judged_by_the_criteria_engine():
     assert rec.prescreen_reasons[stages != "prescreen"].sum() == 0
     assert rec.retests > 0  # some screenings outlast the 7-day lab window
     assert rec.enrolled > 0 and np.all((rec.enrol_bsa_m2 > 1.0) & (rec.enrol_bsa_m2 < 2.8))
+
+
+def test_site_clock_is_the_sequential_sum_of_delays():
+    """The clock the simulation keeps at each arrival is now + (day - now), step by step from 0, as a
+    process waiting from arrival to arrival computes it (it can miss the day by an ulp)."""
+    from hn005_sim.recruitment.des import _site_clock
+
+    rng = np.random.default_rng(5)
+    misses = 0
+    for days in [np.sort(rng.uniform(0, 100, 20)) for _ in range(200)] + [
+            np.cumsum(rng.exponential(scale, 5000)) for scale in (1e-3, 1.0, 37.0)]:
+        expected, now = [], 0.0
+        for d in days.tolist():
+            now = now + (d - now)
+            expected.append(now)
+        clock = _site_clock(days)
+        assert clock.tolist() == expected
+        misses += int(np.sum(clock != days))
+    assert misses > 0  # the ulp misses the vectorised path must step through do occur
+    assert _site_clock(np.empty(0)).size == 0
