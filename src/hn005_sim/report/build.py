@@ -116,7 +116,7 @@ def _sections(
         )
     kf = key_figures(files.summary)
     if kf:
-        sections.append(Section("key-figures", "Key figures", "", [Table(["", "value"], kf)]))
+        sections.append(Section("key-figures", "Key figures", "", [Table(["figure", "value"], kf)]))
     for key, heading, intro, names in SECTIONS:
         items: list[Any] = [by_name[n] for n in names if n in by_name]
         if key == "supply" and "supply.csv" in files.frames:
