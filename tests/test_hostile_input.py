@@ -507,3 +507,31 @@ def test_huge_run_refused_up_front(tmp_path, capsys, monkeypatch, overlay, args,
     assert needle in err[0], err
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
     assert time.perf_counter() - started < HANG_SECONDS
+
+
+# --- output folders that cannot be one ---------------------------------------------------------------
+
+OUT_COMMANDS = [
+    ["cohort", "scenarios/baseline.toml", "--patients", "10"],
+    ["screen", "scenarios/baseline.toml", "--patients", "10"],
+    ["run", "scenarios/baseline.toml", "--replicates", "1"],
+    ["supply", "scenarios/baseline.toml", "--replicates", "1"],
+    ["sites", "scenarios/baseline.toml"],
+    ["compare", "scenarios/baseline.toml", "scenarios/baseline.toml", "--replicates", "1"],
+    ["sweep", "scenarios/baseline.toml", "--set", "sites.count=1,2", "--replicates", "1"],
+]
+
+
+@pytest.mark.parametrize("args", OUT_COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_out_that_cannot_be_a_folder_is_one_line_exit_2_before_any_work(args, where, tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    out = blocker if where == "file" else blocker / "sub"
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and str(blocker) in err[0] and "Traceback" not in err[0]
+    assert blocker.read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no staging folder left behind

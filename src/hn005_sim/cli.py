@@ -15,6 +15,7 @@ from hn005_sim.commands.sites import sites
 from hn005_sim.commands.supply import supply
 from hn005_sim.commands.sweep import sweep
 from hn005_sim.commands.validate import validate
+from hn005_sim.io import OutputError
 from hn005_sim.scenario.errors import ConfigError
 
 app = typer.Typer(
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _exit(2)
-    except InputError as exc:
+    except (InputError, OutputError) as exc:
         print(f"hn005-sim: {exc}", file=sys.stderr)
         return _exit(2)
     except (KeyboardInterrupt, typer.Abort):

@@ -81,13 +81,22 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
+class OutputError(Exception):
+    """The output folder cannot be written (one line, exit 2)."""
+
+
 @contextmanager
 def output_dir(final: str | Path) -> Iterator[OutputDir]:
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        if final.exists() and not final.is_dir():
+            raise NotADirectoryError(20, "exists and is not a folder")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"--out {final}: cannot write there ({exc.strerror or exc})") from None
     out = OutputDir(final, staging)
     try:
         yield out

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hn005_sim.commands.common import Format, FormatOpt, QuietOpt, console, print_json
+from hn005_sim.commands.common import Format, FormatOpt, QuietOpt, check_out, console, print_json
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import planning
 from hn005_sim.scenario.load import display, read_raw
@@ -54,7 +54,8 @@ def sites(
         int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).")
     ] = 20000,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.")
+        Path | None,
+        typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.", callback=check_out),
     ] = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = Format.table,
