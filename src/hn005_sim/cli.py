@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+import hn005_sim
 from hn005_sim.commands.cohort import cohort
 from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
@@ -32,8 +34,18 @@ app = typer.Typer(
 
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"hn005-sim {hn005_sim.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
 
     Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.

@@ -28,7 +28,7 @@ class PublishedTrial:
     source: str
 
 
-# From /work/shared/reference/PARAMETERS.md ("Comparable first-line R/M NPC trials"); figures not listed
+# From docs/reference/PARAMETERS.md ("Comparable first-line R/M NPC trials"); figures not listed
 # there are left empty rather than guessed.
 PUBLISHED: tuple[PublishedTrial, ...] = (
     PublishedTrial(
