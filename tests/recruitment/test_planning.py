@@ -313,3 +313,26 @@ def test_documented_commands_run(command, tmp_path, monkeypatch, capsys):
     assert main(args) == 0, command
     if "--out" in args:
         assert (Path(args[args.index("--out") + 1]) / "summary.json").is_file()
+
+
+def test_max_sites_bounds_a_region_and_must_cover_its_sites(tmp_path):
+    """The sponsor's own site cannot be repeated: with max_sites = 1 the search adds sites elsewhere."""
+    from hn005_sim.scenario.errors import ConfigError
+    from hn005_sim.scenario.load import load_scenario
+
+    scenario, _ = load_scenario(ROOT / "scenarios" / "network_guangdong.toml")
+    plan = P.plan_from_scenario(scenario, seed=1)
+    bounds = {r.name: r.bounds for r in plan.regions}
+    assert bounds["sponsor"] == (0, 1)
+    assert bounds["guangdong"] == (0, max(10, 3 * 5))
+    ans = P.plan_sites(plan)
+    assert ans.summary["allocation"]["sponsor"] <= 1
+    assert ans.summary["probability_of_success"] >= 0.8
+    text = (ROOT / "scenarios" / "network_guangdong.toml").read_text().replace("max_sites = 1", "max_sites = 0")
+    bad = tmp_path / "scenarios" / "bad.toml"
+    bad.parent.mkdir()
+    bad.write_text(text)
+    (tmp_path / "scenarios" / "baseline.toml").symlink_to(ROOT / "scenarios" / "baseline.toml")
+    with pytest.raises(ConfigError) as err:
+        load_scenario(bad)
+    assert any("max_sites must be >= sites (1), got 0" in str(p) for p in err.value.problems)

@@ -117,8 +117,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _alloc(allocation: dict[str, int]) -> str:
+    return " + ".join(f"{name} {n}" for name, n in allocation.items())
+
+
 def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
-    verb = "Evaluated" if s["question"] == "evaluate" else "Cheapest allocation found"
+    costed = any(r["expected_cost_per_site"] for r in s["regions"].values())
+    if s["question"] == "evaluate":
+        verb = "Evaluated"
+    else:
+        verb = "Cheapest allocation found" if costed else "Fewest sites found (no costs given)"
     con.print(
         f"[bold]{s['plan'] or s['input']}[/bold]: {s['target']} patients in {s['duration_months']:g} months, "
         f"required P >= {s['required_probability']:g} ({s['method']})"
@@ -139,9 +147,12 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
     ttt = s["time_to_target_months"]
     con.print(
         f"{verb}: {s['total_sites']} sites; P(success) = {_pct(s['probability_of_success'])} "
-        f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f}), "
-        f"expected cost {s['expected_cost']:,.0f}"
+        f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
+        + (f", expected cost {s['expected_cost']:,.0f}" if costed else "")
     )
+    if s["question"] != "evaluate":
+        con.print("Each added site is like the region's configured ones (rate above); bounds: the plan's "
+                  "limits or max_sites.")
     if s.get("analytic") is None:
         fmt = [("-" if v is None else f"{v:.1f}") for v in (ttt["p10"], ttt["p50"], ttt["p90"])]
         con.print(f"Months to target p10/p50/p90: {' / '.join(fmt)}")
@@ -155,7 +166,7 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
     normal = s["approximations"]["normal"]
     if "allocation" in normal and normal["allocation"] != s["allocation"]:
         con.print(
-            f"Normal approximation would choose {normal['allocation']} "
+            f"Normal approximation would choose {_alloc(normal['allocation'])} "
             f"(exact P = {_pct(normal['exact_probability_of_that_allocation'])})."
         )
     if "des" in s:
@@ -168,7 +179,7 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
     if "scenario_network" in s:
         sn = s["scenario_network"]
         con.print(
-            f"The scenario's own network {sn['allocation']}: "
+            f"The scenario's own network ({_alloc(sn['allocation'])}): "
             f"P(success) = {_pct(sn['probability_of_success'])}"
         )
     if out is not None:

@@ -47,9 +47,16 @@ class Region(Strict):
     )
     screening_capacity: Capacity | None = Field(default=None, description="None: no limit")
     close_month: Figure | None = Field(default=None, description="months from trial start the site closes")
+    max_sites: int | None = Field(
+        default=None, ge=0,
+        description="most sites `sites` may plan in this region (default max(10, 3 x sites)); 1 for a site "
+        "that cannot be repeated, such as the sponsor's own",
+    )
 
     @model_validator(mode="after")
     def _check(self):
+        if self.max_sites is not None and self.max_sites < self.sites:
+            raise ValueError(f"max_sites must be >= sites ({self.sites}), got {self.max_sites}")
         if self.site_names is not None and len(self.site_names) != self.sites:
             raise ValueError(
                 f"site_names must have one name per site ({self.sites}), got {len(self.site_names)}")

@@ -181,8 +181,9 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
 
     P(enrols) = P(pass pre-screen and screening) x consent x (1 - withdrawal before first dose), the
     first factor from `screened_pass_probability`. Thinning a gamma rate by q gives a gamma rate with
-    mean q m and variance q^2 v. Each region may use 0 .. max(10, 3 x its sites) sites; the scenario's
-    own network is kept in `derivation["scenario_sites"]` and evaluated beside the answer. Scenarios carry
+    mean q m and variance q^2 v. Each region may use 0 .. max_sites sites (default max(10, 3 x its
+    sites)); every site a region adds is like its configured ones. The scenario's own network is
+    kept in `derivation["scenario_sites"]` and evaluated beside the answer. Scenarios carry
     no costs, so the search minimises the number of sites. Target and deadline come from `[trial]`.
     Start-up: the region's activation delay (days, converted to months), never_activate, ramp-up and
     closing month carry over exactly. Seasonal dips, screening time, capacity and stopping at the
@@ -212,7 +213,7 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
                 rate_variance=r.referral_rate_variance.value * q * q,
                 never_open=r.never_activate.value,
                 sites_min=0,
-                sites_max=max(10, 3 * r.sites),
+                sites_max=r.max_sites if r.max_sites is not None else max(10, 3 * r.sites),
                 sources={
                     "rate_mean": f"referral_rate_mean ({r.referral_rate_mean.source}) x P(enrol) {q:.4f}",
                     "rate_variance": (
