@@ -139,6 +139,15 @@ def test_bad_overrides_are_one_line_naming_set_and_key(sets, expected):
     assert any(line.startswith(expected) for line in lines), lines
 
 
+def test_bad_criteria_threshold_is_one_problem_naming_set():
+    """A threshold of the wrong type is one problem, not one more per rule that uses it."""
+    with pytest.raises(ConfigError) as exc:
+        load_grid(BASELINE, ["criteria.crcl_min_ml_min=fifty"])
+    lines = [str(p) for p in exc.value.problems]
+    assert lines == ['--set: criteria.overrides.crcl_min_ml_min: must be like the parameter\'s value 60.0, '
+                     'got "fifty"'], lines
+
+
 def test_every_point_validated_and_each_problem_reported_once():
     with pytest.raises(ConfigError) as exc:
         load_grid(BASELINE, ["trial.target_enrolled=10,0,-3", "trial.deadline_months=12,24"])

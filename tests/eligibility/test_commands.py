@@ -6,9 +6,10 @@ import json
 
 import polars as pl
 import pytest
-from conftest import ROOT
 
 from hn005_sim.cli import main
+
+from .conftest import ROOT
 
 BASELINE = str(ROOT / "scenarios" / "baseline.toml")
 

@@ -8,9 +8,10 @@ candidate passes everything, so each case shows exactly what the criterion does 
 from __future__ import annotations
 
 import pytest
-from conftest import candidates, load_cfg
 
 from hn005_sim.eligibility import compile_criteria
+
+from .conftest import candidates, load_cfg
 
 N = None
 ICI = {"prior_ici": "pd1", "prior_ici_types": 1}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from conftest import candidates, load_cfg
 
 from hn005_sim.cli import main
 from hn005_sim.eligibility import CriteriaConfig, compile_criteria
 from hn005_sim.eligibility.engine import substitute
 from hn005_sim.scenario.errors import ConfigError
+
+from .conftest import candidates, load_cfg
 
 
 def tiny(*criteria, **extra) -> CriteriaConfig:

@@ -8,13 +8,14 @@ import math
 
 import numpy as np
 import polars as pl
-from conftest import candidates, load_cfg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hn005_sim.eligibility import Screening, compile_criteria
 from hn005_sim.eligibility.restrictiveness import analyse
+
+from .conftest import candidates, load_cfg
 
 
 def brute_shapley(fails: np.ndarray) -> np.ndarray:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import polars as pl
-from conftest import BASELINE
 
 from hn005_sim.cli import main
+
+from .conftest import BASELINE
 
 
 def run(argv, capsys):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import within
+
+from .conftest import within
 
 
 def _ols(y: np.ndarray, *xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

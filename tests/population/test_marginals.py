@@ -7,9 +7,10 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import share_ok, within
 
 from hn005_sim.population.config import ICI_PHASES, ICI_TYPES, PATTERNS, RESPONSES
+
+from .conftest import share_ok, within
 
 
 def col(frame, name):

@@ -6,9 +6,10 @@ import re
 
 import numpy as np
 import polars as pl
-from conftest import ROOT
 
 from hn005_sim.population import sample
+
+from .conftest import ROOT
 
 DTYPES = {"Int64": pl.Int64, "Float64": pl.Float64, "Boolean": pl.Boolean, "Utf8": pl.String}
 

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import within
 
 from hn005_sim.population import retest_labs
 from hn005_sim.population.config import RETEST_LABS
+
+from .conftest import within
 
 
 @pytest.fixture(scope="module")

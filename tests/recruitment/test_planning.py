@@ -328,7 +328,8 @@ def test_max_sites_bounds_a_region_and_must_cover_its_sites(tmp_path):
     ans = P.plan_sites(plan)
     assert ans.summary["allocation"]["sponsor"] <= 1
     assert ans.summary["probability_of_success"] >= 0.8
-    text = (ROOT / "scenarios" / "network_guangdong.toml").read_text().replace("max_sites = 1", "max_sites = 0")
+    text = (ROOT / "scenarios" / "network_guangdong.toml").read_text()
+    text = text.replace("max_sites = 1", "max_sites = 0")
     bad = tmp_path / "scenarios" / "bad.toml"
     bad.parent.mkdir()
     bad.write_text(text)

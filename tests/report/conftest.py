@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-import report_fixtures as rf
 
 from hn005_sim.report import write_report
+
+from . import report_fixtures as rf
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "report"
 

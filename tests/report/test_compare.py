@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-import report_checks as rc
-import report_fixtures as rf
 
 from hn005_sim.cli import main
+
+from . import report_checks as rc
+from . import report_fixtures as rf
 
 
 def _folders(tmp_path: Path) -> tuple[Path, Path]:
@@ -81,3 +82,16 @@ def test_compare_refuses_a_folder_without_summary(tmp_path: Path, capsys) -> Non
     assert main(["compare", str(a), str(empty), "--out", str(tmp_path / "cmp")]) == 2
     err = capsys.readouterr().err
     assert "not an output folder" in err and "empty" in err
+
+
+def test_compare_cells_read_as_the_report_does():
+    from hn005_sim.commands.compare import _fmt, replicate_mismatch
+
+    assert _fmt(0.015, "prob_target_by_deadline") == "1.5%"
+    assert _fmt(None, "time_to_target_months.p90") == "not reached"
+    assert _fmt(None, "supply.anlotinib.x") == ""
+    assert _fmt(61.7, "enrolled_by_deadline.p50") == "62"
+    assert _fmt(0.123456, "some.other.number") == "0.1235"
+    assert replicate_mismatch({"a": {"replicates": 200}, "b": {"replicates": 200}}) is None
+    warning = replicate_mismatch({"a": {"replicates": 200}, "b": {"replicates": 20}, "c": {}})
+    assert warning is not None and "a: 200" in warning and "b: 20" in warning

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import report_checks as rc
-from report_browser import open_page
+
+from . import report_checks as rc
+from .report_browser import open_page
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import report_checks as rc
-import report_fixtures as rf
 
 from hn005_sim.report import write_report
 from hn005_sim.report.charts import time_to_target_histogram
 from hn005_sim.report.tables import cohort_figures, parameter_rows
+
+from . import report_checks as rc
+from . import report_fixtures as rf
 
 ALL_CHARTS = {
     "enrolment",

@@ -35,6 +35,7 @@ from hn005_sim.commands.common import (
 )
 from hn005_sim.report.data import flatten_numbers, load_folder, stack_scenarios
 from hn005_sim.report.tables import KEY_FIGURES
+from hn005_sim.report.tables import _fmt as fmt_value
 from hn005_sim.scenario.load import display
 
 InputsArg = Annotated[
@@ -84,10 +85,25 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> tuple[list[str], li
     return header, rows
 
 
-def _fmt(v: Any) -> str:
+KINDS = {k: kind for k, _, kind in KEY_FIGURES}
+
+
+def _fmt(v: Any, key: str = "") -> str:
+    """A comparison cell: key figures as the report shows them (percentages, counts), others as numbers."""
     if v is None:
-        return ""
+        return "not reached" if key.startswith("time_to_target_months.p") else ""
+    if key in KINDS:
+        return fmt_value(v, KINDS[key])
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def replicate_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:
+    """A warning when the inputs rest on different numbers of replicates (their figures differ in noise)."""
+    counts = {n: s.get("replicates") for n, s in summaries.items() if s.get("replicates") is not None}
+    if len(set(counts.values())) > 1:
+        return "inputs differ in replicates (" + ", ".join(f"{n}: {c}" for n, c in counts.items()) + \
+            "); their figures carry different Monte Carlo error"
+    return None
 
 
 def compare(
@@ -104,7 +120,7 @@ def compare(
 
     Each input is a scenario file (run here, all with the same --seed: common random numbers) or an
     output folder from an earlier run. Example:
-    hn005-sim compare scenarios/baseline.toml scenarios/crcl50.toml --replicates 200 --out out/cmp
+    hn005-sim compare scenarios/baseline.toml scenarios/relaxed_crcl50.toml --replicates 200 --out out/cmp
     """
     from hn005_sim.cli import InputError
     from hn005_sim.io import manifest, output_dir
@@ -170,6 +186,7 @@ def compare(
             frames[name] = dict(item.frames)
             sources[name] = display(item.folders[0])
     header, rows = comparison_rows(summaries)
+    mismatch = replicate_mismatch(summaries)
     with output_dir(out) as o:
         o.write_rows("comparison.csv", header, rows)
         written = ["comparison.csv"]
@@ -205,9 +222,10 @@ def compare(
             title="Comparison: " + " vs ".join(names),
             manifest=man,
             summaries=list(summaries.values()),
-            comparison=(header, [[r[0], *(_fmt(v) for v in r[1:])] for r in rows]),
+            comparison=(header, [[r[0], *(_fmt(v, r[0]) for v in r[1:])] for r in rows]),
             subtitle=" · ".join(f"{n}: {s}" for n, s in sources.items())
-            + (f" · {replicates} replicates, seed {seed}" if ran else ""),
+            + (f" · {replicates} replicates, seed {seed}" if ran else "")
+            + (f" · warning: {mismatch}" if mismatch else ""),
         )
     if quiet:
         return
@@ -223,7 +241,9 @@ def compare(
     labels = {k: label for k, label, _ in KEY_FIGURES}
     for r in rows:
         if r[0] in labels:
-            t.add_row(labels[r[0]], *(_fmt(v) for v in r[1:]))
+            t.add_row(labels[r[0]], *(_fmt(v, r[0]) for v in r[1:]))
     con = console(quiet)
     con.print(t)
+    if mismatch:
+        con.print(f"[yellow]warning[/yellow]: {mismatch}")
     con.print(f"wrote {display(out)}/: " + ", ".join([*written, "report.html"]))

@@ -63,7 +63,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
                   f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
     for drug, s in (summary.get("supply") or {}).items():
         if isinstance(s, dict) and "units_p50" in s:
-            t.add_row(f"{drug}: units p50 / p90, P(stock-out)",
+            t.add_row(f"{drug}: packs to make p50 / p90, P(stock-out)",
                       f"{_fmt(s['units_p50'], 0)} / {_fmt(s['units_p90'], 0)}, "
                       f"{_fmt(s.get('stockout_probability'), 2)}")
     return t

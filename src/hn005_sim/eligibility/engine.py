@@ -150,7 +150,9 @@ def check_config(
     empty = pl.DataFrame(schema=dict(columns))
     problems: list[Problem] = []
     names = list(cfg.parameters)
-    # Overrides of unknown parameters, and overrides of the wrong type.
+    # Overrides of unknown parameters, and overrides of the wrong type (the rules are then checked with
+    # the parameter's own value, so one bad override is one problem, not one per rule that uses it).
+    wrong_type: set[str] = set()
     for key, value in cfg.override_values().items():
         loc = ("criteria", "overrides", key)
         if key not in cfg.parameters:
@@ -162,6 +164,7 @@ def check_config(
             problems.append(Problem(where(loc), f"criteria.overrides.{key}",
                                     f"must be like the parameter's value {show(cfg.parameters[key].value)},"
                                     f" got {show(value)}"))
+            wrong_type.add(key)
     # Duplicate ids.
     seen: dict[str, int] = {}
     for i, crit in enumerate(cfg.criterion):
@@ -200,7 +203,7 @@ def check_config(
         if name not in used:
             problems.append(Problem(where(("criteria", "parameters", name)), f"criteria.parameters.{name}",
                                     "no rule uses this parameter"))
-    values = cfg.values()
+    values = {**cfg.values(), **{key: cfg.parameters[key].value for key in wrong_type}}
     compiled: list[Compiled] = []
     for i, crit in enumerate(cfg.criterion):
         loc = ("criteria", "criterion")

@@ -122,7 +122,9 @@ def _sections(
         if key == "supply" and "supply.csv" in files.frames:
             header, rows = supply_rows(files.frames["supply.csv"])
             items.insert(
-                0, Table(header, rows, caption="Units to manufacture and ship (percentiles across runs)")
+                0,
+                Table(header, rows, caption="Packs to make and ship (percentiles across runs; a pack is a "
+                      "box of capsules, a vial or a bottle of tablets)"),
             )
         sections.append(Section(key, heading, intro, items))
     sections.append(_baseline_section(files, published))
@@ -172,7 +174,7 @@ def _baseline_section(files: OutputFiles, published: tuple[PublishedTrial, ...] 
             simulated["Simulated candidates"] = cohort_figures(cohort)
     baseline = files.summary.get("baseline")
     if isinstance(baseline, dict):
-        simulated["Simulated enrolled patients"] = baseline
+        simulated["Simulated eligible candidates (whom the trial enrols)"] = baseline
     if not simulated:
         return Section("baseline", "", "", [])
     header, rows, notes = baseline_table(simulated, published if published is not None else PUBLISHED)

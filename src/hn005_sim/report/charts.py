@@ -801,7 +801,7 @@ def drug_demand(frame: pl.DataFrame) -> Chart:
     tips = [
         alt.Tooltip("drug:N"),
         alt.Tooltip("month:Q", format=".1f"),
-        alt.Tooltip("units_p50:Q", title="median units", format=",.0f"),
+        alt.Tooltip("units_p50:Q", title="median packs", format=",.0f"),
         alt.Tooltip("units_p10:Q", title="10th percentile", format=",.0f"),
         alt.Tooltip("units_p90:Q", title="90th percentile", format=",.0f"),
     ]
@@ -811,14 +811,14 @@ def drug_demand(frame: pl.DataFrame) -> Chart:
         colour = alt.Color("scenario:N", title="Scenario")
         layers = [
             base.mark_area(opacity=0.2).encode(
-                y=alt.Y("units_p10:Q", title="Units dispensed per month"), y2="units_p90:Q", color=colour
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q", color=colour
             ),
             base.mark_line().encode(y="units_p50:Q", color=colour, tooltip=tips),
         ]
     else:
         layers = [
             base.mark_area(opacity=0.35, color="#9ecae1").encode(
-                y=alt.Y("units_p10:Q", title="Units dispensed per month"), y2="units_p90:Q"
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q"
             ),
             base.mark_line(color="#08306b").encode(y="units_p50:Q", tooltip=tips),
         ]
@@ -837,8 +837,9 @@ def drug_demand(frame: pl.DataFrame) -> Chart:
     return _finish(
         "drug_demand",
         "How much of each drug is dispensed each month",
-        "Median units dispensed per month across runs, shaded: 10th to 90th percentile",
-        "Units are the drug's own presentation (capsules, vials, tablets). Demand grows as patients enrol "
+        "Median packs dispensed per month across runs, shaded: 10th to 90th percentile",
+        "Counts are packs: a box of capsules, a vial, a bottle of tablets (supply.csv gives units per "
+        "pack). Demand grows as patients enrol "
         "and falls as they stop treatment; the band shows how much it varies between runs.",
         chart,
         data,
@@ -892,7 +893,7 @@ def inventory(frame: pl.DataFrame) -> Chart:
     base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
     stock = alt.layer(
         base.mark_area(opacity=0.15).encode(
-            y=alt.Y("on_hand_p10:Q", title="Units on hand"), y2="on_hand_p90:Q", color=colour
+            y=alt.Y("on_hand_p10:Q", title="Packs on hand"), y2="on_hand_p90:Q", color=colour
         ),
         base.mark_line().encode(y="on_hand_p50:Q", color=colour, tooltip=tips),
     ).properties(width=(WIDTH - 80) // 2, height=150)
@@ -913,7 +914,7 @@ def inventory(frame: pl.DataFrame) -> Chart:
             .properties(width=(WIDTH - 80) // 2, height=150)
         )
         panels.append(risk)
-    # one row per drug (units differ between drugs), stock beside stock-out risk
+    # one row per drug (packs differ between drugs), stock beside stock-out risk
     chart = alt.vconcat(
         *[
             alt.hconcat(*[p.transform_filter(alt.datum.drug == d) for p in panels]).properties(
@@ -925,7 +926,7 @@ def inventory(frame: pl.DataFrame) -> Chart:
     return _finish(
         "inventory",
         "Stock on hand and the risk of running out",
-        "Median units on hand (shaded: 10th to 90th percentile) and the share of runs out of stock, by month",
+        "Median packs on hand (shaded: 10th to 90th percentile) and the share of runs out of stock, by month",
         "Left: stock at each location; right: the share of simulated runs in which that location has run out "
         "that month. A site running out means a patient's dose is late.",
         chart,

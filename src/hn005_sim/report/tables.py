@@ -132,13 +132,29 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
 
 
 def supply_rows(frame: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """How much of each drug to make: supply.csv as a table."""
-    header = list(frame.columns)
+    """How much of each drug to make: supply.csv as a table, columns in users' words (counts are packs)."""
+    columns = list(frame.columns)
     rows = [
-        [_fmt(v, "pct" if c == "stockout_probability" else "num") for c, v in zip(header, r, strict=True)]
+        [_fmt(v, "pct" if c == "stockout_probability" else "num") for c, v in zip(columns, r, strict=True)]
         for r in frame.iter_rows()
     ]
-    return header, rows
+    return [SUPPLY_LABELS.get(c, c) for c in columns], rows
+
+
+SUPPLY_LABELS = {
+    "drug": "drug",
+    "presentation": "presentation",
+    "dispensed_p50": "packs dispensed (median)",
+    "shipped_p50": "packs shipped to sites (median)",
+    "wasted_expiry_p50": "packs expired (median)",
+    "wasted_returns_p50": "packs' worth returned part-used (median)",
+    "manufacture_p50": "packs to make, P50",
+    "manufacture_p90": "packs to make, P90",
+    "manufacture_p95": "packs to make, P95",
+    "stockout_probability": "runs with a stock-out",
+    "shipments_p50": "shipments (median)",
+    "units_per_pack": "units per pack",
+}
 
 
 # ------------------------------------------------------------------------------------------------

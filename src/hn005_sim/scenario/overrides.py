@@ -168,6 +168,9 @@ def apply(raw: RawScenario, assignments: list[tuple[str, Path_, Any]]) -> RawSce
         for old in [p for p in origins if p[: len(names)] == names]:
             del origins[old]
         origins[names] = SOURCE
+        if len(names) == 2 and names[0] == "criteria":
+            # the shortcut criteria.NAME is validated as criteria.overrides.NAME (eligibility.config)
+            origins[("criteria", "overrides", names[1])] = SOURCE
     return RawScenario(raw.path, data, origins, raw.files)
 
 
