@@ -128,6 +128,13 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
     deadline = summary.get("deadline_months")
     if target is not None and deadline is not None:
         rows.insert(0, ["Target", f"{_fmt(target, 'int')} patients in {_fmt(deadline)} months"])
+    need = summary.get("sites_needed")
+    if isinstance(need, dict) and isinstance(need.get("allocation"), dict) and need["allocation"]:
+        alloc = " + ".join(f"{n} × {region}" for region, n in need["allocation"].items() if n)
+        rows.append([
+            "Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
+            f"{alloc or 'none'}: P = {_fmt(need.get('probability_of_success'), 'pct')}",
+        ])
     return rows
 
 
