@@ -326,8 +326,9 @@ def test_max_sites_bounds_a_region_and_must_cover_its_sites(tmp_path):
     assert bounds["sponsor"] == (0, 1)
     assert bounds["guangdong"] == (0, max(10, 3 * 5))
     ans = P.plan_sites(plan)
-    assert ans.summary["allocation"]["sponsor"] <= 1
-    assert ans.summary["probability_of_success"] >= 0.8
+    # the answer the README quotes
+    assert ans.summary["allocation"] == {"sponsor": 1, "guangdong": 7}
+    assert ans.summary["probability_of_success"] == pytest.approx(0.863, abs=0.001)
     text = (ROOT / "scenarios" / "network_guangdong.toml").read_text()
     text = text.replace("max_sites = 1", "max_sites = 0")
     bad = tmp_path / "scenarios" / "bad.toml"
