@@ -119,8 +119,8 @@ def main() -> None:
         ahead = (TARGET_REPLICATES - hi["replicates"]) / 1000
         projected = hi["all_mib"] + max(growth_all, 0.0) * ahead
         print(f"  projected peak at {TARGET_REPLICATES:,} replicates: {hi['all_mib']:.0f} + "
-              f"{ahead:g} x {max(growth_all, 0.0):.1f} = {projected:.0f} MiB (all processes; may underestimate: "
-              f"the largest worker grows with rarer long replicates, run --replicates 10000 to judge)")
+              f"{ahead:g} x {max(growth_all, 0.0):.1f} = {projected:.0f} MiB (all processes; may "
+              f"underestimate: the largest worker grows with rarer long replicates; run --replicates 10000)")
 
 
 if __name__ == "__main__":

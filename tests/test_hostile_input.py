@@ -535,3 +535,18 @@ def test_out_that_cannot_be_a_folder_is_one_line_exit_2_before_any_work(args, wh
     assert len(err) == 1 and "--out" in err[0] and str(blocker) in err[0] and "Traceback" not in err[0]
     assert blocker.read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no staging folder left behind
+
+
+def test_failure_while_moving_outputs_is_one_line_and_cleans_up(tmp_path, monkeypatch):
+    """A disk that refuses the final move (full, read-only) is an OutputError, and no staging is left."""
+    from hn005_sim import io as hio
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(hio.os, "replace", refuse)
+    with pytest.raises(hio.OutputError, match="No space left on device"), hio.output_dir(out) as od:
+        od.write_json("summary.json", {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the folder, empty; no .partial staging
+    assert list(out.iterdir()) == []

@@ -103,13 +103,17 @@ def output_dir(final: str | Path) -> Iterator[OutputDir]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    final.mkdir(parents=True, exist_ok=True)
-    for src in sorted(staging.rglob("*")):
-        if src.is_file():
-            dst = final / src.relative_to(staging)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        final.mkdir(parents=True, exist_ok=True)
+        for src in sorted(staging.rglob("*")):
+            if src.is_file():
+                dst = final / src.relative_to(staging)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    except OSError as exc:
+        raise OutputError(f"--out {final}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def package_versions() -> dict[str, str]:

@@ -88,10 +88,22 @@ def test_compare_cells_read_as_the_report_does():
     from hn005_sim.commands.compare import _fmt, replicate_mismatch
 
     assert _fmt(0.015, "prob_target_by_deadline") == "1.5%"
-    assert _fmt(None, "time_to_target_months.p90") == "not reached"
+    ttt = {"time_to_target_months": {"p90": None}}
+    assert _fmt(None, "time_to_target_months.p90", ttt) == "not reached"
+    assert _fmt(None, "time_to_target_months.p90", {}) == ""  # this input has no such figure
     assert _fmt(None, "supply.anlotinib.x") == ""
     assert _fmt(61.7, "enrolled_by_deadline.p50") == "62"
     assert _fmt(0.123456, "some.other.number") == "0.1235"
     assert replicate_mismatch({"a": {"replicates": 200}, "b": {"replicates": 200}}) is None
     warning = replicate_mismatch({"a": {"replicates": 200}, "b": {"replicates": 20}, "c": {}})
     assert warning is not None and "a: 200" in warning and "b: 20" in warning
+
+
+def test_sites_needed_row_says_when_no_allocation_reaches_the_probability():
+    from hn005_sim.report.tables import key_figures
+
+    need = {"allocation": {"sponsor": 1}, "probability_of_success": 0.028, "feasible": False}
+    row = key_figures({"sites_needed": need})[-1]
+    assert row[1].startswith("not reachable") and "1 × sponsor" in row[1] and "2.8%" in row[1]
+    row = key_figures({"sites_needed": {**need, "feasible": True, "probability_of_success": 0.86}})[-1]
+    assert row[1] == "1 × sponsor: P = 86.0%"

@@ -88,13 +88,26 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> tuple[list[str], li
 KINDS = {k: kind for k, _, kind in KEY_FIGURES}
 
 
-def _fmt(v: Any, key: str = "") -> str:
-    """A comparison cell: key figures as the report shows them (percentages, counts), others as numbers."""
+def _fmt(v: Any, key: str = "", summary: dict[str, Any] | None = None) -> str:
+    """A comparison cell: key figures as the report shows them (percentages, counts), others as numbers.
+
+    An empty cell is a figure the input does not have; a time-to-target percentile the summary records
+    as null is one the runs did not reach."""
     if v is None:
-        return "not reached" if key.startswith("time_to_target_months.p") else ""
+        reached_null = summary is not None and _is_null(summary, key)
+        return "not reached" if reached_null and key.startswith("time_to_target_months.p") else ""
     if key in KINDS:
         return fmt_value(v, KINDS[key])
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _is_null(summary: dict[str, Any], dotted: str) -> bool:
+    node: Any = summary
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node is None
 
 
 def replicate_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:
@@ -222,7 +235,9 @@ def compare(
             title="Comparison: " + " vs ".join(names),
             manifest=man,
             summaries=list(summaries.values()),
-            comparison=(header, [[r[0], *(_fmt(v, r[0]) for v in r[1:])] for r in rows]),
+            comparison=(header, [[r[0], *(_fmt(v, r[0], summaries[n]) for n, v in zip(names, r[1:],
+                                                                                         strict=True))]
+                                 for r in rows]),
             subtitle=" · ".join(f"{n}: {s}" for n, s in sources.items())
             + (f" · {replicates} replicates, seed {seed}" if ran else "")
             + (f" · warning: {mismatch}" if mismatch else ""),
@@ -241,7 +256,7 @@ def compare(
     labels = {k: label for k, label, _ in KEY_FIGURES}
     for r in rows:
         if r[0] in labels:
-            t.add_row(labels[r[0]], *(_fmt(v, r[0]) for v in r[1:]))
+            t.add_row(labels[r[0]], *(_fmt(v, r[0], summaries[n]) for n, v in zip(names, r[1:], strict=True)))
     con = console(quiet)
     con.print(t)
     if mismatch:

@@ -146,7 +146,8 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
     con.print(t)
     ttt = s["time_to_target_months"]
     con.print(
-        f"{verb}: {s['total_sites']} sites; P(success) = {_pct(s['probability_of_success'])} "
+        f"{verb}: {s['total_sites']} site{'' if s['total_sites'] == 1 else 's'}; "
+        f"P(success) = {_pct(s['probability_of_success'])} "
         f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
         + (f", expected cost {s['expected_cost']:,.0f}" if costed else "")
     )

@@ -131,10 +131,14 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
     need = summary.get("sites_needed")
     if isinstance(need, dict) and isinstance(need.get("allocation"), dict) and need["allocation"]:
         alloc = " + ".join(f"{n} × {region}" for region, n in need["allocation"].items() if n)
-        rows.append([
-            "Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
-            f"{alloc or 'none'}: P = {_fmt(need.get('probability_of_success'), 'pct')}",
-        ])
+        p = _fmt(need.get("probability_of_success"), "pct")
+        if need.get("feasible", True):
+            rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
+                         f"{alloc or 'none'}: P = {p}"])
+        else:
+            rows.append(["Sites needed for an 80% chance by the deadline (analytic; the regions' max_sites "
+                         "allow no more: add regions, as scenarios/network_*.toml do)",
+                         f"not reachable: at most {alloc} (P = {p})"])
     return rows
 
 

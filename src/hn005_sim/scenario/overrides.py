@@ -41,8 +41,10 @@ class Alias:
 
 ALIASES: dict[str, Alias] = {
     "sites.count": Alias(
-        "recruitment.regions[0].sites", drop=("recruitment.regions[0].site_names",),
-        note="sites of the first region; their names become REGION-1, REGION-2, ...",
+        "recruitment.regions[0].sites",
+        drop=("recruitment.regions[0].site_names", "recruitment.regions[0].max_sites"),
+        note="sites of the first region, each like its configured ones; their names become REGION-1, "
+        "REGION-2, ... and its max_sites bound is lifted",
     ),
 }
 """User-facing key -> real config key (docs/scale.md lists them). Besides these, `criteria.NAME` sets the
