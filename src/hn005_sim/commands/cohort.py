@@ -140,7 +140,7 @@ def _table(summary: dict[str, Any]) -> Table:
 def cohort(
     scenario: ScenarioArg,
     patients: PatientsOpt = 10_000,
-    seed: SeedOpt = 1,
+    seed: SeedOpt = 20230901,
     out: OutOpt = ...,  # type: ignore[assignment]
     quiet: QuietOpt = False,
     format: FormatOpt = Format.table,

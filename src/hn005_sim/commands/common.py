@@ -15,7 +15,11 @@ from rich.console import Console
 ScenarioArg = Annotated[
     Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/baseline.toml.", show_default=False)
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Master random seed; same seed, same outputs.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", min=0, help="Master random seed (default 20230901, the trial start); same seed, "
+                 "same outputs."),
+]
 
 
 def check_out(value: Path | None) -> Path | None:

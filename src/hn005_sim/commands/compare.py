@@ -123,7 +123,7 @@ def compare(
     inputs: InputsArg,
     out: OutOpt,
     replicates: ReplicatesOpt = 200,
-    seed: SeedOpt = 1,
+    seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "process",
     quiet: QuietOpt = False,

@@ -101,7 +101,7 @@ def run(
     scenario: ScenarioArg,
     out: OutOpt,
     replicates: ReplicatesOpt = 200,
-    seed: SeedOpt = 1,
+    seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "process",
     screen_patients: Annotated[int, typer.Option(

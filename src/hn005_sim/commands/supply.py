@@ -54,7 +54,7 @@ def supply(
     scenario: ScenarioArg,
     out: OutOpt,
     replicates: ReplicatesOpt = 200,
-    seed: SeedOpt = 1,
+    seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "process",
     max_stockout_probability: BoundOpt = 0.05,

@@ -103,7 +103,7 @@ def sweep(
     out: OutOpt,
     set_: SetOpt = None,
     replicates: ReplicatesOpt = 200,
-    seed: SeedOpt = 1,
+    seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "process",
     quiet: QuietOpt = False,
