@@ -222,3 +222,30 @@ def test_run_command_bad_input_writes_nothing(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--executor", "mpi"]) == 2
     assert "--executor" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_enrolled_baseline_equals_the_enrolled_patients_and_obeys_the_criteria():
+    """The report's enrolled-patient baseline: streamed figures equal numpy on the enrolled patients of
+    every replicate, and every enrolled patient meets the criteria the traits can show."""
+    from pathlib import Path
+
+    from hn005_sim.scenario.load import load_scenario
+
+    sc, _ = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "baseline.toml")
+    recs = []
+    res = run_scenario(sc, 12, seed=5, on_record=recs.append)
+    traits = {k: np.concatenate([r.enrol_traits[k] for r in recs]) for k in recs[0].enrol_traits}
+    assert all(r.enrol_traits["age_years"].size == r.enrolled for r in recs)
+    age = traits["age_years"]
+    eb = res.summary["enrolled_baseline"]
+    assert eb["patients"] == age.size == sum(r.enrolled for r in recs) > 0
+    # age from 0.1-year bins: within half a bin of numpy on the raw ages
+    assert eb["median_age_years"] == pytest.approx(np.median(age), abs=0.05 + 1e-9)
+    assert eb["age_iqr_years"][0] == pytest.approx(np.quantile(age, 0.25), abs=0.05 + 1e-9)
+    assert eb["age_iqr_years"][1] == pytest.approx(np.quantile(age, 0.75), abs=0.05 + 1e-9)
+    for name in ("female", "ecog0", "liver_metastasis", "hbsag_positive"):
+        assert eb[f"{name}_fraction"] == pytest.approx(traits[name].mean(), abs=1e-6)
+    # the protocol admits 18-65 year-olds with recurrence after curative treatment, ECOG 0-1
+    assert age.min() >= 18 and np.floor(age).max() <= 65  # aged 65 = up to the 66th birthday
+    assert eb["de_novo_metastatic_fraction"] == 0.0
+    assert 0.3 < eb["ecog0_fraction"] < 0.8  # ECOG 0 or 1 only: 0 is about half of them

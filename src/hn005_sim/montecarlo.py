@@ -36,6 +36,8 @@ from hn005_sim.scenario.errors import ConfigError
 
 QUANTILES = (0.025, 0.10, 0.25, 0.50, 0.75, 0.90, 0.975)
 RATE_BINS = 10_000  # screen-failure-rate histogram: quantiles to within 1/RATE_BINS
+AGE_BINS_PER_YEAR = 10  # enrolled ages in 0.1-year bins: quantiles to within 0.1 year
+AGE_BINS = 120 * AGE_BINS_PER_YEAR
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -139,6 +141,10 @@ class Aggregate:
         self.site_zero = np.zeros(s, np.int64)
         self.sim_events = 0
         self.supply = supply
+        # enrolled patients' baseline (recruitment.candidates.TRAITS): counts, and age in 0.1-year bins
+        self.enrolled_total = 0
+        self.trait_true: dict[str, int] = {}
+        self.age_bins = np.zeros(AGE_BINS, np.int64)
         self._month_days = np.arange(m + 1) * MONTH_DAYS
         self._deadline_day = meta.deadline_months * MONTH_DAYS
 
@@ -175,6 +181,14 @@ class Aggregate:
         self.sim_events += rec.sim_events
         if self.supply is not None:
             self.supply.add(rec.supply)
+        if rec.enrol_traits:
+            self.enrolled_total += rec.enrolled
+            for name, values in rec.enrol_traits.items():
+                if name == "age_years":
+                    bins = np.clip(np.floor(values * AGE_BINS_PER_YEAR), 0, AGE_BINS - 1).astype(np.int64)
+                    self.age_bins += np.bincount(bins, minlength=AGE_BINS)
+                else:
+                    self.trait_true[name] = self.trait_true.get(name, 0) + int(np.sum(values))
 
     # -- outputs ------------------------------------------------------------------------------------
 
@@ -222,6 +236,26 @@ class Aggregate:
         }
         if self.supply is not None:
             out["supply"] = self.supply.summary()
+        if self.enrolled_total:
+            out["enrolled_baseline"] = self.enrolled_baseline()
+        return out
+
+    def enrolled_baseline(self) -> dict[str, Any]:
+        """Baseline figures of every patient enrolled in every replicate (the keys of
+        report.tables.cohort_figures); age quantiles from 0.1-year bins, so exact to 0.1 year."""
+        total = self.enrolled_total
+        out: dict[str, Any] = {"patients": total, "replicates": self.n}
+        if self.age_bins.sum():
+            mid = (np.arange(AGE_BINS) + 0.5) / AGE_BINS_PER_YEAR
+            out["median_age_years"] = _q(hist_quantile(self.age_bins, 0.5, mid))
+            out["age_iqr_years"] = [_q(hist_quantile(self.age_bins, 0.25, mid)),
+                                    _q(hist_quantile(self.age_bins, 0.75, mid))]
+        for name, key in (("female", "female_fraction"), ("ecog0", "ecog0_fraction"),
+                          ("de_novo_metastatic", "de_novo_metastatic_fraction"),
+                          ("liver_metastasis", "liver_metastasis_fraction"),
+                          ("hbsag_positive", "hbsag_positive_fraction")):
+            if name in self.trait_true:
+                out[key] = _q(self.trait_true[name] / total)
         return out
 
     def enrollment_curve(self) -> pl.DataFrame:

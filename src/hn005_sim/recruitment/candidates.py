@@ -16,7 +16,7 @@ reasons of a stage add up to its failures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +37,20 @@ class CandidateBatch:
     rescreen_reason: np.ndarray  # (n,) int
     retested: np.ndarray  # (n,) bool: labs were re-measured because screening outlasted the window
     bsa_m2: np.ndarray  # (n,) float
+    # baseline characteristics kept for the enrolled (TRAITS), when the source draws real candidates
+    traits: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# The enrolled patients' baseline characteristics the report sets beside published trials:
+# name -> (cohort column, how to read it). "value": the number itself; otherwise the column equals it.
+TRAITS: dict[str, tuple[str, object]] = {
+    "age_years": ("age_years", "value"),
+    "female": ("sex", "F"),
+    "ecog0": ("ecog", 0),
+    "de_novo_metastatic": ("de_novo_metastatic", True),
+    "liver_metastasis": ("liver_metastasis", True),
+    "hbsag_positive": ("hbsag_positive", True),
+}
 
 
 class CandidateSource(Protocol):
@@ -163,7 +177,18 @@ class ScreenerSource:
             rescreen_reason=again_reason,
             retested=retest,
             bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
+            traits=_traits(frame),
         )
+
+
+def _traits(frame) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, (column, reading) in TRAITS.items():
+        if column not in frame.columns:
+            continue
+        values = frame[column].to_numpy()
+        out[name] = values.astype(float) if reading == "value" else (values == reading)
+    return out
 
 
 def candidate_source(scenario) -> CandidateSource:

@@ -75,6 +75,7 @@ class ReplicateRecord:
     time_to_target_day: float  # nan: not reached within the horizon
     sim_events: int  # simpy events scheduled (for the benchmark)
     supply: Any = None  # the supply model's record, when the scenario has one
+    enrol_traits: dict[str, np.ndarray] = field(default_factory=dict)  # candidates.TRAITS, (enrolled,) each
     events: tuple[Event, ...] | None = field(default=None, repr=False)
 
 
@@ -113,6 +114,7 @@ class _Pool:
             "ok": judged.screen_pass, "reason": judged.screen_reason,
             "ok2": judged.rescreen_pass, "reason2": judged.rescreen_reason,
             "retested": judged.retested, "bsa": judged.bsa_m2,
+            **{f"trait:{k}": v for k, v in judged.traits.items()},
             "consent": consent, "duration": duration, "withdraw": withdraw,
             "rescreen": rescreen, "delay": delay, "duration2": duration2,
         }
@@ -361,6 +363,12 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     order = np.argsort(day[enr], kind="stable")
     enr = enr[order]
     enrol_bsa = np.array([pools[s].arr["bsa"][c] for s, c in zip(site[enr], cand[enr], strict=True)], float)
+    names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
+    enrol_traits = {
+        k[len("trait:"):]: np.array([pools[s].arr[k][c] for s, c in zip(site[enr], cand[enr], strict=True)],
+                                    dtype=next(p.arr[k].dtype for p in pools if k in p.arr))
+        for k in names
+    }
     consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
     retests = 0
     for s_idx, pool in enumerate(pools):
@@ -388,6 +396,7 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
         enrol_day=day[enr],
         enrol_site=site[enr],
         enrol_bsa_m2=enrol_bsa,
+        enrol_traits=enrol_traits,
         site_activation_day=act,
         site_enrolled=np.bincount(site[enr], minlength=len(sites)),
         time_to_target_day=float(day[enr][target - 1]) if enrolled >= target else float("nan"),

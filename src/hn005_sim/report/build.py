@@ -172,9 +172,12 @@ def _baseline_section(files: OutputFiles, published: tuple[PublishedTrial, ...] 
             simulated["All simulated candidates"] = cohort_figures(cohort)
         else:
             simulated["Simulated candidates"] = cohort_figures(cohort)
+    enrolled = files.summary.get("enrolled_baseline")
+    if isinstance(enrolled, dict):
+        simulated[f"Simulated enrolled patients (all {enrolled.get('replicates', '')} runs)"] = enrolled
     baseline = files.summary.get("baseline")
     if isinstance(baseline, dict):
-        simulated["Simulated eligible candidates (whom the trial enrols)"] = baseline
+        simulated["Simulated eligible candidates (screening sample)"] = baseline
     if not simulated:
         return Section("baseline", "", "", [])
     header, rows, notes = baseline_table(simulated, published if published is not None else PUBLISHED)
