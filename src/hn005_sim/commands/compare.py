@@ -34,7 +34,7 @@ from hn005_sim.commands.common import (
     print_json,
 )
 from hn005_sim.report.data import flatten_numbers, load_folder, stack_scenarios
-from hn005_sim.report.tables import KEY_FIGURES
+from hn005_sim.report.tables import KEY_FIGURES, lookup
 from hn005_sim.report.tables import _fmt as fmt_value
 from hn005_sim.scenario.load import display
 
@@ -102,12 +102,8 @@ def _fmt(v: Any, key: str = "", summary: dict[str, Any] | None = None) -> str:
 
 
 def _is_null(summary: dict[str, Any], dotted: str) -> bool:
-    node: Any = summary
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return node is None
+    """The summary records this figure as null (it has the key), unlike an input that lacks it."""
+    return lookup(summary, dotted, missing=False) is None
 
 
 def replicate_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:

@@ -108,11 +108,12 @@ KEY_FIGURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def lookup(summary: dict[str, Any], dotted: str) -> Any:
+def lookup(summary: dict[str, Any], dotted: str, missing: Any = None) -> Any:
+    """The value at a dotted key; `missing` when a part of the key is absent (a null value is None)."""
     node: Any = summary
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            return None
+            return missing
         node = node[part]
     return node
 
