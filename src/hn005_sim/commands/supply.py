@@ -45,8 +45,9 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
                   f"{s['patient_days_without_drug_mean']:.1f}")
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
-            f"tier {b['tier']}: best trigger {b['trigger_cycles']:g} / max {b['max_cycles']:g} cycles, "
-            f"waste {b['waste_mean']:.1f} packs, P(stock-out) {b['stockout_probability']:.2f}")
+            f"tier {b['tier']}: least waste with forecast {b['forecast_days']:g} days and floors x "
+            f"{b['floor_scale']:g}: waste {b['waste_mean']:.1f} packs, P(stock-out) "
+            f"{b['stockout_probability']:.2f}")
     return t
 
 
@@ -131,8 +132,9 @@ def supply(
         "resupply_search": {
             "replicates": tally.n,
             "max_stockout_probability": max_stockout_probability,
-            "best": {b["tier"]: {k: b[k] for k in ("trigger_cycles", "max_cycles", "waste_mean",
-                                                   "stockout_probability")} for b in best},
+            "best": {b["tier"]: {k: b[k] for k in ("forecast_days", "floor_scale", "trigger_cycles",
+                                                   "max_cycles", "waste_mean", "stockout_probability")}
+                     for b in best},
             "feasible": bool(best) or not cands,
         },
     }
@@ -157,4 +159,10 @@ def supply(
     if format is Format.json:
         print_json(summary)
     else:
-        console(quiet).print(_table(summary, best))
+        con = console(quiet)
+        con.print(_table(summary, best))
+        if search is not None and not best:
+            lowest = float(search["stockout_probability"].min())
+            con.print(f"[yellow]resupply search[/yellow]: no candidate kept P(any stock-out) <= "
+                      f"{max_stockout_probability:g} over {tally.n} replicates (lowest {lowest:.3f}); see "
+                      "resupply_search.csv")

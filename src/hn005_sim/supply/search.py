@@ -5,11 +5,15 @@ replicate); the supply model runs once with the configured levels and once per c
 candidate sees the same enrolments and the same `treatment` and `supply` streams (common random numbers),
 so differences between candidates are the policies', not the dice's.
 
-The search, one tier at a time (other tiers at their configured levels): every (trigger_cycles,
-max_cycles) on the grid; among candidates whose stock-out probability (share of replicates with any
-stock-out) is at most the bound, the least expected waste (expiry + returns, packs summed over
-presentations) wins. With several tiers this is one pass of coordinate search: each tier's best, found
-with the others as configured, combined.
+The search, one tier at a time (other tiers at their configured levels), varies the two levers that set
+a site's stock under predictive resupply: the forecast horizon (`forecast_days`: the trigger covers half
+of it, the max all of it, for the patients on treatment) and the safety floors (`site_min_packs` of every
+presentation, scaled). The trigger/max cycles of reference patients stay as configured: with predictive
+resupply and the floors, they bind only at a site with no patient on treatment. Among candidates whose
+stock-out probability (share of replicates with any stock-out) is at most the bound, the least expected
+waste (expiry + returns, packs summed over presentations) wins; ties go to fewer stock-outs, then lower
+floors and shorter forecasts. With several tiers this is one pass of coordinate search: each tier's
+best, found with the others as configured, combined.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from hn005_sim import rng as rngmod
 from hn005_sim.supply.model import tier_levels
 from hn005_sim.supply.simulate import SupplyRecord, simulate_supply
 
-TRIGGER_GRID = (1.0, 2.0, 4.0)
-SPAN_GRID = (1.0, 3.0)  # max_cycles = trigger_cycles + span
+FORECAST_GRID = (21.0, 42.0, 63.0)  # days: one, two or three 21-day cycles ahead
+FLOOR_SCALE_GRID = (0.5, 1.0, 1.5)  # x each presentation's site_min_packs
 
 
 @dataclass(frozen=True)
@@ -32,19 +36,29 @@ class Candidate:
     tier: int
     trigger_cycles: float
     max_cycles: float
+    forecast_days: float
+    floor_scale: float
 
 
-def candidates(scenario, triggers=TRIGGER_GRID, spans=SPAN_GRID) -> list[Candidate]:
-    return [Candidate(t, float(a), float(a + b))
-            for t in range(len(scenario.supply.tiers)) for a in triggers for b in spans]
+def candidates(scenario, forecasts=FORECAST_GRID, floor_scales=FLOOR_SCALE_GRID) -> list[Candidate]:
+    return [Candidate(t, tier.trigger_cycles, tier.max_cycles, float(f), float(k))
+            for t, tier in enumerate(scenario.supply.tiers) for f in forecasts for k in floor_scales]
 
 
-def _levels_for(scenario, cand: Candidate):
+def config_for(scenario, cand: Candidate):
+    """(supply config, levels) of a candidate: its tier's forecast, and its floors for that tier only."""
     sup = scenario.supply
     tiers = list(sup.tiers)
-    tiers[cand.tier] = tiers[cand.tier].model_copy(update={"trigger_cycles": cand.trigger_cycles,
-                                                            "max_cycles": cand.max_cycles})
-    return tier_levels(scenario.regimen, sup.model_copy(update={"tiers": tiers}))
+    tiers[cand.tier] = tiers[cand.tier].model_copy(update={
+        "trigger_cycles": cand.trigger_cycles, "max_cycles": cand.max_cycles,
+        "forecast_days": cand.forecast_days})
+    sup = sup.model_copy(update={"tiers": tiers})
+    scaled = sup.model_copy(update={"presentations": [
+        p.model_copy(update={"site_min_packs": round(p.site_min_packs * cand.floor_scale)})
+        for p in sup.presentations]})
+    levels = tier_levels(scenario.regimen, sup)
+    levels[cand.tier] = tier_levels(scenario.regimen, scaled)[cand.tier]
+    return sup, levels
 
 
 def enrolments_for(scenario, seed: int, replicate: int, source=None):
@@ -79,20 +93,20 @@ def replicate_task(scenario, seed: int, start: int, stop: int, cands: list[Candi
     from hn005_sim.recruitment.candidates import candidate_source
 
     source = candidate_source(scenario) if source is None else source
-    levels = [_levels_for(scenario, c) for c in cands]
+    configs = [config_for(scenario, c) for c in cands]
     out = []
     for r in range(start, stop):
         enrol, sites = enrolments_for(scenario, seed, r, source)
 
-        def once(lv, r=r, enrol=enrol, sites=sites):
-            return simulate_supply(scenario.regimen, scenario.supply, enrol, sites, None,
+        def once(sup, lv, r=r, enrol=enrol, sites=sites):
+            return simulate_supply(scenario.regimen, sup, enrol, sites, None,
                                    rngmod.stream(seed, r, "treatment"), rngmod.stream(seed, r, "supply"), lv)
 
-        base = once(None)
+        base = once(scenario.supply, None)
         stats = []
         if r < search_stop:
-            for lv in levels:
-                rec = once(lv)
+            for sup, lv in configs:
+                rec = once(sup, lv)
                 stats.append((waste_packs(rec), bool(rec.stockout_events.sum() > 0), int(rec.released.sum()),
                               rec.shipments))
         out.append((r, base, stats))
@@ -136,12 +150,14 @@ class SearchTally:
             if idx:
                 # least waste; ties: fewer stock-outs, then the lower levels
                 c = self.cands
-                j = min(idx, key=lambda j: (mean[j], p[j], c[j].trigger_cycles, c[j].max_cycles))
+                j = min(idx, key=lambda j: (mean[j], p[j], c[j].floor_scale, c[j].forecast_days))
                 best[j] = True
         return pl.DataFrame({
             "tier": [scenario.supply.tiers[c.tier].name for c in self.cands],
             "trigger_cycles": [c.trigger_cycles for c in self.cands],
             "max_cycles": [c.max_cycles for c in self.cands],
+            "forecast_days": [c.forecast_days for c in self.cands],
+            "floor_scale": [c.floor_scale for c in self.cands],
             "waste_mean": mean,
             "waste_se": np.sqrt(var / n),
             "stockout_probability": p,
