@@ -257,6 +257,17 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, capsys)
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--target", "100000000", "less than or equal to 100000"),
+    ("--months", "1e9", "less than or equal to 600"),
+    ("--months", "inf", "finite number"),
+])
+def test_absurd_command_line_values_are_one_line_before_any_work(flag, value, needle, tmp_path, capsys):
+    assert main(["sites", str(write(tmp_path, SMALL)), flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and needle in err[0]
+
+
 def test_infeasible_plan_says_so(tmp_path, capsys):
     path = write(tmp_path, SMALL.replace("target = 60", "target = 5000"))
     assert main(["sites", str(path), "--format", "json"]) == 0

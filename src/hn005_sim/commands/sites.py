@@ -83,7 +83,10 @@ def sites(
         plan = planning.with_overrides(plan, target, months, probability)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    answer = planning.plan_sites(plan, method.value, seed, replicates)
+    try:
+        answer = planning.plan_sites(plan, method.value, seed, replicates)
+    except ValueError as exc:  # e.g. a distribution too wide for the exact FFT
+        raise InputError(f"{display(raw.path)}: {exc}") from None
     summary = {"input": display(raw.path), "input_kind": kind, **answer.summary}
     if out is not None:
         with output_dir(out) as od:

@@ -36,7 +36,7 @@ class Region(Strict):
 
     name: str = Field(min_length=1)
     province: str | None = None
-    sites: int = Field(ge=0, description="number of sites in the region")
+    sites: int = Field(ge=0, le=2_000, description="number of sites in the region (<= 2,000: a typo guard)")
     site_names: list[str] | None = Field(default=None, description="one name per site; default REGION-1..")
     referral_rate_mean: Figure = Field(description="candidates referred per site per month, mean of sites")
     referral_rate_variance: Figure = Field(description="variance across sites of the referral rate")
@@ -48,7 +48,7 @@ class Region(Strict):
     screening_capacity: Capacity | None = Field(default=None, description="None: no limit")
     close_month: Figure | None = Field(default=None, description="months from trial start the site closes")
     max_sites: int | None = Field(
-        default=None, ge=0,
+        default=None, ge=0, le=2_000,
         description="most sites `sites` may plan in this region (default max(10, 3 x sites)); 1 for a site "
         "that cannot be repeated, such as the sponsor's own",
     )

@@ -48,6 +48,11 @@ _REGION_FIGURES = (
     "cost_per_patient",
     "startup",
 )
+# Bounds that catch typos before a search that would take hours or an FFT that cannot fit in memory:
+# the largest oncology trials enrol a few thousand patients at a few hundred sites over a few years.
+MAX_TARGET = 100_000
+MAX_MONTHS = 600.0
+MAX_SITES = 2_000
 _PLAN_FIGURES = ("duration_months", "target", "probability", "startup")
 
 
@@ -61,7 +66,7 @@ class RegionPlan(Strict):
     never_open: float = Field(default=0.0, ge=0, le=1, description="share of selected sites that never open")
     startup: Dist | None = Field(default=None, description="months to open; default: the plan's startup")
     sites_min: int = Field(default=0, ge=0)
-    sites_max: int | None = Field(default=None, ge=0)
+    sites_max: int | None = Field(default=None, ge=0, le=MAX_SITES)
     sites: int | None = Field(default=None, ge=0, description="fixed number of sites (evaluate, not search)")
     cost_startup: float = Field(default=0.0, ge=0, description="per site, once")
     cost_per_month: float = Field(default=0.0, ge=0, description="per site per month open")
@@ -96,8 +101,8 @@ class Plan(Strict):
 
     name: str = ""
     description: str = ""
-    duration_months: float = Field(gt=0)
-    target: int = Field(gt=0, description="enrolments that count, wanted by duration_months")
+    duration_months: float = Field(gt=0, le=MAX_MONTHS, allow_inf_nan=False)
+    target: int = Field(gt=0, le=MAX_TARGET, description="enrolments that count, wanted by duration_months")
     probability: float = Field(gt=0, lt=1, description="required P(enrolled >= target by duration_months)")
     startup: Dist | None = Field(default=None, description="months from start to a site opening (None: 0)")
     regions: list[RegionPlan] = Field(min_length=1)
