@@ -349,3 +349,27 @@ def test_max_sites_bounds_a_region_and_must_cover_its_sites(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_scenario(bad)
     assert any("max_sites must be >= sites (1), got 0" in str(p) for p in err.value.problems)
+
+
+def test_scenario_check_runs_the_answer_through_the_scenario_simulation(tmp_path, capsys):
+    """`sites SCENARIO --method both` runs the answer's allocation through the scenario's own DES: the
+    same figure as `run` on the scenario with those site counts written in."""
+    from hn005_sim.montecarlo import run_scenario
+    from hn005_sim.scenario.load import load_scenario
+
+    scenario, _ = load_scenario(ROOT / "scenarios" / "network_guangdong.toml")
+    alloc = {"sponsor": 1, "guangdong": 3}
+    sc = P.scenario_with_allocation(scenario, alloc)
+    assert [(r.name, r.sites, r.site_names is None) for r in sc.recruitment.regions] == [
+        ("sponsor", 1, False), ("guangdong", 3, True)]
+    check = P.scenario_check(scenario, alloc, 30, seed=4, analytic_probability=0.5)
+    direct = run_scenario(sc.model_copy(update={"supply": None}), 30, 4)
+    assert check["probability_of_success"] == direct.summary["prob_target_by_deadline"]
+    assert check["analytic_minus_scenario_des"] == pytest.approx(0.5 - check["probability_of_success"])
+    out = tmp_path / "out"
+    assert main(["sites", str(ROOT / "scenarios" / "network_guangdong.toml"), "--method", "both",
+                 "--replicates", "200", "--scenario-replicates", "20", "--out", str(out)]) == 0
+    assert "Full scenario simulation (20 replicates" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario_des"]["allocation"] == summary["allocation"]
+    assert summary["scenario_des"]["replicates"] == 20

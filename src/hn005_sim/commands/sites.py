@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hn005_sim.commands.common import Format, FormatOpt, QuietOpt, check_out, console, print_json
+from hn005_sim.commands.common import Format, FormatOpt, JobsOpt, QuietOpt, check_out, console, print_json
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import planning
 from hn005_sim.scenario.load import display, read_raw
@@ -53,6 +53,13 @@ def sites(
     replicates: Annotated[
         int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).")
     ] = 20000,
+    scenario_replicates: Annotated[
+        int,
+        typer.Option("--scenario-replicates", min=0,
+                     help="For a scenario with des/both: replicates of the scenario's full simulation (as "
+                     "`run`) at the answer's allocation; 0 skips it."),
+    ] = 200,
+    jobs: JobsOpt = 1,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.", callback=check_out),
@@ -88,6 +95,12 @@ def sites(
     except ValueError as exc:  # e.g. a distribution too wide for the exact FFT
         raise InputError(f"{display(raw.path)}: {exc}") from None
     summary = {"input": display(raw.path), "input_kind": kind, **answer.summary}
+    if kind == "scenario" and method.value in ("des", "both") and scenario_replicates > 0:
+        trial = scenario.trial.model_copy(update={"target_enrolled": plan.target,
+                                                  "deadline_months": plan.duration_months})
+        summary["scenario_des"] = planning.scenario_check(
+            scenario.model_copy(update={"trial": trial}), answer.summary["allocation"], scenario_replicates,
+            seed, jobs, answer.summary["probability_of_success"])
     if out is not None:
         with output_dir(out) as od:
             od.write_json("summary.json", summary)
@@ -135,17 +148,14 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
         f"required P >= {s['required_probability']:g} ({s['method']})"
     )
     t = Table(show_edge=False)
-    for col in ("region", "sites", "bounds", "rate/site/month", "enrolled/site", "cost/site"):
+    cols = ["region", "sites", "bounds", "enrolments/site/month", "enrolled/site by deadline"]
+    for col in cols + (["cost/site"] if costed else []):
         t.add_column(col, justify="left" if col == "region" else "right")
     for name, r in s["regions"].items():
-        t.add_row(
-            name,
-            str(s["allocation"][name]),
-            f"{r['sites_min']}-{r['sites_max']}",
-            f"{r['rate_mean']:.3g}",
-            f"{r['expected_counted_per_site']:.1f}",
-            f"{r['expected_cost_per_site']:,.0f}",
-        )
+        cells = [name, str(s["allocation"][name]), f"{r['sites_min']}-{r['sites_max']}",
+                 f"{r['rate_mean']:.3g}",
+                 f"{r['expected_counted_per_site']:.1f}"]
+        t.add_row(*cells, *([f"{r['expected_cost_per_site']:,.0f}"] if costed else []))
     con.print(t)
     ttt = s["time_to_target_months"]
     con.print(
@@ -179,6 +189,14 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
             f"Simulation ({d['replicates']} replicates): P(success) = {_pct(d['probability_of_success'])} "
             f"+/- {_pct(d['standard_error'])}; analytic - simulated = "
             f"{d['analytic_minus_des_in_standard_errors']:+.1f} SE"
+        )
+    if "scenario_des" in s:
+        d = s["scenario_des"]
+        con.print(
+            f"Full scenario simulation ({d['replicates']} replicates, as `run`): P(success) = "
+            f"{_pct(d['probability_of_success'])} +/- {_pct(d['standard_error'])}; it also models "
+            "screening time, capacity, seasonal dips, lab re-tests and re-screening, which the closed "
+            "form leaves out"
         )
     if "scenario_network" in s:
         sn = s["scenario_network"]
