@@ -114,5 +114,6 @@ def screen(
                   + f" reaches {plan['eligible_fraction']:.1%}"
                   + ("" if plan["target_eligible_fraction"] is None
                      else f" (target {plan['target_eligible_fraction']:.0%}: "
-                          f"{'reached' if plan['reached'] else 'not reached'})"))
+                          + ("reached" if plan["reached"]
+                             else "not reached: the whole menu of relaxations gets no further") + ")"))
     con.print(f"wrote {display(out)}")
