@@ -149,7 +149,8 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
     )
     t = Table(show_edge=False)
     cols = ["region", "sites", "bounds", "enrolments/site/month", "enrolled/site by deadline"]
-    for col in cols + (["cost/site"] if costed else []):
+    unit = f" {s['currency']}" if s.get("currency") else ""
+    for col in cols + ([f"cost/site{unit}"] if costed else []):
         t.add_column(col, justify="left" if col == "region" else "right")
     for name, r in s["regions"].items():
         cells = [name, str(s["allocation"][name]), f"{r['sites_min']}-{r['sites_max']}",
@@ -162,7 +163,7 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
         f"{verb}: {s['total_sites']} site{'' if s['total_sites'] == 1 else 's'}; "
         f"P(success) = {_pct(s['probability_of_success'])} "
         f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
-        + (f", expected cost {s['expected_cost']:,.0f}" if costed else "")
+        + (f", expected cost {s['expected_cost']:,.0f}{unit}" if costed else "")
     )
     if s["question"] != "evaluate":
         con.print("Each added site is like the region's configured ones (rate above); bounds: the plan's "

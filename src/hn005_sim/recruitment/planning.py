@@ -104,6 +104,7 @@ class Plan(Strict):
     duration_months: float = Field(gt=0, le=MAX_MONTHS, allow_inf_nan=False)
     target: int = Field(gt=0, le=MAX_TARGET, description="enrolments that count, wanted by duration_months")
     probability: float = Field(gt=0, lt=1, description="required P(enrolled >= target by duration_months)")
+    currency: str | None = Field(default=None, max_length=8, description="unit of the costs, e.g. USD")
     startup: Dist | None = Field(default=None, description="months from start to a site opening (None: 0)")
     regions: list[RegionPlan] = Field(min_length=1)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -725,6 +726,7 @@ def plan_sites(
             "fft_length": ev.length,
         },
         "approximations": approximations,
+        "currency": plan.currency,
         "cost_formula": "sites x (cost_startup + cost_per_month x E[months open] + cost_per_patient x "
         "E[enrolments per site, dropouts included])",
     }
