@@ -185,6 +185,7 @@ class Aggregate:
             self.enrolled_total += rec.enrolled
             for name, values in rec.enrol_traits.items():
                 if name == "age_years":
+                    values = values[np.isfinite(values)]
                     bins = np.clip(np.floor(values * AGE_BINS_PER_YEAR), 0, AGE_BINS - 1).astype(np.int64)
                     self.age_bins += np.bincount(bins, minlength=AGE_BINS)
                 else:

@@ -373,3 +373,22 @@ def test_scenario_check_runs_the_answer_through_the_scenario_simulation(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scenario_des"]["allocation"] == summary["allocation"]
     assert summary["scenario_des"]["replicates"] == 20
+
+
+def test_scenario_check_simulates_at_least_to_the_deadline(monkeypatch):
+    """A deadline beyond the scenario's horizon (--months) extends the simulation instead of cutting it."""
+    import hn005_sim.montecarlo as mc
+    from hn005_sim.scenario.load import load_scenario
+
+    scenario, _ = load_scenario(ROOT / "scenarios" / "network_guangdong.toml")
+    trial = scenario.trial.model_copy(update={"deadline_months": 90.0})
+    seen = {}
+    real = mc.run_scenario
+
+    def spy(sc, *args, **kw):
+        seen["horizon"] = sc.recruitment.horizon_months.value
+        return real(sc, *args, **kw)
+
+    monkeypatch.setattr(mc, "run_scenario", spy)
+    P.scenario_check(scenario.model_copy(update={"trial": trial}), {"sponsor": 1, "guangdong": 1}, 2, seed=1)
+    assert seen["horizon"] == 90.0 > scenario.recruitment.horizon_months.value

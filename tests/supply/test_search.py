@@ -38,7 +38,7 @@ def test_candidate_levels_scale_only_the_floors_of_its_tier(base):
     configured = tier_levels(base.regimen, base.supply)[cand.tier][1]
     # with floor x 0.5 the trigger falls to max(half the floor, the cycles' packs), never above configured
     assert np.all(trig <= configured) and np.any(trig < configured)
-    assert np.all(trig >= np.round(floors * cand.floor_scale))
+    assert np.all(trig >= np.ceil(floors * cand.floor_scale))  # half a floor of 1 is still 1
     assert np.all(top >= trig)
 
 
@@ -63,3 +63,13 @@ def test_each_candidate_is_the_supply_model_with_its_config(base):
     assert ships[21.0] > ships[63.0]
     assert frame["waste_mean"].n_unique() > 1
     assert frame["best"].sum() == 1
+
+
+def test_tiers_without_predictive_resupply_search_their_trigger_levels(base):
+    tiers = [t.model_copy(update={"predictive": False}) for t in base.supply.tiers]
+    sc = base.model_copy(update={"supply": base.supply.model_copy(update={"tiers": tiers})})
+    cands = candidates(sc)
+    assert {(c.trigger_cycles, c.max_cycles) for c in cands} == {(2.0, 4.0), (4.0, 8.0), (8.0, 16.0)}
+    assert {c.forecast_days for c in cands} == {tiers[0].forecast_days}
+    levels = {c: config_for(sc, c)[1][c.tier][1].tolist() for c in cands if c.floor_scale == 0.5}
+    assert len({tuple(v) for v in levels.values()}) > 1  # the triggers bind above half floors

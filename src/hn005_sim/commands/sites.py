@@ -119,7 +119,8 @@ def sites(
                     seed=seed,
                     replicates=replicates if method != SitesMethod.analytic else None,
                     wall_time_s=time.perf_counter() - started,
-                    extra={"method": method.value},
+                    extra={"method": method.value,
+                           "scenario_replicates": scenario_replicates, "jobs": jobs},
                 ),
             )
     if fmt == Format.json:

@@ -135,7 +135,7 @@ def supply(
             "best": {b["tier"]: {k: b[k] for k in ("forecast_days", "floor_scale", "trigger_cycles",
                                                    "max_cycles", "waste_mean", "stockout_probability")}
                      for b in best},
-            "feasible": bool(best) or not cands,
+            "feasible": not cands or len(best) == len(sc.supply.tiers),
         },
     }
     frames = agg.frames()
@@ -161,8 +161,10 @@ def supply(
     else:
         con = console(quiet)
         con.print(_table(summary, best))
-        if search is not None and not best:
-            lowest = float(search["stockout_probability"].min())
-            con.print(f"[yellow]resupply search[/yellow]: no candidate kept P(any stock-out) <= "
-                      f"{max_stockout_probability:g} over {tally.n} replicates (lowest {lowest:.3f}); see "
-                      "resupply_search.csv")
+        found = {b["tier"] for b in best}
+        for tier in sc.supply.tiers if search is not None else []:
+            if tier.name not in found:
+                lowest = float(search.filter(search["tier"] == tier.name)["stockout_probability"].min())
+                con.print(f"[yellow]resupply search[/yellow], tier {tier.name}: no candidate kept P(any "
+                          f"stock-out) <= {max_stockout_probability:g} over {tally.n} replicates (lowest "
+                          f"{lowest:.3f}); see resupply_search.csv")

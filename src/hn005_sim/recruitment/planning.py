@@ -856,6 +856,10 @@ def scenario_check(scenario, allocation: dict[str, int], replicates: int, seed: 
     from hn005_sim.montecarlo import run_scenario
 
     sc = scenario_with_allocation(scenario, allocation).model_copy(update={"supply": None})
+    rec = sc.recruitment
+    if rec.horizon_months.value < sc.trial.deadline_months:  # simulate at least to the deadline
+        horizon = rec.horizon_months.model_copy(update={"value": float(sc.trial.deadline_months)})
+        sc = sc.model_copy(update={"recruitment": rec.model_copy(update={"horizon_months": horizon})})
     res = run_scenario(sc, replicates, seed, jobs=jobs)
     p = float(res.summary["prob_target_by_deadline"])
     se = math.sqrt(max(p * (1 - p), 1e-12) / replicates)

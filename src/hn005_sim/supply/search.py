@@ -5,11 +5,12 @@ replicate); the supply model runs once with the configured levels and once per c
 candidate sees the same enrolments and the same `treatment` and `supply` streams (common random numbers),
 so differences between candidates are the policies', not the dice's.
 
-The search, one tier at a time (other tiers at their configured levels), varies the two levers that set
-a site's stock under predictive resupply: the forecast horizon (`forecast_days`: the trigger covers half
+The search, one tier at a time (other tiers at their configured levels), varies the levers that set a
+site's stock. Under predictive resupply: the forecast horizon (`forecast_days`: the trigger covers half
 of it, the max all of it, for the patients on treatment) and the safety floors (`site_min_packs` of every
-presentation, scaled). The trigger/max cycles of reference patients stay as configured: with predictive
-resupply and the floors, they bind only at a site with no patient on treatment. Among candidates whose
+presentation, scaled, rounded up); the trigger/max cycles of reference patients stay as configured, as
+with the floors and the forecast they bind only at a site with no patient on treatment. Without
+predictive resupply: the trigger cycles (max = twice the trigger) and the floors. Among candidates whose
 stock-out probability (share of replicates with any stock-out) is at most the bound, the least expected
 waste (expiry + returns, packs summed over presentations) wins; ties go to fewer stock-outs, then lower
 floors and shorter forecasts. With several tiers this is one pass of coordinate search: each tier's
@@ -18,6 +19,7 @@ best, found with the others as configured, combined.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +31,7 @@ from hn005_sim.supply.simulate import SupplyRecord, simulate_supply
 
 FORECAST_GRID = (21.0, 42.0, 63.0)  # days: one, two or three 21-day cycles ahead
 FLOOR_SCALE_GRID = (0.5, 1.0, 1.5)  # x each presentation's site_min_packs
+TRIGGER_GRID = (2.0, 4.0, 8.0)  # reference patient-cycles, tiers without predictive resupply
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,17 @@ class Candidate:
     floor_scale: float
 
 
-def candidates(scenario, forecasts=FORECAST_GRID, floor_scales=FLOOR_SCALE_GRID) -> list[Candidate]:
-    return [Candidate(t, tier.trigger_cycles, tier.max_cycles, float(f), float(k))
-            for t, tier in enumerate(scenario.supply.tiers) for f in forecasts for k in floor_scales]
+def candidates(scenario, forecasts=FORECAST_GRID, floor_scales=FLOOR_SCALE_GRID,
+               triggers=TRIGGER_GRID) -> list[Candidate]:
+    out = []
+    for t, tier in enumerate(scenario.supply.tiers):
+        for k in floor_scales:
+            if tier.predictive:
+                out += [Candidate(t, tier.trigger_cycles, tier.max_cycles, float(f), float(k))
+                        for f in forecasts]
+            else:
+                out += [Candidate(t, float(a), 2.0 * a, tier.forecast_days, float(k)) for a in triggers]
+    return out
 
 
 def config_for(scenario, cand: Candidate):
@@ -54,7 +65,7 @@ def config_for(scenario, cand: Candidate):
         "forecast_days": cand.forecast_days})
     sup = sup.model_copy(update={"tiers": tiers})
     scaled = sup.model_copy(update={"presentations": [
-        p.model_copy(update={"site_min_packs": round(p.site_min_packs * cand.floor_scale)})
+        p.model_copy(update={"site_min_packs": math.ceil(p.site_min_packs * cand.floor_scale - 1e-9)})
         for p in sup.presentations]})
     levels = tier_levels(scenario.regimen, sup)
     levels[cand.tier] = tier_levels(scenario.regimen, scaled)[cand.tier]
@@ -150,7 +161,8 @@ class SearchTally:
             if idx:
                 # least waste; ties: fewer stock-outs, then the lower levels
                 c = self.cands
-                j = min(idx, key=lambda j: (mean[j], p[j], c[j].floor_scale, c[j].forecast_days))
+                j = min(idx, key=lambda j: (mean[j], p[j], c[j].floor_scale, c[j].forecast_days,
+                                            c[j].trigger_cycles))
                 best[j] = True
         return pl.DataFrame({
             "tier": [scenario.supply.tiers[c.tier].name for c in self.cands],
