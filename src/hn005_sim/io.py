@@ -85,6 +85,10 @@ class OutputError(Exception):
     """The output folder cannot be written (one line, exit 2)."""
 
 
+def _cannot_write(final: Path, exc: OSError) -> OutputError:
+    return OutputError(f"--out {final}: cannot write there ({exc.strerror or exc})")
+
+
 @contextmanager
 def output_dir(final: str | Path) -> Iterator[OutputDir]:
     final = Path(final)
@@ -96,7 +100,7 @@ def output_dir(final: str | Path) -> Iterator[OutputDir]:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     except OSError as exc:
-        raise OutputError(f"--out {final}: cannot write there ({exc.strerror or exc})") from None
+        raise _cannot_write(final, exc) from None
     out = OutputDir(final, staging)
     try:
         yield out
@@ -111,7 +115,7 @@ def output_dir(final: str | Path) -> Iterator[OutputDir]:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
     except OSError as exc:
-        raise OutputError(f"--out {final}: cannot write there ({exc.strerror or exc})") from None
+        raise _cannot_write(final, exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

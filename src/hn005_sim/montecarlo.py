@@ -251,12 +251,8 @@ class Aggregate:
             out["median_age_years"] = _q(hist_quantile(self.age_bins, 0.5, mid))
             out["age_iqr_years"] = [_q(hist_quantile(self.age_bins, 0.25, mid)),
                                     _q(hist_quantile(self.age_bins, 0.75, mid))]
-        for name, key in (("female", "female_fraction"), ("ecog0", "ecog0_fraction"),
-                          ("de_novo_metastatic", "de_novo_metastatic_fraction"),
-                          ("liver_metastasis", "liver_metastasis_fraction"),
-                          ("hbsag_positive", "hbsag_positive_fraction")):
-            if name in self.trait_true:
-                out[key] = _q(self.trait_true[name] / total)
+        for name, count in self.trait_true.items():  # TRAITS order: female, ecog0, de_novo_metastatic, ...
+            out[f"{name}_fraction"] = _q(count / total)
         return out
 
     def enrollment_curve(self) -> pl.DataFrame:

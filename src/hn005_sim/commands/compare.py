@@ -34,8 +34,7 @@ from hn005_sim.commands.common import (
     print_json,
 )
 from hn005_sim.report.data import flatten_numbers, load_folder, stack_scenarios
-from hn005_sim.report.tables import KEY_FIGURES, lookup
-from hn005_sim.report.tables import _fmt as fmt_value
+from hn005_sim.report.tables import KEY_FIGURES, format_figure, lookup
 from hn005_sim.scenario.load import display
 
 InputsArg = Annotated[
@@ -97,7 +96,7 @@ def _fmt(v: Any, key: str = "", summary: dict[str, Any] | None = None) -> str:
         reached_null = summary is not None and _is_null(summary, key)
         return "not reached" if reached_null and key.startswith("time_to_target_months.p") else ""
     if key in KINDS:
-        return fmt_value(v, KINDS[key])
+        return format_figure(v, KINDS[key])
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 

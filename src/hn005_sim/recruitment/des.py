@@ -362,13 +362,18 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enr = np.flatnonzero(kind == ENROLLED)
     order = np.argsort(day[enr], kind="stable")
     enr = enr[order]
-    enrol_bsa = np.array([pools[s].arr["bsa"][c] for s, c in zip(site[enr], cand[enr], strict=True)], float)
+    def enrolled(key: str) -> np.ndarray:
+        """Column `key` of the pools for the enrolled, in enrolment order (one fancy index per site)."""
+        dtype = next(p.arr[key].dtype for p in pools if key in p.arr)
+        out = np.empty(enr.size, dtype)
+        for s in np.unique(site[enr]):
+            mask = site[enr] == s
+            out[mask] = pools[s].arr[key][cand[enr][mask]]
+        return out
+
+    enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
     names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
-    enrol_traits = {
-        k[len("trait:"):]: np.array([pools[s].arr[k][c] for s, c in zip(site[enr], cand[enr], strict=True)],
-                                    dtype=next(p.arr[k].dtype for p in pools if k in p.arr))
-        for k in names
-    }
+    enrol_traits = {k[len("trait:"):]: enrolled(k) for k in names}
     consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
     retests = 0
     for s_idx, pool in enumerate(pools):

@@ -71,7 +71,7 @@ PUBLISHED: tuple[PublishedTrial, ...] = (
 )
 
 
-def _fmt(value: Any, kind: str = "num") -> str:
+def format_figure(value: Any, kind: str = "num") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if kind == "pct":
@@ -124,15 +124,16 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
     for key, label, kind in KEY_FIGURES:
         value = lookup(summary, key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            rows.append([label, _fmt(value, kind)])
+            rows.append([label, format_figure(value, kind)])
     target = summary.get("target_enrolled")
     deadline = summary.get("deadline_months")
     if target is not None and deadline is not None:
-        rows.insert(0, ["Target", f"{_fmt(target, 'int')} patients in {_fmt(deadline)} months"])
+        rows.insert(0, ["Target",
+                        f"{format_figure(target, 'int')} patients in {format_figure(deadline)} months"])
     need = summary.get("sites_needed")
     if isinstance(need, dict) and isinstance(need.get("allocation"), dict) and need["allocation"]:
         alloc = " + ".join(f"{n} × {region}" for region, n in need["allocation"].items() if n)
-        p = _fmt(need.get("probability_of_success"), "pct")
+        p = format_figure(need.get("probability_of_success"), "pct")
         if need.get("feasible", True):
             rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
                          f"{alloc or 'none'}: P = {p}"])
@@ -147,7 +148,8 @@ def supply_rows(frame: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """How much of each drug to make: supply.csv as a table, columns in users' words (counts are packs)."""
     columns = list(frame.columns)
     rows = [
-        [_fmt(v, "pct" if c == "stockout_probability" else "num") for c, v in zip(columns, r, strict=True)]
+        [format_figure(v, "pct" if c == "stockout_probability" else "num")
+         for c, v in zip(columns, r, strict=True)]
         for r in frame.iter_rows()
     ]
     return [SUPPLY_LABELS.get(c, c) for c in columns], rows
@@ -212,8 +214,8 @@ def _cell(figs: dict[str, Any], key: str) -> str:
         iqr = figs.get("age_iqr_years")
         return f"{value:.0f}" + (f" ({iqr[0]:.0f}–{iqr[1]:.0f})" if iqr else "")
     if key.endswith("_fraction"):
-        return _fmt(value, "pct")
-    return _fmt(value, "int") if value is not None else "—"
+        return format_figure(value, "pct")
+    return format_figure(value, "int") if value is not None else "—"
 
 
 def baseline_table(
