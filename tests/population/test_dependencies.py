@@ -154,8 +154,10 @@ def test_curative_phase_chemotherapy(cfg, cohort):
     adjuvant capecitabine only after CRT, taken until the planned end or the recurrence; the protocol's
     6-month window runs from the end of it: after_therapy = interval - adjuvant_months, exactly."""
     ind = cohort.filter(pl.col("induction_chemotherapy"))
-    assert (ind["curative_treatment"] == "crt").all() and ind["stage_at_diagnosis"].is_in(["III", "IVA"]).all()
-    ici_ind = cohort.filter((pl.col("prior_ici_phase") == "induction") & (pl.col("curative_treatment") == "crt")
+    assert (ind["curative_treatment"] == "crt").all()
+    assert ind["stage_at_diagnosis"].is_in(["III", "IVA"]).all()
+    ici_ind = cohort.filter((pl.col("prior_ici_phase") == "induction")
+                            & (pl.col("curative_treatment") == "crt")
                             & pl.col("stage_at_diagnosis").is_in(["III", "IVA"]))
     assert ici_ind["induction_chemotherapy"].all()
     adj = cohort.filter(pl.col("adjuvant_capecitabine"))
@@ -170,7 +172,8 @@ def test_curative_phase_chemotherapy(cfg, cohort):
     expected = rec["recurrence_interval_months"].to_numpy() - rec["adjuvant_months"].fill_null(0.0).to_numpy()
     assert np.allclose(after, expected, rtol=0, atol=1e-12)
     crt = cohort.filter(pl.col("curative_treatment") == "crt")
-    ok, msg = share_ok(crt["adjuvant_capecitabine"].to_numpy(), cfg.disease.adjuvant_capecitabine_given_crt.value)
+    p = cfg.disease.adjuvant_capecitabine_given_crt.value
+    ok, msg = share_ok(crt["adjuvant_capecitabine"].to_numpy(), p)
     assert ok, msg
 
 

@@ -253,9 +253,11 @@ def test_sbp_dbp_correlation(cfg, cohort):
     # spread of the recorded pressure: usual SD and the averaged reading error add in quadrature
     x = col(sub, "sbp_mmhg")
     assert within(x.std(), math.sqrt(ss**2 + es2), math.sqrt(ss**2 + es2) / math.sqrt(2 * len(x)))
-    assert within(x.mean(), b.sbp_hypertensive_untreated_mmhg.mean_, math.sqrt(ss**2 + es2) / math.sqrt(len(x)))
+    assert within(x.mean(), b.sbp_hypertensive_untreated_mmhg.mean_,
+                  math.sqrt(ss**2 + es2) / math.sqrt(len(x)))
     y = col(sub, "dbp_mmhg")
-    assert within(y.mean(), b.dbp_hypertensive_untreated_mmhg.mean_, math.sqrt(sd**2 + ed2) / math.sqrt(len(y)))
+    assert within(y.mean(), b.dbp_hypertensive_untreated_mmhg.mean_,
+                  math.sqrt(sd**2 + ed2) / math.sqrt(len(y)))
 
 
 def test_heart_failure_share_fits_middle_age(cohort):

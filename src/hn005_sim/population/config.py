@@ -82,7 +82,7 @@ class Demographics(Strict):
     weight_kg: SexNormal
     height_weight_correlation: Figure = Field(description="within-sex correlation of height and weight")
     weight_loss_after_rt_fraction: Dist = Field(
-        description="fraction of body weight still lost at assessment by a recurrent patient after radiotherapy")
+        description="share of body weight a recurrent patient has still lost after radiotherapy")
     ecog: Categorical = Field(description="numeric values 0..3")
     menopause_age_years: Dist
     sterilised_female: Probability
@@ -149,8 +149,10 @@ class Disease(Strict):
     prior_ici_two_types: Probability
     prior_ici_phase: Categorical
     prior_ici_induction_response: Categorical
-    induction_chemo_given_crt: Probability = Field(description="induction chemotherapy before CRT (III-IVA)")
-    adjuvant_capecitabine_given_crt: Probability = Field(description="adjuvant (metronomic) capecitabine after CRT")
+    induction_chemo_given_crt: Probability = Field(
+        description="induction chemotherapy before CRT (III-IVA)")
+    adjuvant_capecitabine_given_crt: Probability = Field(
+        description="adjuvant (metronomic) capecitabine after CRT")
     adjuvant_planned_months: Dist = Field(description="planned duration of adjuvant capecitabine")
 
     _stage = field_validator("stage_at_diagnosis_recurrent")(lambda d: _labels(d, STAGES_CURATIVE))
@@ -297,7 +299,8 @@ class BloodPressure(Strict):
 
     hypertension_prevalence_at_50: Probability
     hypertension_odds_ratio_per_decade: Figure
-    aware_given_hypertension: Probability = Field(description="known hypertension (history) among hypertensives")
+    aware_given_hypertension: Probability = Field(
+        description="known hypertension (history) among hypertensives")
     treated_given_aware: Probability
     drugs_given_treated: Categorical = Field(description="numeric values: number of drug classes")
     sbp_normotensive_mmhg: BpDist

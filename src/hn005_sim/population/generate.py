@@ -277,7 +277,8 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     b_("induction_chemotherapy", induction_chemo)
     b_("adjuvant_capecitabine", adjuvant)
     cols["adjuvant_months"] = _float("adjuvant_months", adjuvant_months, adjuvant)
-    cols["recurrence_after_therapy_months"] = _float("recurrence_after_therapy_months", after_therapy, recurrent)
+    cols["recurrence_after_therapy_months"] = _float("recurrence_after_therapy_months", after_therapy,
+                                                     recurrent)
     b_("prior_capecitabine", adjuvant)
     cols["hb_g_l"] = _float("hb_g_l", lab["hb_g_l"])
     cols["wbc_10e9_l"] = _float("wbc_10e9_l", lab["wbc_10e9_l"])
