@@ -1,4 +1,6 @@
-"""Calibrating a site's enrolment rate to a registry record whose accrual closed early (docs/recruitment_des.md).
+"""A site's enrolment rate calibrated to a registry record whose accrual closed early.
+
+See docs/recruitment_des.md (registry calibration).
 
 The registry's "k enrolled (actual)" with status "active, not recruiting" at a record dated t months
 after the start says that accrual closed with k patients at some time at or before t: the k-th
@@ -25,7 +27,8 @@ def _check(k: int, t: float, shape: float, rate: float) -> None:
                          f"rate={rate}")
 
 
-def posterior_moments(k: int, t: float, shape: float, rate: float, points: int = 20001) -> tuple[float, float]:
+def posterior_moments(k: int, t: float, shape: float, rate: float,
+                      points: int = 20001) -> tuple[float, float]:
     """Posterior mean and variance of lambda (per month) by numerical integration: prior
     Gamma(shape, rate) density x P(Poisson(lambda t) >= k), on a grid to the prior's 1 - 1e-12 quantile
     or 3 k / t, whichever is larger."""
@@ -53,6 +56,7 @@ def posterior_moments_closed(k: int, t: float, shape: float, rate: float) -> tup
 
 
 def prior_probability_of_record(k: int, t: float, shape: float, rate: float) -> float:
-    """Prior predictive probability of the record (the k-th enrolment by t): P(NB(shape, rate/(rate+t)) >= k)."""
+    """Prior predictive probability of the record (the k-th enrolment by t):
+    P(NB(shape, rate / (rate + t)) >= k)."""
     _check(k, t, shape, rate)
     return float(stats.nbinom.sf(k - 1, shape, rate / (rate + t)))
