@@ -129,7 +129,7 @@ def _number(name: str, i: int, col: str, text: str, *, whole: bool, low: float =
 
 
 def read_observed(path: str | Path, regions: Sequence[str], as_of: float) -> list[ObservedSite]:
-    """The observed file, one row per site: site, region, opened_month, enrolled (+ screened, screen_failed)."""
+    """The observed file, one row per site: site, region, opened_month, enrolled, optional screened."""
     path = Path(path)
     name = str(path)
     rows = _rows(path, ("site", "region", "opened_month", "enrolled"), ("screened", "screen_failed"))
