@@ -90,12 +90,20 @@ def test_many_sites_agree_with_a_monte_carlo_of_the_posterior_model():
     deadline count quantiles against a direct simulation, within 4.5 SE."""
     regions = [
         {"name": "r", "sites_max": 20, "rate_mean": 1.2, "rate_variance": 0.72},
-        {"name": "q", "sites_max": 20, "rate_mean": 0.6, "rate_variance": 0.36, "dropout": 0.1,
-         "never_open": 0.2, "startup": {"dist": "gamma", "mean": 7.0, "sd": 3.0}},
+        {
+            "name": "q",
+            "sites_max": 20,
+            "rate_mean": 0.6,
+            "rate_variance": 0.36,
+            "dropout": 0.1,
+            "never_open": 0.2,
+            "startup": {"dist": "gamma", "mean": 7.0, "sd": 3.0},
+        },
     ]
     pl_ = plan(target=70, months=24.0, regions=regions)
-    rows = obs(("a", "r", 0.0, 14), ("b", "r", 3.0, 4), ("c", "q", 5.0, 2), ("d", "q", None, 0),
-               ("e", "q", None, 0))
+    rows = obs(
+        ("a", "r", 0.0, 14), ("b", "r", 3.0, 4), ("c", "q", 5.0, 2), ("d", "q", None, 0), ("e", "q", None, 0)
+    )
     as_of = 9.0
     fc = F.build(pl_, rows, as_of)
     rng = np.random.default_rng(11)
@@ -165,7 +173,8 @@ def test_refit_recovers_known_parameters_within_their_standard_errors():
         for j in range(2):
             ei, ej = np.eye(2)[i] * eps[i], np.eye(2)[j] * eps[j]
             h[i, j] = (nll(x0 + ei + ej) - nll(x0 + ei - ej) - nll(x0 - ei + ej) + nll(x0 - ei - ej)) / (
-                4 * eps[i] * eps[j])
+                4 * eps[i] * eps[j]
+            )
     se = np.sqrt(np.diag(np.linalg.inv(h)))
     assert abs(m - 0.5) < 4 * se[0]
     assert abs(v - 0.125) < 4 * se[1]
@@ -180,8 +189,9 @@ def test_refit_needs_enough_open_sites_and_reports_it():
     fc = F.build(pl_, many, 10.0, refit=True)
     info = fc.priors["r"].refit
     assert info["refitted"] is True and info["open_sites"] == 8
-    assert fc.priors["r"].mean == pytest.approx(sum(s.enrolled for s in many) / sum(10.0 - s.opened_month
-                                                                                   for s in many), rel=0.05)
+    assert fc.priors["r"].mean == pytest.approx(
+        sum(s.enrolled for s in many) / sum(10.0 - s.opened_month for s in many), rel=0.05
+    )
 
 
 # --- calibration back-test -----------------------------------------------------------------------------
@@ -205,8 +215,11 @@ def backtest(trials: int, seed: int, a=3.0, b=3.0, t0=6.0, target=40):
         hi = F.one_site_remaining_time(a + k, b + t0, r, hi_q)
         plo = stats.gamma.ppf(lo_q, r, scale=t0 / k)
         phi = stats.gamma.ppf(hi_q, r, scale=t0 / k)
-        out[level] = (float(((truth >= lo) & (truth <= hi)).mean()),
-                      float(((truth >= plo) & (truth <= phi)).mean()), int(keep.sum()))
+        out[level] = (
+            float(((truth >= lo) & (truth <= hi)).mean()),
+            float(((truth >= plo) & (truth <= phi)).mean()),
+            int(keep.sum()),
+        )
     return out
 
 
@@ -237,20 +250,29 @@ def test_des_continuation_agrees_with_the_analytic_forecast_without_capacity_lim
     deadline) and P(count by month 8 >= x) within 4.5 SE of the exact forecast."""
     from hn005_sim.recruitment import forecast_des as FD
 
-    sc = _scenario(target=45, horizon=12.0, sites=3, rate_mean=3.0, rate_var=4.5, pre=0.5,
-                   activation={"dist": "gamma", "mean": 150.0, "sd": 50.0}, batch=64)
+    sc = _scenario(
+        target=45,
+        horizon=12.0,
+        sites=3,
+        rate_mean=3.0,
+        rate_var=4.5,
+        pre=0.5,
+        activation={"dist": "gamma", "mean": 150.0, "sd": 50.0},
+        batch=64,
+    )
     pl_ = P.plan_from_scenario(sc, 1)
     assert pl_.derivation["enrol_probability"] == pytest.approx(0.5)
     rows = obs(("A", "r", 0.0, 8), ("B", "r", 2.0, 3), ("C", "r", None, 0))
     fc = F.build(pl_, rows, 4.0)
     reps = 600
     sim = FD.simulate(sc, fc, 0.5, reps, seed=3)
-    des, curve = FD.summarise(fc, sim, [4.0, 8.0, 12.0])
+    des, _ = FD.summarise(fc, sim, [4.0, 8.0, 12.0])
     p_an = fc.prob_by(12.0)
     se = math.sqrt(max(p_an * (1 - p_an), 0.01) / reps)
     assert abs(des["prob_target_by_deadline"] - p_an) < 4.5 * se
-    counts8 = np.array([fc.enrolled + int(np.searchsorted(d, 4.0 * 30.4375, side="right"))
-                        for d in sim["enrol_days"]])
+    counts8 = np.array(
+        [fc.enrolled + int(np.searchsorted(d, 4.0 * 30.4375, side="right")) for d in sim["enrol_days"]]
+    )
     pmf = A.enrolled_pmf(fc.groups, 4.0)
     for x in (4, 8, 12):
         p_x = float(pmf[x:].sum())
@@ -279,17 +301,49 @@ OBSERVED = ROOT / "plans" / "observed"
 
 def test_command_writes_the_contract(tmp_path):
     out = tmp_path / "fc"
-    assert main(["forecast", str(PLAN), "--observed", str(OBSERVED / "alter_hn005_month6.csv"), "--as-of", "6",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "forecast",
+                str(PLAN),
+                "--observed",
+                str(OBSERVED / "alter_hn005_month6.csv"),
+                "--as-of",
+                "6",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
-    for key in ("as_of_month", "enrolled_so_far", "target", "deadline_months", "time_to_target_months",
-                "prob_target_by_deadline", "enrolled_by_deadline", "sites", "additional_sites", "method"):
+    for key in (
+        "as_of_month",
+        "enrolled_so_far",
+        "target",
+        "deadline_months",
+        "time_to_target_months",
+        "prob_target_by_deadline",
+        "enrolled_by_deadline",
+        "sites",
+        "additional_sites",
+        "method",
+    ):
         assert key in s, key
     assert set(s["time_to_target_months"]) == {"p05", "p10", "p25", "p50", "p75", "p90", "p95", "mean"}
     assert set(s["enrolled_by_deadline"]) == {"p05", "p10", "p50", "p90", "p95", "mean"}
     site = s["sites"][0]
-    assert set(site) == {"site", "region", "enrolled", "months_open", "posterior_rate_mean", "posterior_rate_sd",
-                         "prob_rate_below_plan", "flag"}
+    assert set(site) == {
+        "site",
+        "region",
+        "enrolled",
+        "months_open",
+        "posterior_rate_mean",
+        "posterior_rate_sd",
+        "prob_rate_below_plan",
+        "flag",
+    }
     header = (out / "forecast.csv").read_text().splitlines()[0].split(",")
     assert header == F.CURVE_COLUMNS
     html = (out / "report.html").read_text()
@@ -304,8 +358,22 @@ def test_the_real_case_months_6_12_18(tmp_path):
     seen = {}
     for m in (6, 12, 18):
         out = tmp_path / f"m{m}"
-        assert main(["forecast", str(PLAN), "--observed", str(OBSERVED / f"alter_hn005_month{m}.csv"),
-                     "--as-of", str(m), "--out", str(out), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "forecast",
+                    str(PLAN),
+                    "--observed",
+                    str(OBSERVED / f"alter_hn005_month{m}.csv"),
+                    "--as-of",
+                    str(m),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         seen[m] = json.loads((out / "summary.json").read_text())
     # the site is behind plan from month 6 and 110 by month 30 out of reach at month 12
     assert seen[6]["sites"][0]["flag"] == "behind"
@@ -320,12 +388,23 @@ def test_the_real_case_months_6_12_18(tmp_path):
     ("content", "needle"),
     [
         ("site,region,enrolled\nx,sponsor,1\n", "missing column 'opened_month'"),
-        ("site,region,opened_month,enrolled\nx,nowhere,0,1\n", "row 2, column 'region': expected one of sponsor"),
-        ("site,region,opened_month,enrolled\nx,sponsor,0,two\n", "row 2, column 'enrolled': expected a whole"),
-        ("site,region,opened_month,enrolled\nx,sponsor,9,1\n", "row 2, column 'opened_month': expected a month <="),
+        (
+            "site,region,opened_month,enrolled\nx,nowhere,0,1\n",
+            "row 2, column 'region': expected one of sponsor",
+        ),
+        (
+            "site,region,opened_month,enrolled\nx,sponsor,0,two\n",
+            "row 2, column 'enrolled': expected a whole",
+        ),
+        (
+            "site,region,opened_month,enrolled\nx,sponsor,9,1\n",
+            "row 2, column 'opened_month': expected a month <=",
+        ),
         ("site,region,opened_month,enrolled\nx,sponsor,,3\n", "expected 0 for a site not open yet"),
-        ("site,region,opened_month,enrolled\nx,sponsor,0,1\nx,sponsor,0,1\n", "row 3, column 'site': 'x' is "
-         "listed twice"),
+        (
+            "site,region,opened_month,enrolled\nx,sponsor,0,1\nx,sponsor,0,1\n",
+            "row 3, column 'site': 'x' is listed twice",
+        ),
         ("site,region,opened_month,enrolled,colour\nx,sponsor,0,1,red\n", "unknown column 'colour'"),
     ],
 )
@@ -343,11 +422,29 @@ def test_log_updates_the_funnel_and_must_match_the_observed_counts(tmp_path, cap
     o = tmp_path / "obs.csv"
     o.write_text("site,region,opened_month,enrolled\nS,sponsor,0,2\n")
     log = tmp_path / "log.csv"
-    log.write_text("site,month,outcome,criterion\nS,1,prescreen_fail,age\nS,1.5,screen_fail,crcl\nS,2,enrolled,\n"
-                   "S,3,no_consent,\nS,4,enrolled,\n")
+    log.write_text(
+        "site,month,outcome,criterion\nS,1,prescreen_fail,age\nS,1.5,screen_fail,crcl\nS,2,enrolled,\n"
+        "S,3,no_consent,\nS,4,enrolled,\n"
+    )
     out = tmp_path / "out"
-    assert main(["forecast", str(PLAN), "--observed", str(o), "--log", str(log), "--as-of", "5", "--out",
-                 str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "forecast",
+                str(PLAN),
+                "--observed",
+                str(o),
+                "--log",
+                str(log),
+                "--as-of",
+                "5",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     f = json.loads((out / "summary.json").read_text())["funnel"]
     assert f["counts"]["enrolled"] == 2 and f["candidates"] == 5
     assert f["prescreen_pass"] == pytest.approx((4 + 1) / (5 + 2))  # Beta(1, 1) posterior mean
@@ -355,3 +452,21 @@ def test_log_updates_the_funnel_and_must_match_the_observed_counts(tmp_path, cap
     log.write_text("site,month,outcome,criterion\nS,1,enrolled,\n")
     assert main(["forecast", str(PLAN), "--observed", str(o), "--log", str(log), "--as-of", "5"]) == 2
     assert "expected 2 rows with outcome 'enrolled'" in capsys.readouterr().err
+
+
+def test_des_continuation_is_identical_whatever_jobs():
+    from hn005_sim.recruitment import forecast_des as FD
+
+    sc = _scenario(
+        target=30,
+        horizon=12.0,
+        sites=2,
+        capacity=2,
+        pre=0.5,
+        screening={"dist": "gamma", "mean": 8.0, "sd": 4.0},
+    )
+    fc = F.build(P.plan_from_scenario(sc, 1), obs(("A", "r", 0.0, 5), ("B", "r", None, 0)), 3.0)
+    one = FD.simulate(sc, fc, 0.5, 12, seed=4, jobs=1)
+    two = FD.simulate(sc, fc, 0.5, 12, seed=4, jobs=2)
+    assert np.array_equal(one["time_to_target"], two["time_to_target"])
+    assert all(np.array_equal(a, b) for a, b in zip(one["enrol_days"], two["enrol_days"], strict=True))
