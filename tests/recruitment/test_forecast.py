@@ -470,3 +470,28 @@ def test_des_continuation_is_identical_whatever_jobs():
     two = FD.simulate(sc, fc, 0.5, 12, seed=4, jobs=2)
     assert np.array_equal(one["time_to_target"], two["time_to_target"])
     assert all(np.array_equal(a, b) for a, b in zip(one["enrol_days"], two["enrol_days"], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--as-of", "30"], "--as-of: expected a month before the deadline (30)"),
+        (["--as-of", "6", "--method", "des"], "a planning file has none"),
+        (["--as-of", "6", "--deadline", "-3"], "--deadline"),
+    ],
+)
+def test_bad_command_line_is_one_line_exit_2(tmp_path, capsys, extra, needle):
+    out = tmp_path / "out"
+    args = [
+        "forecast",
+        str(PLAN),
+        "--observed",
+        str(OBSERVED / "alter_hn005_month6.csv"),
+        *extra,
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()

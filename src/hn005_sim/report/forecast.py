@@ -50,7 +50,7 @@ def fan_chart(observed: list[dict], curve: list[dict], target: int, deadline: fl
     return _finish(
         "forecast",
         "Where will enrolment go from here?",
-        f"Black: enrolled so far; blue: predictive median with 50/90/... bands ({method})",
+        f"Black: enrolled so far; blue: predictive median, bands holding 50%, 80%, 90% ({method})",
         "The black line is what the sites have enrolled. From the forecast month on, the dark line is "
         "the median predicted cumulative enrolment and the bands hold 50%, 80% and 90% of the "
         "predictive distribution (5th-95th percentiles outermost). Where the bands cross the red "
