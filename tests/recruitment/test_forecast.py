@@ -495,3 +495,53 @@ def test_bad_command_line_is_one_line_exit_2(tmp_path, capsys, extra, needle):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err, err
     assert not out.exists()
+
+
+def test_season_exposure_counts_dips_and_the_ramp():
+    """Hand-computed: a 5-day dip to 0.4 inside two open months removes 5 x 0.6 = 3 days; a 1-month ramp
+    costs half a month."""
+    import datetime as dt
+
+    from hn005_sim.recruitment import forecast_des as FD
+    from tests.recruitment.test_des import START
+
+    dip = {
+        "name": "d",
+        "dates": [START + dt.timedelta(days=10)],
+        "days_before": 0.0,
+        "days_after": 5.0,
+        "multiplier": {"value": 0.4, "source": "assumption: test"},
+    }
+    sc = _scenario(dips=[dip])
+    assert FD.season_exposure(sc, 0.0, 2.0, 0.0) == pytest.approx(2.0 - 3.0 / 30.4375, rel=1e-12)
+    assert FD.season_exposure(_scenario(), 0.0, 2.0, 1.0) == pytest.approx(1.5, rel=1e-9)
+    assert FD.season_exposure(_scenario(), 0.5, 2.0, 0.0) == pytest.approx(1.5, rel=1e-9)
+
+
+def test_des_enrol_probability_is_what_the_des_enrols_per_referral():
+    """Funnel with consent, withdrawal, lab re-tests (screening outlasts the window) and re-screening: the
+    closed form pre x consent x (p + (1 - p) r p) x (1 - w) against enrolled / decided candidates of a long
+    DES replicate, within 4.5 SE."""
+    from hn005_sim.recruitment import forecast_des as FD
+    from hn005_sim.recruitment.candidates import FunnelSource
+    from hn005_sim.recruitment.des import simulate_recruitment
+
+    sc = _scenario(
+        sites=2,
+        rate_mean=200.0,
+        rate_var=1.0,
+        horizon=24.0,
+        pre=0.6,
+        screen=0.5,
+        consent=0.8,
+        withdrawal=0.1,
+        rescreen=0.3,
+        screening={"dist": "gamma", "mean": 8.0, "sd": 4.0},
+        batch=512,
+    )
+    q = FD.des_enrol_probability(sc, 1)
+    assert q == pytest.approx(0.6 * 0.8 * (0.5 + 0.5 * 0.3 * 0.5) * 0.9)
+    rec, _ = simulate_recruitment(sc, FunnelSource(sc.recruitment.funnel), 5, 0)
+    n = rec.candidates - rec.pending
+    assert n > 5000
+    assert abs(rec.enrolled / n - q) < 4.5 * math.sqrt(q * (1 - q) / n)

@@ -182,7 +182,8 @@ def forecast(
         q = funnel["enrol_probability"] if funnel is not None else plan.derivation["enrol_probability"]
         sim = FD.simulate(scenario, fc, q, replicates, seed, jobs, funnel)
         des, des_rows = FD.summarise(fc, sim, months)
-        des["enrol_probability"] = q
+        des["enrol_probability"] = sim["des_enrol_probability"]
+        des["plan_enrol_probability"] = q
         des["differences_from_analytic"] = [
             *planning.DIFFERENCES[1:],
             "the DES stops recruiting at the target, so its cumulative enrolment never exceeds it",

@@ -9,9 +9,19 @@ The DES then runs as `run` does (recruitment.des.simulate_recruitment with these
 time, screening capacity, seasonal dips (the calendar shifted to --as-of), re-tests and re-screening,
 stopping at the remaining target. Time 0 of the continuation is --as-of.
 
+The DES's own scale: its sites' referral rates are turned into enrolments by the DES's whole funnel,
+with lab re-tests when screening outlasts the lab window and re-screening of failures
+(`des_enrol_probability`, which `sites`' static P(enrol) leaves out), and seasonal dips lower the
+referrals the site saw. So the posterior drawn in the DES is that of the base enrolment rate,
+Gamma(a + k, b + t_season) with the prior on the DES's scale (referral prior x des_enrol_probability)
+and t_season the open months weighted by the seasonal multiplier and the ramp-up; the site's referral
+rate is that rate / des_enrol_probability. Without dips, re-tests or re-screening (and with the same
+funnel) this is the analytic posterior exactly.
+
 Simplifications, documented in docs/forecast.md: candidates already in screening at --as-of are not
 carried over (the continuation starts with empty screening slots); an open site still in its ramp-up
-restarts the remaining ramp from a rate of 0.
+restarts the remaining ramp from a rate of 0; screening capacity that bound in the past is not undone
+(the observed counts already reflect it, and the DES applies it again).
 
 Each replicate depends only on (scenario, observed state, seed, replicate), so --jobs gives identical
 output.
@@ -98,20 +108,86 @@ def funnel_update(rec, funnel: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def site_draws(scenario, fc: F.Forecast) -> list[SiteDraw]:
+def des_enrol_probability(scenario, seed: int, candidates: int = 20_000) -> float:
+    """P(a referred candidate is enrolled) through the DES's own funnel: pre-screen, consent, screening
+    with labs re-tested when it outlasts the lab window, one re-screen of failures with its probability,
+    no withdrawal. Fixed funnel probabilities: exact; else judged on `candidates` draws (the `screening`
+    stream of replicate 0, as `sites` does), drawn as recruitment.des._Pool draws them."""
+    from hn005_sim.recruitment.candidates import candidate_source
+    from hn005_sim.rng import stream
+
+    rec = scenario.recruitment
+    consent, keep = rec.consent.value, 1 - rec.withdrawal_before_dose.value
+    r = 0.0 if rec.rescreen is None else rec.rescreen.probability.value
+    if rec.funnel is not None:
+        p = rec.funnel.screen_pass.value  # a re-test is a fresh draw with the same probability
+        return rec.funnel.prescreen_pass.value * consent * (p + (1 - p) * r * p) * keep
+    source = candidate_source(scenario)
+    rng = stream(seed, 0, "screening")
+    n = candidates
+    agree = rng.random(n) < consent
+    duration = np.maximum(rec.screening_days.sample(rng, n), 0.0)
+    again = rng.random(n) < r
+    retest = agree & (duration > rec.lab_window_days.value)
+    b = source.judge(stream(seed, 0, "population"), n, retest=retest, rescreen_if_fail=agree & again)
+    ok = np.asarray(b.screen_pass, bool) | (again & np.asarray(b.rescreen_pass, bool))
+    passed = np.asarray(b.prescreen_pass, bool) & agree & ok
+    return float(passed.mean()) * keep
+
+
+def season_exposure(scenario, opened: float, as_of: float, ramp_months: float) -> float:
+    """Months open by as_of weighted by the seasonal multiplier and the linear ramp-up (full rate = 1)."""
+    from hn005_sim.recruitment.sites import season_multiplier
+
+    rec = scenario.recruitment
+    lo, hi = opened * MONTH_DAYS, as_of * MONTH_DAYS
+    if hi <= lo:
+        return 0.0
+    days = math.ceil(hi) + 1
+    mult = season_multiplier(rec, scenario.trial.start_date, days)
+    # pieces cut at day boundaries and at the end of the ramp: the ramp is linear inside each piece, so
+    # its mean over a piece is its value at the midpoint (exact), the multiplier constant per day
+    knots = [lo, hi] + ([lo + ramp_months * MONTH_DAYS] if ramp_months > 0 else [])
+    edges = np.union1d(np.arange(days + 1, dtype=float), knots)
+    edges = edges[(edges >= lo) & (edges <= hi)]
+    a, b = edges[:-1], edges[1:]
+    mid = (a + b) / 2
+    day = np.minimum(np.floor(mid).astype(int), mult.size - 1)
+    ramp = 1.0 if ramp_months <= 0 else np.clip((mid - lo) / (ramp_months * MONTH_DAYS), 0.0, 1.0)
+    return float(np.sum((b - a) * mult[day] * ramp)) / MONTH_DAYS
+
+
+def site_draws(scenario, fc: F.Forecast, q_des: float, q_plan: float) -> list[SiteDraw]:
+    """Each observed site's law in the DES: posterior of its base enrolment rate on the DES's scale."""
     regions = {r.name: r for r in scenario.recruitment.regions}
     out = []
     for s in fc.sites:
         reg = regions[s.region]
-        act = fc.priors[s.region].activation
+        prior = fc.priors[s.region]
+        act = prior.activation
         later = s.group.activation if isinstance(s.group.activation, F.NotYetOpen) else None
+        # the prior re-expressed on the DES's scale: thinning by q_des / q_plan keeps the shape
+        m = prior.mean * q_des / q_plan
+        v = prior.variance * (q_des / q_plan) ** 2
+        if v == 0:
+            shape, rate, mean = math.inf, math.inf, m
+        else:
+            a, b = m * m / v, m / v
+            t = (
+                0.0
+                if s.opened_month is None
+                else season_exposure(scenario, s.opened_month, fc.as_of, act.ramp_up_months)
+            )
+            k = s.enrolled if s.opened_month is not None else 0
+            shape, rate = a + k, b + t
+            mean = shape / rate
         out.append(
             SiteDraw(
                 s.site,
                 s.region,
-                s.shape,
-                s.rate,
-                s.mean,
+                shape,
+                rate,
+                mean,
                 s.opened_month,
                 later,
                 act.ramp_up_months,
@@ -175,11 +251,17 @@ def simulate(
     jobs: int = 1,
     funnel: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the continuation; returns enrolment days and times to target per replicate (months since start)."""
+    """Run the continuation; returns enrolment days and times to target per replicate (months since start).
+
+    `enrol_probability` is the P(enrol) on which the forecast's priors were built (the plan's, or the
+    --log's); the DES's own (`des_enrol_probability`, or the log's when given) converts rates.
+    """
     from hn005_sim.montecarlo import _batches, open_executor, sigint_held
 
     sc = continuation_scenario(scenario, fc, funnel)
-    draws = site_draws(scenario, fc)
+    q_des = enrol_probability if funnel is not None else des_enrol_probability(scenario, seed)
+    draws = site_draws(scenario, fc, q_des, enrol_probability)
+    enrol_probability = q_des
     started = time.perf_counter()
     results: list[tuple[np.ndarray, float]] = []
     with open_executor("process", jobs) as (ex, workers):
@@ -202,6 +284,7 @@ def simulate(
     if fc.remaining == 0:
         ttt_months = np.full(len(results), fc.as_of)
     return {
+        "des_enrol_probability": q_des,
         "enrol_days": days,
         "time_to_target": ttt_months,
         "wall_time_s": wall,
