@@ -405,6 +405,14 @@ def test_the_real_case_months_6_12_18(tmp_path):
             "site,region,opened_month,enrolled\nx,sponsor,0,1\nx,sponsor,0,1\n",
             "row 3, column 'site': 'x' is listed twice",
         ),
+        (
+            "site,region,opened_month,enrolled,screened,screen_failed\nx,sponsor,0,2,5,4\n",
+            "row 2, column 'screen_failed': expected at most screened - enrolled = 3",
+        ),
+        (
+            "site,region,opened_month,enrolled,screened\nx,sponsor,0,2,1\n",
+            "column 'screened': expected at least",
+        ),
         ("site,region,opened_month,enrolled,colour\nx,sponsor,0,1,red\n", "unknown column 'colour'"),
     ],
 )
@@ -545,3 +553,15 @@ def test_des_enrol_probability_is_what_the_des_enrols_per_referral():
     n = rec.candidates - rec.pending
     assert n > 5000
     assert abs(rec.enrolled / n - q) < 4.5 * math.sqrt(q * (1 - q) / n)
+
+
+def test_screened_columns_are_summed_into_screening_observed(tmp_path):
+    o = tmp_path / "obs.csv"
+    o.write_text("site,region,opened_month,enrolled,screened,screen_failed\nS,sponsor,0,4,10,5\n")
+    out = tmp_path / "out"
+    assert (
+        main(["forecast", str(PLAN), "--observed", str(o), "--as-of", "3", "--out", str(out), "--quiet"]) == 0
+    )
+    s = json.loads((out / "summary.json").read_text())
+    assert s["screening_observed"]["screened"] == 10
+    assert s["screening_observed"]["screen_failure_rate"] == pytest.approx(6 / 12)

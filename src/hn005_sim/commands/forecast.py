@@ -176,6 +176,9 @@ def forecast(
     }
     if funnel is not None:
         summary["funnel"] = funnel
+    screening = F.observed_screening(obs)
+    if screening is not None:
+        summary["screening_observed"] = screening
     if method != ForecastMethod.analytic:
         from hn005_sim.recruitment import forecast_des as FD
 

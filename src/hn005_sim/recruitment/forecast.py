@@ -173,10 +173,31 @@ def read_observed(path: str | Path, regions: Sequence[str], as_of: float) -> lis
                 f"{name}: row {i}, column 'screened': expected at least the {enrolled} enrolled, "
                 f"got {r['screened']!r}"
             )
-        out.append(
-            ObservedSite(site, r["region"], opened, int(enrolled), extra["screened"], extra["screen_failed"])
-        )
+        sc, sf = extra["screened"], extra["screen_failed"]
+        if sf is not None and sc is not None and sf > sc - enrolled:
+            raise ObservedError(
+                f"{name}: row {i}, column 'screen_failed': expected at most screened - enrolled = "
+                f"{sc - enrolled}, got {r['screen_failed']!r}"
+            )
+        out.append(ObservedSite(site, r["region"], opened, int(enrolled), sc, sf))
     return out
+
+
+def observed_screening(observed: Sequence[ObservedSite]) -> dict[str, Any] | None:
+    """Totals of the optional `screened` / `screen_failed` columns over the sites that give both, and the
+    screen-failure share (posterior mean under a uniform Beta(1, 1) prior); None when no site gives them."""
+    rows = [s for s in observed if s.screened is not None and s.screen_failed is not None]
+    if not rows:
+        return None
+    screened = sum(s.screened for s in rows)
+    failed = sum(s.screen_failed for s in rows)
+    return {
+        "sites_reporting": len(rows),
+        "screened": screened,
+        "screen_failed": failed,
+        "screen_failure_rate": (failed + 1) / (screened + 2),
+        "per_site": {s.site: {"screened": s.screened, "screen_failed": s.screen_failed} for s in rows},
+    }
 
 
 def read_log(path: str | Path, sites: Sequence[str], as_of: float) -> list[LogRow]:
@@ -748,7 +769,7 @@ def additional_sites(
         additional_sites=dict(zip(names, (int(x) for x in res.allocation), strict=True)),
         feasible=bool(res.feasible),
         probability=float(res.probability),
-        expected_cost=float(c @ res.allocation),
+        expected_cost=float(c @ res.allocation) if c.any() else None,
         cost_per_new_site=dict(zip(names, (float(x) for x in c), strict=True)),
         proved_optimal=bool(res.proved_optimal),
     )
