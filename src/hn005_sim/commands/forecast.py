@@ -183,7 +183,9 @@ def forecast(
         from hn005_sim.recruitment import forecast_des as FD
 
         q = funnel["enrol_probability"] if funnel is not None else plan.derivation["enrol_probability"]
-        sim = FD.simulate(scenario, fc, q, replicates, seed, jobs, funnel)
+        # simulate to 1.5 x the analytic p95 time to target, so the DES's upper quantiles are seen
+        until = None if t95 is None else as_of + 1.5 * (t95 - as_of)
+        sim = FD.simulate(scenario, fc, q, replicates, seed, jobs, funnel, until)
         des, des_rows = FD.summarise(fc, sim, months)
         des["enrol_probability"] = sim["des_enrol_probability"]
         des["plan_enrol_probability"] = q

@@ -60,11 +60,17 @@ class SiteDraw:
     capacity: int | None
 
 
-def continuation_scenario(scenario, fc: F.Forecast, funnel: dict[str, Any] | None = None):
+def continuation_scenario(
+    scenario, fc: F.Forecast, funnel: dict[str, Any] | None = None, until: float | None = None
+):
     """The scenario from --as-of: target reduced by the enrolled, calendar and horizon shifted, and (with
     a --log) the funnel probabilities replaced by the log's."""
     rec = scenario.recruitment
+    # simulated months from as_of: at least the scenario's horizon and the deadline, and `until` (months
+    # since the start) when asked, so that the upper time-to-target quantiles are seen (at most 600)
     horizon = max(rec.horizon_months.value - fc.as_of, fc.deadline - fc.as_of, 1.0)
+    if until is not None:
+        horizon = min(max(horizon, until - fc.as_of), 600.0)
     start = scenario.trial.start_date + dt.timedelta(days=round(fc.as_of * MONTH_DAYS))
     trial = scenario.trial.model_copy(
         update={
@@ -250,6 +256,7 @@ def simulate(
     seed: int,
     jobs: int = 1,
     funnel: dict[str, Any] | None = None,
+    until: float | None = None,
 ) -> dict[str, Any]:
     """Run the continuation; returns enrolment days and times to target per replicate (months since start).
 
@@ -258,7 +265,7 @@ def simulate(
     """
     from hn005_sim.montecarlo import _batches, open_executor, sigint_held
 
-    sc = continuation_scenario(scenario, fc, funnel)
+    sc = continuation_scenario(scenario, fc, funnel, until)
     q_des = enrol_probability if funnel is not None else des_enrol_probability(scenario, seed)
     draws = site_draws(scenario, fc, q_des, enrol_probability)
     enrol_probability = q_des
