@@ -115,16 +115,17 @@ def _rows(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> 
     return out
 
 
-def _number(name: str, i: int, col: str, text: str, *, whole: bool, low: float = 0.0) -> float:
+def _number(
+    name: str, i: int, col: str, text: str, *, whole: bool, low: float = 0.0, high: float = P.MAX_MONTHS
+) -> float:
     kind = "a whole number" if whole else "a number"
+    what = f"expected {kind} from {low:g} to {high:,g}"
     try:
         v = float(text)
     except ValueError:
-        raise ObservedError(
-            f"{name}: row {i}, column {col!r}: expected {kind} >= {low:g}, got {text!r}"
-        ) from None
-    if not math.isfinite(v) or v < low or (whole and v != int(v)):
-        raise ObservedError(f"{name}: row {i}, column {col!r}: expected {kind} >= {low:g}, got {text!r}")
+        raise ObservedError(f"{name}: row {i}, column {col!r}: {what}, got {text!r}") from None
+    if not math.isfinite(v) or v < low or v > high or (whole and v != int(v)):
+        raise ObservedError(f"{name}: row {i}, column {col!r}: {what}, got {text!r}")
     return int(v) if whole else v
 
 
@@ -157,7 +158,7 @@ def read_observed(path: str | Path, regions: Sequence[str], as_of: float) -> lis
                     "(or empty "
                     f"for a site not open yet), got {r['opened_month']!r}"
                 )
-        enrolled = _number(name, i, "enrolled", r["enrolled"], whole=True)
+        enrolled = _number(name, i, "enrolled", r["enrolled"], whole=True, high=P.MAX_TARGET)
         if opened is None and enrolled:
             raise ObservedError(
                 f"{name}: row {i}, column 'enrolled': expected 0 for a site not open yet "
@@ -167,7 +168,7 @@ def read_observed(path: str | Path, regions: Sequence[str], as_of: float) -> lis
         extra: dict[str, int | None] = {}
         for col in ("screened", "screen_failed"):
             text = r.get(col, "")
-            extra[col] = None if text == "" else int(_number(name, i, col, text, whole=True))
+            extra[col] = None if text == "" else int(_number(name, i, col, text, whole=True, high=10**9))
         if extra["screened"] is not None and extra["screened"] < enrolled:
             raise ObservedError(
                 f"{name}: row {i}, column 'screened': expected at least the {enrolled} enrolled, "
