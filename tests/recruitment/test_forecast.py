@@ -565,3 +565,27 @@ def test_screened_columns_are_summed_into_screening_observed(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["screening_observed"]["screened"] == 10
     assert s["screening_observed"]["screen_failure_rate"] == pytest.approx(6 / 12)
+
+
+def test_des_with_a_log_uses_the_logs_funnel():
+    """With a --log the continued DES judges candidates by the log's stage probabilities, and converts rates
+    by the P(enrol) of that funnel: pre x consent x screen x no withdrawal (no re-screen here)."""
+    from hn005_sim.recruitment import forecast_des as FD
+
+    sc = _scenario(target=30, horizon=12.0, sites=1, pre=0.5)
+    log = [
+        F.LogRow("A", 0.5, o, None)
+        for o in ["prescreen_fail"] * 5
+        + ["no_consent"] * 2
+        + ["screen_fail"] * 3
+        + ["withdrawn"]
+        + ["enrolled"] * 4
+    ]
+    funnel = F.funnel_from_log(log)
+    fc = F.build(P.plan_from_scenario(sc, 1), obs(("A", "r", 0.0, 4)), 2.0)
+    sim = FD.simulate(sc, fc, 0.5, 3, seed=2, funnel=funnel)
+    expected = funnel["prescreen_pass"] * funnel["consent"] * funnel["screen_pass"] * funnel["no_withdrawal"]
+    assert sim["des_enrol_probability"] == pytest.approx(expected)
+    assert funnel["prescreen_pass"] == pytest.approx(11 / 17) and funnel["no_withdrawal"] == pytest.approx(
+        5 / 7
+    )

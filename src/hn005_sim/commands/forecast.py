@@ -182,7 +182,7 @@ def forecast(
     if method != ForecastMethod.analytic:
         from hn005_sim.recruitment import forecast_des as FD
 
-        q = funnel["enrol_probability"] if funnel is not None else plan.derivation["enrol_probability"]
+        q = plan.derivation["enrol_probability"]  # the static P(enrol) the priors were built on
         # simulate to 1.5 x the analytic p95 time to target, so the DES's upper quantiles are seen
         until = None if t95 is None else as_of + 1.5 * (t95 - as_of)
         sim = FD.simulate(scenario, fc, q, replicates, seed, jobs, funnel, until)

@@ -260,13 +260,17 @@ def simulate(
 ) -> dict[str, Any]:
     """Run the continuation; returns enrolment days and times to target per replicate (months since start).
 
-    `enrol_probability` is the P(enrol) on which the forecast's priors were built (the plan's, or the
-    --log's); the DES's own (`des_enrol_probability`, or the log's when given) converts rates.
+    `enrol_probability` is the static P(enrol) on which the forecast's priors were built (the plan's);
+    the DES's own (`des_enrol_probability` of the continued scenario, whose funnel is the --log's when
+    given) re-expresses the priors and converts enrolment rates into referral rates.
     """
     from hn005_sim.montecarlo import _batches, open_executor, sigint_held
 
+    # the DES's P(enrol) through its own funnel: the scenario's, or the log's stage probabilities (exact)
+    q_des = des_enrol_probability(continuation_scenario(scenario, fc, funnel), seed)
+    if until is not None and q_des < enrol_probability:  # slower on the DES's scale: simulate longer
+        until = fc.as_of + (until - fc.as_of) * enrol_probability / q_des
     sc = continuation_scenario(scenario, fc, funnel, until)
-    q_des = enrol_probability if funnel is not None else des_enrol_probability(scenario, seed)
     draws = site_draws(scenario, fc, q_des, enrol_probability)
     enrol_probability = q_des
     started = time.perf_counter()
