@@ -54,7 +54,17 @@ def main() -> None:
     ap.add_argument("--sites", type=int, default=40)
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--multisite-trials",
+        type=int,
+        default=0,
+        help="also run the many-site calibration back-test with this many trials (slow)",
+    )
     a = ap.parse_args()
+    if a.multisite_trials:
+        res = multisite_backtest(a.multisite_trials)
+        cells = ", ".join(f"{int(100 * lv)}%: {c:.3f} (plug-in {p:.3f})" for lv, (c, p, _n) in res.items())
+        print(f"calibration, {next(iter(res.values()))[2]} four-site trials (exact many-site path): {cells}")
     with tempfile.TemporaryDirectory() as tmp:
         obs = Path(tmp) / "observed.csv"
         observed_file(obs, a.sites)
@@ -109,6 +119,69 @@ def main() -> None:
         cells = ", ".join(f"{int(100 * lv)}%: {c:.3f} (plug-in {p:.3f})" for lv, (c, p, _n) in res.items())
         n = next(iter(res.values()))[2]
         print(f"calibration, {n} one-site trials, {t0:g} months of data, target {target}: {cells}")
+
+
+def multisite_backtest(trials: int, seed: int = 2022) -> dict[float, tuple[float, float, int]]:
+    """Synthetic 4-site trials from the prior (rate ~ Gamma(2, 2) per site, sites opened at months 0, 1, 3,
+    5, forecast at month 8, target 40): coverage of the forecast's own central intervals of the remaining
+    time (the many-site path: exact count distribution inverted over time) and of plug-in intervals
+    (Gamma(R, sum of the sites' ML rates k_i / t_i)). The truth: all four open, so the remaining time is
+    Gamma(R, sum of the true rates)."""
+    from scipy import optimize, stats
+
+    from hn005_sim.recruitment import analytic as A
+    from hn005_sim.recruitment import forecast as F
+    from hn005_sim.recruitment import planning as P
+
+    plan = P.Plan.model_validate(
+        {
+            "name": "b",
+            "duration_months": 30,
+            "target": 40,
+            "probability": 0.8,
+            "regions": [{"name": "r", "sites_max": 10, "rate_mean": 1.0, "rate_variance": 0.5}],
+        }
+    )
+    opened = np.array([0.0, 1.0, 3.0, 5.0])
+    as_of = 8.0
+    rng = np.random.default_rng(seed)
+    levels = (0.5, 0.8, 0.95)
+    hits = {lv: [0, 0] for lv in levels}
+    used = 0
+    for _ in range(trials):
+        lam = rng.gamma(2.0, 0.5, 4)
+        k = rng.poisson(lam * (as_of - opened))
+        r = 40 - int(k.sum())
+        if r <= 0 or k.sum() == 0:
+            continue
+        used += 1
+        truth = rng.gamma(r, 1 / lam.sum())
+        fc = F.build(
+            plan,
+            [
+                F.ObservedSite(f"s{i}", "r", float(o), int(c))
+                for i, (o, c) in enumerate(zip(opened, k, strict=True))
+            ],
+            as_of,
+        )
+        g = fc.groups
+
+        def q_time(q, g=g, r=r):
+            hi = 2.0 * r / sum(x.rate_mean for x in g)
+            while A.success_probability(g, r, hi) < q:
+                hi *= 2
+            return optimize.brentq(lambda h: A.success_probability(g, r, h) - q, 1e-9, hi, xtol=1e-3)
+
+        rate_ml = float((k / (as_of - opened)).sum())
+        for lv in levels:
+            lo_q, hi_q = (1 - lv) / 2, (1 + lv) / 2
+            hits[lv][0] += q_time(lo_q) <= truth <= q_time(hi_q)
+            hits[lv][1] += (
+                stats.gamma.ppf(lo_q, r, scale=1 / rate_ml)
+                <= truth
+                <= stats.gamma.ppf(hi_q, r, scale=1 / rate_ml)
+            )
+    return {lv: (h[0] / used, h[1] / used, used) for lv, h in hits.items()}
 
 
 if __name__ == "__main__":
