@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,12 +42,17 @@ def observed_file(path: Path, sites: int, seed: int = 1) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(args: list[str]) -> tuple[float, dict]:
+def run(args: list[str]) -> tuple[str, dict]:
+    """Wall time and CPU time (user + system) of the whole command, and its summary."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(
         [EXE, *args, "--format", "json"], check=True, capture_output=True, text=True, cwd=ROOT
     )
-    return time.perf_counter() - t0, json.loads(out.stdout)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return f"{wall:.2f} s wall, {cpu:.2f} s CPU", json.loads(out.stdout)
 
 
 def main() -> None:
@@ -81,15 +87,16 @@ def main() -> None:
             ]
         )
         print(
-            f"analytic forecast, {a.sites} sites, whole command with report: {wall:.2f} s "
-            f"(P = {s['prob_target_by_deadline']:.3f}, additional {s['additional_sites']})"
+            f"analytic forecast, {a.sites} sites, whole command with report: {wall} "
+            f"(P = {s['prob_target_by_deadline']:.3f}, additional {s['additional_sites']}, "
+            f"feasible {s['additional_sites_detail']['feasible']})"
         )
         base = ["forecast", "plans/china_network.toml", "--observed", str(obs), "--as-of", "12"]
         for extra, what in (([], "no --out (no report)"), (["--target", "400"], "--target 400, no --out")):
             wall, s = run(base + extra)
             print(
-                f"  {what}: {wall:.2f} s (P = {s['prob_target_by_deadline']:.3f}, "
-                f"additional {s['additional_sites']})"
+                f"  {what}: {wall} (P = {s['prob_target_by_deadline']:.3f}, "
+                f"additional {s['additional_sites']}, feasible {s['additional_sites_detail']['feasible']})"
             )
         wall, s = run(
             [
@@ -110,7 +117,7 @@ def main() -> None:
         d = s["des"]
         print(
             f"DES continuation of the baseline from month 12: {d['seconds_per_replicate'] * 1000:.0f} ms per "
-            f"replicate ({a.replicates} replicates, jobs {a.jobs}; whole command {wall:.1f} s)"
+            f"replicate ({a.replicates} replicates, jobs {a.jobs}; whole command {wall})"
         )
     from tests.recruitment.test_forecast import backtest
 
