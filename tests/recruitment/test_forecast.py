@@ -589,3 +589,15 @@ def test_des_with_a_log_uses_the_logs_funnel():
     assert funnel["prescreen_pass"] == pytest.approx(11 / 17) and funnel["no_withdrawal"] == pytest.approx(
         5 / 7
     )
+
+
+def test_at_month_0_with_no_site_open_the_forecast_is_the_plan():
+    """Twelve Guangdong sites selected, none open at month 0: the forecast's P(target by deadline) and
+    expected enrolment equal `sites`' closed form for 12 sites of the region (start-up given not open by
+    month 0 is the start-up itself)."""
+    pl_ = P.load_plan(ROOT / "plans" / "guangdong_only.toml")
+    rows = obs(*[(f"g{i}", "guangdong", None, 0) for i in range(12)])
+    fc = F.build(pl_, rows, 0.0)
+    g = P.site_groups(pl_)[0].with_sites(12)
+    assert fc.prob_by(24.0) == pytest.approx(A.success_probability([g], 110, 24.0), abs=1e-9)
+    assert fc.count_quantiles(24.0, (0.5,))[1] == pytest.approx(A.moments([g], 24.0)[0], rel=1e-9)
