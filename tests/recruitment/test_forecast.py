@@ -601,3 +601,17 @@ def test_at_month_0_with_no_site_open_the_forecast_is_the_plan():
     g = P.site_groups(pl_)[0].with_sites(12)
     assert fc.prob_by(24.0) == pytest.approx(A.success_probability([g], 110, 24.0), abs=1e-9)
     assert fc.count_quantiles(24.0, (0.5,))[1] == pytest.approx(A.moments([g], 24.0)[0], rel=1e-9)
+
+
+def test_prob_rate_below_plan_compares_with_the_plans_rate_even_after_refit():
+    """P(lambda_i < the plan's counted rate) under the site's posterior (scipy gamma cdf), with and without
+    --refit (the refit changes the posterior, not the plan's rate it is compared with)."""
+    pl_ = plan()
+    rows = obs(*[(f"s{i}", "r", 0.0, k) for i, k in enumerate([2, 3, 1, 4, 0, 2])])
+    for refit in (False, True):
+        fc = F.build(pl_, rows, 6.0, refit=refit)
+        pr = fc.priors["r"]
+        a, b = pr.shape_rate
+        for s, o in zip(fc.sites, rows, strict=True):
+            expected = stats.gamma.cdf(1.2, a + o.enrolled, scale=1 / (b + 6.0))
+            assert s.prob_rate_below_plan == pytest.approx(expected, rel=1e-12)

@@ -212,7 +212,7 @@ def forecast(
             summary,
             F.observed_curve(log_rows, obs, as_of),
             curve,
-            {r.name: fc.priors[r.name].mean for r in plan.regions},
+            {r.name: fc.priors[r.name].plan_counted for r in plan.regions},
         )
         with output_dir(out) as od:
             od.write_json("summary.json", summary)

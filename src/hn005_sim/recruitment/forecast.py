@@ -424,6 +424,11 @@ class Prior:
     refit: dict[str, Any] | None = None
 
     @property
+    def plan_counted(self) -> float:
+        """The plan's rate after dropout (what `prob_rate_below_plan` compares with)."""
+        return self.plan_mean * (1 - self.dropout)
+
+    @property
     def shape_rate(self) -> tuple[float, float]:
         return A.gamma_params(self.mean, self.variance)
 
@@ -637,7 +642,10 @@ def _state(obs: ObservedSite, prior: Prior, as_of: float) -> SiteState:
         a, b = prior.shape_rate
         shape, rate = a + k, b + exposure
         mean, var = shape / rate, shape / rate**2
-        below = float(stats.gamma.cdf(prior.mean, shape, scale=1 / rate)) if opened is not None else None
+        # the plan's counted rate (not a --refit prior's): is the site below what was planned?
+        below = (
+            float(stats.gamma.cdf(prior.plan_counted, shape, scale=1 / rate)) if opened is not None else None
+        )
     if opened is None:
         flag = "not open"
     elif below is None:
