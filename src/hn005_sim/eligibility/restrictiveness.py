@@ -13,6 +13,11 @@ over patterns (exact, not an approximation).
 - funnel: candidates removed at each criterion, prescreen criteria first, then screening, each in
   protocol order (a candidate is counted at the first criterion it fails);
 - co-failure of (i, j): candidates failing both, and lift = observed / (n * rate_i * rate_j).
+
+Chart review (eligibility/chart.py): a candidate passes prescreen unless a criterion fails on values
+known at prescreen; the prescreen outcome (pass / fail / unknown) is part of the pattern, so the
+prescreen-pass fraction, the unknown fraction and the screen-failure rate (share of those passing
+prescreen who fail screening) get their intervals from the same bootstrap.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Figures:
     n: np.ndarray  # candidates
     eligible: np.ndarray
     prescreen_pass: np.ndarray
+    prescreen_unknown: np.ndarray
     fail: np.ndarray  # (..., k)
     sole: np.ndarray  # (..., k)
     shapley: np.ndarray  # (..., k)
@@ -49,12 +55,13 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
     nf = pat.fails.sum(axis=1)
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
-    pre_ok = ~pat.fails[:, prescreen].any(axis=1)
+    pre_ok = pat.prescreen_pass(prescreen)
     one = nf == 1
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
         prescreen_pass=counts @ pre_ok,
+        prescreen_unknown=counts @ pat.prescreen_unknown(),
         fail=counts @ fails,
         sole=counts[..., one] @ fails[one],
         shapley=(counts * inv) @ fails,
@@ -75,14 +82,16 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     nf = pat.fails.sum(axis=1)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     elig = (nf == 0).astype(np.float64)
-    pre = (~pat.fails[:, prescreen].any(axis=1)).astype(np.float64)
+    pre = pat.prescreen_pass(prescreen).astype(np.float64)
     out: dict[str, np.ndarray] = {}
 
     def band(mean, var):
         sd = np.sqrt(np.maximum(var, 0.0))
         return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
 
-    for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre)):
+    unk = pat.prescreen_unknown().astype(np.float64)
+    for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre),
+                   ("prescreen_unknown_fraction", unk)):
         m = w @ x
         out[key] = band(m, m * (1 - m) / n)
     m_pre, m_el = w @ pre, w @ elig
@@ -121,6 +130,7 @@ def _rates(f: Figures) -> dict[str, np.ndarray]:
     return {
         "eligible_fraction": f.eligible / n,
         "prescreen_pass_fraction": f.prescreen_pass / n,
+        "prescreen_unknown_fraction": f.prescreen_unknown / n,
         "screen_failure_rate": sfr,
         "fail_rate": f.fail / n[..., None],
         "sole_fail_rate": f.sole / n[..., None],
@@ -146,6 +156,37 @@ def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.nd
             "remaining_fraction": remaining / max(n, 1),
         }
     )
+
+
+def chart_funnel(screening: Screening) -> pl.DataFrame:
+    """The funnel as chart review sees it, in the funnel's order (one row per step):
+
+    - `prescreen_fail`: candidates removed at chart review by this criterion (their first criterion,
+      in this order, that fails on values known at prescreen);
+    - `prescreen_unknown`: candidates still in chart review at this step for whom the criterion is
+      unknown (a value it reads is not in the chart, or it is judged only after consent);
+    - `screen_fail`: candidates who passed prescreen and are removed at screening by this criterion
+      (their first failing criterion, in this order, on the true values).
+
+    prescreen_fail + screen_fail sums to the candidates excluded.
+    """
+    order = screening.order
+    k = len(order)
+    passes = screening.passes[:, order]
+    known = np.asarray(screening.known_at_prescreen)[:, order]
+    kfail = ~passes & known
+    has = kfail.any(axis=1)
+    first = np.where(has, kfail.argmax(axis=1), k)
+    pre_fail = np.bincount(first[has], minlength=k)
+    # still in chart review at step j <=> not removed at an earlier step (first >= j)
+    still = first[:, None] >= np.arange(k)[None, :]
+    unknown = (~known & still).sum(axis=0)
+    fails = ~passes[~has]
+    has2 = fails.any(axis=1)
+    scr_fail = np.bincount(fails.argmax(axis=1)[has2], minlength=k)
+    return pl.DataFrame({"prescreen_fail": pre_fail.astype(np.int64),
+                         "prescreen_unknown": unknown.astype(np.int64),
+                         "screen_fail": scr_fail.astype(np.int64)})
 
 
 def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
@@ -208,7 +249,7 @@ def analyse(
     point = _rates(base)
     n = int(pat.count.sum())
     eligible = round(float(base.eligible))
-    fl = funnel(pat, screening.order, ids, stages)
+    fl = funnel(pat, screening.order, ids, stages).hstack(chart_funnel(screening))
     drop_share = np.zeros(len(ids))
     drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
 
@@ -221,7 +262,8 @@ def analyse(
     if bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT:
         method = "normal, exact bootstrap variance"
         bands = normal_intervals(pat, prescreen, float(stats.norm.ppf(hi_q)))
-        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
+                    "screen_failure_rate"):
             intervals[key] = [float(bands[key][0]), float(bands[key][1])]
         for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
             per_crit[key] = (bands[key][0], bands[key][1])
@@ -230,7 +272,8 @@ def analyse(
         rng = rng if rng is not None else np.random.default_rng(0)
         draws = rng.multinomial(n, pat.count / n, size=bootstrap)
         boot = _rates(figures(pat, draws, prescreen))
-        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
+                    "screen_failure_rate"):
             lo, hi = np.quantile(boot[key], [lo_q, hi_q])
             intervals[key] = [float(lo), float(hi)]
         for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
@@ -255,6 +298,7 @@ def analyse(
             "sole_fail_rate_hi": per_crit["sole_fail_rate"][1],
             "shapley_share_lo": per_crit["shapley_share"][0],
             "shapley_share_hi": per_crit["shapley_share"][1],
+            "unknown_at_prescreen_rate": screening.unknown_at_prescreen_rate,
         }
     ).with_columns(pl.col("^.*_(lo|hi)$").fill_nan(None))
 
@@ -264,6 +308,8 @@ def analyse(
         "eligible_fraction": float(point["eligible_fraction"]),
         "excluded": n - eligible,
         "prescreen_pass_fraction": float(point["prescreen_pass_fraction"]),
+        "prescreen_fail_fraction": 1.0 - float(point["prescreen_pass_fraction"]) if n else 0.0,
+        "prescreen_unknown_fraction": float(point["prescreen_unknown_fraction"]),
         "screen_failure_rate": float(point["screen_failure_rate"]),
         "intervals": intervals,
         "interval_level": level,
