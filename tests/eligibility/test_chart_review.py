@@ -51,7 +51,7 @@ def _chart(cfg, screener, seed=3, site_type=None):
 def test_every_value_known_recovers_the_model_without_chart_review(base):
     _, frame, screener = base
     old = screener.evaluate(frame)
-    known = _chart(everywhere(1.0), screener).draw(frame.height)
+    known = _chart(everywhere(1.0), screener).draw(frame)
     new = screener.evaluate(frame, known)
     assert np.array_equal(known, np.broadcast_to(screener.stages == "prescreen", known.shape))
     assert np.array_equal(new.prescreen_pass, old.prescreen_pass)
@@ -64,7 +64,7 @@ def test_every_value_known_recovers_the_model_without_chart_review(base):
 
 def test_nothing_known_fails_nobody_at_prescreen(base):
     _, frame, screener = base
-    s = screener.evaluate(frame, _chart(everywhere(0.0), screener).draw(frame.height))
+    s = screener.evaluate(frame, _chart(everywhere(0.0), screener).draw(frame))
     assert s.prescreen_pass.all()
     pre = screener.stages == "prescreen"
     # every prescreen criterion of this trial reads a column, so every candidate is "unknown"
@@ -81,7 +81,7 @@ def test_nothing_known_fails_nobody_at_prescreen(base):
 def test_eligible_fraction_does_not_depend_on_the_chart(base):
     sc, frame, screener = base
     s0 = screener.evaluate(frame)
-    s1 = screener.evaluate(frame, _chart(sc.chart_review, screener).draw(frame.height))
+    s1 = screener.evaluate(frame, _chart(sc.chart_review, screener).draw(frame))
     assert np.array_equal(s0.eligible, s1.eligible)
     assert (s1.eligible <= s1.prescreen_pass).all()  # an eligible candidate never fails prescreen
 
@@ -103,8 +103,28 @@ HAND = {
     ],
 }
 COLUMNS = {"a": pl.Float64, "b": pl.Float64, "c": pl.Boolean}
-# brute force, written by hand: the columns each rule reads, and its pass value
+# brute force, written by hand: the columns each rule reads, and its value on the chart (None: not
+# decided by the known values, Kleene's three-valued AND / OR)
 READS = {"lab": ("a", "b"), "history": ("c",), "mixed": ("a", "c"), "after_consent": None, "constant": ()}
+
+
+def _and(x, y):
+    return False if x is False or y is False else (None if x is None or y is None else True)
+
+
+def _or(x, y):
+    return True if x is True or y is True else (None if x is None or y is None else False)
+
+
+def _on_chart(row, known) -> dict[str, bool | None]:
+    """Pass value of each criterion on the values in the chart (unknown = None)."""
+    a, b, c = (row[k] if known[k] else None for k in ("a", "b", "c"))
+
+    def ge(v, t):
+        return None if v is None else v >= t
+
+    return {"lab": _and(ge(a, 1), ge(b, 1)), "history": None if c is None else not c,
+            "mixed": _or(ge(a, 0), c), "after_consent": None, "constant": True}
 
 
 def _passes(row) -> dict[str, bool]:
@@ -125,9 +145,9 @@ def test_brute_force_on_a_hand_built_cohort():
     screener = compile_criteria(CriteriaConfig.model_validate(HAND), COLUMNS)
     model = ChartModel.build(cfg, screener)
     assert model.units == ("c", "chemistry")
-    n, seed = 12, 11
+    n, seed = 40, 11
     frame = _hand_frame(n, np.random.default_rng(1))
-    known = SiteChart(model, model.probabilities(), model.generators(seed, 0)).draw(n)
+    known = SiteChart(model, model.probabilities(), model.generators(seed, 0)).draw(frame)
     s = screener.evaluate(frame, known)
     # the same uniforms, drawn independently: unit u's generator is keyed by the CRC-32 of its name
     unit_known = {}
@@ -137,13 +157,18 @@ def test_brute_force_on_a_hand_built_cohort():
         unit_known[unit] = gen.random(n) < p
     col_known = {"a": unit_known["chemistry"], "b": unit_known["chemistry"], "c": unit_known["c"]}
     unknown_count = dict.fromkeys(READS, 0)
+    decided_without_all = 0
     for j, row in enumerate(frame.iter_rows(named=True)):
         passes = _passes(row)
+        chart = _on_chart(row, {c: col_known[c][j] for c in col_known})
         outcome = PASS
         for i, cid in enumerate(screener.ids):
             reads = READS[cid]
-            k = reads is not None and all(col_known[c][j] for c in reads)
+            k = chart[cid] is not None
             assert known[j, i] == k, (j, cid)
+            if k:
+                assert chart[cid] == passes[cid]  # decided on the chart = the true verdict
+                decided_without_all += not all(col_known[c][j] for c in reads)
             unknown_count[cid] += not k
             if k and not passes[cid]:
                 outcome = FAIL
@@ -151,6 +176,7 @@ def test_brute_force_on_a_hand_built_cohort():
                 outcome = UNKNOWN
         assert s.prescreen_outcome[j] == outcome, j
         assert s.eligible[j] == all(passes.values())
+    assert decided_without_all > 0  # the cohort exercises three-valued logic
     res = analyse(s, bootstrap=0)
     rate = dict(zip(res.criteria["criterion_id"], res.criteria["unknown_at_prescreen_rate"], strict=True))
     for cid in READS:
@@ -162,6 +188,9 @@ def test_brute_force_on_a_hand_built_cohort():
     f = res.funnel
     assert f["prescreen_fail"].sum() + f["screen_fail"].sum() == res.summary["excluded"]
     assert f["prescreen_fail"].sum() == int(np.sum(s.prescreen_outcome == FAIL))
+    # at each step the candidates still in chart review are split into pass / fail / unknown
+    still = n - np.concatenate([[0], np.cumsum(f["prescreen_fail"].to_numpy())[:-1]])
+    assert np.array_equal(f["prescreen_pass"] + f["prescreen_fail"] + f["prescreen_unknown"], still)
 
 
 def test_unknown_rates_are_binomial():
@@ -171,9 +200,15 @@ def test_unknown_rates_are_binomial():
         "site_types": {"t": {}}})
     screener = compile_criteria(CriteriaConfig.model_validate(HAND), COLUMNS)
     n = 40_000
-    s = screener.evaluate(_hand_frame(n, np.random.default_rng(2)), _chart(cfg, screener, seed=5).draw(n))
-    expect = {"lab": 1 - 0.6 * 0.8, "history": 0.7, "mixed": 1 - 0.6 * 0.3, "after_consent": 1.0,
-              "constant": 0.0}
+    frame = _hand_frame(n, np.random.default_rng(2))
+    s = screener.evaluate(frame, _chart(cfg, screener, seed=5).draw(frame))
+    # lab = a >= 1 AND b >= 1: decided when both are known, or a known one is < 1 (a: 1/3 are >= 1;
+    # b: 2/3 are >= 1); mixed = a >= 0 OR c: decided when both are known, or a known a >= 0 (2/3),
+    # or a known c that is true (c is true for 30% of the cohort)
+    pa, pb, pc = 0.6, 0.8, 0.3
+    lab = 1 - (pa * pb + pa * (1 - pb) * (2 / 3) + (1 - pa) * pb * (1 / 3))
+    mixed = 1 - (pa * pc + pa * (1 - pc) * (2 / 3) + (1 - pa) * pc * 0.3)
+    expect = {"lab": lab, "history": 1 - pc, "mixed": mixed, "after_consent": 1.0, "constant": 0.0}
     for cid, rate in zip(screener.ids, s.unknown_at_prescreen_rate, strict=True):
         p = expect[cid]
         assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-12, (cid, rate, p)
@@ -293,3 +328,40 @@ def test_region_site_type_is_checked(tmp_path, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "recruitment.regions[0].site_type: must be one of chart_review.site_types" in err
+
+
+# -- three-valued judgement of the protocol's own rules ----------------------------------------------
+
+
+def test_decided_sql_rewrites_is_null_and_refuses_null_sensitive_constructs():
+    from hn005_sim.eligibility.chart import decided_sql
+
+    assert decided_sql("t <= 14 OR l IS NOT NULL", ["t", "l"]) == \
+        "t <= 14 OR (CASE WHEN _chart_known_l THEN l IS NOT NULL END)"
+    text = "sex = 'IS NULL' AND a IN ('x', 'y')"
+    assert decided_sql(text, ["sex", "a"]) == text
+    assert decided_sql("COALESCE(a, 0) > 1", ["a"]) is None
+    assert decided_sql("CASE WHEN a THEN b END", ["a", "b"]) is None
+
+
+def test_known_values_decide_the_protocol_rules():
+    from tests.eligibility.conftest import candidates, load_cfg
+
+    screener = compile_criteria(load_cfg())
+    frame = candidates(
+        {},                                                       # HBsAg-negative, troponin normal
+        {"hbsag_positive": True, "hbv_dna_copies_ml": 5e5},        # HBsAg-positive
+        {"troponin_ng_l": 30.0},                                   # abnormal troponin, no echo yet
+    )
+    cfg = ChartReviewConfig.model_validate({
+        "site_type": "t", "default": P(1.0),
+        "known": {"hbv_dna_copies_ml": P(0.0), "lvef_pct": P(0.0)}, "site_types": {"t": {}}})
+    known = _chart(cfg, screener).draw(frame)
+    col = {cid: i for i, cid in enumerate(screener.ids)}
+    assert known[:, col["hepatitis_b"]].tolist() == [True, False, True]
+    assert known[:, col["troponin"]].tolist() == [True, True, False]
+    assert not known[:, col["lvef"]].any()  # "LVEF < 60%" waits for an echocardiogram
+    s = screener.evaluate(frame, known)
+    # nobody fails on known values: all three go to consent, screening decides
+    assert s.prescreen_pass.all() and (s.prescreen_outcome == UNKNOWN).all()
+    assert s.eligible.tolist() == [True, False, False]

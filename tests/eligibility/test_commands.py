@@ -37,8 +37,8 @@ def test_screen_writes_contract_files(tmp_path):
         "criteria.csv": "criterion_id,kind,stage,fail_rate,sole_fail_rate,shapley,shapley_share,funnel_drop,"
         "fail_rate_lo,fail_rate_hi,sole_fail_rate_lo,sole_fail_rate_hi,shapley_share_lo,shapley_share_hi,"
         "unknown_at_prescreen_rate",
-        "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction,prescreen_fail,"
-        "prescreen_unknown,screen_fail",
+        "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction,prescreen_pass,"
+        "prescreen_fail,prescreen_unknown,screen_fail",
         "cofailure.csv": "criterion_a,criterion_b,both_fail,expected_if_independent,lift",
         "sweeps.csv": "parameter,value,eligible_fraction,is_current",
         "relaxation.csv": "step,relaxation,description,eligible_fraction,gain",

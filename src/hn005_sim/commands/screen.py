@@ -63,7 +63,7 @@ def analyse_scenario(sc, raw, patients: int, seed: int, target_fraction: float |
     frame = sample(sc.population, patients, stream(seed, 0, "population"))
     screener = compile_criteria(sc.criteria, frame.schema, file=display(raw.path))
     chart = chart_for_screen(sc, raw, screener, seed, site_type)
-    screening = screener.evaluate(frame, chart.draw(patients))
+    screening = screener.evaluate(frame, chart.draw(frame))
     res = analyse(screening, screener=screener, frame=frame, rng=stream(seed, 0, "bootstrap"),
                   target_fraction=target_fraction)
     if sc.chart_review is not None:

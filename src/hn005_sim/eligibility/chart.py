@@ -8,9 +8,17 @@ form a `panel`: the panel is known or unknown as a whole. Every other column is 
 At prescreen each criterion is judged on the known values only:
 
 - a criterion of `stage = "prescreen"` whose active rule reads only known columns is judged on them
-  (pass or fail); if it reads an unknown column it is "unknown". The columns a rule reads are derived
-  from the compiled rule (`polars` `meta.root_names`), never listed by hand, so any trial's criteria
-  written as data work unchanged; a rule that reads no column is always known;
+  (pass or fail). The columns a rule reads are derived from the compiled rule (`polars`
+  `meta.root_names`), never listed by hand, so any trial's criteria written as data work unchanged; a
+  rule that reads no column is always known;
+- if it reads an unknown column, it is still judged when the known values decide it whatever the
+  unknown ones are (Kleene's three-valued logic, as SQL evaluates NULL: `hbsag_positive AND
+  hbv_dna >= x` is false for an HBsAg-negative candidate whose HBV DNA is not in the chart; `troponin
+  <= ULN OR lvef IS NOT NULL` is true for a normal troponin before any echocardiogram). The rule is
+  evaluated on the chart, unknown values set to NULL and `col IS [NOT] NULL` of an unknown column made
+  NULL too; a non-NULL result is the rule's value for every possible unknown value, so it is the true
+  verdict. Rules with other NULL-sensitive constructs (COALESCE, CASE, ...) are judged only when every
+  value they read is known. Otherwise the criterion is "unknown";
 - a criterion of `stage = "screening"` is judged only after consent, whatever the chart holds (the
   patient's agreement to contraception, a pregnancy test in the week before the first dose, the
   investigator's judgement): it is unknown at prescreen by definition;
@@ -31,12 +39,14 @@ number of workers.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import polars as pl
 from pydantic import Field, model_validator
 
 from hn005_sim.rng import STREAMS
@@ -155,28 +165,73 @@ def unit_generator(seed: int, replicate: int, unit: str, site: int | None = None
         entropy=seed, spawn_key=(*key, zlib.crc32(unit.encode())))))
 
 
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IS_NULL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s+IS\s+(NOT\s+)?NULL\b", re.IGNORECASE)
+_NULL_SAFE = {"AND", "OR", "NOT", "IN", "BETWEEN", "TRUE", "FALSE", "FLOOR", "CEIL", "CEILING", "ABS"}
+"""SQL words under which a non-NULL result on NULL inputs is the result for any value of them."""
+KNOWN_PREFIX = "_chart_known_"
+
+
+def decided_sql(sql: str, columns: Sequence[str]) -> str | None:
+    """The rule rewritten for a chart whose unknown values are NULL: `col IS [NOT] NULL` of a column
+    becomes `CASE WHEN _chart_known_col THEN col IS [NOT] NULL END` (NULL when col is unknown). None
+    when the rule uses a word outside `_NULL_SAFE` and its columns (three-valued logic would not tell)."""
+    cols = set(columns)
+    out: list[str] = []
+    last = 0
+    pieces = []
+    for m in _QUOTED.finditer(sql):
+        pieces += [(sql[last:m.start()], False), (m.group(0), True)]
+        last = m.end()
+    pieces.append((sql[last:], False))
+    for text, quoted in pieces:
+        if quoted:
+            out.append(text)
+            continue
+        bare = _IS_NULL.sub(lambda m: " " if m.group(1) in cols else m.group(0), text)
+        if any(w not in cols and w.upper() not in _NULL_SAFE for w in _WORD.findall(bare)):
+            return None
+        out.append(_IS_NULL.sub(
+            lambda m: f"(CASE WHEN {KNOWN_PREFIX}{m.group(1)} THEN {m.group(0)} END)"
+            if m.group(1) in cols else m.group(0), text))
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class ChartModel:
     """The chart-review model of one screener: which units each criterion reads.
 
     `units` are the panels and single columns read by some prescreen-stage criterion, sorted by name;
-    `reads[i]` the indices (into `units`) that criterion i reads.
+    `reads[i]` the indices (into `units`) that criterion i reads; `decided[i]` the expression that is
+    non-NULL when the known values decide criterion i (None: judged only when all it reads is known).
     """
 
     cfg: ChartReviewConfig | None
     stages: np.ndarray
     units: tuple[str, ...]
     reads: tuple[tuple[int, ...], ...]
+    columns: tuple[tuple[str, ...], ...] = ()
+    decided: tuple[pl.Expr | None, ...] = ()
+    unit_of: dict[str, int] | None = None
 
     @classmethod
     def build(cls, cfg: ChartReviewConfig | None, screener: Screener) -> ChartModel:
         panel_of = cfg.panel_of() if cfg is not None else {}
         stages = np.asarray(screener.stages)
+        reads = screener.columns_read()
         per_crit = [sorted({panel_of.get(c, c) for c in cols}) if stages[i] == "prescreen" else []
-                    for i, cols in enumerate(screener.columns_read())]
+                    for i, cols in enumerate(reads)]
         units = tuple(sorted({u for us in per_crit for u in us}))
         index = {u: j for j, u in enumerate(units)}
-        return cls(cfg, stages, units, tuple(tuple(index[u] for u in us) for us in per_crit))
+        decided: list[pl.Expr | None] = []
+        for i, (cols, sql) in enumerate(zip(reads, screener.sql, strict=True)):
+            text = decided_sql(sql, cols) if stages[i] == "prescreen" and cols else None
+            decided.append(None if text is None else pl.sql_expr(text).is_not_null().alias(f"_d{i}"))
+        unit_of = {c: index[panel_of.get(c, c)] for i, cols in enumerate(reads) if stages[i] == "prescreen"
+                   for c in cols}
+        return cls(cfg, stages, units, tuple(tuple(index[u] for u in us) for us in per_crit),
+                   tuple(reads), tuple(decided), unit_of)
 
     def probabilities(self, site_type: str | None = None,
                       overrides: Mapping[str, Probability] | None = None) -> np.ndarray:
@@ -197,16 +252,33 @@ class ChartModel:
             out[:, i] = unit_known[:, list(us)].all(axis=1) if us else True
         return out
 
+    def decide(self, frame: pl.DataFrame, unit_known: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """`known`, plus the criteria the known values decide although they read an unknown value."""
+        todo = [i for i, e in enumerate(self.decided) if e is not None and not known[:, i].all()]
+        if not todo or frame.height == 0:
+            return known
+        cols = list(dict.fromkeys(c for i in todo for c in self.columns[i]))
+        assert self.unit_of is not None
+        flags = [pl.Series(KNOWN_PREFIX + c, unit_known[:, self.unit_of[c]]) for c in cols]
+        chart = frame.select(cols).with_columns(flags).with_columns(
+            [pl.when(pl.col(KNOWN_PREFIX + c)).then(pl.col(c)).otherwise(None).alias(c) for c in cols])
+        decided = chart.select([self.decided[i] for i in todo]).to_numpy().astype(bool)
+        known = known.copy()
+        known[:, todo] |= decided
+        return known
+
     def draw(self, generators: Sequence[np.random.Generator], probabilities: np.ndarray,
-             n: int) -> np.ndarray | None:
-        """Criteria known at prescreen for the next n candidates; None without a [chart_review] model
-        (then the engine judges every prescreen-stage criterion on the true values)."""
+             frame: pl.DataFrame) -> np.ndarray | None:
+        """Criteria known at prescreen for the candidates of `frame` (the next frame.height draws of
+        each unit); None without a [chart_review] model (then the engine judges every prescreen-stage
+        criterion on the true values)."""
         if self.cfg is None:
             return None
+        n = frame.height
         unit_known = np.empty((n, len(self.units)), dtype=bool)
         for j, (gen, p) in enumerate(zip(generators, probabilities, strict=True)):
             unit_known[:, j] = gen.random(n) < p
-        return self.criteria_known(unit_known)
+        return self.decide(frame, unit_known, self.criteria_known(unit_known))
 
 
 @dataclass
@@ -217,5 +289,5 @@ class SiteChart:
     probabilities: np.ndarray
     generators: list[np.random.Generator]
 
-    def draw(self, n: int) -> np.ndarray | None:
-        return self.model.draw(self.generators, self.probabilities, n)
+    def draw(self, frame: pl.DataFrame) -> np.ndarray | None:
+        return self.model.draw(self.generators, self.probabilities, frame)

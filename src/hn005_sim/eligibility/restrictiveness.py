@@ -161,6 +161,8 @@ def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.nd
 def chart_funnel(screening: Screening) -> pl.DataFrame:
     """The funnel as chart review sees it, in the funnel's order (one row per step):
 
+    - `prescreen_pass`: candidates still in chart review at this step who pass this criterion on
+      values known at prescreen;
     - `prescreen_fail`: candidates removed at chart review by this criterion (their first criterion,
       in this order, that fails on values known at prescreen);
     - `prescreen_unknown`: candidates still in chart review at this step for whom the criterion is
@@ -168,7 +170,8 @@ def chart_funnel(screening: Screening) -> pl.DataFrame:
     - `screen_fail`: candidates who passed prescreen and are removed at screening by this criterion
       (their first failing criterion, in this order, on the true values).
 
-    prescreen_fail + screen_fail sums to the candidates excluded.
+    At each step prescreen_pass + prescreen_fail + prescreen_unknown = candidates still in chart
+    review; prescreen_fail + screen_fail sums to the candidates excluded.
     """
     order = screening.order
     k = len(order)
@@ -181,10 +184,12 @@ def chart_funnel(screening: Screening) -> pl.DataFrame:
     # still in chart review at step j <=> not removed at an earlier step (first >= j)
     still = first[:, None] >= np.arange(k)[None, :]
     unknown = (~known & still).sum(axis=0)
+    judged_pass = (passes & known & still).sum(axis=0)
     fails = ~passes[~has]
     has2 = fails.any(axis=1)
     scr_fail = np.bincount(fails.argmax(axis=1)[has2], minlength=k)
-    return pl.DataFrame({"prescreen_fail": pre_fail.astype(np.int64),
+    return pl.DataFrame({"prescreen_pass": judged_pass.astype(np.int64),
+                         "prescreen_fail": pre_fail.astype(np.int64),
                          "prescreen_unknown": unknown.astype(np.int64),
                          "screen_fail": scr_fail.astype(np.int64)})
 

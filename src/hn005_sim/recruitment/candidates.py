@@ -182,7 +182,7 @@ class ScreenerSource:
     def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
         pop = self._pop
         frame = pop.sample(self._pop_cfg, n, rng)
-        known = chart.draw(n) if chart is not None else None
+        known = chart.draw(frame) if chart is not None else None
         s = self._screener.evaluate(frame, known)
         pre = np.asarray(s.prescreen_pass, dtype=bool)
         passes = np.asarray(s.passes, dtype=bool)
