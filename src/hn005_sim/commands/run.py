@@ -61,6 +61,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
     if f:
         t.add_row("mean candidates -> consented -> enrolled",
                   f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
+        if f.get("prescreen_unknown") and f["candidates"]:
+            unknown, failed = f["prescreen_unknown"], f["prescreen_failures"]
+            passed = f["candidates"] - failed - unknown
+            t.add_row("chart review: pass / fail / unknown (share of candidates)",
+                      " / ".join(f"{v / f['candidates']:.1%}" for v in (passed, failed, unknown)))
     for drug, s in (summary.get("supply") or {}).items():
         if isinstance(s, dict) and "units_p50" in s:
             t.add_row(f"{drug}: packs to make p50 / p90, P(stock-out)",
