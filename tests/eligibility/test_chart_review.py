@@ -60,6 +60,10 @@ def test_every_value_known_recovers_the_model_without_chart_review(base):
     for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
         assert a[key] == b[key]
     assert b["prescreen_unknown_fraction"] == 0.0
+    # without chart review the chart funnel splits the protocol-order funnel's drops exactly
+    f = analyse(old, bootstrap=0).funnel
+    assert np.array_equal(f["prescreen_fail"] + f["screen_fail"], f["dropped"])
+    assert np.array_equal(f["prescreen_fail"] > 0, (f["stage"] == "prescreen") & (f["dropped"] > 0))
 
 
 def test_nothing_known_fails_nobody_at_prescreen(base):
@@ -365,3 +369,30 @@ def test_known_values_decide_the_protocol_rules():
     # nobody fails on known values: all three go to consent, screening decides
     assert s.prescreen_pass.all() and (s.prescreen_outcome == UNKNOWN).all()
     assert s.eligible.tolist() == [True, False, False]
+
+
+@pytest.mark.slow
+def test_des_site_types_per_region_and_identical_for_any_jobs():
+    from hn005_sim.montecarlo import run_scenario
+    from hn005_sim.recruitment.candidates import ScreenerSource
+    from hn005_sim.recruitment.des import simulate_recruitment
+
+    sc, _ = load_scenario(BASELINE)
+    rec = sc.recruitment
+    sponsor = rec.regions[0]
+    gh = sponsor.model_copy(update={"name": "gh", "site_names": ["GH-1"], "max_sites": None,
+                                    "site_type": "general_hospital"})
+    sc2 = sc.model_copy(update={"recruitment": rec.model_copy(update={"regions": [sponsor, gh]})})
+    source = ScreenerSource(sc2)
+    _, sites = simulate_recruitment(sc2, source, 4, 0)
+    charts = [source.site_chart(4, 0, s) for s in sites]
+    units = charts[0].model.units
+    p = {u: (a, b) for u, a, b in zip(units, charts[0].probabilities, charts[1].probabilities, strict=True)}
+    assert p["tumour_imaging"] == (0.5, 0.3) and p["blood_count"] == (0.9, 0.9)
+    # each site's chart draws are its own: same seed, other site, other uniforms
+    assert not np.array_equal(charts[0].generators[0].random(8), charts[1].generators[0].random(8))
+    one = run_scenario(sc2, 3, seed=4, jobs=1)
+    two = run_scenario(sc2, 3, seed=4, jobs=2)
+    assert one.summary == two.summary and one.summary["funnel_mean"]["prescreen_unknown"] > 0
+    for k in one.frames:
+        assert one.frames[k].equals(two.frames[k]), k
