@@ -341,9 +341,9 @@ def test_decided_sql_rewrites_is_null_and_refuses_null_sensitive_constructs():
     from hn005_sim.eligibility.chart import decided_sql
 
     assert decided_sql("t <= 14 OR l IS NOT NULL", ["t", "l"]) == \
-        "t <= 14 OR (CASE WHEN _chart_known_l THEN l IS NOT NULL END)"
-    text = "sex = 'IS NULL' AND a IN ('x', 'y')"
-    assert decided_sql(text, ["sex", "a"]) == text
+        "(CASE WHEN _chart_known_t THEN t END) <= 14 OR (CASE WHEN _chart_known_l THEN l IS NOT NULL END)"
+    assert decided_sql("sex = 'IS NULL' AND NOT a", ["sex", "a"]) == \
+        "(CASE WHEN _chart_known_sex THEN sex END) = 'IS NULL' AND NOT (CASE WHEN _chart_known_a THEN a END)"
     assert decided_sql("COALESCE(a, 0) > 1", ["a"]) is None
     assert decided_sql("CASE WHEN a THEN b END", ["a", "b"]) is None
 

@@ -17,8 +17,9 @@ At prescreen each criterion is judged on the known values only:
   <= ULN OR lvef IS NOT NULL` is true for a normal troponin before any echocardiogram). The rule is
   evaluated on the chart, unknown values set to NULL and `col IS [NOT] NULL` of an unknown column made
   NULL too; a non-NULL result is the rule's value for every possible unknown value, so it is the true
-  verdict. Rules with other NULL-sensitive constructs (COALESCE, CASE, ...) are judged only when every
-  value they read is known. Otherwise the criterion is "unknown";
+  verdict. Rules with other NULL-sensitive constructs (COALESCE, CASE, ...), and rules reading a single
+  panel or column (all their inputs are unknown together), are judged only when every value they read
+  is known. Otherwise the criterion is "unknown";
 - a criterion of `stage = "screening"` is judged only after consent, whatever the chart holds (the
   patient's agreement to contraception, a pregnancy test in the week before the first dose, the
   investigator's judgement): it is unknown at prescreen by definition;
@@ -174,17 +175,31 @@ KNOWN_PREFIX = "_chart_known_"
 
 
 def decided_sql(sql: str, columns: Sequence[str]) -> str | None:
-    """The rule rewritten for a chart whose unknown values are NULL: `col IS [NOT] NULL` of a column
-    becomes `CASE WHEN _chart_known_col THEN col IS [NOT] NULL END` (NULL when col is unknown). None
-    when the rule uses a word outside `_NULL_SAFE` and its columns (three-valued logic would not tell)."""
+    """The rule as the chart shows it, NULL where an unknown value could change it: every reference
+    to a column `col` becomes `(CASE WHEN _chart_known_col THEN col END)` (the value, or NULL when
+    it is not in the chart), and `col IS [NOT] NULL` becomes `(CASE WHEN _chart_known_col THEN col IS
+    [NOT] NULL END)`. None when the rule uses a word outside `_NULL_SAFE` and its columns
+    (three-valued logic would not tell)."""
     cols = set(columns)
-    out: list[str] = []
+    pieces: list[tuple[str, bool]] = []
     last = 0
-    pieces = []
     for m in _QUOTED.finditer(sql):
         pieces += [(sql[last:m.start()], False), (m.group(0), True)]
         last = m.end()
     pieces.append((sql[last:], False))
+    tests: list[str] = []  # IS [NOT] NULL tests, held aside while the other references are wrapped
+
+    def hold(m: re.Match) -> str:
+        if m.group(1) not in cols:
+            return m.group(0)
+        tests.append(f"(CASE WHEN {KNOWN_PREFIX}{m.group(1)} THEN {m.group(0)} END)")
+        return f"\x00{len(tests) - 1}\x00"
+
+    def wrap(m: re.Match) -> str:
+        word = m.group(0)
+        return f"(CASE WHEN {KNOWN_PREFIX}{word} THEN {word} END)" if word in cols else word
+
+    out: list[str] = []
     for text, quoted in pieces:
         if quoted:
             out.append(text)
@@ -192,10 +207,8 @@ def decided_sql(sql: str, columns: Sequence[str]) -> str | None:
         bare = _IS_NULL.sub(lambda m: " " if m.group(1) in cols else m.group(0), text)
         if any(w not in cols and w.upper() not in _NULL_SAFE for w in _WORD.findall(bare)):
             return None
-        out.append(_IS_NULL.sub(
-            lambda m: f"(CASE WHEN {KNOWN_PREFIX}{m.group(1)} THEN {m.group(0)} END)"
-            if m.group(1) in cols else m.group(0), text))
-    return "".join(out)
+        out.append(_WORD.sub(wrap, _IS_NULL.sub(hold, text)))
+    return re.sub("\x00(\\d+)\x00", lambda m: tests[int(m.group(1))], "".join(out))
 
 
 @dataclass(frozen=True)
@@ -226,7 +239,9 @@ class ChartModel:
         index = {u: j for j, u in enumerate(units)}
         decided: list[pl.Expr | None] = []
         for i, (cols, sql) in enumerate(zip(reads, screener.sql, strict=True)):
-            text = decided_sql(sql, cols) if stages[i] == "prescreen" and cols else None
+            # a rule over one unit has every input unknown when the unit is: it could be decided only
+            # if it did not depend on its inputs, so three-valued logic is asked only of the others
+            text = decided_sql(sql, cols) if stages[i] == "prescreen" and len(per_crit[i]) > 1 else None
             decided.append(None if text is None else pl.sql_expr(text).is_not_null().alias(f"_d{i}"))
         unit_of = {c: index[panel_of.get(c, c)] for i, cols in enumerate(reads) if stages[i] == "prescreen"
                    for c in cols}
@@ -259,9 +274,9 @@ class ChartModel:
             return known
         cols = list(dict.fromkeys(c for i in todo for c in self.columns[i]))
         assert self.unit_of is not None
+        # one polars pass: the known-flags beside the values, every rule reads them through CASE WHEN
         flags = [pl.Series(KNOWN_PREFIX + c, unit_known[:, self.unit_of[c]]) for c in cols]
-        chart = frame.select(cols).with_columns(flags).with_columns(
-            [pl.when(pl.col(KNOWN_PREFIX + c)).then(pl.col(c)).otherwise(None).alias(c) for c in cols])
+        chart = pl.DataFrame([frame.get_column(c) for c in cols] + flags)
         decided = chart.select([self.decided[i] for i in todo]).to_numpy().astype(bool)
         known = known.copy()
         known[:, todo] |= decided
