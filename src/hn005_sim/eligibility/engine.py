@@ -537,6 +537,15 @@ class Screening:
                               count=self.k, bitorder="little")
         return fails == 0
 
+    def passes_of(self, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop of `passes`, unpacked from the keys without materialising the whole matrix."""
+        keys = self._keys()[start:stop]
+        if keys.shape[0] == 0:
+            return np.zeros((0, self.k), dtype=bool)
+        fails = np.unpackbits(keys.astype("<u8", copy=False).view(np.uint8), axis=1, count=self.k,
+                              bitorder="little")
+        return fails == 0
+
     def _keys(self) -> np.ndarray:
         if self.words is not None:
             return self.words

@@ -158,40 +158,65 @@ def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.nd
     )
 
 
-def chart_funnel(screening: Screening) -> pl.DataFrame:
-    """The funnel as chart review sees it, in the funnel's order (one row per step):
+CHART_CHUNK = 1 << 17
+"""Candidates per block when the chart funnel is computed row by row (bounds its memory)."""
+
+
+def chart_funnel(screening: Screening, fl: pl.DataFrame) -> pl.DataFrame:
+    """The funnel as chart review sees it, in the order of the funnel `fl` (one row per step):
 
     - `prescreen_pass`: candidates still in chart review at this step who pass this criterion on
       values known at prescreen;
     - `prescreen_fail`: candidates removed at chart review by this criterion (their first criterion,
       in this order, that fails on values known at prescreen);
     - `prescreen_unknown`: candidates still in chart review at this step for whom the criterion is
-      unknown (a value it reads is not in the chart, or it is judged only after consent);
+      unknown (the chart does not decide it, or it is judged only after consent);
     - `screen_fail`: candidates who passed prescreen and are removed at screening by this criterion
       (their first failing criterion, in this order, on the true values).
 
     At each step prescreen_pass + prescreen_fail + prescreen_unknown = candidates still in chart
-    review; prescreen_fail + screen_fail sums to the candidates excluded.
+    review; prescreen_fail + screen_fail sums to the candidates excluded. Without a chart model
+    (`screening.known` None) the prescreen-stage criteria come first and are all known, so the columns
+    follow from the funnel itself; otherwise they are counted row by row, in blocks.
     """
     order = screening.order
     k = len(order)
-    passes = screening.passes[:, order]
-    known = np.asarray(screening.known_at_prescreen)[:, order]
-    kfail = ~passes & known
-    has = kfail.any(axis=1)
-    first = np.where(has, kfail.argmax(axis=1), k)
-    pre_fail = np.bincount(first[has], minlength=k)
-    # still in chart review at step j <=> not removed at an earlier step (first >= j)
-    still = first[:, None] >= np.arange(k)[None, :]
-    unknown = (~known & still).sum(axis=0)
-    judged_pass = (passes & known & still).sum(axis=0)
-    fails = ~passes[~has]
-    has2 = fails.any(axis=1)
-    scr_fail = np.bincount(fails.argmax(axis=1)[has2], minlength=k)
-    return pl.DataFrame({"prescreen_pass": judged_pass.astype(np.int64),
-                         "prescreen_fail": pre_fail.astype(np.int64),
-                         "prescreen_unknown": unknown.astype(np.int64),
-                         "screen_fail": scr_fail.astype(np.int64)})
+    if screening.known is None:
+        pre = np.asarray(fl["stage"].to_numpy() == "prescreen")
+        dropped = fl["dropped"].to_numpy().astype(np.int64)
+        remaining = fl["remaining"].to_numpy().astype(np.int64)
+        passed = int(remaining[pre][-1]) if pre.any() else screening.n
+        return pl.DataFrame({"prescreen_pass": np.where(pre, remaining, 0),
+                             "prescreen_fail": np.where(pre, dropped, 0),
+                             "prescreen_unknown": np.where(pre, 0, passed).astype(np.int64),
+                             "screen_fail": np.where(pre, 0, dropped)})
+    judged_pass = np.zeros(k, np.int64)
+    pre_fail = np.zeros(k, np.int64)
+    unknown = np.zeros(k, np.int64)
+    scr_fail = np.zeros(k, np.int64)
+    # rows removed at chart review at step f (f = k: never) count at steps j <= f
+    at_or_after = np.arange(k + 1)[:, None] >= np.arange(k)[None, :]
+    for start in range(0, screening.n, CHART_CHUNK):
+        stop = min(start + CHART_CHUNK, screening.n)
+        passes = screening.passes_of(start, stop)[:, order]
+        known = screening.known[start:stop][:, order]
+        kfail = ~passes & known
+        has = kfail.any(axis=1)
+        first = np.where(has, kfail.argmax(axis=1), k)
+        pre_fail += np.bincount(first[has], minlength=k)
+        # per (removal step f, criterion j): unknown and judged-pass counts, as one matrix product
+        # (float32 sums of 0/1 are exact below 2^24 rows, and a block has far fewer)
+        onehot = np.zeros((stop - start, k + 1), np.float32)
+        onehot[np.arange(stop - start), first] = 1.0
+        counts = onehot.T @ np.hstack([~known, passes & known]).astype(np.float32)
+        counts = np.rint(counts).astype(np.int64) * np.hstack([at_or_after, at_or_after])
+        unknown += counts[:, :k].sum(axis=0)
+        judged_pass += counts[:, k:].sum(axis=0)
+        fails = ~passes[~has]
+        has2 = fails.any(axis=1)
+        scr_fail += np.bincount(fails.argmax(axis=1)[has2], minlength=k)
+    return pl.DataFrame({"prescreen_pass": judged_pass, "prescreen_fail": pre_fail,
+                         "prescreen_unknown": unknown, "screen_fail": scr_fail})
 
 
 def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
@@ -254,7 +279,8 @@ def analyse(
     point = _rates(base)
     n = int(pat.count.sum())
     eligible = round(float(base.eligible))
-    fl = funnel(pat, screening.order, ids, stages).hstack(chart_funnel(screening))
+    fl = funnel(pat, screening.order, ids, stages)
+    fl = fl.hstack(chart_funnel(screening, fl))
     drop_share = np.zeros(len(ids))
     drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
 
