@@ -92,6 +92,8 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
         eligible = frame.filter(pl.Series(screening.eligible))
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
+        for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
+            summary[key] = res.summary[key]
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
     plan = planning.plan_from_scenario(sc, seed, 0.8)
