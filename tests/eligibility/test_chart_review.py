@@ -341,6 +341,12 @@ def test_region_site_type_is_checked(tmp_path, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "recruitment.regions[0].site_type: must be one of chart_review.site_types" in err
+    bad.write_text(bad.read_text().replace('site_type = "clinic"\n', 'chart_known.hb_g_l = '
+                                           '{ value = 0.5, source = "assumption: test figure" }\n'))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert 'recruitment.regions[0].chart_known.hb_g_l: column "hb_g_l" is in panel "blood_count"' in err
+    assert "bad.toml" in err
 
 
 # -- three-valued judgement of the protocol's own rules ----------------------------------------------

@@ -134,19 +134,22 @@ def check_chart_review(cfg: ChartReviewConfig, regions: Sequence | None, columns
                 problems.append(Problem(where(loc), f"chart_review.panels.{name}.columns",
                                         f"unknown column {show(col)}"))
 
-    def names(table: Mapping[str, Probability], loc: tuple[str, ...]) -> None:
+    panel_of = cfg.panel_of()
+
+    def names(table: Mapping[str, Probability], loc: tuple, path: str) -> None:
         for key in table:
             if key not in cols and key not in panels:
-                problems.append(Problem(where((*loc, key)), ".".join((*loc, key)),
+                problems.append(Problem(where((*loc, key)), f"{path}.{key}",
                                         "neither a cohort column nor a panel of chart_review.panels"))
-            elif key in cols and key not in panels and key in cfg.panel_of():
-                problems.append(Problem(where((*loc, key)), ".".join((*loc, key)),
-                                        f"column {show(key)} is in panel {show(cfg.panel_of()[key])}: "
+            elif key in panel_of:
+                problems.append(Problem(where((*loc, key)), f"{path}.{key}",
+                                        f"column {show(key)} is in panel {show(panel_of[key])}: "
                                         "give the panel's probability"))
 
-    names(cfg.known, ("chart_review", "known"))
+    names(cfg.known, ("chart_review", "known"), "chart_review.known")
     for st_name, st in cfg.site_types.items():
-        names(st.known, ("chart_review", "site_types", st_name, "known"))
+        names(st.known, ("chart_review", "site_types", st_name, "known"),
+              f"chart_review.site_types.{st_name}.known")
     for i, region in enumerate(regions or ()):
         site_type = getattr(region, "site_type", None)
         if site_type is not None and site_type not in cfg.site_types:
@@ -155,7 +158,7 @@ def check_chart_review(cfg: ChartReviewConfig, regions: Sequence | None, columns
                                     f"must be one of chart_review.site_types {sorted(cfg.site_types)}, "
                                     f"got {show(site_type)}"))
         over = getattr(region, "chart_known", None) or {}
-        names(over, ("recruitment", "regions", str(i), "chart_known"))
+        names(over, ("recruitment", "regions", i, "chart_known"), f"recruitment.regions[{i}].chart_known")
     return problems
 
 
