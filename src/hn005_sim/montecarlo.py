@@ -116,7 +116,8 @@ class Aggregate:
     """Streaming summary of replicates; `add` must be called in replicate order."""
 
     FUNNEL = ("candidates", "prescreen_failures", "no_consent", "consented", "screened", "screenings",
-              "retests", "rescreens", "screen_failures", "withdrawn", "enrolled", "pending")
+              "retests", "rescreens", "screen_failures", "withdrawn", "enrolled", "pending",
+              "prescreen_unknown")
 
     def __init__(self, meta: RunMeta, supply: Any = None):
         self.meta = meta

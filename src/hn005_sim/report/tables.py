@@ -101,6 +101,8 @@ KEY_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("patients", "Candidates simulated", "int"),
     ("eligible_fraction", "Candidates eligible", "pct"),
     ("prescreen_pass_fraction", "Candidates passing prescreen (chart review)", "pct"),
+    ("prescreen_unknown_fraction", "Candidates going to consent with a criterion their chart left undecided",
+     "pct"),
     ("screen_failure_rate", "Screen failure rate (fail screening after passing prescreen)", "pct"),
     ("probability_of_success", "Probability of reaching the target (site plan)", "pct"),
     ("expected_enrolled", "Expected patients enrolled (site plan)", "num"),

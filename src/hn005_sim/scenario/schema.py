@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from hn005_sim.eligibility.chart import ChartReviewConfig
 from hn005_sim.eligibility.config import CriteriaConfig
 from hn005_sim.population.config import PopulationConfig
 from hn005_sim.recruitment.config import RecruitmentConfig
@@ -41,6 +42,7 @@ class Scenario(Strict):
     recruitment: RecruitmentConfig | None = None
     regimen: RegimenConfig | None = None
     supply: SupplyConfig | None = None
+    chart_review: ChartReviewConfig | None = None
 
     def check(self, raw: RawScenario) -> list[Problem]:
         """Checks that span sections; each returns problems with the path and file that caused them."""
@@ -49,4 +51,20 @@ class Scenario(Strict):
             from hn005_sim.eligibility.check import check_scenario_criteria
 
             problems += check_scenario_criteria(self.criteria, raw)
+        problems += self._check_chart_review(raw)
         return problems
+
+    def _check_chart_review(self, raw: RawScenario) -> list[Problem]:
+        """Columns and panels named in [chart_review], and the site types the regions name."""
+        from hn005_sim.eligibility.chart import check_chart_review
+        from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
+        from hn005_sim.scenario.load import origin_of
+
+        regions = self.recruitment.regions if self.recruitment is not None else []
+        if self.chart_review is None:
+            return [Problem(origin_of(raw, ("recruitment", "regions", i)), f"recruitment.regions[{i}]."
+                            + ("site_type" if r.site_type is not None else "chart_known"),
+                            "needs a [chart_review] section (site types and what their charts hold)")
+                    for i, r in enumerate(regions) if r.site_type is not None or r.chart_known]
+        return check_chart_review(self.chart_review, regions, list(CONTRACT_COLUMNS),
+                                  lambda loc: origin_of(raw, loc))
