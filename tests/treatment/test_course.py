@@ -6,12 +6,12 @@ import numpy as np
 
 from hn005_sim.treatment.course import DAYS_PER_MONTH, PatientCourse, draw_courses
 
-from .conftest import deterministic_regimen
+from .conftest import deterministic_regimen, with_drug
 
 
 def walk(regimen, horizon, first_day=0.0, bsa=1.7, seed=0):
     draws = draw_courses(regimen, 1, int(horizon // regimen.cycle_days) + 2, np.random.default_rng(seed))
-    c = PatientCourse(regimen, draws, 0, first_day, bsa, horizon)
+    c = PatientCourse(regimen, draws, 0, first_day, {"bsa_m2": bsa}, horizon)
     orders, day = [], first_day
     while (o := c.visit(day)) is not None:
         orders.append(o)
@@ -37,8 +37,7 @@ def test_penpulimab_stops_at_cap_unless_continued(base):
     reg = deterministic_regimen(base.regimen, induction=4)
     from hn005_sim.scenario.dists import Constant
 
-    stop = reg.model_copy(update={"penpulimab": reg.penpulimab.model_copy(
-        update={"continue_after_cap": Constant(dist="constant", value=0.0)})})
+    stop = with_drug(reg, "penpulimab", continue_after_cap=Constant(dist="constant", value=0.0))
     cap_day = 24 * DAYS_PER_MONTH  # 730.5
     _, orders = walk(stop, horizon=1000)
     pen_days = [o.day for o in orders if ("penpulimab", 100.0) in o.needed]
@@ -51,12 +50,8 @@ def test_penpulimab_stops_at_cap_unless_continued(base):
 def test_reductions_follow_dose_levels(base):
     """Reduce at every cycle: anlotinib 10 -> 8 -> stopped; capecitabine 100% -> 75% -> 50% -> stopped."""
     reg = deterministic_regimen(base.regimen, induction=6)
-    tox = reg.toxicity
-    tox = tox.model_copy(update={
-        "anlotinib": tox.anlotinib.model_copy(update={"reduce_per_cycle": 1.0}),
-        "capecitabine": tox.capecitabine.model_copy(update={"reduce_per_cycle": 1.0}),
-    })
-    reg = reg.model_copy(update={"toxicity": tox})
+    reg = with_drug(reg, "anlotinib", toxicity={"reduce_per_cycle": 1.0})
+    reg = with_drug(reg, "capecitabine", toxicity={"reduce_per_cycle": 1.0})
     _, orders = walk(reg, horizon=400)
     anl = [next((k[1] for k in o.needed if k[0] == "anlotinib"), None) for o in orders]
     assert anl[:3] == [10.0, 8.0, None]
@@ -67,11 +62,9 @@ def test_reductions_follow_dose_levels(base):
 
 def test_everything_stopped_ends_the_course(base):
     reg = deterministic_regimen(base.regimen, induction=4)
-    tox = reg.toxicity
-    one = {"stop_per_cycle": 1.0}
-    tox = tox.model_copy(update={k: getattr(tox, k).model_copy(update=one)
-                                 for k in ("anlotinib", "penpulimab", "capecitabine")})
-    c, orders = walk(reg.model_copy(update={"toxicity": tox}), horizon=400)
+    for name in reg.drugs:
+        reg = with_drug(reg, name, toxicity={"stop_per_cycle": 1.0})
+    c, orders = walk(reg, horizon=400)
     assert len(orders) == 1 and c.end_reason == "toxicity" and c.end_day == 21.0
 
 

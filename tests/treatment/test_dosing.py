@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 
 from hn005_sim.scenario.load import load_scenario
-from hn005_sim.treatment.dosing import (
-    anlotinib_days,
-    capecitabine_administrations,
-    capecitabine_tablets,
-    full_cycle_units,
-    penpulimab_vials,
-)
+from hn005_sim.treatment.dosing import drug_units, full_cycle_units
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def regimen():
     return load_scenario(ROOT / "scenarios" / "baseline.toml")[0].regimen
+
+
+def capecitabine_tablets(bsa, fraction, regimen):
+    return drug_units(regimen.drugs["capecitabine"], {"bsa_m2": bsa}, fraction)
 
 
 # (BSA m2, dose fraction, dose mg, 150 mg tablets, 500 mg tablets), worked by hand:
@@ -69,10 +67,10 @@ def test_capecitabine_matches_brute_force(regimen):
 
 
 def test_units_per_cycle(regimen):
-    assert anlotinib_days(regimen) == 14
-    assert penpulimab_vials(regimen) == 2
-    assert capecitabine_administrations(regimen) == 42
-    units = full_cycle_units(1.70, regimen, induction=True)
+    assert regimen.drugs["anlotinib"].administrations == 14
+    assert regimen.drugs["capecitabine"].administrations == 42
+    assert list(drug_units(regimen.drugs["penpulimab"], {}, 1.0)[1]) == [2]
+    units = full_cycle_units({"bsa_m2": 1.70}, regimen, induction=True)
     assert units == {("anlotinib", 10.0): 14, ("penpulimab", 100.0): 2,
                      ("capecitabine", 150.0): 4 * 42, ("capecitabine", 500.0): 1 * 42}
-    assert ("anlotinib", 10.0) not in full_cycle_units(1.70, regimen, induction=False)
+    assert ("anlotinib", 10.0) not in full_cycle_units({"bsa_m2": 1.70}, regimen, induction=False)

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from hn005_sim.treatment.config import DRUGS
-
 if TYPE_CHECKING:  # simulate.py re-exports this module's SupplyAggregate, so no runtime import back
     from hn005_sim.supply.simulate import SupplyRecord
 
@@ -87,9 +85,7 @@ class SupplyAggregate:
         for p, pid in enumerate(rec.presentations):
             self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
         waste = rec.wasted_expiry + rec.wasted_returns
-        for d in DRUGS:
-            if d not in rec.drugs:
-                continue
+        for d in dict.fromkeys(rec.drugs):
             self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
             self._c(self.drug, ("dispensed", d))[int(rec.drug_total(rec.dispensed, d))] += 1
             self._c(self.drug, ("waste_milli", d))[round(rec.drug_total(waste, d) * MILLI)] += 1
@@ -128,7 +124,7 @@ class SupplyAggregate:
         return self
 
     def _drugs(self) -> list[str]:
-        return [d for d in DRUGS if d in self.drugs]
+        return list(dict.fromkeys(self.drugs))
 
     def summary(self) -> dict[str, Any]:
         """The DESIGN.md `supply` key: {drug: {units_p50, units_p90, units_p95, stockout_probability,

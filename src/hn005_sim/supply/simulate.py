@@ -16,7 +16,7 @@ import polars as pl
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.model import EnrolmentRow, SiteRow, SupplyModel
-from hn005_sim.treatment.config import DRUGS, RegimenConfig
+from hn005_sim.treatment.config import RegimenConfig
 from hn005_sim.treatment.course import DAYS_PER_MONTH
 
 ENROLMENT_COLUMNS = ("patient_id", "site", "region", "day", "bsa_m2")
@@ -139,7 +139,8 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         on_hand_sites=on_sites,
         in_transit=m.in_transit.sum(axis=0),
         stockout_events=m.stockout_events,
-        patient_days_without={d: float(m.patient_days_without[i]) for i, d in enumerate(DRUGS)},
+        patient_days_without={d: float(m.patient_days_without[i]) for i, d in
+                              enumerate(regimen.drug_names)},
         min_dispense_margin_days=m.min_dispense_margin,
         dispensed_monthly=m.dispensed_monthly,
         on_hand_depot_monthly=m.on_hand_depot_monthly,
