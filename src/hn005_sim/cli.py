@@ -23,8 +23,8 @@ from hn005_sim.scenario.errors import ConfigError
 app = typer.Typer(
     name="hn005-sim",
     help=(
-        "Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005 "
-        "(anlotinib + penpulimab + capecitabine, first-line R/M nasopharyngeal carcinoma)."
+        "Synthetic-cohort simulation and recruitment feasibility for first-line R/M nasopharyngeal carcinoma "
+        "trials written as data (configs/<trial>/: ALTER-HN005, AK105-304; `new-trial` starts another)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -46,7 +46,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
+    """Synthetic-cohort simulation and recruitment feasibility for trials written as data (configs/<trial>/).
 
     Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.
     """

@@ -23,13 +23,36 @@ if TYPE_CHECKING:
     from hn005_sim.scenario.load import RawScenario
 
 
+class Comparator(Strict):
+    """Baseline figures of a published trial the report sets the simulated cohort beside (None: not
+    gathered, shown as a dash rather than guessed)."""
+
+    trial: str = Field(min_length=1)
+    regimen: str = Field(min_length=1)
+    patients: int = Field(gt=0)
+    screened: int | None = None
+    median_age_years: float | None = None
+    age_iqr_years: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    female_fraction: float | None = Field(default=None, ge=0, le=1)
+    sites: int | None = None
+    source: str = Field(min_length=3)
+
+
 class Trial(Strict):
-    name: str = "ALTER-HN005"
+    """The trial's identity (configs/<trial>/base.toml) and the published trials it is compared with."""
+
+    name: str = Field(default="unnamed trial", min_length=1)
+    title: str | None = Field(default=None, description="the report's title; default: name")
     registry: str | None = None
     target_enrolled: int = Field(gt=0, description="patients to enrol (first dose)")
     start_date: dt.date
     deadline_months: float = Field(gt=0, description="months from start_date by which the target is wanted")
     source: str | None = None
+    comparators: list[Comparator] = Field(default_factory=list)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
 
 
 class Scenario(Strict):
