@@ -237,6 +237,9 @@ class Aggregate:
         }
         if self.supply is not None:
             out["supply"] = self.supply.summary()
+            if hasattr(self.supply, "treatment_summary"):
+                out["treatment"] = {k: _q(v) if isinstance(v, float) else v
+                                    for k, v in self.supply.treatment_summary().items()}
         if self.enrolled_total:
             out["enrolled_baseline"] = self.enrolled_baseline()
         return out

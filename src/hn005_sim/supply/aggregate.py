@@ -64,6 +64,7 @@ class SupplyAggregate:
         self.month_n: Counter = Counter()  # month -> replicates whose horizon reaches it
         self.end_reasons: Counter = Counter()
         self.cycles: Counter = Counter()
+        self.treatment: Counter = Counter()  # summed SupplyRecord.treatment counts
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
@@ -102,6 +103,7 @@ class SupplyAggregate:
                 self.month_stockout[(m, d)] += int(rec.stockouts_monthly[m, ps].sum() > 0)
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
+        self.treatment.update(rec.treatment)
 
     def merge(self, other: SupplyAggregate) -> SupplyAggregate:
         """Add another aggregate's replicates to this one (in place; returns self)."""
@@ -119,7 +121,8 @@ class SupplyAggregate:
         for mine, theirs in ((self.pres_stockout, other.pres_stockout),
                              (self.drug_stockout, other.drug_stockout),
                              (self.month_stockout, other.month_stockout), (self.month_n, other.month_n),
-                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles)):
+                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles),
+                             (self.treatment, other.treatment)):
             mine.update(theirs)
         return self
 
@@ -144,6 +147,24 @@ class SupplyAggregate:
                 "unit": "packs",
             }
         return out
+
+    def treatment_summary(self) -> dict[str, Any]:
+        """The `run` summary's `treatment` key, pooled over every replicate's treated patients."""
+        t = self.treatment
+        n = t.get("patients", 0)
+
+        def share(key: str) -> float | None:
+            return t.get(key, 0) / n if n else None
+
+        return {
+            "patients": n,
+            "progression_free_12m": share("progression_free_12m"),
+            "progression_free_24m": share("progression_free_24m"),
+            "progression_free_36m": share("progression_free_36m"),
+            "months_on_treatment_mean": t.get("months_on_treatment_milli", 0) / MILLI / n if n else None,
+            "cap_reached_fraction": share("reached_cap"),
+            "on_treatment_at_horizon_fraction": share("on_treatment_at_horizon"),
+        }
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""

@@ -166,6 +166,7 @@ class SupplyModel:
         first = min((e.day for e in enrolments), default=0.0)
         max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
         draws = draw_courses(regimen, n, max_cycles, rng_treatment)
+        self.progression_days = draws.progression_days
         units = patient_units(regimen, enrolment_covariates(enrolments, supply))
         keys = [(p.drug, float(p.strength_mg)) for p in pres]
         self.plan = plan_courses(regimen, draws, units, keys, self.units_per_pack,
@@ -515,6 +516,27 @@ class SupplyModel:
         env.run(until=self.horizon)
         self._totals()
 
+    def _treatment_counts(self) -> dict[str, int]:
+        """Integer counts of the courses of the patients who started treatment within the horizon (so
+        pooled figures do not depend on the order replicates are added): progression-free at 12, 24 and
+        36 months (the drawn progression time), months on treatment (first dose to the end of the last
+        cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
+        (the investigator's review, e.g. penpulimab at 2 years)."""
+        start = np.array([e.day for e in self.enrolments], dtype=float)
+        treated = (start < self.horizon) & (self.n_given > 0)
+        pfs_months = self.progression_days / DAYS_PER_MONTH
+        out = {"patients": int(treated.sum())}
+        for m in (12, 24, 36):
+            out[f"progression_free_{m}m"] = int((treated & (pfs_months > m)).sum())
+        idx = np.flatnonzero(treated)
+        last = self.visit_day[self.plan.offset[idx] + self.n_given[idx] - 1]
+        end = np.minimum(last + self.regimen.cycle_days, self.horizon)
+        out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
+        out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
+        still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        out["on_treatment_at_horizon"] = int((treated & still_on).sum())
+        return out
+
     def _totals(self) -> None:
         """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
         cycles given (the capped drug only before the cap)."""
@@ -547,6 +569,7 @@ class SupplyModel:
                 r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
                 reasons[r] = reasons.get(r, 0) + 1
         self.end_reasons = reasons
+        self.treatment = self._treatment_counts()
         months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
                             self.n_months - 1)
         monthly = np.zeros((self.n_months, P), dtype=np.int64)

@@ -56,6 +56,7 @@ class SupplyRecord:
     patients: int
     cycles_given: int
     end_reasons: dict[str, int] = field(default_factory=dict)
+    treatment: dict[str, int] = field(default_factory=dict)  # SupplyModel._treatment_counts
 
     @property
     def wasted_returns(self) -> np.ndarray:
@@ -149,6 +150,7 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         patients=len(enrol),
         cycles_given=m.cycles_given,
         end_reasons=dict(sorted(m.end_reasons.items())),
+        treatment=m.treatment,
     )
 
 
