@@ -29,7 +29,7 @@ def test_fixed_course_until_progression(base):
     with_anl = [o.cycle for o in orders if ("anlotinib", 10.0) in o.needed]
     assert with_anl == [0, 1, 2, 3, 4]
     assert all(o.needed[("penpulimab", 100.0)] == 2 for o in orders)
-    assert all(o.needed[("capecitabine", 150.0)] == 168 and o.needed[("capecitabine", 500.0)] == 42
+    assert all(o.needed[("capecitabine", 150.0)] == 42 and o.needed[("capecitabine", 500.0)] == 84
                for o in orders)
     assert all(o.needed == o.taken for o in orders)
 
@@ -57,7 +57,7 @@ def test_reductions_follow_dose_levels(base):
     anl = [next((k[1] for k in o.needed if k[0] == "anlotinib"), None) for o in orders]
     assert anl[:3] == [10.0, 8.0, None]
     cape = [sum(k[1] * n / 42 for k, n in o.needed.items() if k[0] == "capecitabine") for o in orders]
-    assert cape[:4] == [1100.0, 800.0, 600.0, 0.0]  # BSA 1.7: 1105 -> 1100, 828.75 -> 800, 552.5 -> 600
+    assert cape[:4] == [1150.0, 800.0, 500.0, 0.0]  # BSA 1.7: 1105 -> 1150, 828.75 -> 800, 552.5 -> 500
     assert all(("penpulimab", 100.0) in o.needed for o in orders)
 
 
