@@ -39,6 +39,8 @@ class CandidateBatch:
     bsa_m2: np.ndarray  # (n,) float
     # baseline characteristics kept for the enrolled (TRAITS), when the source draws real candidates
     traits: dict[str, np.ndarray] = field(default_factory=dict)
+    # dosing covariates beyond BSA (weight_kg, crcl_ml_min) for per-kg and AUC doses, when drawn
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # The enrolled patients' baseline characteristics the report sets beside published trials:
@@ -178,7 +180,13 @@ class ScreenerSource:
             retested=retest,
             bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
             traits=_traits(frame),
+            covariates={c: frame[c].to_numpy().astype(float)
+                        for c in DOSING_COVARIATES if c in frame.columns},
         )
+
+
+DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
+"""Cohort columns the supply model doses per-kg and AUC (Calvert) drugs by (treatment/dosing.py)."""
 
 
 def _traits(frame) -> dict[str, np.ndarray]:

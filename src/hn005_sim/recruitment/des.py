@@ -76,6 +76,7 @@ class ReplicateRecord:
     sim_events: int  # simpy events scheduled (for the benchmark)
     supply: Any = None  # the supply model's record, when the scenario has one
     enrol_traits: dict[str, np.ndarray] = field(default_factory=dict)  # candidates.TRAITS, (enrolled,) each
+    enrol_covariates: dict[str, np.ndarray] = field(default_factory=dict)  # dosing covariates beyond BSA
     events: tuple[Event, ...] | None = field(default=None, repr=False)
 
 
@@ -115,6 +116,7 @@ class _Pool:
             "ok2": judged.rescreen_pass, "reason2": judged.rescreen_reason,
             "retested": judged.retested, "bsa": judged.bsa_m2,
             **{f"trait:{k}": v for k, v in judged.traits.items()},
+            **{f"cov:{k}": v for k, v in judged.covariates.items()},
             "consent": consent, "duration": duration, "withdraw": withdraw,
             "rescreen": rescreen, "delay": delay, "duration2": duration2,
         }
@@ -374,6 +376,8 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
     names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
     enrol_traits = {k[len("trait:"):]: enrolled(k) for k in names}
+    covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
+    enrol_covariates = {k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {}
     consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
     retests = 0
     for s_idx, pool in enumerate(pools):
@@ -402,6 +406,7 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
         enrol_site=site[enr],
         enrol_bsa_m2=enrol_bsa,
         enrol_traits=enrol_traits,
+        enrol_covariates=enrol_covariates,
         site_activation_day=act,
         site_enrolled=np.bincount(site[enr], minlength=len(sites)),
         time_to_target_day=float(day[enr][target - 1]) if enrolled >= target else float("nan"),

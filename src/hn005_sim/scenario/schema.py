@@ -72,4 +72,27 @@ class Scenario(Strict):
             from hn005_sim.eligibility.check import check_scenario_criteria
 
             problems += check_scenario_criteria(self.criteria, raw)
+        if self.regimen is not None and self.supply is not None:
+            problems += _check_presentations(self.regimen, self.supply, raw)
         return problems
+
+
+def _check_presentations(regimen: RegimenConfig, supply: SupplyConfig, raw: RawScenario) -> list[Problem]:
+    """Every presentation names a drug of the regimen; every strength a drug is made of has one."""
+    from hn005_sim.scenario.load import origin_of
+
+    out = []
+    have = {(p.drug, float(p.strength_mg)) for p in supply.presentations}
+    for i, p in enumerate(supply.presentations):
+        if p.drug not in regimen.drugs:
+            loc = ("supply", "presentations", i, "drug")
+            out.append(Problem(origin_of(raw, loc), f"supply.presentations[{i}].drug",
+                               f"expected a drug of the regimen ({', '.join(regimen.drugs)}), "
+                               f"got {p.drug!r}"))
+    for name, d in regimen.drugs.items():
+        for s in d.strengths_mg:
+            if (name, float(s)) not in have:
+                loc = ("regimen", "drugs", name, "strengths_mg")
+                out.append(Problem(origin_of(raw, loc), f"regimen.drugs.{name}.strengths_mg",
+                                   f"expected a supply presentation of {name} {s:g} mg, found none"))
+    return out

@@ -20,6 +20,7 @@ from hn005_sim.treatment.config import RegimenConfig
 from hn005_sim.treatment.course import DAYS_PER_MONTH
 
 ENROLMENT_COLUMNS = ("patient_id", "site", "region", "day", "bsa_m2")
+OPTIONAL_ENROLMENT_COLUMNS = ("weight_kg", "crcl_ml_min")  # for per-kg and AUC doses, when given
 SITE_COLUMNS = ("site", "region", "activation_day", "close_day")
 
 
@@ -94,8 +95,11 @@ def _sites(sites: Iterable) -> list[SiteRow]:
 
 
 def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
+    optional = [c for c in OPTIONAL_ENROLMENT_COLUMNS
+                if (c in enrolments.columns if isinstance(enrolments, pl.DataFrame) else False)]
     rows = [EnrolmentRow(int(r["patient_id"]), str(r["site"]), str(r["region"]), float(r["day"]),
-                         float(r["bsa_m2"])) for r in _rows(enrolments, ENROLMENT_COLUMNS)]
+                         float(r["bsa_m2"]), **{c: None if r[c] is None else float(r[c]) for c in optional})
+            for r in _rows(enrolments, (*ENROLMENT_COLUMNS, *optional))]
     rows.sort(key=lambda e: (e.day, e.patient_id))
     return rows
 
