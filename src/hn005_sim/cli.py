@@ -11,6 +11,7 @@ import hn005_sim
 from hn005_sim.commands.cohort import cohort
 from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
+from hn005_sim.commands.new_trial import new_trial
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
 from hn005_sim.commands.sites import sites
@@ -61,6 +62,7 @@ app.command("sites")(sites)
 app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
+app.command("new-trial")(new_trial)
 
 
 class InputError(Exception):
