@@ -74,6 +74,16 @@ class Scenario(Strict):
             problems += check_scenario_criteria(self.criteria, raw)
         if self.regimen is not None and self.supply is not None:
             problems += _check_presentations(self.regimen, self.supply, raw)
+        if self.criteria is not None and self.population is not None:
+            from hn005_sim.scenario.load import origin_of
+
+            have = set(self.population.declared_attributes())
+            for name in self.criteria.columns:
+                if name not in have:
+                    problems.append(Problem(
+                        origin_of(raw, ("criteria", "columns", name)), f"criteria.columns.{name}",
+                        "expected a population attribute of that name (population.history or "
+                        "population.disease.conditional_flags), found none"))
         return problems
 
 
