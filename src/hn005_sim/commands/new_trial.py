@@ -71,7 +71,7 @@ def new_trial(
     title: Annotated[str | None, typer.Option(
         "--title", help="The trial's title (default: NAME upper-cased, _ as -).")] = None,
     base: Annotated[Path, typer.Option("--from", help="Folder whose population.toml and sites.toml the trial "
-                                       "extends (default: the shipped ALTER-HN005 configs).")] = SHIPPED,
+                                       "extends.", show_default="configs/alter_hn005")] = SHIPPED,
     quiet: QuietOpt = False,
 ) -> None:
     """Scaffold configs/NAME/ (base, criteria, regimen, supply, comparators) and scenarios/NAME.toml from a
