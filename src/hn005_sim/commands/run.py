@@ -187,8 +187,10 @@ def run(
         o.write_json("manifest.json", man)
         if report:
             from hn005_sim.report import write_report
+            from hn005_sim.report.tables import published_trials
 
-            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man)
+            write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
+                         published=published_trials(sc.trial.comparators))
     if quiet:
         return
     if format is Format.json:

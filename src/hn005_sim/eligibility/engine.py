@@ -151,13 +151,21 @@ def _check_rule(
     return sql, expr, []
 
 
+_DTYPES = {"bool": pl.Boolean, "float": pl.Float64, "int": pl.Int64, "string": pl.String}
+
+
+def declared_columns(cfg: CriteriaConfig) -> dict[str, pl.DataType]:
+    """The contract's cohort columns plus the trial-specific ones the criteria declare (`columns`)."""
+    return {**CONTRACT_COLUMNS, **{k: _DTYPES[v] for k, v in cfg.columns.items()}}
+
+
 def check_config(
     cfg: CriteriaConfig,
     columns: Mapping[str, pl.DataType] | None = None,
     where: Callable[[tuple], str] | None = None,
 ) -> tuple[list[Compiled], list[Problem]]:
     """Compile every criterion and collect every problem (not just the first)."""
-    columns = CONTRACT_COLUMNS if columns is None else columns
+    columns = declared_columns(cfg) if columns is None else columns
     where = where or (lambda loc: "criteria")
     empty = pl.DataFrame(schema=dict(columns))
     problems: list[Problem] = []

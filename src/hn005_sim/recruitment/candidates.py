@@ -45,6 +45,8 @@ class CandidateBatch:
     prescreen_unknown: np.ndarray | None = None
     # baseline characteristics kept for the enrolled (TRAITS), when the source draws real candidates
     traits: dict[str, np.ndarray] = field(default_factory=dict)
+    # dosing covariates beyond BSA (weight_kg, crcl_ml_min) for per-kg and AUC doses, when drawn
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # The enrolled patients' baseline characteristics the report sets beside published trials:
@@ -214,7 +216,13 @@ class ScreenerSource:
             bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
             prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
             traits=_traits(frame),
+            covariates={c: frame[c].to_numpy().astype(float)
+                        for c in DOSING_COVARIATES if c in frame.columns},
         )
+
+
+DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
+"""Cohort columns the supply model doses per-kg and AUC (Calvert) drugs by (treatment/dosing.py)."""
 
 
 def _traits(frame) -> dict[str, np.ndarray]:

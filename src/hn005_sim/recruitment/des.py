@@ -76,6 +76,7 @@ class ReplicateRecord:
     sim_events: int  # simpy events scheduled (for the benchmark)
     supply: Any = None  # the supply model's record, when the scenario has one
     enrol_traits: dict[str, np.ndarray] = field(default_factory=dict)  # candidates.TRAITS, (enrolled,) each
+    enrol_covariates: dict[str, np.ndarray] = field(default_factory=dict)  # dosing covariates beyond BSA
     events: tuple[Event, ...] | None = field(default=None, repr=False)
     prescreen_unknown: int = 0  # candidates passing prescreen with a value not in the chart (chart review)
 
@@ -120,6 +121,7 @@ class _Pool:
             "pre_unknown": (np.zeros(b, bool) if judged.prescreen_unknown is None
                             else judged.prescreen_unknown),
             **{f"trait:{k}": v for k, v in judged.traits.items()},
+            **{f"cov:{k}": v for k, v in judged.covariates.items()},
             "consent": consent, "duration": duration, "withdraw": withdraw,
             "rescreen": rescreen, "delay": delay, "duration2": duration2,
         }
@@ -388,6 +390,8 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
     names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
     enrol_traits = {k[len("trait:"):]: enrolled(k) for k in names}
+    covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
+    enrol_covariates = {k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {}
     consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
     retests = 0
     arrived = kind == ARRIVED
@@ -419,6 +423,7 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
         enrol_site=site[enr],
         enrol_bsa_m2=enrol_bsa,
         enrol_traits=enrol_traits,
+        enrol_covariates=enrol_covariates,
         site_activation_day=act,
         site_enrolled=np.bincount(site[enr], minlength=len(sites)),
         time_to_target_day=float(day[enr][target - 1]) if enrolled >= target else float("nan"),
