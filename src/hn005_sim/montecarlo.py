@@ -19,8 +19,10 @@ import contextlib
 import hashlib
 import math
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -439,6 +441,27 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+ORPHAN_POLL_S = 1.0
+"""How often a worker checks that the process that started it is still there."""
+
+
+def _watch_parent(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
+    """End this worker as soon as its parent is gone (kill -9 of the parent leaves no worker running).
+
+    A process whose parent dies is re-parented (to init or a subreaper), so `os.getppid()` changes.
+    """
+    while True:
+        time.sleep(poll_s)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_start(parent: int) -> None:
+    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies."""
+    _ignore_sigint()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
+
+
 @contextlib.contextmanager
 def sigint_held() -> Iterator[None]:
     """Block SIGINT in this thread while it may start worker processes (`submit` starts them on demand).
@@ -514,7 +537,7 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
         before = set(multiprocessing.active_children())
         with sigint_held():
             ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_ignore_sigint)
+                                        initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield ex, jobs
         except BaseException:

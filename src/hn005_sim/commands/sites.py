@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hn005_sim.commands.common import Format, FormatOpt, JobsOpt, QuietOpt, check_out, console, print_json
+from hn005_sim.commands.common import (
+    ForceOpt,
+    Format,
+    FormatOpt,
+    JobsOpt,
+    QuietOpt,
+    check_out,
+    console,
+    print_json,
+)
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import planning
 from hn005_sim.scenario.load import display, read_raw
@@ -64,6 +73,7 @@ def sites(
         Path | None,
         typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.", callback=check_out),
     ] = None,
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -102,7 +112,7 @@ def sites(
             scenario.model_copy(update={"trial": trial}), answer.summary["allocation"], scenario_replicates,
             seed, jobs, answer.summary["probability_of_success"])
     if out is not None:
-        with output_dir(out) as od:
+        with output_dir(out, force=force) as od:
             od.write_json("summary.json", summary)
             od.write_rows(
                 "curve.csv",

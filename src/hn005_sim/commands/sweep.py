@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -101,6 +102,7 @@ def eligible_fraction(scenario, seed: int) -> float | None:
 def sweep(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     set_: SetOpt = None,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
@@ -159,7 +161,7 @@ def sweep(
 
     header = [*keys, *METRICS]
     base_raw = points[0].raw
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_rows("sweep.csv", header, [[_cell(r[h]) for h in header] for r in rows])
         o.write_json("grid.json", grid)
         man = manifest(
