@@ -537,16 +537,23 @@ def test_out_that_cannot_be_a_folder_is_one_line_exit_2_before_any_work(args, wh
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no staging folder left behind
 
 
-def test_failure_while_moving_outputs_is_one_line_and_cleans_up(tmp_path, monkeypatch):
-    """A disk that refuses the final move (full, read-only) is an OutputError, and no staging is left."""
+@pytest.mark.parametrize("existing", [False, True])
+def test_failure_while_moving_outputs_is_one_line_and_cleans_up(tmp_path, monkeypatch, existing):
+    """A disk that refuses the final swap (full, read-only) is an OutputError, no staging is left, and
+    DIR is as it was (absent, or the previous outputs)."""
     from hn005_sim import io as hio
 
-    def refuse(src, dst):
+    def refuse(*args):
         raise OSError(28, "No space left on device")
 
     out = tmp_path / "out"
-    monkeypatch.setattr(hio.os, "replace", refuse)
+    if existing:
+        out.mkdir()
+        (out / "manifest.json").write_text('{"tool": "hn005-sim", "old": true}')
+    monkeypatch.setattr(hio.os, "rename", refuse)
+    monkeypatch.setattr(hio, "_exchange", refuse)
     with pytest.raises(hio.OutputError, match="No space left on device"), hio.output_dir(out) as od:
         od.write_json("summary.json", {"a": 1})
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the folder, empty; no .partial staging
-    assert list(out.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == (["out"] if existing else [])  # no .partial staging
+    if existing:
+        assert [p.name for p in out.iterdir()] == ["manifest.json"]
