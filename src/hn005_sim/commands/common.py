@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from hn005_sim.guards import MAX_JOBS, MAX_REPLICATES
+
 ScenarioArg = Annotated[
     Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/baseline.toml.", show_default=False)
 ]
@@ -91,8 +93,23 @@ OutOpt = Annotated[
     typer.Option("--out", help="Output folder (created; replaced whole when the command has finished).",
                  callback=check_out),
 ]
-ReplicatesOpt = Annotated[int, typer.Option("--replicates", min=1, help="Monte Carlo replicates.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes; results do not depend on it.")]
+def at_most(bound: int, why: str = ""):
+    """Option callback: refuse a count above `bound` at parse time, before any work."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: int | None) -> int | None:
+        if value is not None and value > bound:
+            raise typer.BadParameter(f"{value:,} is more than the {bound:,} allowed{why}")
+        return value
+
+    return check
+
+
+ReplicatesOpt = Annotated[int, typer.Option(
+    "--replicates", min=1, callback=at_most(MAX_REPLICATES, " (MAX_REPLICATES)"),
+    help="Monte Carlo replicates.")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", min=1, callback=at_most(MAX_JOBS, " (MAX_JOBS)"),
+    help="Worker processes; results do not depend on it.")]
 ExecutorOpt = Annotated[
     str,
     typer.Option(

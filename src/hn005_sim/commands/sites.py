@@ -16,10 +16,12 @@ from hn005_sim.commands.common import (
     FormatOpt,
     JobsOpt,
     QuietOpt,
+    at_most,
     check_out,
     console,
     print_json,
 )
+from hn005_sim.guards import MAX_REPLICATES
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import planning
 from hn005_sim.scenario.load import display, read_raw
@@ -60,11 +62,12 @@ def sites(
         int, typer.Option("--seed", min=0, help="Seed for the simulation and screening draws.")
     ] = 20230901,
     replicates: Annotated[
-        int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).")
+        int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).",
+                          callback=at_most(MAX_REPLICATES, " (MAX_REPLICATES)"))
     ] = 20000,
     scenario_replicates: Annotated[
         int,
-        typer.Option("--scenario-replicates", min=0,
+        typer.Option("--scenario-replicates", min=0, callback=at_most(MAX_REPLICATES, " (MAX_REPLICATES)"),
                      help="For a scenario with des/both: replicates of the scenario's full simulation (as "
                      "`run`) at the answer's allocation; 0 skips it."),
     ] = 200,

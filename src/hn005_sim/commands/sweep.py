@@ -131,7 +131,14 @@ def sweep(
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    keys = [o.key for o in parse_sets(set_)]
+    from hn005_sim.guards import MAX_REPLICATES, check_count
+    from hn005_sim.scenario.overrides import grid
+
+    overrides = parse_sets(set_)
+    keys = [o.key for o in overrides]
+    size = len(grid(overrides))  # refuses a grid above MAX_GRID_POINTS before reading any file
+    check_count(f"sweep grid points x --replicates ({size:,} x {replicates:,})", size * replicates,
+                MAX_REPLICATES, " (MAX_REPLICATES)")
     points = load_grid(scenario, set_)
     missing = [p for p in points if p.scenario.recruitment is None]
     if missing:

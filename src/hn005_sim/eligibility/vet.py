@@ -28,6 +28,8 @@ sqlglot is a pure-Python SQL parser (no network, no files); only its tokenizer a
 
 from __future__ import annotations
 
+import functools
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -204,8 +206,12 @@ def _check_tree(text: str) -> None:
                     raise RuleRefused(item.sql()[:40], "IN takes a list of literals only")
 
 
+@functools.lru_cache(maxsize=8192)
 def vet_rule(text: str) -> None:
-    """Raise RuleRefused unless `text` stays within the allow-list (see the module docstring)."""
+    """Raise RuleRefused unless `text` stays within the allow-list (see the module docstring).
+
+    Pure, so accepted texts are remembered (a sweep validates the same rules at every grid point);
+    refusals are not cached and are checked again."""
     _check_characters(text)
     _check_tokens(text)
     _check_tree(text)

@@ -7,7 +7,7 @@ Times inside the model are days; configured durations say their unit in the key 
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -45,7 +45,7 @@ class Capecitabine(Strict):
     first_day: int = Field(ge=1)
     last_day: int = Field(ge=1)
     dose_fractions: list[float] = Field(min_length=1, description="1.0, then each reduction (75%, 50%)")
-    tablet_strengths_mg: list[int] = Field(min_length=1)
+    tablet_strengths_mg: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, max_length=16)
     max_tablets_per_administration: int = Field(default=12, ge=1)
     source: str = Field(min_length=3)
 
