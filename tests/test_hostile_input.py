@@ -486,14 +486,14 @@ def test_check_run_memory_names_the_dominant_figure():
                               "(at most about 390,000,000 replicates fit)")
 
 
+# 10^12 replicates are now refused at parse time by the --replicates bound (tests/test_bounds.py).
 @pytest.mark.parametrize(("overlay", "args", "needle"), [
-    ("", ["--replicates", str(10**12)], f"{10**12:,} replicates"),
     ("[trial]\ntarget_enrolled = 1000000000000\n", ["--replicates", "2"],
      f"trial.target_enrolled = {10**12:,}"),
     ("", ["--replicates", "2", "--screen-patients", str(10**12)], f"--screen-patients {10**12}"),
 ])
 def test_huge_run_refused_up_front(tmp_path, capsys, monkeypatch, overlay, args, needle):
-    """`run` asked for 10^12 replicates, target or candidates: one line with the estimate, exit 2,
+    """`run` asked for a 10^12 target or 10^12 candidates: one line with the estimate, exit 2,
     nothing written, before any simulation."""
     monkeypatch.chdir(ROOT)
     scenario = tmp_path / "huge.toml"

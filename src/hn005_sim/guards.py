@@ -191,9 +191,9 @@ def check_run_memory(
     by_replicates = run_memory_bytes(**{**args, "target": 0, "processes": 1})
     by_processes = PROCESS_BASE_BYTES * max(int(processes), 1)
     if by_processes > max(by_target, by_replicates):
-        fit = int((budget - run_memory_bytes(**{**args, "processes": 0})) / PROCESS_BASE_BYTES)
+        fit = int((budget - run_memory_bytes(**{**args, "processes": 1})) / PROCESS_BASE_BYTES)  # main + fit
         limit = (f"{max(int(processes), 1):,} processes of about {human_bytes(PROCESS_BASE_BYTES)} each; "
-                 f"at most about {max(fit - 1, 0):,} workers (--jobs) fit")
+                 f"at most about {max(fit, 0):,} workers (--jobs) fit")
     elif by_target >= by_replicates:
         per_level = (run_memory_bytes(**{**args, "target": 1, "replicates": 0})
                      - run_memory_bytes(**{**args, "target": 0, "replicates": 0}))

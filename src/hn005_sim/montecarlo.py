@@ -560,13 +560,42 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
                           silence_logs=50) as cluster, Client(cluster) as client:
             yield client.get_executor(), workers
         return
-    try:
-        client = Client(arg, timeout="10s")
-    except OSError as exc:
-        raise ValueError(f"--executor {executor!r}: cannot reach the Dask scheduler ({exc})") from None
+    client = _connect_dask(Client, arg, executor)
     with client:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         yield client.get_executor(), workers
+
+
+DASK_CONNECT_TIMEOUT_S = 10.0
+"""How long `--executor dask://HOST:PORT` waits for a Dask scheduler to answer."""
+
+
+def _connect_dask(client_cls: Any, address: str, spec: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S):
+    """A Client connected to `address`, or ValueError within about `timeout_s`.
+
+    A port where something that is not a Dask scheduler listens (an HTTP server) accepts the TCP
+    connection and then never completes Dask's handshake; Client's own timeout does not always end
+    that wait. So the connection is made in a daemon thread and abandoned at the deadline.
+    """
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_cls(address, timeout=f"{timeout_s}s")
+        except BaseException as exc:  # reported below, in the calling thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=connect, daemon=True, name="hn005-dask-connect")
+    worker.start()
+    worker.join(timeout_s + 2.0)
+    if worker.is_alive():
+        raise ValueError(f"--executor {spec!r}: no Dask scheduler answered at {address} within "
+                         f"{timeout_s:g} s")
+    if "error" in box:
+        exc = box["error"]
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"--executor {spec!r}: cannot reach the Dask scheduler ({text})") from None
+    return box["client"]
 
 
 def _batches(replicates: int, workers: int) -> list[tuple[int, int]]:
