@@ -55,6 +55,8 @@ MAX_MONTHS = 600.0
 MAX_SITES = 2_000
 MAX_RATE = 1_000.0
 """Enrolments per site per month (the example plans: 0.2 to 1.5)."""
+MAX_COST = 1e9
+"""Any one cost figure (per site, per site-month, per patient); costs are summed in 1e-4 units as int64."""
 MAX_RATE_CV = 10.0
 """sqrt(rate_variance) / rate_mean across sites (the example plans: 1)."""
 _PLAN_FIGURES = ("duration_months", "target", "probability", "startup")
@@ -74,9 +76,9 @@ class RegionPlan(Strict):
     sites_max: int | None = Field(default=None, ge=0, le=MAX_SITES)
     sites: int | None = Field(default=None, ge=0, le=MAX_SITES,
                               description="fixed number of sites (evaluate, not search)")
-    cost_startup: float = Field(default=0.0, ge=0, description="per site, once")
-    cost_per_month: float = Field(default=0.0, ge=0, description="per site per month open")
-    cost_per_patient: float = Field(default=0.0, ge=0, description="per patient enrolled")
+    cost_startup: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site, once")
+    cost_per_month: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site per month open")
+    cost_per_patient: float = Field(default=0.0, ge=0, le=MAX_COST, description="per patient enrolled")
     sources: dict[str, str] = Field(default_factory=dict, description="figure name -> citation or assumption")
 
     @field_validator("sources")
