@@ -1,7 +1,7 @@
 """Bounds on every scenario figure that multiplies work, checked at load before any simulation.
 
 Each bound is far above any plausible trial (the shipped scenarios use a 30-month deadline, a 60-month
-horizon, at most 25 sites and about 9,000 expected referrals per replicate) and is there so that a typo
+horizon, at most 24 sites and about 9,000 expected referrals per replicate) and is there so that a typo
 (`referral_rate_mean = 1e300`, `horizon_months = 1e300`) is one line naming the key and the bound
 instead of a run that grows until the machine gives out. docs/validation.md lists them.
 """
@@ -28,7 +28,7 @@ simulated months (the longer of horizon and deadline). The shipped scenarios: 1,
 
 MAX_RATE_CV = 10.0
 """Coefficient of variation of the site referral rate across sites, sqrt(variance) / mean (the shipped
-regions: 0.7 to 1.2). Beyond it the gamma's tail gives single sites absurd rates."""
+regions: 0.25 to 0.82). Beyond it the gamma's tail gives single sites absurd rates."""
 
 
 def _fmt(x: float) -> str:
