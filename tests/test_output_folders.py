@@ -302,3 +302,55 @@ def test_workers_exit_when_the_parent_is_killed():
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_interrupt_message_says_when_the_outputs_were_complete(tmp_path, capsys):
+    """A Ctrl-C that lands after the swap must not claim that no output was written."""
+    from hn005_sim import cli
+
+    hio.forget_committed()
+    assert cli._interrupted(KeyboardInterrupt()) == 130
+    assert capsys.readouterr().err == "hn005-sim: interrupted; no output was written\n"
+    with hio.output_dir(tmp_path / "out", force=False) as od:
+        od.write_json("manifest.json", {"tool": "hn005-sim"})
+    assert cli._interrupted(cli.Terminated()) == 143
+    assert capsys.readouterr().err == (f"hn005-sim: terminated; the outputs in {tmp_path / 'out'} were "
+                                       "complete before it\n")
+    hio.forget_committed()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.slow
+def test_sigterm_to_run_with_workers_stops_them_and_keeps_previous_output(tmp_path):
+    """SIGTERM to the process group of `run --jobs 2` mid-simulation (as a job scheduler sends it):
+    exit 143, one line, previous outputs unchanged, no staging, no worker left."""
+    out = tmp_path / "run"
+    first = subprocess.run([*CLI, "run", "scenarios/baseline.toml", "--replicates", "2", "--no-report",
+                            "--screen-patients", "1000", "--out", str(out), "-q"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert first.returncode == 0, first.stderr
+    before = files(out)
+    proc = subprocess.Popen([*CLI, "run", "scenarios/baseline.toml", "--replicates", "5000", "--jobs", "2",
+                             "--out", str(out), "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert _wait_for(lambda: len(_children(proc.pid)) >= 2, TIMEOUT_S)
+        time.sleep(1.0)
+        workers = _children(proc.pid)
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=TIMEOUT_S)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 143, stderr
+    assert stderr.strip() == "hn005-sim: terminated; no output was written", stderr
+    assert files(out) == before and staging_left(tmp_path) == []
+    assert _wait_for(lambda: not any(_alive(p) for p in workers), 15)
