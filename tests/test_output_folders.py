@@ -354,3 +354,14 @@ def test_sigterm_to_run_with_workers_stops_them_and_keeps_previous_output(tmp_pa
     assert stderr.strip() == "hn005-sim: terminated; no output was written", stderr
     assert files(out) == before and staging_left(tmp_path) == []
     assert _wait_for(lambda: not any(_alive(p) for p in workers), 15)
+
+
+def test_symlinked_out_replaces_the_target_and_keeps_the_link(tmp_path):
+    real = tmp_path / "real"
+    _, new = _old_new(real)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with hio.output_dir(link, force=False) as od:
+        for name, data in new.items():
+            od.file(name).write_bytes(data)
+    assert link.is_symlink() and files(real) == new and staging_left(tmp_path) == []

@@ -292,6 +292,8 @@ def output_dir(final: str | Path, force: bool | None = None) -> Iterator[OutputD
     final = Path(final)
     force = _force_from_context() if force is None else force
     try:
+        if final.is_symlink():  # replace the folder the link points to, and keep the link
+            final = final.resolve(strict=True)
         if final.exists() and not final.is_dir():
             raise NotADirectoryError(20, "exists and is not a folder")
         refuse_foreign(final, force)
