@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -113,6 +114,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -171,7 +173,7 @@ def run(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
             o.write_csv(f"{name}.csv", frame)
