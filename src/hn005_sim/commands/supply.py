@@ -36,12 +36,14 @@ SearchOpt = Annotated[int | None, typer.Option(
 def _table(summary: dict[str, Any], best: list[dict]) -> Table:
     t = Table(title=f"supply: {summary['scenario']} ({summary['replicates']} replicates, "
                     f"seed {summary['seed']})")
-    cols = ("drug", "packs to make p50 / p90 / p95", "P(stock-out)", "waste p50", "patient-days w/o drug")
+    cols = ("drug", "packs to make p50 / p90 / p95", "P(any stock-out)", "P(missed at site)",
+            "P(out of stock)", "waste p50 (packs)", "patient-days without drug (mean)")
     for col in cols:
         t.add_column(col, justify="left" if col == "drug" else "right")
     for drug, s in summary["supply"].items():
         t.add_row(drug, f"{s['units_p50']:.0f} / {s['units_p90']:.0f} / {s['units_p95']:.0f}",
-                  f"{s['stockout_probability']:.2f}", f"{s['waste_p50']:.1f}",
+                  f"{s['stockout_probability']:.1%}", f"{s['missed_dispensing_probability']:.1%}",
+                  f"{s['out_of_stock_probability']:.1%}", f"{s['waste_p50']:.1f}",
                   f"{s['patient_days_without_drug_mean']:.1f}")
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
