@@ -47,9 +47,10 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
                   f"{s['patient_days_without_drug_mean']:.1f}")
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
-            f"tier {b['tier']}: least waste with forecast {b['forecast_days']:g} days and floors x "
-            f"{b['floor_scale']:g}: waste {b['waste_mean']:.1f} packs, P(stock-out) "
-            f"{b['stockout_probability']:.2f}")
+            f"tier {b['tier']}: least waste with seeding {b['initial_cycles']:g} cycles, at least "
+            f"{b['min_patient_cycles']:g} patient-cycle(s), lead-time cover {b['safety_patient_cycles']:g} "
+            f"patient-cycles: waste {b['waste_packs_mean']:.1f} packs (mean), P(any stock-out) "
+            f"{b['stockout_probability']:.1%}")
     return t
 
 
@@ -76,7 +77,7 @@ def supply(
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import _batches, open_executor, parse_executor, sigint_held
     from hn005_sim.supply.aggregate import SupplyAggregate
-    from hn005_sim.supply.search import SearchTally, candidates, replicate_task
+    from hn005_sim.supply.search import SearchTally, candidates, drugs_of, replicate_task
 
     try:
         parse_executor(executor)
@@ -95,7 +96,7 @@ def supply(
     cands = candidates(sc) if n_search > 0 else []
     started = time.perf_counter()
     agg = SupplyAggregate(sc, replicates)
-    tally = SearchTally(cands)
+    tally = SearchTally(cands, drugs_of(sc))
 
     def fold(results) -> None:
         for _r, base, stats in results:
@@ -134,8 +135,10 @@ def supply(
         "resupply_search": {
             "replicates": tally.n,
             "max_stockout_probability": max_stockout_probability,
-            "best": {b["tier"]: {k: b[k] for k in ("forecast_days", "floor_scale", "trigger_cycles",
-                                                   "max_cycles", "waste_mean", "stockout_probability")}
+            "best": {b["tier"]: {k: b[k] for k in (
+                "forecast_days", "floor_scale", "trigger_cycles", "max_cycles", "initial_cycles",
+                "min_patient_cycles", "safety_patient_cycles", "waste_packs_mean", "stockout_probability",
+                *(f"{d}_stockout_probability" for d in drugs_of(sc)))}
                      for b in best},
             "feasible": not cands or len(best) == len(sc.supply.tiers),
         },

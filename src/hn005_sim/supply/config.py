@@ -76,7 +76,7 @@ class Tier(Strict):
     safety_patient_cycles: float = Field(
         default=1.0, ge=0, description="predictive levels carry this many of one patient's cycle above "
         "the active patients' forecast (covers a visit while a shipment is on its way)")
-    lead_time_cover: float = Field(
+    expiry_cover_lead_times: float = Field(
         default=2.0, ge=0, description="stock counts in the site's position only if still dispensable "
         "after the review interval + this many mean shipping lead times")
     source: str = Field(min_length=3)

@@ -111,9 +111,9 @@ class SupplyModel:
                        for t in self.tier]  # packs above the predictive forecast, per site
         ship = supply.shipping
         # a site replaces stock that would leave its do-not-dispense window before the next review's
-        # shipment is safely in: review interval + `lead_time_cover` (2) mean lead times (assumption:
+        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times (assumption:
         # covers the slow tail of the courier's lead time)
-        self.cover_days = [supply.review_days + supply.tiers[t].lead_time_cover
+        self.cover_days = [supply.review_days + supply.tiers[t].expiry_cover_lead_times
                            * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
                            for t, x in zip(self.tier, sites, strict=True)]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
