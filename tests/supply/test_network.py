@@ -33,9 +33,10 @@ def test_site_levels_scale_with_weight_and_keep_one_patients_cycle(base):
     floors = np.array([p.site_min_packs for p in sup.presentations])
     one = patient_cycle_packs(reg, sup)
     tier = sup.tiers[0]
-    init1, trig1, top1 = site_levels(per, floors, one, tier, 1.0)
+    init1, trig1, _ = site_levels(per, floors, one, tier, 1.0)
     # weight 1 is the tier's own levels (the busiest site): max(cycles x packs per cycle, floor)
-    assert trig1.tolist() == np.maximum(np.ceil(tier.trigger_cycles * per - 1e-9), floors).astype(int).tolist()
+    hand1 = np.maximum(np.ceil(tier.trigger_cycles * per - 1e-9), floors).astype(int)
+    assert trig1.tolist() == hand1.tolist()
     w = 0.1
     init, trig, top = site_levels(per, floors, one, tier, w)
     hand = np.maximum.reduce([np.ceil(w * tier.trigger_cycles * per - 1e-9), np.ceil(w * floors - 1e-9),
@@ -164,7 +165,8 @@ def test_site_row_weights_default_to_one(base):
     rows = [SiteRow(*s) for s in sites]
     from hn005_sim.supply.simulate import _enrolments
 
-    m = SupplyModel(reg, sup, rows, _enrolments(enrol), 100.0, np.random.default_rng(0), np.random.default_rng(1))
+    m = SupplyModel(reg, sup, rows, _enrolments(enrol), 100.0, np.random.default_rng(0),
+                    np.random.default_rng(1))
     assert m.base_levels[0] == m.base_levels[1] == m.base_levels[2]
     m2 = SupplyModel(reg, sup, rows, _enrolments(enrol), 100.0, np.random.default_rng(0),
                      np.random.default_rng(1), weights={"big": 1.0, "small": 0.1})
