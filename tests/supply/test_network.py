@@ -40,9 +40,9 @@ def test_site_levels_scale_with_weight_and_keep_one_patients_cycle(base):
     w = 0.1
     init, trig, top = site_levels(per, floors, one, tier, w)
     hand = np.maximum.reduce([np.ceil(w * tier.trigger_cycles * per - 1e-9), np.ceil(w * floors - 1e-9),
-                              one]).astype(int)
+                              np.ceil(tier.min_patient_cycles * one - 1e-9)]).astype(int)
     assert trig.tolist() == hand.tolist()
-    assert (trig >= one).all() and (trig <= trig1).all() and (trig < trig1).any()
+    assert (trig >= tier.min_patient_cycles * one).all() and (trig <= trig1).all() and (trig < trig1).any()
     assert (top >= trig).all() and (init <= init1).all()
     # not scaled: every site holds the busiest site's levels
     flat = tier.model_copy(update={"demand_scaled": False})
