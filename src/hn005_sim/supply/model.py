@@ -192,7 +192,7 @@ class SupplyModel:
         return any(s.activation_day is not None and (s.close_day is None or now < s.close_day)
                    for s in self.sites)
 
-    def _depot_check(self, p: int):
+    def _depot_check(self, p: int, net: tuple[int, int, float] | None = None):
         """Order lots while the depot's inventory position is below the reorder point.
 
         The position counts the lots on order and only the depot stock still shippable when a lot
@@ -210,7 +210,7 @@ class SupplyModel:
         if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
             usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
         if self.cfg.depot.network_reorder:
-            extra, held, rate = self._network_need(p)
+            extra, held, rate = net if net is not None else self._network_need(p)
             # the depot's own reorder point: the configured one, or the active patients' need over the
             # release lead time when that is more (a network recruiting faster treats more at once)
             lead_cycles = self.cfg.depot.release_lead_days / self.regimen.cycle_days
@@ -226,28 +226,44 @@ class SupplyModel:
             self.env.process(self._release(p))
 
     def _network_need(self, p: int) -> tuple[int, int, float]:
-        """Echelon stock of presentation p: (the current max levels of the sites open, and the initial
+        """Echelon stock of presentation p (see `_network_all`)."""
+        extra, held, rate = self._network_all()
+        return extra[p], held[p], rate[p]
+
+    def _counted_top(self, s: int) -> list[int] | None:
+        """The max levels of site s if its stock counts in the network's (open for supply), else None."""
+        site = self.sites[s]
+        if site.activation_day is None or site.activation_day > self.env.now:
+            return None
+        if not self._site_open_for_supply(s):
+            return None  # closed with no one on treatment: its stock is not the network's any more
+        return self._levels_of(s)[1]  # its max now (raised by the predictive forecast)
+
+    def _network_all(self) -> tuple[list[int], list[int], list[float]]:
+        """Echelon stock per presentation: (the current max levels of the sites open, and the initial
         levels of those opening within the release lead time; their stock on hand + in transit, each up to
-        its max). The depot then reorders while its own position
-        plus the sites' falls below its reorder point plus what the sites are meant to hold, so a network
-        of sites filling up to their levels does not empty the depot. Third: packs per cycle the active
-        patients need (predictive tiers)."""
+        its max; packs per cycle the active patients need, predictive tiers). The depot reorders while its
+        own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
+        so a network of sites filling up to their levels does not empty the depot."""
+        P = self.P
         soon = self.env.now + self.cfg.depot.release_lead_days
-        extra = held = 0
-        rate = 0.0
+        extra, held, rate = [0] * P, [0] * P, [0.0] * P
         for s, site in enumerate(self.sites):
             if site.activation_day is None or site.activation_day > soon:
                 continue
             if site.activation_day > self.env.now:  # opens soon: it will be seeded
-                extra += self.base_levels[s][0][p]
+                for p, n in enumerate(self.base_levels[s][0]):
+                    extra[p] += n
                 continue
-            if not self._site_open_for_supply(s):
-                continue  # closed with no one on treatment: its stock is not the network's any more
-            top = self._levels_of(s)[1][p]  # its max now (raised by the predictive forecast)
-            extra += top
-            # stock above a site's max serves only that site (no transfers), so it counts up to the max
-            held += min(self.stock[s].totals[p] + self.transit[s][p], top)
-            rate += self.need_rate[s][p]
+            top = self._counted_top(s)
+            if top is None:
+                continue
+            totals, transit, need = self.stock[s].totals, self.transit[s], self.need_rate[s]
+            for p in range(P):
+                extra[p] += top[p]
+                # stock above a site's max serves only that site (no transfers): counted up to the max
+                held[p] += min(totals[p] + transit[p], top[p])
+                rate[p] += need[p]
         return extra, held, rate
 
     # ---- shipments -----------------------------------------------------------------------------------
@@ -266,18 +282,27 @@ class SupplyModel:
         """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
         items = []
         transit = self.transit[s]
+        # the network's stock before this shipment; taking from the depot changes only site s's share
+        net = self._network_all() if self.cfg.depot.network_reorder else None
+        top = self._counted_top(s) if net is not None else None
+        totals = self.stock[s].totals
         for p, w in enumerate(want):
             if w <= 0:
                 continue
             self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
             got = self.depot.take(p, w)
             n = sum(g[2] for g in got)
+            held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
             if n:
                 items.append((p, got))
                 self.shipped[p] += n
                 transit[p] += n
                 self.shipments_with[p] += 1
-            self._depot_check(p)
+            if net is None:
+                self._depot_check(p)
+            else:
+                held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
+                self._depot_check(p, (net[0][p], net[1][p] - held_before + held_after, net[2][p]))
         if items:
             self.shipments += 1
             self.emergency_shipments += emergency
@@ -359,8 +384,9 @@ class SupplyModel:
                 self._resupply(s, emergency=True)
             elif not emergency_only:
                 self._resupply(s)
+        net = self._network_all() if self.cfg.depot.network_reorder else None
         for p in range(self.P):
-            self._depot_check(p)
+            self._depot_check(p, None if net is None else (net[0][p], net[1][p], net[2][p]))
 
     def _review(self):
         while self.env.now < self.horizon:
