@@ -9,7 +9,9 @@ returns and the cycle gaps), so simpy only runs what depends on stock and time:
   emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
   that cycle. The calendar rules (progression, death, withdrawal, the penpulimab cap) are applied on the
   actual visit day, so a delayed cycle moves the calendar, not the plan.
-- `_activation`: seeds a site with its tier's initial level when it opens.
+- `_activation`: seeds a site with its initial level when it opens. A site's levels are its tier's
+  scaled by its predicted demand (supply/levels.py); the depot reorders on the network's stock
+  (`_network_all`, echelon stock) when `depot.network_reorder`.
 - `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
   reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
   forecast). Sites are also checked after every dispensing.
@@ -95,18 +97,17 @@ class SupplyModel:
         self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
         self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
         self.tier = [supply.tier_of(s.region) for s in sites]
+        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
         if levels is not None:  # explicit (initial, trigger, max) per tier, the same at every site
             self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]
         else:  # each site's own, from its predicted demand (supply/levels.py)
             per = cycle_packs(regimen, supply)
             floors = np.array([p.site_min_packs for p in pres])
-            one = patient_cycle_packs(regimen, supply)
             self.base_levels = [tuple(lv.tolist() for lv in site_levels(
                 per, floors, one, supply.tiers[t], weight_of(weights, x.region)))
                 for t, x in zip(self.tier, sites, strict=True)]
         self.predictive = [supply.tiers[t].predictive for t in self.tier]
         self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
-        one = patient_cycle_packs(regimen, supply)
         self.safety = [np.ceil(supply.tiers[t].safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
                        for t in self.tier]  # packs above the predictive forecast, per site
         ship = supply.shipping
