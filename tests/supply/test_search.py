@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -93,3 +94,15 @@ def test_tiers_without_predictive_resupply_search_their_trigger_levels(base):
     assert {c.forecast_days for c in cands} == {tiers[0].forecast_days}
     levels = {c: tier_levels(sc.regimen, config_for(sc, c))[c.tier][1].tolist() for c in cands}
     assert len({tuple(v) for v in levels.values()}) > 1  # the triggers bind above the floors
+
+
+def test_wilson_upper_bound_against_its_closed_form():
+    from hn005_sim.supply.search import wilson_upper
+
+    # 0 of 30: (z^2 / n) / (1 + z^2 / n) with z = 1.96: 0.1135; 1 of 30 from the formula by hand
+    z = 1.959964
+    assert wilson_upper(np.array([0]), 30)[0] == pytest.approx((z * z / 30) / (1 + z * z / 30))
+    p, n = 1 / 30, 30
+    hand = (p + z * z / (2 * n) + z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    assert wilson_upper(np.array([1]), 30)[0] == pytest.approx(hand)
+    assert wilson_upper(np.array([200]), 200)[0] == pytest.approx(1.0)

@@ -33,7 +33,7 @@ SearchOpt = Annotated[int | None, typer.Option(
     help="Replicates used by the resupply-level search (0: no search; default: min(REPLICATES, 50)).")]
 
 
-def _table(summary: dict[str, Any], best: list[dict]) -> Table:
+def _table(summary: dict[str, Any], best: list[dict], bound: float = 1.0) -> Table:
     t = Table(title=f"supply: {summary['scenario']} ({summary['replicates']} replicates, "
                     f"seed {summary['seed']})")
     cols = ("drug", "packs to make p50 / p90 / p95", "P(any stock-out)", "P(missed at site)",
@@ -50,7 +50,9 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
             f"tier {b['tier']}: least waste with seeding {b['initial_cycles']:g} cycles, at least "
             f"{b['min_patient_cycles']:g} patient-cycle(s), lead-time cover {b['safety_patient_cycles']:g} "
             f"patient-cycles: waste {b['waste_packs_mean']:.1f} packs (mean), P(any stock-out) "
-            f"{b['stockout_probability']:.1%}")
+            f"{b['stockout_probability']:.1%} (95% upper bound {b['stockout_probability_upper']:.1%}"
+            + (": not confirmed below the bound, run more --search-replicates)"
+               if b['stockout_probability_upper'] > bound else ")"))
     return t
 
 
@@ -138,6 +140,7 @@ def supply(
             "best": {b["tier"]: {k: b[k] for k in (
                 "forecast_days", "floor_scale", "trigger_cycles", "max_cycles", "initial_cycles",
                 "min_patient_cycles", "safety_patient_cycles", "waste_packs_mean", "stockout_probability",
+                "stockout_probability_upper",
                 *(f"{d}_stockout_probability" for d in drugs_of(sc)))}
                      for b in best},
             "feasible": not cands or len(best) == len(sc.supply.tiers),
@@ -165,7 +168,7 @@ def supply(
         print_json(summary)
     else:
         con = console(quiet)
-        con.print(_table(summary, best))
+        con.print(_table(summary, best, max_stockout_probability))
         found = {b["tier"] for b in best}
         for tier in sc.supply.tiers if search is not None else []:
             if tier.name not in found:

@@ -136,6 +136,17 @@ def replicate_task(scenario, seed: int, start: int, stop: int, cands: list[Candi
     return out
 
 
+def wilson_upper(k: np.ndarray, n: int, z: float = 1.959964) -> np.ndarray:
+    """Upper end of the 95% Wilson score interval of k successes in n (Wilson, JASA 1927;22:209)."""
+    k = np.asarray(k, dtype=float)
+    if n <= 0:
+        return np.ones_like(k)
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.minimum((centre + half) / (1 + z * z / n), 1.0)
+
+
 class SearchTally:
     """Per-candidate sums over replicates (order-independent up to float addition of integers/1000)."""
 
@@ -193,6 +204,7 @@ class SearchTally:
             "waste_packs_se": np.sqrt(var / n),
             "stockout_probability": p,
             "stockout_probability_se": np.sqrt(p * (1 - p) / n),
+            "stockout_probability_upper": wilson_upper(self.stockouts, self.n),
         }
         for i, d in enumerate(self.drugs):
             cols[f"{d}_stockout_probability"] = self.drug_stockouts[:, i] / n
