@@ -327,6 +327,7 @@ def compare(
             wall_time_s=time.perf_counter() - started,
             extra={
                 "scenarios": sources,
+                "paired_differences": bool(figures),  # intervals from common random numbers
                 "jobs": jobs,
                 "executor": executor,
                 "resolved_configs": {
