@@ -106,3 +106,22 @@ def test_wilson_upper_bound_against_its_closed_form():
     hand = (p + z * z / (2 * n) + z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
     assert wilson_upper(np.array([1]), 30)[0] == pytest.approx(hand)
     assert wilson_upper(np.array([200]), 200)[0] == pytest.approx(1.0)
+
+
+def test_the_winner_is_confirmed_below_the_bound_when_any_candidate_is(base):
+    """Two candidates over 100 replicates: A wastes less with 3 stock-outs (3% <= 5%, but its upper
+    bound 8.5% is not), B wastes more with none (upper bound 3.7%): B wins; without B, A wins."""
+    cands = [c for c in candidates(base) if c.initial_cycles == base.supply.tiers[0].initial_cycles][:2]
+    drugs = drugs_of(base)
+    tally = SearchTally(cands, drugs)
+    for r in range(100):
+        a_out = r < 3
+        tally.add([(100.0, a_out, 10, 5, tuple(a_out for _ in drugs)), (120.0, False, 10, 5,
+                                                                         tuple(False for _ in drugs))])
+    frame = tally.frame(base, 0.05)
+    assert frame["feasible"].to_list() == [True, True] and frame["confirmed"].to_list() == [False, True]
+    assert frame["best"].to_list() == [False, True]
+    only_a = SearchTally(cands[:1], drugs)
+    for r in range(100):
+        only_a.add([(100.0, r < 3, 10, 5, tuple(r < 3 for _ in drugs))])
+    assert only_a.frame(base, 0.05)["best"].to_list() == [True]

@@ -140,7 +140,7 @@ def supply(
             "best": {b["tier"]: {k: b[k] for k in (
                 "forecast_days", "floor_scale", "trigger_cycles", "max_cycles", "initial_cycles",
                 "min_patient_cycles", "safety_patient_cycles", "waste_packs_mean", "stockout_probability",
-                "stockout_probability_upper",
+                "stockout_probability_upper", "confirmed",
                 *(f"{d}_stockout_probability" for d in drugs_of(sc)))}
                      for b in best},
             "feasible": not cands or len(best) == len(sc.supply.tiers),

@@ -13,7 +13,9 @@ forecast, so visits while a shipment is on its way are served); trigger/max cycl
 stay as configured. Without predictive resupply: the trigger cycles (max = twice the trigger) and the
 one-patient minimum. Among candidates whose stock-out probability (share of replicates with any failed
 dispensing of any drug) is at most the bound, the least expected waste (expiry + returns, packs summed
-over presentations) wins; ties go to fewer stock-outs, then the lower levels. With several tiers this is
+over presentations) wins, taken among the *confirmed* ones (the 95% Wilson upper bound of the
+probability also within the bound) when there are any; ties go to fewer stock-outs, then the lower
+levels. With several tiers this is
 one pass of coordinate search: each tier's best, found with the others as configured, combined.
 """
 
@@ -181,9 +183,13 @@ class SearchTally:
         var = np.maximum(self.waste_sq / n - mean**2, 0) * n / max(n - 1, 1)
         p = self.stockouts / n
         feasible = p <= bound
+        upper = wilson_upper(self.stockouts, self.n)
+        confirmed = feasible & (upper <= bound)
         best = np.zeros(len(self.cands), dtype=bool)
         for t in range(len(scenario.supply.tiers)):
-            idx = [j for j, c in enumerate(self.cands) if c.tier == t and feasible[j]]
+            # confirmed candidates (upper bound within the bound) first; else any whose estimate is
+            idx = [j for j, c in enumerate(self.cands) if c.tier == t and confirmed[j]] or \
+                [j for j, c in enumerate(self.cands) if c.tier == t and feasible[j]]
             if idx:
                 # least waste; ties: fewer stock-outs, then the lower levels
                 c = self.cands
@@ -204,7 +210,7 @@ class SearchTally:
             "waste_packs_se": np.sqrt(var / n),
             "stockout_probability": p,
             "stockout_probability_se": np.sqrt(p * (1 - p) / n),
-            "stockout_probability_upper": wilson_upper(self.stockouts, self.n),
+            "stockout_probability_upper": upper,
         }
         for i, d in enumerate(self.drugs):
             cols[f"{d}_stockout_probability"] = self.drug_stockouts[:, i] / n
@@ -213,6 +219,7 @@ class SearchTally:
             "shipments_mean": self.shipments / n,
             "replicates": [self.n] * len(self.cands),
             "feasible": feasible,
+            "confirmed": confirmed,
             "best": best,
         })
         return pl.DataFrame(cols)
