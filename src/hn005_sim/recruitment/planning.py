@@ -105,6 +105,11 @@ class Plan(Strict):
     target: int = Field(gt=0, le=MAX_TARGET, description="enrolments that count, wanted by duration_months")
     probability: float = Field(gt=0, lt=1, description="required P(enrolled >= target by duration_months)")
     currency: str | None = Field(default=None, max_length=8, description="unit of the costs, e.g. USD")
+    patient_cost_basis: Literal["retained", "enrolled"] = Field(
+        default="retained",
+        description="patients cost_per_patient is paid for: retained after dropout (ClinicalTrialOptm.jl's "
+        "convention, the default) or every enrolment, dropouts included",
+    )
     startup: Dist | None = Field(default=None, description="months from start to a site opening (None: 0)")
     regions: list[RegionPlan] = Field(min_length=1)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -307,19 +312,24 @@ class SiteCost:
     """Expected cost of one site of a region over the plan's duration."""
 
     months_open: float
-    enrolments: float  # including those who drop out: they are enrolled, and paid for
+    enrolments: float  # every expected enrolment by the deadline, dropouts included
+    paid_patients: float  # those cost_per_patient is paid for (plan.patient_cost_basis)
     per_site: float
 
 
 def site_costs(plan: Plan, groups: Sequence[A.SiteGroup]) -> list[SiteCost]:
+    """Per-site expected cost: cost_startup + cost_per_month x E[months open] + cost_per_patient x
+    E[paid patients by the deadline], paid patients = retained after dropout (default, as
+    ClinicalTrialOptm.jl's mean_cost) or all enrolments. Patients beyond the target are paid for: every
+    expected enrolment by the deadline counts, as in ClinicalTrialOptm.jl."""
     out = []
     for r, g in zip(plan.regions, groups, strict=True):
         months = g.activation.mean_months_open(plan.duration_months)
         e, w = g.activation.nodes(plan.duration_months)
         enrol = r.rate_mean * float(w @ e)
-        out.append(
-            SiteCost(months, enrol, r.cost_startup + r.cost_per_month * months + r.cost_per_patient * enrol)
-        )
+        paid = enrol * (1 - r.dropout) if plan.patient_cost_basis == "retained" else enrol
+        out.append(SiteCost(months, enrol, paid,
+                            r.cost_startup + r.cost_per_month * months + r.cost_per_patient * paid))
     return out
 
 
@@ -677,6 +687,8 @@ def plan_sites(
             "expected_enrolled": m,
             "variance_enrolled": v,
             "probability_of_success": A.success_probability(full, N, T),
+            # P(S > N), ClinicalTrialOptm.jl's "probability of success" (its ccdf at the target)
+            "probability_more_than_target": A.success_probability(full, N + 1, T),
             "enrolled_by_deadline": {"p10": q10, "p50": q50, "p90": q90},
             "expected_cost": float(c @ x),
         }
@@ -714,6 +726,7 @@ def plan_sites(
                 "never_open": r.never_open,
                 "expected_months_open_per_site": k.months_open,
                 "expected_enrolments_per_site": k.enrolments,
+                "expected_paid_patients_per_site": k.paid_patients,
                 "expected_cost_per_site": k.per_site,
                 "expected_counted_per_site": float(m),
             }
@@ -727,8 +740,11 @@ def plan_sites(
         },
         "approximations": approximations,
         "currency": plan.currency,
+        "patient_cost_basis": plan.patient_cost_basis,
         "cost_formula": "sites x (cost_startup + cost_per_month x E[months open] + cost_per_patient x "
-        "E[enrolments per site, dropouts included])",
+        + ("E[patients per site retained after dropout by the deadline]" if plan.patient_cost_basis ==
+           "retained" else "E[enrolments per site by the deadline, dropouts included]")
+        + "); patients beyond the target are paid for",
     }
     if plan.derivation:
         summary["derivation"] = dict(plan.derivation)
