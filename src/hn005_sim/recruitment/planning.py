@@ -216,20 +216,25 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
             "no referred candidate can enrol (pass probability x consent x no withdrawal = 0)",
         )
     regions = []
+    mult = rec.referral_scale  # a multiplier m on the rate: mean x m, variance x m^2
+    by = "" if mult == 1 else f" x referral_multiplier {mult:g}"
     for r in rec.regions:
+        costs = {k: getattr(r, k) for k in ("cost_startup", "cost_per_month", "cost_per_patient")}
         regions.append(
             RegionPlan(
                 name=r.name,
-                rate_mean=r.referral_rate_mean.value * q,
-                rate_variance=r.referral_rate_variance.value * q * q,
+                rate_mean=r.referral_rate_mean.value * mult * q,
+                rate_variance=r.referral_rate_variance.value * (mult * q) ** 2,
                 never_open=r.never_activate.value,
                 sites_min=0,
                 sites_max=r.max_sites if r.max_sites is not None else max(10, 3 * r.sites),
+                **{k: fig.value for k, fig in costs.items() if fig is not None},
                 sources={
-                    "rate_mean": f"referral_rate_mean ({r.referral_rate_mean.source}) x P(enrol) {q:.4f}",
+                    "rate_mean": f"referral_rate_mean ({r.referral_rate_mean.source}){by} x P(enrol) {q:.4f}",
                     "rate_variance": (
-                        f"referral_rate_variance ({r.referral_rate_variance.source}) x P(enrol)^2"
+                        f"referral_rate_variance ({r.referral_rate_variance.source}){by}^2 x P(enrol)^2"
                     ),
+                    **{k: fig.source for k, fig in costs.items() if fig is not None},
                 },
             )
         )
@@ -240,8 +245,10 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
         duration_months=float(trial.deadline_months),
         target=trial.target_enrolled,
         probability=probability,
+        currency=rec.currency,
         regions=regions,
         derivation={
+            "referral_multiplier": mult,
             "screened_pass_probability": q_screen,
             "screened_pass_probability_se": se,
             "consent": rec.consent.value,
