@@ -47,6 +47,9 @@ _REGION_FIGURES = (
     "cost_per_month",
     "cost_per_patient",
     "startup",
+    "startup_days",
+    "ramp_up_months",
+    "close_month",
 )
 # Bounds that catch typos before a search that would take hours or an FFT that cannot fit in memory:
 # the largest oncology trials enrol a few thousand patients at a few hundred sites over a few years.
@@ -65,6 +68,11 @@ class RegionPlan(Strict):
     dropout: float = Field(default=0.0, ge=0, lt=1, description="share of enrolments that do not count")
     never_open: float = Field(default=0.0, ge=0, le=1, description="share of selected sites that never open")
     startup: Dist | None = Field(default=None, description="months to open; default: the plan's startup")
+    startup_days: Dist | None = Field(default=None, description="days to open (a scenario activation delay)")
+    ramp_up_months: float = Field(default=0.0, ge=0, le=MAX_MONTHS,
+                                  description="months over which the rate rises linearly to full")
+    close_month: float | None = Field(default=None, gt=0, le=MAX_MONTHS,
+                                      description="months from start the site closes")
     sites_min: int = Field(default=0, ge=0)
     sites_max: int | None = Field(default=None, ge=0, le=MAX_SITES)
     sites: int | None = Field(default=None, ge=0, description="fixed number of sites (evaluate, not search)")
@@ -85,6 +93,8 @@ class RegionPlan(Strict):
     def _bounds(self):
         if self.sites is None and self.sites_max is None:
             raise ValueError("give sites_max (to search) or sites (a fixed number to evaluate)")
+        if self.startup is not None and self.startup_days is not None:
+            raise ValueError("give startup (months) or startup_days, not both")
         if self.sites_max is not None and self.sites_max < self.sites_min:
             raise ValueError(f"sites_max must be >= sites_min ({self.sites_min}), got {self.sites_max}")
         return self
@@ -139,11 +149,11 @@ class Plan(Strict):
         out = []
         for r in self.regions:
             dist = r.startup if r.startup is not None else self.startup
-            out.append(
-                A.SiteGroup(
-                    1, r.rate_mean, r.rate_variance, r.dropout, A.Activation(dist, 1.0, r.never_open), r.name
-                )
-            )
+            scale = 1.0
+            if r.startup_days is not None:
+                dist, scale = r.startup_days, 1 / MONTH_DAYS
+            act = A.Activation(dist, scale, r.never_open, r.ramp_up_months, r.close_month)
+            out.append(A.SiteGroup(1, r.rate_mean, r.rate_variance, r.dropout, act, r.name))
         return out
 
 
