@@ -24,8 +24,8 @@ def validate(scenario: ScenarioArg, quiet: QuietOpt = False) -> None:
         plan = planning.load_plan(scenario)
         files = ", ".join(display(f) for f in raw.files)
         regions = ", ".join(r.name for r in plan.regions)
-        console(quiet).print(f"[green]ok[/green] {display(raw.path)}: planning file '{plan.name}' for `sites` "
-                             f"(regions {regions}; {files})")
+        console(quiet).print(f"[green]ok[/green] {display(raw.path)}: planning file '{plan.name}' for "
+                             f"`sites` (regions {regions}; {files})")
         raise typer.Exit(0)
     sc, raw = load_scenario(scenario)
     files = ", ".join(display(f) for f in raw.files)
