@@ -72,7 +72,8 @@ def main() -> int:
         rows.append((label, ta, tb, ratio))
         print(f"{label}: 2-region plan {ta:.3f} s, this plan {tb:.3f} s (median of {n} interleaved "
               f"pairs), ratio {ratio:.2f}; answer {ans['total_sites']} sites, "
-              f"P = {ans['probability_of_success']:.4f}, proved optimal {ans['search']['proved_optimal']}, {ans['search']['evaluations']:,} evaluations")
+              f"P = {ans['probability_of_success']:.4f}, proved optimal {ans['search']['proved_optimal']}, "
+              f"{ans['search']['evaluations']:,} evaluations")
         print(f"BENCH sites_{label}_seconds {tb:.3f} s")
         print(f"BENCH sites_{label}_vs_2_regions {ratio:.2f} x target <= 3")
         if label in ("regions_8", "target_10000") and ratio > 3:
