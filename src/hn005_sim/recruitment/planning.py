@@ -457,7 +457,17 @@ def optimise(
     best_x, best_p = x.copy(), px
     best_key = key(x)
 
-    # 3) branch and bound
+    # 3) exact: vectorised enumeration of every allocation whose key can beat the incumbent, the last
+    # region by bisection (recruitment/enumeration.py); depth-first branch and bound if that is too big
+    from hn005_sim.recruitment.enumeration import cheapest_below
+
+    got = cheapest_below(f.fn, lo_a, hi_a, ci, p, best_key)
+    if got is not None:
+        y, py, n_eval = got
+        f.evaluations += n_eval
+        if key(y) < best_key:
+            best_x, best_p = y, py
+        return SearchResult(best_x, best_p, True, True, f.evaluations)
     order = sorted(range(n_r), key=lambda r: (c[r] / mu[r] if mu[r] > 0 else math.inf, r))
     exhausted = False
 
