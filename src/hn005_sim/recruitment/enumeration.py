@@ -1,4 +1,5 @@
-"""Exact cheapest feasible allocation by vectorised enumeration below an incumbent (planning.optimise, step 3).
+"""Exact cheapest feasible allocation by vectorised enumeration below an incumbent (planning.optimise,
+step 3).
 
 Problem: minimise (cost . n, sum n) lexicographically over integers lo <= n <= hi with P(n) >= p, P
 monotone (a site more never lowers it). Given an incumbent key U = (cost, sites) of a feasible allocation:
