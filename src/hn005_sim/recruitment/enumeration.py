@@ -11,7 +11,8 @@ monotone (a site more never lowers it). Given an incumbent key U = (cost, sites)
 2. **Last region by bisection.** For each prefix the smallest feasible count of the last region is found
    by bisection (P is monotone in it), all prefixes at once: about log2(range) vectorised evaluations.
    The last count is capped where the key would exceed U; a prefix infeasible at that cap is dropped.
-3. The cheapest (cost, sites) of prefix + its smallest feasible count is the optimum: any feasible
+3. The cheapest (cost, sites; ties: the higher probability) of prefix + its smallest feasible count is
+   the optimum: any feasible
    allocation with a key <= U has its prefix in the list, and its last count can only be lowered to
    the smallest feasible one, which lowers its key.
 
@@ -104,13 +105,14 @@ def cheapest_below(
     # feasible at all with the last region at that most?
     top = rows.copy()
     top[:, last] = cap
-    ok = evaluate(top) >= p
+    p_top = evaluate(top)
+    ok = p_top >= p
     rows, cost, sites, cap = rows[ok], cost[ok], sites[ok], cap[ok]
     if rows.shape[0] == 0:
         return None
     a = np.full(rows.shape[0], lo[last])  # invariant: answer in [a, b], b feasible
     b = cap.copy()
-    p_b = np.full(rows.shape[0], np.nan)
+    p_b = p_top[ok]
     while True:
         open_ = np.flatnonzero(a < b)
         if open_.size == 0:
@@ -126,13 +128,9 @@ def cheapest_below(
     rows[:, last] = b
     total_cost = cost + (b - lo[last]) * int(ci[last])
     total_sites = sites + (b - lo[last])
-    order = np.lexsort((total_sites, total_cost))
+    # least cost, then fewest sites, then the highest probability
+    order = np.lexsort((-p_b, total_sites, total_cost))
     best = int(order[0])
     if not _le(total_cost[best : best + 1], total_sites[best : best + 1], bound)[0]:
         return None
-    x = rows[best].astype(int)
-    pb = p_b[best]
-    if not np.isfinite(pb):
-        pb = float(prob(x[None, :])[0])
-        evaluations += 1
-    return x, float(pb), evaluations
+    return rows[best].astype(int), float(p_b[best]), evaluations

@@ -465,7 +465,7 @@ def optimise(
     if got is not None:
         y, py, n_eval = got
         f.evaluations += n_eval
-        if key(y) < best_key:
+        if key(y) < best_key or (key(y) == best_key and py > best_p):
             best_x, best_p = y, py
         return SearchResult(best_x, best_p, True, True, f.evaluations)
     order = sorted(range(n_r), key=lambda r: (c[r] / mu[r] if mu[r] > 0 else math.inf, r))
