@@ -70,6 +70,12 @@ def sites(
         typer.Option("--write-plan", help="For a scenario with --out: also write plan.toml, the planning "
                      "file of the scenario's per-site enrolment rates."),
     ] = False,
+    proof_budget: Annotated[
+        int,
+        typer.Option("--proof-budget", min=0, max=100_000_000,
+                     help="Most allocations the exact proof of optimality may evaluate; beyond it the "
+                     "greedy + local improvement answer stands, marked not proved."),
+    ] = 50_000,
     jobs: JobsOpt = 1,
     out: Annotated[
         Path | None,
@@ -115,7 +121,7 @@ def sites(
     try:
         # method full starts from the analytic answer
         answer = planning.plan_sites(plan, "analytic" if method == SitesMethod.full else method.value, seed,
-                                     replicates)
+                                     replicates, max_evaluations=proof_budget)
     except ValueError as exc:  # e.g. a distribution too wide for the exact FFT
         raise InputError(f"{display(raw.path)}: {exc}") from None
     summary = {"input": display(raw.path), "input_kind": kind, **answer.summary}
@@ -228,6 +234,9 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
         f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
         + (f", expected cost {s['expected_cost']:,.0f}{unit}" if costed else "")
     )
+    if s["question"] != "evaluate" and not s["search"]["proved_optimal"]:
+        con.print(f"Optimality not proved within --proof-budget {s['search']['proof_budget_evaluations']:,} "
+                  "evaluations: the best allocation greedy + local improvement found.")
     if s["question"] != "evaluate":
         con.print("Each added site is like the region's configured ones (rate above); bounds: the plan's "
                   "limits or max_sites.")

@@ -30,6 +30,14 @@ import numpy as np
 ProbFn = Callable[[np.ndarray], np.ndarray]
 
 
+class BudgetExceeded(Exception):
+    """The proof would take more than `max_evaluations` evaluations; `evaluations` were spent."""
+
+    def __init__(self, evaluations: int):
+        super().__init__(evaluations)
+        self.evaluations = evaluations
+
+
 def _le(cost: np.ndarray, sites: np.ndarray, bound: tuple[int, int]) -> np.ndarray:
     """(cost, sites) <= bound lexicographically, elementwise."""
     return (cost < bound[0]) | ((cost == bound[0]) & (sites <= bound[1]))
@@ -44,9 +52,11 @@ def cheapest_below(
     bound: tuple[int, int],
     max_rows: int = 3_000_000,
     chunk: int = 200_000,
+    max_evaluations: int | None = None,
 ) -> tuple[np.ndarray, float, int] | None:
     """(allocation, its probability, evaluations) of the least (cost, sites) feasible allocation with a key
-    <= bound; `ci` integer costs. None when too many prefixes (see module docstring)."""
+    <= bound; `ci` integer costs. None when too many prefixes; BudgetExceeded when the proof would take
+    more than `max_evaluations` evaluations (see module docstring)."""
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
     n_r = lo.size
@@ -61,6 +71,8 @@ def cheapest_below(
 
     def evaluate(allocs: np.ndarray) -> np.ndarray:
         nonlocal evaluations
+        if max_evaluations is not None and evaluations + allocs.shape[0] > max_evaluations:
+            raise BudgetExceeded(evaluations)
         evaluations += allocs.shape[0]
         return np.concatenate([prob(allocs[s : s + chunk]) for s in range(0, allocs.shape[0], chunk)])
 
@@ -75,6 +87,11 @@ def cheapest_below(
             top[:, j] = most
         return evaluate(top) >= p
 
+    return _search(rows, cost, sites, others, last, lo, hi, ci, p, bound, max_rows, evaluate, within_budget,
+                   lambda: evaluations)
+
+
+def _search(rows, cost, sites, others, last, lo, hi, ci, p, bound, max_rows, evaluate, within_budget, used):
     for depth, r in enumerate(others):
         k = int(hi[r] - lo[r]) + 1
         if rows.shape[0] * k > max_rows:
@@ -133,4 +150,4 @@ def cheapest_below(
     best = int(order[0])
     if not _le(total_cost[best : best + 1], total_sites[best : best + 1], bound)[0]:
         return None
-    return rows[best].astype(int), float(p_b[best]), evaluations
+    return rows[best].astype(int), float(p_b[best]), used()

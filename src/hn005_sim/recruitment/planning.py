@@ -459,9 +459,13 @@ def optimise(
 
     # 3) exact: vectorised enumeration of every allocation whose key can beat the incumbent, the last
     # region by bisection (recruitment/enumeration.py); depth-first branch and bound if that is too big
-    from hn005_sim.recruitment.enumeration import cheapest_below
+    from hn005_sim.recruitment.enumeration import BudgetExceeded, cheapest_below
 
-    got = cheapest_below(f.fn, lo_a, hi_a, ci, p, best_key)
+    try:
+        got = cheapest_below(f.fn, lo_a, hi_a, ci, p, best_key,
+                             max_evaluations=max(0, max_evaluations - f.evaluations))
+    except BudgetExceeded as exc:  # the incumbent stands, not proved optimal
+        return SearchResult(best_x, best_p, True, False, f.evaluations + exc.evaluations)
     if got is not None:
         y, py, n_eval = got
         f.evaluations += n_eval
@@ -680,7 +684,7 @@ def plan_sites(
     method: Method = "analytic",
     seed: int = 0,
     replicates: int = 20_000,
-    max_evaluations: int = 2_000_000,
+    max_evaluations: int = 50_000,
 ) -> SitesAnswer:
     """Answer the planning question: the allocation, its figures, the curve, and (des/both) simulation."""
     groups = site_groups(plan)
@@ -760,8 +764,10 @@ def plan_sites(
             for r, n, a, b, k, m in zip(plan.regions, alloc, lo, hi, costs, mu, strict=True)
         },
         "search": {
-            "algorithm": "greedy + local improvement + branch and bound on the exact distribution",
+            "algorithm": "greedy + local improvement, then a vectorised enumeration of every allocation "
+            "that could be cheaper (proof of optimality) on the exact distribution",
             "proved_optimal": res.proved_optimal,
+            "proof_budget_evaluations": max_evaluations,
             "evaluations": res.evaluations,
             "fft_length": ev.length,
         },
