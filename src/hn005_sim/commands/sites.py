@@ -303,7 +303,7 @@ def _print_full(s: dict[str, Any], con, costed: bool, unit: str) -> None:
     con.print(f"Rule: {f['rule']}. Analytic P of this allocation: "
               f"{_pct(f['analytic_probability_of_that_allocation'])} (the closed form leaves out screening "
               "time, capacity, seasonal dips and re-tests).")
-    if a["allocation"] == f["allocation"]:
+    if a["allocation"] == f["allocation"] and f["accepted"]:
         con.print("The analytic answer is confirmed by the simulation.")
     if not f["accepted"]:
         con.print("[red]Not feasible[/red]: even the most sites allowed fall short under the rule.")
