@@ -75,7 +75,7 @@ def sites(
         typer.Option("--proof-budget", min=0, max=100_000_000,
                      help="Most allocations the exact proof of optimality may evaluate; beyond it the "
                      "greedy + local improvement answer stands, marked not proved."),
-    ] = 50_000,
+    ] = 10_000,
     jobs: JobsOpt = 1,
     out: Annotated[
         Path | None,

@@ -684,7 +684,7 @@ def plan_sites(
     method: Method = "analytic",
     seed: int = 0,
     replicates: int = 20_000,
-    max_evaluations: int = 50_000,
+    max_evaluations: int = 10_000,
 ) -> SitesAnswer:
     """Answer the planning question: the allocation, its figures, the curve, and (des/both) simulation."""
     groups = site_groups(plan)
