@@ -230,8 +230,11 @@ def _print_table(s: dict[str, Any], con, out: Path | None) -> None:
         return
     con.print(
         f"{verb}: {s['total_sites']} site{'' if s['total_sites'] == 1 else 's'}; "
-        f"P(success) = {_pct(s['probability_of_success'])} "
-        f"(exact), expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
+        f"P(enrolled >= {s['target']}) = {_pct(s['probability_of_success'])} "
+        + (f"(exact; P(more than {s['target']}) = {_pct(s['probability_more_than_target'])}, the figure "
+           "ClinicalTrialOptm.jl reports)" if s.get("probability_more_than_target") is not None and
+           "analytic" not in s else "(simulated)")
+        + f", expected enrolled {s['expected_enrolled']:.1f} (sd {s['variance_enrolled'] ** 0.5:.1f})"
         + (f", expected cost {s['expected_cost']:,.0f}{unit}" if costed else "")
     )
     if s["question"] != "evaluate" and not s["search"]["proved_optimal"]:
