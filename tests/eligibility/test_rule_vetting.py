@@ -222,7 +222,7 @@ def test_every_shipped_rule_passes_and_allowed_functions_compile():
         doc = tomllib.loads(file.read_text())["criteria"]
         values = {k: p["value"] for k, p in doc["parameters"].items()}
         texts = [t for c in doc["criterion"] for t in ([c["rule"]] if "rule" in c else c["rules"].values())]
-        assert len(texts) > 60
+        assert len(texts) > 20, file  # ALTER-HN005 has 70, AK105-304 32
         for text in texts:
             vet_rule(substitute(text, values))
         longest = max(len(substitute(t, values)) for t in texts)

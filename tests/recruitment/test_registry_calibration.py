@@ -88,6 +88,8 @@ def test_per_site_rates_agree_between_scenarios_and_plans():
     plan_rates: dict[str, float] = {}
     for path in sorted((ROOT / "plans").glob("*.toml")):
         for r in tomllib.loads(path.read_text())["regions"]:
+            if r["name"] == "sponsor":  # the sponsor's own site: its registry pace, not a network figure
+                continue
             assert plan_rates.setdefault(r["name"], r["rate_mean"]) == r["rate_mean"], (path.name, r["name"])
     assert all(0.30 <= v <= 0.45 for v in plan_rates.values()), plan_rates
     seen = set()
