@@ -13,6 +13,7 @@ from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
+from hn005_sim.commands.sensitivity import sensitivity
 from hn005_sim.commands.sites import sites
 from hn005_sim.commands.supply import supply
 from hn005_sim.commands.sweep import sweep
@@ -61,6 +62,7 @@ app.command("sites")(sites)
 app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
+app.command("sensitivity")(sensitivity)
 
 
 class InputError(Exception):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap")
+STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap", "uncertainty")
+"""Named streams; a new one goes at the end, so the others keep their numbers (and their draws)."""
 
 
 def replicate_seed(seed: int, replicate: int) -> np.random.SeedSequence:

@@ -49,4 +49,7 @@ class Scenario(Strict):
             from hn005_sim.eligibility.check import check_scenario_criteria
 
             problems += check_scenario_criteria(self.criteria, raw)
+        from hn005_sim.scenario.uncertainty import check_figures, uncertain_figures
+
+        problems += check_figures(uncertain_figures(self), raw)
         return problems
