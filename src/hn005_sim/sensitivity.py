@@ -214,8 +214,10 @@ def sensitivity(uncertain, method: str, samples: int, replicates: int, seed: int
                 "figure_high": _r(hi),
             })
             rows.append(row)
-    table = pl.DataFrame(rows, infer_schema_length=None)
     key = "ST" if method == "sobol" else "mu_star"
+    # outputs in their order, the figures of each ranked by their index (most influential first)
+    rows.sort(key=lambda r: (outputs.index(r["output"]), -(r[key] if r[key] is not None else -math.inf)))
+    table = pl.DataFrame(rows, infer_schema_length=None)
     ranking = {}
     for o in outputs:
         sub = table.filter(pl.col("output") == o).sort(key, descending=True, nulls_last=True)

@@ -34,16 +34,17 @@ def tornado(frame: pl.DataFrame) -> Chart:
     data = _Data()
     rows = []
     for output in dict.fromkeys(frame["output"].to_list()):
-        sub = (frame.filter(pl.col("output") == output).sort(key, descending=True, nulls_last=True)
-               .head(MAX_FIGURES).with_row_index("rank"))
+        sub = frame.filter(pl.col("output") == output).head(MAX_FIGURES).with_row_index("rank")
         rows.append(sub.select(
             pl.col("output"), pl.lit(_title(output)).alias("panel"), pl.col("parameter"),
             pl.col("rank").cast(pl.Int64), pl.col(key).alias("index"),
             pl.col("output_at_low"), pl.col("output_at_high")))
     chart_frame = pl.concat(rows) if rows else pl.DataFrame()
     named = data.add("tornado", chart_frame, "sensitivity.csv", rows="subset",
-                     why=f"the {MAX_FIGURES} figures with the largest {key} per output; `index` is {key}, "
-                         "`panel` the output's title, `rank` its order")
+                     why=f"the first {MAX_FIGURES} figures of each output (the file ranks them by {key}); "
+                         "`panel` is the output's title and `rank` the order",
+                     columns={"output": "output", "parameter": "parameter", "index": key,
+                              "output_at_low": "output_at_low", "output_at_high": "output_at_high"})
     panels = []
     for output in dict.fromkeys(chart_frame["output"].to_list() if rows else []):
         base = alt.Chart(named).transform_filter(alt.datum.output == output)
@@ -121,10 +122,8 @@ def write_sensitivity_report(folder: Path, table: pl.DataFrame, summary: dict[st
 
     chart = tornado(table)
     save_images(chart.spec, folder / "charts", chart.name)
-    key = summary["index"]
     shown = [c for c in table.columns if c not in ("method",)]
-    idx_table = Table(shown, [[_cell(r[c]) for c in shown] for r in table.sort(
-        ["output", key], descending=[False, True], nulls_last=True).iter_rows(named=True)],
+    idx_table = Table(shown, [[_cell(r[c]) for c in shown] for r in table.iter_rows(named=True)],
         caption="sensitivity.csv", notes=[
             f"{summary['design_points']} design points x {summary['replicates_per_point']} replicates, "
             f"seed {summary['seed']}, {summary['conf_level']:.0%} bootstrap intervals. "

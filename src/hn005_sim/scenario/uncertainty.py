@@ -282,6 +282,14 @@ class UncertainScenario:
     def from_scenario(cls, scenario: Any, raw: RawScenario) -> UncertainScenario:
         return cls(raw, tuple(uncertain_figures(scenario)))
 
+    def only(self, names: list[str]) -> UncertainScenario:
+        """The same scenario with only the named figures uncertain (the others at their values)."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise ValueError(f"no uncertain figure {', '.join(unknown)}; the scenario has: "
+                             f"{', '.join(self.names)}")
+        return UncertainScenario(self.raw, tuple(f for f in self.figures if f.name in names))
+
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.figures]
