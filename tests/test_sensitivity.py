@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hn005_sim import sensitivity as sa
 from hn005_sim.cli import main
@@ -33,6 +34,9 @@ def test_sobol_indices_of_a_linear_function():
     # x1 changes nothing: f(A_B^1) = f(A) exactly, so both estimators give exactly 0 inside its interval
     assert idx["ST"][1] == 0 and idx["S1"][1] == 0
     assert idx["ST"][0] > idx["ST"][2] > idx["ST"][1]
+    # the tornado's bars: a linear function's fit is exact, each bar spans its slope
+    low, high, r2 = sa.swings(x, _linear(x))
+    assert np.allclose(high - low, [4, 0, 1]) and r2 == pytest.approx(1.0)
 
 
 def test_morris_elementary_effects_of_a_linear_function_are_its_slopes():
@@ -88,7 +92,7 @@ def test_the_referral_rate_dominates_and_a_figure_without_effect_gets_zero(tmp_p
         assert t[(rate, output)]["ST"] > 0.5 and t[(rate, output)]["ST_ci_low"] > 0, output
         row = t[(closing, output)]
         assert row["ST"] == 0 and row["S1"] == 0 and row["ST_ci_low"] <= 0 <= row["ST_ci_high"], output
-    # the rate raises enrolment: mean over the points in its top quarter above its bottom quarter
+    # the rate raises enrolment: the tornado bar runs upwards
     up = t[(rate, "enrolled_by_deadline_mean")]
     assert up["output_at_high"] > up["output_at_low"]
     # the file ranks figures by ST within each output

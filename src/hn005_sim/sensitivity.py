@@ -167,6 +167,22 @@ def analyse(method: str, names: list[str], x: np.ndarray, y: np.ndarray, seed: i
     return {k: np.asarray(res[k], float) for k in ("mu", "mu_star", "mu_star_conf", "sigma")}
 
 
+def swings(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The tornado's bars: the output with each figure at the low and at the high end of its range, the
+    others at their design average, from the least-squares linear fit of the output on every figure's
+    quantile over all design points (which separates each figure's effect from the others'); and the
+    fit's R^2 (how much of the output's variation a linear, additive model explains)."""
+    n = x.shape[0]
+    design_matrix = np.column_stack([np.ones(n), x])
+    beta = np.linalg.lstsq(design_matrix, y, rcond=None)[0]
+    mean_x, mean_y = x.mean(axis=0), float(y.mean())
+    slope = beta[1:]
+    resid = y - design_matrix @ beta
+    total = float(((y - mean_y) ** 2).sum())
+    r2 = 1.0 - float((resid**2).sum()) / total if total > 0 else math.nan
+    return mean_y + slope * (0.0 - mean_x), mean_y + slope * (1.0 - mean_x), r2
+
+
 @dataclass(frozen=True)
 class SensitivityResult:
     table: pl.DataFrame  # sensitivity.csv
@@ -193,10 +209,11 @@ def sensitivity(uncertain, method: str, samples: int, replicates: int, seed: int
     y = {o: np.array([r[o] for r in results], float) for o in outputs}
     bounds = {f.name: f.bounds() for f in figures}
     rows = []
+    linear_r2 = {}
     for o in outputs:
         idx = analyse(method, names, x, y[o], seed)
+        at_low, at_high, linear_r2[o] = swings(x, y[o])
         for i, name in enumerate(names):
-            low_q, high_q = x[:, i] <= 0.25, x[:, i] >= 0.75
             row: dict[str, Any] = {"parameter": name, "output": o, "method": method}
             if method == "sobol":
                 for k in ("S1", "ST"):
@@ -208,8 +225,8 @@ def sensitivity(uncertain, method: str, samples: int, replicates: int, seed: int
                             "mu": _r(idx["mu"][i]), "sigma": _r(idx["sigma"][i])})
             lo, hi = bounds[name]
             row.update({
-                "output_at_low": _r(float(y[o][low_q].mean())) if low_q.any() else None,
-                "output_at_high": _r(float(y[o][high_q].mean())) if high_q.any() else None,
+                "output_at_low": _r(at_low[i]),
+                "output_at_high": _r(at_high[i]),
                 "figure_low": _r(lo),
                 "figure_high": _r(hi),
             })
@@ -235,6 +252,7 @@ def sensitivity(uncertain, method: str, samples: int, replicates: int, seed: int
         "outputs": {o: {"mean": _r(float(y[o].mean())), "sd": _r(float(y[o].std())),
                         "min": _r(float(y[o].min())), "max": _r(float(y[o].max()))} for o in outputs},
         "top_parameters": ranking,
+        "linear_r2": {o: _r(v) for o, v in linear_r2.items()},
         "figures": [f.row() for f in figures],
     }
     return SensitivityResult(table, summary, x, y)

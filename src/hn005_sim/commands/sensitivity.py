@@ -2,7 +2,7 @@
 
 Every figure of the scenario that carries an `uncertainty` (scenario/uncertainty.py) is a dimension of a
 Sobol' or Morris design (hn005_sim.sensitivity). Writes sensitivity.csv (one row per figure and output:
-the indices and their confidence intervals, and the output at the low and high quarter of the figure's
+the indices and their confidence intervals, and the output with the figure at the low and high end of its
 range), summary.json, report.html with a tornado chart and charts/, and manifest.json.
 """
 

@@ -27,9 +27,9 @@ def _title(output: str) -> str:
 
 
 def tornado(frame: pl.DataFrame) -> Chart:
-    """One panel per output: for each figure (most influential on top), a bar from the mean output when
-    the figure is in the lowest quarter of its range to the mean when it is in the highest quarter; the
-    label is its total Sobol' index (or Morris mu*)."""
+    """One panel per output: for each figure (most influential on top), a bar from the output with the
+    figure at the low end of its range to the output at the high end (the others at their average, from
+    a linear fit over the design: sensitivity.swings); the label is its total Sobol' index (or mu*)."""
     key = "ST" if "ST" in frame.columns else "mu_star"
     data = _Data()
     rows = []
@@ -65,8 +65,8 @@ def tornado(frame: pl.DataFrame) -> Chart:
     chart = alt.vconcat(*panels).resolve_scale(x="independent", y="independent")
     return _finish(
         "tornado", "Which assumptions, if measured, would move the answer most",
-        f"Bar: mean output with the figure in the lowest quarter of its range (dark tick) to the highest "
-        f"quarter; number: {key}",
+        f"Bar: the answer with the figure at the low end of its range (dark tick) to the high end, others "
+        f"at their average (linear fit over the design); number: {key}",
         "Each panel is one answer; figures are ranked by their share of its variance (total Sobol' index "
         "ST, or Morris mu*). A long bar with a large index is an assumption worth measuring: pinning it "
         "down would narrow the answer most. The dark tick marks the figure's low end, so a bar whose tick "
@@ -127,8 +127,9 @@ def write_sensitivity_report(folder: Path, table: pl.DataFrame, summary: dict[st
         caption="sensitivity.csv", notes=[
             f"{summary['design_points']} design points x {summary['replicates_per_point']} replicates, "
             f"seed {summary['seed']}, {summary['conf_level']:.0%} bootstrap intervals. "
-            f"output_at_low / output_at_high: mean output over the design points whose figure lies in the "
-            f"lowest / highest quarter of its range."])
+            "output_at_low / output_at_high: the output with the figure at the low / high end of its "
+            "range and the others at their average, from a linear fit over all design points (R^2 of the "
+            "fit per output in summary.json linear_r2)."])
     figures = Table(["figure", "central value", "range", "distribution", "source"],
                     [[f["parameter"], f"{f['value']:.4g}", f"{f['low']:.4g} – {f['high']:.4g}",
                       f["distribution"], f["source"]] for f in summary["figures"]],

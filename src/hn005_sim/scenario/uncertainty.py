@@ -16,7 +16,7 @@ A distribution carries one uncertainty per parameter, keyed by the parameter's n
 `relative = true` reads low/mode/high as multiples of the figure's value (`low = 0.75, high = 1.25`:
 +-25%), so the range follows the central value when a scenario or a recalibration changes it.
 
-Every range is bounded (uniform, triangular, beta on [low, high], log-uniform), so any point of the unit
+Every range is bounded (uniform, triangular, beta's central 99%, log-uniform), so any point of the unit
 cube maps onto a value through the quantile function (`ppf`): `run --uncertainty` maps uniform draws of
 the replicate's `uncertainty` stream, `sensitivity` maps SALib's Sobol or Morris design. The central
 value must lie inside the range (a range that excludes the figure it qualifies is a typo or a stale
@@ -105,9 +105,14 @@ class TriangularRange(_Range):
         return f"triangular({self.low:g}, {self.mode:g}, {self.high:g})"
 
 
+BETA_MASS = 0.99
+"""A beta range keeps its central 99%: every value drawn is plausible, and the ends of a Morris grid
+(u = 0 and 1) are its 0.5% and 99.5% quantiles rather than 0 and 1."""
+
+
 class BetaRange(_Range):
-    """Beta(a, b) stretched onto [low, high] (default [0, 1]): a probability's uncertainty from counts,
-    e.g. a = events + 1, b = non-events + 1."""
+    """Beta(a, b) stretched onto [low, high] (default [0, 1]) and truncated to its central 99%: a
+    probability's uncertainty from counts, e.g. a = events + 1, b = non-events + 1."""
 
     dist: Literal["beta"]
     a: float = Field(gt=0)
@@ -117,14 +122,22 @@ class BetaRange(_Range):
 
     @model_validator(mode="after")
     def _order(self):
-        self._check()
+        if not self.low < self.high:
+            raise ValueError(f"low must be < high, got low={self.low:g}, high={self.high:g}")
         return self
 
     def ppf(self, u):
-        return self.low + (self.high - self.low) * stats.beta.ppf(np.asarray(u, float), self.a, self.b)
+        tail = (1 - BETA_MASS) / 2
+        q = tail + BETA_MASS * np.asarray(u, float)
+        return self.low + (self.high - self.low) * stats.beta.ppf(q, self.a, self.b)
+
+    def bounds(self) -> tuple[float, float]:
+        lo, hi = self.ppf(np.array([0.0, 1.0]))
+        return float(lo), float(hi)
 
     def describe(self):
-        return f"beta({self.a:g}, {self.b:g}) on [{self.low:g}, {self.high:g}]"
+        where = "" if (self.low, self.high) == (0.0, 1.0) else f" on [{self.low:g}, {self.high:g}]"
+        return f"beta({self.a:g}, {self.b:g}){where}, central 99%"
 
 
 class LogUniformRange(_Range):
