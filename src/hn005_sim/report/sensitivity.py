@@ -15,6 +15,7 @@ from hn005_sim.report.html import Section, Table
 MAX_FIGURES = 12  # bars per output in the tornado chart; sensitivity.csv has all of them
 TITLES = {
     "prob_target_by_deadline": "P(target by deadline)",
+    "enrolled_by_deadline_mean": "Mean enrolled by the deadline",
     "time_to_target_p50": "Median months to target",
     "screen_failure_rate": "Screen-failure rate",
 }
@@ -33,7 +34,13 @@ def tornado(frame: pl.DataFrame) -> Chart:
     key = "ST" if "ST" in frame.columns else "mu_star"
     data = _Data()
     rows = []
-    for output in dict.fromkeys(frame["output"].to_list()):
+    outputs = list(dict.fromkeys(frame["output"].to_list()))
+    # an output no figure moves (e.g. P(target) 0 at every design point) has no bars to draw
+    still = frame.filter((pl.col(key).fill_null(0) == 0)
+                         & (pl.col("output_at_low") == pl.col("output_at_high")))
+    moved = [o for o in outputs
+             if still.filter(pl.col("output") == o).height < frame.filter(pl.col("output") == o).height]
+    for output in moved or outputs:
         sub = frame.filter(pl.col("output") == output).head(MAX_FIGURES).with_row_index("rank")
         rows.append(sub.select(
             pl.col("output"), pl.lit(_title(output)).alias("panel"), pl.col("parameter"),
@@ -71,7 +78,8 @@ def tornado(frame: pl.DataFrame) -> Chart:
         "ST, or Morris mu*). A long bar with a large index is an assumption worth measuring: pinning it "
         "down would narrow the answer most. The dark tick marks the figure's low end, so a bar whose tick "
         "is on the right means the answer falls as the figure rises. Indices whose interval "
-        "(sensitivity.csv) includes 0 are not distinguishable from no effect at this sample size.",
+        "(sensitivity.csv) includes 0 are not distinguishable from no effect at this sample size. An "
+        "answer that no figure moves (every index 0) has no panel.",
         chart, data)
 
 
