@@ -11,6 +11,7 @@ import hn005_sim
 from hn005_sim.commands.cohort import cohort
 from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
+from hn005_sim.commands.forecast import forecast
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
 from hn005_sim.commands.sensitivity import sensitivity
@@ -63,6 +64,7 @@ app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
 app.command("sensitivity")(sensitivity)
+app.command("forecast")(forecast)
 
 
 class InputError(Exception):

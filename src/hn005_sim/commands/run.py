@@ -62,11 +62,17 @@ def summary_table(summary: dict[str, Any]) -> Table:
     if f:
         t.add_row("mean candidates -> consented -> enrolled",
                   f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
+    basis = None
     for drug, s in (summary.get("supply") or {}).items():
         if isinstance(s, dict) and "units_p50" in s:
             t.add_row(f"{drug}: packs to make p50 / p90, P(stock-out)",
                       f"{_fmt(s['units_p50'], 0)} / {_fmt(s['units_p90'], 0)}, "
                       f"{_fmt(s.get('stockout_probability'), 2)}")
+            basis = s.get("packs_basis"), s.get("replicates_reaching_target")
+    if basis is not None and basis[0] is not None:
+        t.caption = (f"packs to make over the {basis[1]} replicates reaching the target"
+                     if basis[0] == "replicates_reaching_target"
+                     else "packs to make over all replicates (none reached the target)")
     return t
 
 

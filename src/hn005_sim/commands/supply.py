@@ -43,6 +43,12 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
         t.add_row(drug, f"{s['units_p50']:.0f} / {s['units_p90']:.0f} / {s['units_p95']:.0f}",
                   f"{s['stockout_probability']:.2f}", f"{s['waste_p50']:.1f}",
                   f"{s['patient_days_without_drug_mean']:.1f}")
+    first = next(iter(summary["supply"].values()), {})
+    if first.get("packs_basis") == "replicates_reaching_target":
+        t.caption = (f"packs to make over the {first['replicates_reaching_target']} replicates "
+                     "reaching the target")
+    elif first.get("packs_basis") == "all_replicates_none_reached_target":
+        t.caption = "packs to make over all replicates (none reached the target)"
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
             f"tier {b['tier']}: least waste with forecast {b['forecast_days']:g} days and floors x "

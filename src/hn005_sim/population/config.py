@@ -18,10 +18,14 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from hn005_sim.scenario.base import Figure, Probability, Strict
-from hn005_sim.scenario.dists import Categorical, Dist, LogNormal, Normal
+from hn005_sim.scenario.dists import Categorical, Dist, LogNormal, Normal, TruncNormal
 
 LabDist = Annotated[Normal | LogNormal, Field(discriminator="dist")]
 """Copula marginals must have a closed-form quantile: normal (value = mean + sd z) or lognormal."""
+
+BpDist = Annotated[Normal | TruncNormal, Field(discriminator="dist")]
+"""Usual blood pressure: normal or truncated normal, drawn from a standard normal so SBP and DBP can be
+correlated (population/generate.py, `_from_z`)."""
 
 COPULA_LABS = (
     "hb_g_l", "wbc_10e9_l", "plt_10e9_l", "tbil_umol_l", "alt_u_l", "ast_u_l",
@@ -77,6 +81,8 @@ class Demographics(Strict):
     height_cm: SexNormal
     weight_kg: SexNormal
     height_weight_correlation: Figure = Field(description="within-sex correlation of height and weight")
+    weight_loss_after_rt_fraction: Dist = Field(
+        description="share of body weight a recurrent patient has still lost after radiotherapy")
     ecog: Categorical = Field(description="numeric values 0..3")
     menopause_age_years: Dist
     sterilised_female: Probability
@@ -143,6 +149,11 @@ class Disease(Strict):
     prior_ici_two_types: Probability
     prior_ici_phase: Categorical
     prior_ici_induction_response: Categorical
+    induction_chemo_given_crt: Probability = Field(
+        description="induction chemotherapy before CRT (III-IVA)")
+    adjuvant_capecitabine_given_crt: Probability = Field(
+        description="adjuvant (metronomic) capecitabine after CRT")
+    adjuvant_planned_months: Dist = Field(description="planned duration of adjuvant capecitabine")
 
     _stage = field_validator("stage_at_diagnosis_recurrent")(lambda d: _labels(d, STAGES_CURATIVE))
     _pattern = field_validator("recurrence_pattern")(lambda d: _labels(d, PATTERNS))
@@ -288,14 +299,41 @@ class BloodPressure(Strict):
 
     hypertension_prevalence_at_50: Probability
     hypertension_odds_ratio_per_decade: Figure
-    treated_given_hypertension: Probability
+    aware_given_hypertension: Probability = Field(
+        description="known hypertension (history) among hypertensives")
+    treated_given_aware: Probability
     drugs_given_treated: Categorical = Field(description="numeric values: number of drug classes")
-    sbp_normotensive_mmhg: Dist
-    dbp_normotensive_mmhg: Dist
-    sbp_hypertensive_untreated_mmhg: Dist
-    dbp_hypertensive_untreated_mmhg: Dist
+    sbp_normotensive_mmhg: BpDist
+    dbp_normotensive_mmhg: BpDist
+    sbp_hypertensive_untreated_mmhg: BpDist
+    dbp_hypertensive_untreated_mmhg: BpDist
     sbp_shift_treated_mmhg: Figure
     dbp_shift_treated_mmhg: Figure
+    sbp_dbp_correlation: Figure = Field(description="between-person correlation of usual SBP and DBP")
+    reading_sd_sbp_mmhg: Figure = Field(description="SD of one clinic reading around the usual SBP")
+    reading_sd_dbp_mmhg: Figure = Field(description="SD of one clinic reading around the usual DBP")
+    readings_averaged: Figure = Field(description="clinic readings averaged into the recorded pressure")
+
+    @field_validator("sbp_dbp_correlation")
+    @classmethod
+    def _corr(cls, f: Figure) -> Figure:
+        if not -1 < f.value < 1:
+            raise ValueError(f"value must be between -1 and 1, got {f.value}")
+        return f
+
+    @field_validator("readings_averaged")
+    @classmethod
+    def _readings(cls, f: Figure) -> Figure:
+        if f.value < 1 or f.value != int(f.value):
+            raise ValueError(f"value must be a whole number >= 1, got {f.value}")
+        return f
+
+    @field_validator("reading_sd_sbp_mmhg", "reading_sd_dbp_mmhg")
+    @classmethod
+    def _sd(cls, f: Figure) -> Figure:
+        if f.value < 0:
+            raise ValueError(f"value must be >= 0, got {f.value}")
+        return f
 
 
 class Urine(Strict):
@@ -312,6 +350,9 @@ class Infections(Strict):
     hbv_dna_detectable_given_hbsag: Probability
     hbv_dna_copies_ml_detectable: Dist
     hbv_active_threshold_copies_ml: Figure
+    hbv_antiviral_given_hbsag: Probability = Field(
+        description="HBsAg carriers on nucleos(t)ide antiviral therapy at assessment")
+    hbv_log10_reduction_on_antiviral: Dist = Field(description="log10 fall of HBV DNA on antiviral therapy")
     hcv_ab_positive: Probability
     hcv_rna_given_ab: Probability
     hiv_positive: Probability

@@ -285,13 +285,20 @@ def _season(cfg: RecruitmentConfig, start, n_days: int) -> np.ndarray:
 
 
 def simulate_recruitment(
-    scenario, source: CandidateSource, seed: int, replicate: int, *, keep_events: bool = False
+    scenario, source: CandidateSource, seed: int, replicate: int, *, keep_events: bool = False,
+    sites: list[Site] | None = None,
 ) -> tuple[ReplicateRecord, list[Site]]:
-    """Run one replicate of the recruitment DES; returns its record and its drawn sites."""
+    """Run one replicate of the recruitment DES; returns its record and its drawn sites.
+
+    `sites` replaces the sites drawn from the config (`draw_sites`), e.g. a running trial's sites with
+    their observed opening and posterior rates (recruitment/forecast_des.py); their `index` must be
+    their position in the list. None (the default) draws them as always.
+    """
     cfg: RecruitmentConfig = scenario.recruitment
     target = scenario.trial.target_enrolled
     horizon = cfg.horizon_days
-    sites = draw_sites(cfg, seed, replicate)
+    if sites is None:
+        sites = draw_sites(cfg, seed, replicate)
     season = _season(cfg, scenario.trial.start_date, int(np.ceil(horizon)) + 1)
 
     env = simpy.Environment()
