@@ -12,6 +12,7 @@ from hn005_sim.commands.cohort import cohort
 from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
 from hn005_sim.commands.forecast import forecast
+from hn005_sim.commands.new_trial import new_trial
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
 from hn005_sim.commands.sensitivity import sensitivity
@@ -25,8 +26,8 @@ from hn005_sim.scenario.errors import ConfigError
 app = typer.Typer(
     name="hn005-sim",
     help=(
-        "Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005 "
-        "(anlotinib + penpulimab + capecitabine, first-line R/M nasopharyngeal carcinoma)."
+        "Synthetic-cohort simulation and recruitment feasibility for first-line R/M nasopharyngeal carcinoma "
+        "trials written as data (configs/<trial>/: ALTER-HN005, AK105-304; `new-trial` starts another)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -48,7 +49,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
+    """Synthetic-cohort simulation and recruitment feasibility for trials written as data (configs/<trial>/).
 
     Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.
     """
@@ -65,6 +66,7 @@ app.command("compare")(compare)
 app.command("sweep")(sweep)
 app.command("sensitivity")(sensitivity)
 app.command("forecast")(forecast)
+app.command("new-trial")(new_trial)
 
 
 class InputError(Exception):
