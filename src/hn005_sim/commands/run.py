@@ -12,6 +12,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -114,6 +115,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -197,7 +199,7 @@ def run(
         extra_files.update(uncertainty_files(uncertain, seed, replicates))
     if sensitivity_frame is not None:
         extra_files["sensitivity"] = sensitivity_frame
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
             o.write_csv(f"{name}.csv", frame)

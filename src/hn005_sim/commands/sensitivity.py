@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -54,6 +55,7 @@ def sensitivity(
     executor: ExecutorOpt = "process",
     quiet: QuietOpt = False,
     format: FormatOpt = Format.table,
+    force: ForceOpt = False,
 ) -> None:
     """Global sensitivity of P(target by deadline), median time to target, screen-failure rate and
     packs at P95 per drug to every figure with an `uncertainty`.
@@ -98,7 +100,7 @@ def sensitivity(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     summary = {"scenario": sc.name, **result.summary}
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_csv("sensitivity.csv", result.table)
         o.write_json("summary.json", summary)
         man = manifest(

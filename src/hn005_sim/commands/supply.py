@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -60,6 +61,7 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
 def supply(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -145,7 +147,7 @@ def supply(
         },
     }
     frames = agg.frames()
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", summary)
         for name, frame in frames.items():
             o.write_csv(f"{name}.csv", frame)
