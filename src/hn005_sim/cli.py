@@ -16,6 +16,7 @@ from hn005_sim.commands.forecast import forecast
 from hn005_sim.commands.new_trial import new_trial
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
+from hn005_sim.commands.sensitivity import sensitivity
 from hn005_sim.commands.sites import sites
 from hn005_sim.commands.supply import supply
 from hn005_sim.commands.sweep import sweep
@@ -64,6 +65,7 @@ app.command("sites")(sites)
 app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
+app.command("sensitivity")(sensitivity)
 app.command("forecast")(forecast)
 app.command("new-trial")(new_trial)
 

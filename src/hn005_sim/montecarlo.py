@@ -411,8 +411,16 @@ def _with_supply(rec: ReplicateRecord, record: Any) -> ReplicateRecord:
     return replace(rec, supply=record)
 
 
-def run_batch(scenario, seed: int, start: int, stop: int) -> list[ReplicateRecord]:
-    """Replicates start..stop-1 (the unit of work sent to an executor)."""
+def run_batch(scenario, seed: int, start: int, stop: int, uncertain=None) -> list[ReplicateRecord]:
+    """Replicates start..stop-1 (the unit of work sent to an executor).
+
+    uncertain: a scenario.uncertainty.UncertainScenario: each replicate runs the scenario with its own
+    parameter set, drawn from its `uncertainty` stream (second-order Monte Carlo); every other stream
+    is the one it would use without uncertainty (common random numbers).
+    """
+    if uncertain is not None:
+        return [run_replicate(sc, seed, r) for r in range(start, stop)
+                for sc in (uncertain.scenario_for(seed, r),)]
     source = _source_for(scenario)
     return [run_replicate(scenario, seed, r, source) for r in range(start, stop)]
 
@@ -629,10 +637,13 @@ def run_scenario(
     executor: str | cf.Executor = "process",
     progress: bool = False,
     on_record: Callable[[ReplicateRecord], None] | None = None,
+    uncertain: Any = None,
 ) -> RunResult:
     """Run `replicates` replicates of the scenario's recruitment (and supply) and summarise them.
 
     Identical results for any jobs/executor. `on_record` sees every replicate record in order.
+    `uncertain` (scenario.uncertainty.UncertainScenario of this scenario): draw the uncertain figures
+    anew for every replicate (`run --uncertainty`).
     Raises ConfigError when the scenario cannot be simulated, ValueError for a bad executor spec,
     hn005_sim.cli.InputError when the run would need more memory than the machine has
     (hn005_sim.guards.check_run_memory).
@@ -677,7 +688,7 @@ def run_scenario(
         batches = _batches(replicates, workers)
         if ex is None:
             for start, stop in batches:
-                fold(run_batch(scenario, seed, start, stop))
+                fold(run_batch(scenario, seed, start, stop, uncertain))
                 if bar is not None:
                     bar.advance(task, stop - start)
         else:
@@ -689,7 +700,7 @@ def run_scenario(
                 while nxt_submit < len(batches) and len(pending) + len(done) < window:
                     start, stop = batches[nxt_submit]
                     with sigint_held():  # submit may start a worker process
-                        fut = ex.submit(run_batch, scenario, seed, start, stop)
+                        fut = ex.submit(run_batch, scenario, seed, start, stop, uncertain)
                     pending[fut] = nxt_submit
                     nxt_submit += 1
                 finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)

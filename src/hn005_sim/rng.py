@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap", "chart")
+STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap", "chart",
+           "uncertainty")
 """Names of the child streams; a new name is appended, so every existing stream keeps its spawn key
-("chart": which values are in the chart at prescreen, eligibility/chart.py)."""
+("chart": which values are in the chart at prescreen, eligibility/chart.py; "uncertainty": the
+replicate's parameter set under `run --uncertainty`, scenario/uncertainty.py)."""
 
 
 def replicate_seed(seed: int, replicate: int) -> np.random.SeedSequence:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
@@ -134,6 +135,14 @@ def run(
         help="Candidates drawn for the report's attrition and restrictiveness figures.")] = 50_000,
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write report.html and charts/ (PNG and SVG) beside the data.")] = True,
+    uncertainty: Annotated[bool, typer.Option(
+        "--uncertainty/--no-uncertainty",
+        help="Draw every figure that carries an `uncertainty` anew for each replicate (second-order Monte "
+        "Carlo): intervals then include what is not known about the assumptions, not only chance.")] = False,
+    sensitivity: Annotated[Path | None, typer.Option(
+        "--sensitivity", exists=True, dir_okay=True, file_okay=True,
+        help="A `sensitivity` output folder (or its sensitivity.csv): the report adds its tornado chart.",
+        show_default=False)] = None,
     quiet: QuietOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -176,13 +185,30 @@ def run(
 
         per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
         check_memory(screen_patients, per_row, f"run --screen-patients {screen_patients}", unit="patients")
+    from hn005_sim.scenario.uncertainty import UncertainScenario
+    from hn005_sim.sensitivity import read_sensitivity, uncertainty_files
+
+    uncertain = UncertainScenario.from_scenario(sc, raw)
+    if uncertainty and not uncertain.figures:
+        raise InputError(f"--uncertainty: {display(raw.path)} has no figure with an `uncertainty` "
+                         "(docs/sensitivity.md shows how to give one)")
+    sensitivity_frame = read_sensitivity(sensitivity) if sensitivity is not None else None
     started = time.perf_counter()
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
-                              progress=not quiet and format is Format.table)
+                              progress=not quiet and format is Format.table,
+                              uncertain=uncertain if uncertainty else None)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
+    result.summary["uncertainty"] = {
+        "enabled": uncertainty, "uncertain_figures": len(uncertain.figures),
+        "method": "second-order Monte Carlo: one parameter set per replicate, drawn from its "
+                  "`uncertainty` stream" if uncertainty else "none: the figures at their central values"}
+    if uncertainty:
+        extra_files.update(uncertainty_files(uncertain, seed, replicates))
+    if sensitivity_frame is not None:
+        extra_files["sensitivity"] = sensitivity_frame
     with output_dir(out, force=force) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
@@ -193,7 +219,8 @@ def run(
             "run", scenario_path=display(raw.path), scenario_sha256=raw.sha256(),
             resolved_config=sc.model_dump(mode="json", by_alias=True), seed=seed, replicates=replicates,
             wall_time_s=time.perf_counter() - started,
-            extra={"jobs": jobs, "executor": executor, "screen_patients": screen_patients, "files": sorted(
+            extra={"jobs": jobs, "executor": executor, "screen_patients": screen_patients,
+                   "uncertainty": uncertainty, "files": sorted(
                 ["summary.json", *(f"{n}.csv" for n in (*result.frames, *extra_files))])},
         )
         o.write_json("manifest.json", man)

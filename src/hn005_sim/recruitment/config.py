@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from hn005_sim.scenario.base import Figure, Probability, Strict
 from hn005_sim.scenario.dists import Dist
+from hn005_sim.scenario.uncertainty import Uncertainty, check_contains
 
 MONTH_DAYS = 30.4375
 """Days per month (365.25 / 12), the unit in which reports quote time."""
@@ -24,6 +25,16 @@ class Capacity(Strict):
 
     value: int = Field(gt=0)
     source: str = Field(min_length=3)
+    uncertainty: Uncertainty | None = Field(
+        default=None, description="drawn values are rounded to the nearest integer (scenario/uncertainty.py)")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.uncertainty is not None:
+            check_contains(self.uncertainty, self.value)
+            if self.uncertainty.scaled_bounds(self.value)[0] < 0.5:
+                raise ValueError("uncertainty: the range must stay >= 0.5 (capacity rounds to at least 1)")
+        return self
 
 
 class Region(Strict):

@@ -61,12 +61,19 @@ def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = No
         ("relaxation.csv", ch.relaxation),
         ("drug_demand.csv", ch.drug_demand),
         ("inventory.csv", ch.inventory),
+        ("sensitivity.csv", _tornado),
     ]
     for name, build in builders:
         frame = f.get(name)
         if frame is not None and frame.height > 0:
             out.append(build(frame))
     return out
+
+
+def _tornado(frame: pl.DataFrame) -> ch.Chart:
+    from hn005_sim.report.sensitivity import tornado
+
+    return tornado(frame)
 
 
 SECTIONS = (
@@ -131,6 +138,11 @@ def _sections(
                       "box of capsules, a vial or a bottle of tablets)"),
             )
         sections.append(Section(key, heading, intro, items))
+    from hn005_sim.report.sensitivity import uncertainty_section
+
+    uncertain = uncertainty_section(files, by_name.get("tornado"))
+    if uncertain is not None:
+        sections.append(uncertain)
     sections.append(_baseline_section(files, published))
     resolved = manifest.get("resolved_config") or files.manifest.get("resolved_config")
     rows = parameter_rows(resolved, parameters)

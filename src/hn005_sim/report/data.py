@@ -32,6 +32,8 @@ CSV_FILES = (
     "curve.csv",
     "supply.csv",
     "drug_demand.csv",
+    "uncertainty.csv",
+    "sensitivity.csv",
     "inventory.csv",
 )
 
@@ -49,6 +51,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "curve.csv": ("probability_of_success",),
     "supply.csv": ("drug",),
     "drug_demand.csv": ("month", "drug", "units_p10", "units_p50", "units_p90"),
+    "uncertainty.csv": ("parameter", "value", "low", "high", "distribution", "source"),
+    "sensitivity.csv": ("parameter", "output", "method"),
     "inventory.csv": ("month", "location", "drug", "on_hand_p10", "on_hand_p50", "on_hand_p90"),
 }
 

@@ -235,7 +235,8 @@ def _describe(table: dict[str, Any]) -> str:
     scalars = {
         k: v
         for k, v in table.items()
-        if k not in ("source", "dist", "description") and not isinstance(v, dict | list)
+        # a figure's uncertainty is a row of its own (walk_sources), absent or not
+        if k not in ("source", "dist", "description", "uncertainty") and not isinstance(v, dict | list)
     }
     lists = {
         k: v for k, v in table.items() if isinstance(v, list) and all(not isinstance(x, dict) for x in v)

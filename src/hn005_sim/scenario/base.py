@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hn005_sim.scenario.uncertainty import Uncertainty, check_contains, check_probability
 
 
 class Strict(BaseModel):
@@ -12,15 +14,31 @@ class Strict(BaseModel):
 
 
 class Figure(Strict):
-    """A single figure that describes the world, with where it comes from."""
+    """A single figure that describes the world, with where it comes from (and, optionally, how
+    uncertain it is: scenario/uncertainty.py)."""
 
     value: float
     unit: str | None = None
     source: str = Field(min_length=3, description="citation, or 'assumption: why'")
+    uncertainty: Uncertainty | None = None
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.uncertainty is not None:
+            check_contains(self.uncertainty, self.value)
+        return self
 
 
 class Probability(Strict):
-    """A probability that describes the world, with where it comes from."""
+    """A probability that describes the world, with where it comes from (and how uncertain it is)."""
 
     value: float = Field(ge=0, le=1)
     source: str = Field(min_length=3, description="citation, or 'assumption: why'")
+    uncertainty: Uncertainty | None = None
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.uncertainty is not None:
+            check_contains(self.uncertainty, self.value)
+            check_probability(self.uncertainty, self.value)
+        return self

@@ -15,10 +15,28 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special, stats
 
+from hn005_sim.scenario.uncertainty import Uncertainty, check_contains
+
 
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
     source: str | None = Field(default=None, description="citation, or 'assumption: why'")
+    uncertainty: dict[str, Uncertainty] | None = Field(
+        default=None,
+        description="parameter name -> the uncertainty of that parameter (scenario/uncertainty.py)")
+
+    @model_validator(mode="after")
+    def _uncertain_parameters(self):
+        for key, spec in (self.uncertainty or {}).items():
+            name = next((n for n, f in type(self).model_fields.items() if (f.alias or n) == key), None)
+            value = getattr(self, name) if name is not None else None
+            numeric = [(f.alias or n) for n, f in type(self).model_fields.items()
+                       if isinstance(getattr(self, n), float) and n not in ("source", "uncertainty")]
+            if name in ("source", "uncertainty", "dist") or not isinstance(value, float):
+                raise ValueError(f"uncertainty.{key}: not a numeric parameter of this {self.dist} "
+                                 f"distribution; expected one of: {', '.join(numeric) or 'none'}")
+            check_contains(spec, value, what=key)
+        return self
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         raise NotImplementedError

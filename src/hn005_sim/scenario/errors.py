@@ -27,6 +27,10 @@ class ConfigError(Exception):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):
+        # raised in a worker process, it is pickled back to the parent with its problems intact
+        return (type(self), (self.problems,))
+
     @classmethod
     def one(cls, file: str, path: str, message: str) -> ConfigError:
         return cls(Problem(str(file), path, message))

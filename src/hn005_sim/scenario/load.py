@@ -210,10 +210,12 @@ _TYPE_WORDS = {
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop the union tags pydantic puts in locations ('normal', 'list[float]', 'function-after[...]')."""
     from hn005_sim.scenario.dists import REGISTRY
+    from hn005_sim.scenario.uncertainty import RANGES
 
     out = []
     for i, part in enumerate(loc):
-        if isinstance(part, str) and ("[" in part or (part in REGISTRY and i + 1 < len(loc))):
+        tag = (part in REGISTRY and i + 1 < len(loc)) or (part in RANGES and "uncertainty" in loc[:i])
+        if isinstance(part, str) and ("[" in part or tag):
             continue
         out.append(part)
     return tuple(out)

@@ -89,6 +89,9 @@ class Scenario(Strict):
                         origin_of(raw, ("criteria", "columns", name)), f"criteria.columns.{name}",
                         "expected a population attribute of that name (population.history or "
                         "population.disease.conditional_flags), found none"))
+        from hn005_sim.scenario.uncertainty import check_figures, uncertain_figures
+
+        problems += check_figures(uncertain_figures(self), raw)
         return problems
 
     def _check_chart_review(self, raw: RawScenario) -> list[Problem]:
