@@ -17,6 +17,7 @@ from hn005_sim.commands.sites import sites
 from hn005_sim.commands.supply import supply
 from hn005_sim.commands.sweep import sweep
 from hn005_sim.commands.validate import validate
+from hn005_sim.errors import InputError  # re-exported: `from hn005_sim.cli import InputError` still works
 from hn005_sim.io import OutputError
 from hn005_sim.scenario.errors import ConfigError
 
@@ -61,10 +62,6 @@ app.command("sites")(sites)
 app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
-
-
-class InputError(Exception):
-    """Bad command-line input found after parsing (one line, exit 2)."""
 
 
 def main(argv: list[str] | None = None) -> int:

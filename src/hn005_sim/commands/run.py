@@ -77,7 +77,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     The enrolled cohort has the distribution of the eligible candidates: consent and withdrawal do not
     depend on patient attributes in this model, so their baseline figures stand for the enrolled.
     """
-    from hn005_sim.commands.screen import RESTRICTIVENESS_FILES, analyse_scenario
+    from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
     from hn005_sim.recruitment import planning
     from hn005_sim.report.tables import cohort_figures
 
@@ -121,7 +121,7 @@ def run(
     probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, run_scenario
 

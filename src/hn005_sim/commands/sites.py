@@ -73,7 +73,7 @@ def sites(
     A planning file with a fixed `sites` in every region evaluates that allocation. Example:
     `hn005-sim sites plans/china_network.toml --method both --out out/sites_china`.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
 
     started = time.perf_counter()
     raw = read_raw(plan_or_scenario)

@@ -116,7 +116,7 @@ def sweep(
     Writes sweep.csv, grid.json, report.html, charts/ and manifest.json into OUT. Results do not depend
     on --jobs or --executor.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import open_executor, parse_executor, run_scenario
     from hn005_sim.scenario.errors import ConfigError, Problem
