@@ -37,7 +37,7 @@ def test_screen_writes_contract_files(tmp_path):
         "fail_rate_lo,fail_rate_hi,sole_fail_rate_lo,sole_fail_rate_hi,shapley_share_lo,shapley_share_hi",
         "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction",
         "cofailure.csv": "criterion_a,criterion_b,both_fail,expected_if_independent,lift",
-        "sweeps.csv": "parameter,value,eligible_fraction,is_current",
+        "sweeps.csv": "parameter,value,eligible_fraction,is_current,unit",
         "relaxation.csv": "step,relaxation,description,eligible_fraction,gain",
     }
     for name, header in cols.items():

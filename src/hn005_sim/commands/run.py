@@ -93,7 +93,8 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     answer = planning.plan_sites(plan, "analytic", seed, 0)
     files["curve"] = pl.DataFrame([{c: r[c] for c in answer.curve_columns} for r in answer.curve])
     summary["sites_needed"] = {k: answer.summary.get(k) for k in (
-        "allocation", "probability_of_success", "expected_enrolled", "method", "feasible")}
+        "allocation", "probability_of_success", "expected_enrolled", "method", "feasible",
+        "required_probability")}
     return files
 
 
