@@ -121,6 +121,11 @@ def run(
     (criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv), the analytic success
     probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
+
+    Example:
+
+    
+      hn005-sim run scenarios/baseline.toml --replicates 200 --seed 20230901 --jobs 2 --out out/baseline
     """
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir

@@ -41,6 +41,11 @@ def screen(
 
     Writes summary.json, criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv,
     manifest.json (and pass_matrix.parquet with --save-matrix) into --out.
+
+    Example:
+
+    
+      hn005-sim screen scenarios/baseline.toml --patients 100000 --seed 20230901 --out out/screen
     """
     started = time.perf_counter()
     sc, raw = load_scenario(scenario)

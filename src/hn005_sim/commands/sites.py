@@ -34,13 +34,17 @@ PlanArg = Annotated[
 def sites(
     plan_or_scenario: PlanArg,
     target: Annotated[
-        int | None, typer.Option("--target", help="Patients wanted (overrides the file).")
+        int | None, typer.Option("--target", help="Patients wanted (overrides the file).",
+                                 show_default="the plan's target; a scenario's trial.target_enrolled")
     ] = None,
-    months: Annotated[float | None, typer.Option("--months", help="Deadline in months from start.")] = None,
+    months: Annotated[float | None, typer.Option(
+        "--months", help="Deadline in months from the start (overrides the file).",
+        show_default="the plan's duration_months; a scenario's trial.deadline_months")] = None,
     probability: Annotated[
         float | None,
         typer.Option(
-            "--probability", help="Required P(enrolled >= target by the deadline); scenarios default to 0.8."
+            "--probability", help="Required P(enrolled >= target by the deadline).",
+            show_default="the plan's probability; 0.8 for a scenario",
         ),
     ] = None,
     method: Annotated[
