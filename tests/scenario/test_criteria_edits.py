@@ -266,3 +266,31 @@ def test_include_cycle_and_bad_shared_list_are_one_line(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a.toml: criterion[0].stage: must be one of" in err, err
+
+
+def _readme_scenario() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- README-CRITERIA-EDITS.*?```toml\n(.*?)```", text, re.S)
+    assert block, "README.md has no README-CRITERIA-EDITS block"
+    return block.group(1)
+
+
+def test_readme_criteria_edit_example_validates_and_does_what_it_says(tmp_path, capsys):
+    text = _readme_scenario().replace('extends = "baseline.toml"', f'extends = "{BASELINE}"')
+    sc, _ = load_scenario(_write(tmp_path / "my_criteria.toml", text))
+    base, _ = load_scenario(BASELINE)
+    by_id = {c.id: c for c in sc.criteria.criterion}
+    assert by_id["ecog"].stage == by_id["cns_metastasis"].stage == "screening"
+    assert "other_trial" not in by_id and by_id["hbsag_negative"].rule == "NOT hbsag_positive"
+    assert len(by_id) == len(base.criteria.criterion)  # one removed, one added
+    assert "age_max_years" not in sc.criteria.parameters
+    assert {r.id for r in base.criteria.relaxations} - {r.id for r in sc.criteria.relaxations} == {
+        "age_70", "age_75"}
+    # the messages the README quotes
+    bad = text.replace("[criteria.edit.cns_metastasis]", "[criteria.edit.cns_metastases]").replace(
+        "age_years < 70", "age_yrs < 70")
+    assert main(["validate", str(_write(tmp_path / "bad.toml", bad))]) == 2
+    err = capsys.readouterr().err
+    assert 'criteria.edit.cns_metastases: unknown criterion "cns_metastases" (did you mean ' \
+           '"cns_metastasis"?)' in err, err
+    assert 'criteria.edit.age_max.rule: unknown column "age_yrs" (did you mean "age_years"?)' in err, err

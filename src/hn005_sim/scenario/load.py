@@ -340,19 +340,20 @@ def validate_raw(raw: RawScenario):
     from hn005_sim.scenario.schema import Scenario
 
     nan_inf = non_finite(raw)
+    # criteria edits that are themselves wrong are reported and left out; the rest are applied and
+    # validated with everything else, so one pass lists every problem
     data, edited, edit_problems = apply_criteria_edits(
         raw.data, raw.origin, lambda exc, prefix: problems_from(exc, raw, prefix))
-    if edit_problems:
-        raise ConfigError(nan_inf + edit_problems)
     raw = RawScenario(raw.path, data, raw.origins, raw.files, edited)
     try:
         scenario = Scenario.model_validate(raw.data)
     except ValidationError as exc:
         seen = {p.path for p in nan_inf}
-        raise ConfigError(nan_inf + [p for p in problems_from(exc, raw) if p.path not in seen]) from None
+        raise ConfigError(nan_inf + edit_problems
+                          + [p for p in problems_from(exc, raw) if p.path not in seen]) from None
     if nan_inf:
-        raise ConfigError(nan_inf)
-    problems = scenario.check(raw)
+        raise ConfigError(nan_inf + edit_problems)
+    problems = edit_problems + scenario.check(raw)
     if problems:
         raise ConfigError(problems)
     return scenario
