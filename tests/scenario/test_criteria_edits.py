@@ -294,3 +294,14 @@ def test_readme_criteria_edit_example_validates_and_does_what_it_says(tmp_path, 
     assert 'criteria.edit.cns_metastases: unknown criterion "cns_metastases" (did you mean ' \
            '"cns_metastasis"?)' in err, err
     assert 'criteria.edit.age_max.rule: unknown column "age_yrs" (did you mean "age_years"?)' in err, err
+
+
+def test_edits_through_set_and_a_sweep_grid():
+    from hn005_sim.scenario.overrides import load_grid, load_with_overrides
+
+    sc, _ = load_with_overrides(BASELINE, ["criteria.edit.ecog.stage=screening"])
+    assert {c.id: c.stage for c in sc.criteria.criterion}["ecog"] == "screening"
+    points = load_grid(BASELINE, ["criteria.edit.hiv.enabled=true,false"])
+    assert [("hiv" in {c.id for c in p.scenario.criteria.criterion}) for p in points] == [True, False]
+    with pytest.raises(Exception, match=r'^--set: criteria\.edit\.not_de_nov: unknown criterion'):
+        load_with_overrides(BASELINE, ["criteria.edit.not_de_nov.stage=screening"])
