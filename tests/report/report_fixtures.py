@@ -17,6 +17,8 @@ CRITERIA = [
     ("plt_100", "inclusion", "screening"),
     ("hbv_dna", "exclusion", "screening"),
     ("qtc_480", "exclusion", "screening"),
+    # the longest id of the shipped criteria: the heat map and bar charts must show it whole
+    ("prior_ici_induction_response", "exclusion", "screening"),
 ]
 DRUGS = [("anlotinib", "capsule 10 mg"), ("penpulimab", "vial 100 mg"), ("capecitabine", "tablet 500 mg")]
 
@@ -154,7 +156,8 @@ def run_folder(folder: Path, seed: int = 2, replicates: int = 300, rate: float =
     em = rng.uniform(5, 40, n_sites)
     pl.DataFrame(
         {
-            "site": [f"site_{i + 1}" for i in range(n_sites)],
+            # the sponsor's site by its full name, as sites.toml names it: the chart shows it whole
+            "site": ["Sun Yat-sen University Cancer Center"] + [f"site_{i + 1}" for i in range(1, n_sites)],
             "region": ["guangdong", "guangdong", "guangxi", "guangxi", "hunan"],
             "activation_month_mean": rng.uniform(0, 6, n_sites),
             "never_activated_fraction": 0.05,

@@ -94,8 +94,10 @@ def _finish(
 ) -> Chart:
     chart = chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=15))
     spec = (
-        # greedy: a tick label that would touch its neighbour is left out (no overlapping labels)
-        chart.configure_axis(labelFontSize=11, titleFontSize=12, labelOverlap="greedy", labelSeparation=4)
+        chart.configure_axis(labelFontSize=11, titleFontSize=12)
+        # numbers: a tick label that would touch its neighbour is left out (no overlapping labels);
+        # category labels (criterion ids, sites) are all kept
+        .configure_axisQuantitative(labelOverlap="greedy", labelSeparation=4)
         .configure_legend(
             labelFontSize=11, titleFontSize=12, orient="bottom", direction="horizontal", columns=4
         )
@@ -347,8 +349,7 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         alt.Chart(src)
         .mark_rect()
         .encode(
-            # no label limit: criterion ids are short, and a cut id cannot be read; the padding keeps
-            # the first slanted label inside the chart
+            # no label limit: a criterion id cut short ("prior_ici_rt_no_pr…") cannot be read
             x=alt.X("criterion_a:N", sort=keep, title=None,
                     axis=alt.Axis(labelAngle=-45, labelLimit=0, labelAlign="right", labelPadding=4)),
             y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=0)),
@@ -357,7 +358,7 @@ def cofailure(frame: pl.DataFrame) -> Chart:
             ),
             tooltip=tips,
         )
-        .properties(width=side, height=side, padding={"left": 80, "top": 5, "right": 5, "bottom": 5})
+        .properties(width=side, height=side)
     )
     return _finish(
         "cofailure",
@@ -740,7 +741,8 @@ def sites(frame: pl.DataFrame) -> Chart:
     ):
         if col in frame.columns:
             tips.append(alt.Tooltip(f"{col}:Q", title=title, format=fmt))
-    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=200)))
+    # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
+    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=320)))
     enc: dict[str, Any] = {
         "x": alt.X("enrolled_mean:Q", title="Patients enrolled per run (mean)"),
         "color": alt.Color("region:N", title="Region"),
