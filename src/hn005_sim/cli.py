@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -11,6 +12,8 @@ import hn005_sim
 from hn005_sim.commands.cohort import cohort
 from hn005_sim.commands.compare import compare
 from hn005_sim.commands.criteria import criteria
+from hn005_sim.commands.forecast import forecast
+from hn005_sim.commands.new_trial import new_trial
 from hn005_sim.commands.run import run
 from hn005_sim.commands.screen import screen
 from hn005_sim.commands.sites import sites
@@ -24,8 +27,8 @@ from hn005_sim.scenario.errors import ConfigError
 app = typer.Typer(
     name="hn005-sim",
     help=(
-        "Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005 "
-        "(anlotinib + penpulimab + capecitabine, first-line R/M nasopharyngeal carcinoma)."
+        "Synthetic-cohort simulation and recruitment feasibility for first-line R/M nasopharyngeal carcinoma "
+        "trials written as data (configs/<trial>/: ALTER-HN005, AK105-304; `new-trial` starts another)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -47,7 +50,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
+    """Synthetic-cohort simulation and recruitment feasibility for trials written as data (configs/<trial>/).
 
     Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.
     """
@@ -62,10 +65,46 @@ app.command("sites")(sites)
 app.command("supply")(supply)
 app.command("compare")(compare)
 app.command("sweep")(sweep)
+app.command("forecast")(forecast)
+app.command("new-trial")(new_trial)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: staging removed, workers stopped, one line, exit 143."""
+
+
+_TERMINATED: list[int] = []
+"""Set when SIGTERM arrived (typer turns the exception into a bare exit code 130)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
+def _interrupted(exc: BaseException | None = None) -> int:
+    from hn005_sim.io import committed
+
+    done = committed()
+    term = isinstance(exc, Terminated) or bool(_TERMINATED)
+    what = "terminated" if term else "interrupted"
+    if done:
+        print(f"hn005-sim: {what}; the outputs in {done[-1]} were complete before it", file=sys.stderr)
+    else:
+        print(f"hn005-sim: {what}; no output was written", file=sys.stderr)
+    return _exit(143 if term else 130)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    import threading
+
+    from hn005_sim import io
+
+    _TERMINATED.clear()
+    io.forget_committed()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = app(args=argv, prog_name="hn005-sim", standalone_mode=False)
     except ConfigError as exc:
@@ -75,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OutputError) as exc:
         print(f"hn005-sim: {exc}", file=sys.stderr)
         return _exit(2)
-    except (KeyboardInterrupt, typer.Abort):
-        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
-        return _exit(130)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except typer.Abort as exc:
+        return _interrupted(exc.__cause__ or exc.__context__)
     except typer.Exit as exc:
         if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
-            print("hn005-sim: interrupted; no output was written", file=sys.stderr)
+            return _interrupted(exc.__cause__ or exc.__context__)
         return _exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors from the vendored click parser
         ctx = getattr(exc, "ctx", None)
@@ -89,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(getattr(exc, "exit_code", 2))
     code = result if isinstance(result, int) else 0
     if code == 130:  # Ctrl-C, which typer turns into exit code 130 without a word
-        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
+        return _interrupted()
     return _exit(code)
 
 

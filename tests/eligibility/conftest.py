@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from hn005_sim.eligibility import CriteriaConfig, compile_criteria
-from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
+from hn005_sim.eligibility.engine import declared_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA_TOML = ROOT / "configs" / "alter_hn005" / "criteria.toml"
@@ -21,6 +21,7 @@ HEALTHY: dict[str, object] = {
     "ecog": 0, "childbearing_potential": False, "pregnant": False, "contraception_refused": False,
     "stage_at_diagnosis": "IVA", "de_novo_metastatic": False, "curative_treatment": "crt",
     "cisplatin_cumulative_mg_m2": 200.0, "months_since_rt": 20.0, "recurrence_interval_months": 18.0,
+    "recurrence_after_therapy_months": 18.0,
     "recurrence_pattern": "distant", "measurable_disease": True, "liver_metastasis": False,
     "cns_metastasis": False, "locally_salvageable": False, "rt_can_benefit_target": False,
     "ischaemia_bleeding_risk": False, "prior_systemic_rm": False, "prior_ici": "none", "prior_ici_types": 0,
@@ -33,7 +34,8 @@ HEALTHY: dict[str, object] = {
     "ft4_lln_pmol_l": 12.0, "ft4_uln_pmol_l": 22.0, "hypothyroid_on_replacement": False,
     "troponin_ng_l": 5.0, "troponin_uln_ng_l": 14.0, "ntprobnp_pg_ml": 60.0, "ntprobnp_uln_pg_ml": 125.0,
     "ecg_abnormal": False, "qtc_ms": 420.0, "lvef_pct": None, "cardiac_event_6m": False,
-    "arrhythmia_6m": False, "nyha_class": 1, "hypertension": False, "antihypertensive_drugs": 0,
+    "arrhythmia_6m": False, "nyha_class": 1, "hypertension": False, "hypertension_history": False,
+    "antihypertensive_drugs": 0,
     "sbp_mmhg": 120.0, "dbp_mmhg": 75.0, "urine_protein_dipstick": 0, "urine_protein_24h_g": None,
     "hbsag_positive": False, "hbv_dna_copies_ml": None, "hcv_ab_positive": False, "hcv_rna_positive": None,
     "hiv_positive": False, "tp_positive": False, "liver_cirrhosis": False, "active_tb_1y": False,
@@ -47,7 +49,8 @@ HEALTHY: dict[str, object] = {
 def candidates(*changes: dict[str, object]) -> pl.DataFrame:
     """One row per change set, each the healthy candidate with those columns changed."""
     rows = [{**HEALTHY, **c, "patient_id": i} for i, c in enumerate(changes)]
-    return pl.DataFrame(rows, schema=CONTRACT_COLUMNS)
+    # the contract's columns plus those ALTER-HN005's criteria declare ([criteria.columns])
+    return pl.DataFrame(rows, schema=declared_columns(load_cfg()))
 
 
 def load_cfg(changes: dict | None = None) -> CriteriaConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from .conftest import within
+from .conftest import share_ok, within
 
 
 def _ols(y: np.ndarray, *xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +94,7 @@ def test_copula_correlation(cfg, cohort, a, b, log_a, log_b):
 
 
 def test_height_weight_correlation(cfg, cohort):
-    men = cohort.filter(pl.col("sex") == "M")
+    men = cohort.filter((pl.col("sex") == "M") & pl.col("de_novo_metastatic"))  # no weight lost after RT
     r = np.corrcoef(men["height_cm"].to_numpy(), men["weight_kg"].to_numpy())[0, 1]
     rho = cfg.demographics.height_weight_correlation.value
     assert within(r, rho, (1 - rho**2) / math.sqrt(men.height))
@@ -147,3 +147,43 @@ def test_recurrence_within_6_months_flag(cohort):
     rec = cohort.filter(~pl.col("de_novo_metastatic"))
     assert (rec["progression_within_6m_of_rt"] == (rec["recurrence_interval_months"] < 6)).all()
     assert not cohort.filter(pl.col("de_novo_metastatic"))["progression_within_6m_of_rt"].any()
+
+
+def test_curative_phase_chemotherapy(cfg, cohort):
+    """Induction chemotherapy only before CRT of stage III-IVA (always with an induction-phase ICI);
+    adjuvant capecitabine only after CRT, taken until the planned end or the recurrence; the protocol's
+    6-month window runs from the end of it: after_therapy = interval - adjuvant_months, exactly."""
+    ind = cohort.filter(pl.col("induction_chemotherapy"))
+    assert (ind["curative_treatment"] == "crt").all()
+    assert ind["stage_at_diagnosis"].is_in(["III", "IVA"]).all()
+    ici_ind = cohort.filter((pl.col("prior_ici_phase") == "induction")
+                            & (pl.col("curative_treatment") == "crt")
+                            & pl.col("stage_at_diagnosis").is_in(["III", "IVA"]))
+    assert ici_ind["induction_chemotherapy"].all()
+    adj = cohort.filter(pl.col("adjuvant_capecitabine"))
+    assert (adj["curative_treatment"] == "crt").all()
+    assert (adj["prior_capecitabine"]).all() and not cohort.filter(~pl.col("adjuvant_capecitabine"))[
+        "prior_capecitabine"].any()
+    d = cfg.disease.adjuvant_planned_months
+    months, interval = adj["adjuvant_months"].to_numpy(), adj["recurrence_interval_months"].to_numpy()
+    assert (months <= interval + 1e-12).all() and (months <= d.high).all()
+    rec = cohort.filter(~pl.col("de_novo_metastatic"))
+    after = rec["recurrence_after_therapy_months"].to_numpy()
+    expected = rec["recurrence_interval_months"].to_numpy() - rec["adjuvant_months"].fill_null(0.0).to_numpy()
+    assert np.allclose(after, expected, rtol=0, atol=1e-12)
+    crt = cohort.filter(pl.col("curative_treatment") == "crt")
+    p = cfg.disease.adjuvant_capecitabine_given_crt.value
+    ok, msg = share_ok(crt["adjuvant_capecitabine"].to_numpy(), p)
+    assert ok, msg
+
+
+def test_hbv_dna_on_antiviral(cfg, cohort):
+    """Antivirals only for HBsAg carriers; their viral load is lower, so fewer are >= 10^4 copies/mL."""
+    assert not cohort.filter(~pl.col("hbsag_positive"))["hbv_antiviral"].any()
+    hb = cohort.filter(pl.col("hbsag_positive"))
+    ok, msg = share_ok(hb["hbv_antiviral"].to_numpy(), cfg.infections.hbv_antiviral_given_hbsag.value)
+    assert ok, msg
+    thr = cfg.infections.hbv_active_threshold_copies_ml.value
+    on = (hb.filter(pl.col("hbv_antiviral"))["hbv_dna_copies_ml"] >= thr).mean()
+    off = (hb.filter(~pl.col("hbv_antiviral"))["hbv_dna_copies_ml"] >= thr).mean()
+    assert on < off / 2, (on, off)

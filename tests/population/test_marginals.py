@@ -32,12 +32,18 @@ def test_age_mean_matches_truncated_normal(cfg, cohort):
 @pytest.mark.parametrize("sex,key", [("M", "male"), ("F", "female")])
 def test_height_weight_by_sex(cfg, cohort, sex, key):
     sub = cohort.filter(pl.col("sex") == sex)
-    for name in ("height_cm", "weight_kg"):
+    # weight as configured where there was no radiotherapy (de novo); recurrent candidates keep part of
+    # the weight lost during radiotherapy
+    for name, frame in (("height_cm", sub), ("weight_kg", sub.filter(pl.col("de_novo_metastatic")))):
         d = getattr(getattr(cfg.demographics, name), key)
-        x = col(sub, name)
+        x = col(frame, name)
         assert within(x.mean(), d.mean_, d.sd / math.sqrt(len(x))), (name, sex, x.mean(), d.mean_)
         # sd of a normal sample: se ~ sd / sqrt(2n)
         assert within(x.std(), d.sd, d.sd / math.sqrt(2 * len(x))), (name, sex, x.std(), d.sd)
+    d = getattr(cfg.demographics.weight_kg, key)
+    rec = col(sub.filter(~pl.col("de_novo_metastatic")), "weight_kg")
+    expected = d.mean_ * (1 - cfg.demographics.weight_loss_after_rt_fraction.mean())  # loss independent
+    assert within(rec.mean(), expected, d.sd / math.sqrt(len(rec))), (sex, rec.mean(), expected)
 
 
 def test_ecog(cfg, cohort):
@@ -119,7 +125,8 @@ def test_prior_immunotherapy(cfg, cohort):
         assert ok, (v, msg)
     ok, msg = share_ok(col(ici, "prior_ici_types") == 2, s.prior_ici_two_types.value)
     assert ok, msg
-    assert set(ICI_TYPES) >= set(col(ici, "prior_ici"))
+    assert set(ICI_TYPES) <= set(map(str, s.prior_ici_type.values))  # the usual types, plus the trial's own
+    assert set(map(str, s.prior_ici_type.values)) >= set(col(ici, "prior_ici"))
     assert set(ICI_PHASES) >= set(col(ici, "prior_ici_phase"))
     assert set(RESPONSES) >= set(col(ind, "prior_ici_best_response"))
     assert set(PATTERNS) == set(col(cohort, "recurrence_pattern"))
@@ -141,8 +148,9 @@ def test_infections(cfg, cohort):
 
 
 def test_history_flags(cfg, cohort):
-    for name in type(cfg.history).model_fields:
-        ok, msg = share_ok(col(cohort, name), getattr(cfg.history, name).value)
+    assert "ak105_30d" in cfg.history  # ALTER-HN005's own-drug exposure, declared in its config
+    for name, p in cfg.history.items():
+        ok, msg = share_ok(col(cohort, name), p.value)
         assert ok, (name, msg)
     for name in ("transfusion_14d", "gcsf_14d"):
         ok, msg = share_ok(col(cohort, name), getattr(cfg.labs, name).value)
@@ -221,7 +229,40 @@ def test_blood_pressure_by_age(cfg, cohort):
         obs, se = htn[sel].mean(), math.sqrt(p * (1 - p) / sel.sum())
         # slack 0.003: the logistic curve is not linear over the +/-1.5-year window
         assert within(obs, p, se, slack=0.003), (centre, obs, p)
-    treated = cohort.filter(pl.col("hypertension"))
-    ok, msg = share_ok(col(treated, "antihypertensive_drugs") > 0, b.treated_given_hypertension.value)
+    hyp = cohort.filter(pl.col("hypertension"))
+    ok, msg = share_ok(col(hyp, "hypertension_history"), b.aware_given_hypertension.value)
     assert ok, msg
-    assert (col(cohort.filter(~pl.col("hypertension")), "antihypertensive_drugs") == 0).all()
+    known = cohort.filter(pl.col("hypertension_history"))
+    ok, msg = share_ok(col(known, "antihypertensive_drugs") > 0, b.treated_given_aware.value)
+    assert ok, msg
+    # only known hypertension is treated; a history implies hypertension
+    assert (col(cohort.filter(~pl.col("hypertension_history")), "antihypertensive_drugs") == 0).all()
+    assert not cohort.filter(~pl.col("hypertension"))["hypertension_history"].any()
+
+
+def test_sbp_dbp_correlation(cfg, cohort):
+    """Among untreated hypertensives (normal marginals, no truncation) the recorded pressures correlate
+    as rho * sd_s * sd_d / sqrt((sd_s^2 + e_s^2) (sd_d^2 + e_d^2)), e = reading SD / sqrt(readings); the
+    tolerance is 5 standard errors of Fisher's z, 1 / sqrt(n - 3)."""
+    b = cfg.blood_pressure
+    sub = cohort.filter(pl.col("hypertension") & (pl.col("antihypertensive_drugs") == 0))
+    k = b.readings_averaged.value
+    ss, sd = b.sbp_hypertensive_untreated_mmhg.sd, b.dbp_hypertensive_untreated_mmhg.sd
+    es2, ed2 = b.reading_sd_sbp_mmhg.value ** 2 / k, b.reading_sd_dbp_mmhg.value ** 2 / k
+    expected = b.sbp_dbp_correlation.value * ss * sd / math.sqrt((ss**2 + es2) * (sd**2 + ed2))
+    r = np.corrcoef(col(sub, "sbp_mmhg"), col(sub, "dbp_mmhg"))[0, 1]
+    assert abs(math.atanh(r) - math.atanh(expected)) <= 5 / math.sqrt(sub.height - 3), (r, expected)
+    # spread of the recorded pressure: usual SD and the averaged reading error add in quadrature
+    x = col(sub, "sbp_mmhg")
+    assert within(x.std(), math.sqrt(ss**2 + es2), math.sqrt(ss**2 + es2) / math.sqrt(2 * len(x)))
+    assert within(x.mean(), b.sbp_hypertensive_untreated_mmhg.mean_,
+                  math.sqrt(ss**2 + es2) / math.sqrt(len(x)))
+    y = col(sub, "dbp_mmhg")
+    assert within(y.mean(), b.dbp_hypertensive_untreated_mmhg.mean_,
+                  math.sqrt(sd**2 + ed2) / math.sqrt(len(y)))
+
+
+def test_heart_failure_share_fits_middle_age(cohort):
+    # NYHA >= II in about 0.5% (Hao, Eur J Heart Fail 2019: 1.3% of Chinese adults 35+); 5 standard errors
+    ok, msg = share_ok(col(cohort, "nyha_class") >= 2, 0.005)
+    assert ok, msg

@@ -42,7 +42,8 @@ def test_every_column_is_in_the_data_dictionary(cohort):
 def test_no_nulls_outside_the_conditional_columns(cohort):
     conditional = {"cisplatin_cumulative_mg_m2", "months_since_rt", "recurrence_interval_months",
                    "prior_ici_phase", "prior_ici_best_response", "ft3_pmol_l", "ft4_pmol_l", "lvef_pct",
-                   "urine_protein_24h_g", "hbv_dna_copies_ml", "hcv_rna_positive"}
+                   "urine_protein_24h_g", "hbv_dna_copies_ml", "hcv_rna_positive",
+                   "adjuvant_months", "recurrence_after_therapy_months"}
     for name in cohort.columns:
         if name not in conditional:
             assert cohort[name].null_count() == 0, name

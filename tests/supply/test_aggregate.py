@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import polars as pl
 import pytest
 
 from hn005_sim.supply.aggregate import SupplyAggregate, quantile
@@ -65,3 +66,39 @@ def test_summary_against_direct_computation(records):
                                 "stockout_probability", "shipments_p50"]
     row = sup.filter(sup["presentation"] == "penpulimab_100mg").to_dicts()[0]
     assert row["dispensed_p50"] == np.quantile([r.dispensed[2] for r in records], 0.5)
+
+
+def test_packs_to_make_come_from_replicates_reaching_the_target(base, records):
+    """Replicates short of the target at the horizon treated fewer patients than the trial will: packs
+    to make are quantiles over those that reach it (all replicates when none does, flagged)."""
+    from types import SimpleNamespace
+
+    g = np.random.default_rng(9)
+    short = []
+    for r in range(4):  # 5 patients each, below a target of 8
+        enrol = [(i, "S0", "r", float(d), float(g.uniform(1.4, 2.0)))
+                 for i, d in enumerate(np.sort(g.uniform(0, 200, 5)))]
+        short.append(simulate_supply(base.regimen, base.supply, enrol, [("S0", "r", 0.0, 400.0)], 500.0,
+                                     np.random.default_rng(50 + r), np.random.default_rng(150 + r)))
+    assert all(r.patients == 8 for r in records) and all(r.patients == 5 for r in short)
+    agg = SupplyAggregate(SimpleNamespace(trial=SimpleNamespace(target_enrolled=8)))
+    for rec in [*short[:2], *records, *short[2:]]:
+        agg.add(rec)
+    s = agg.summary()
+    for drug in s:
+        made = [r.drug_total(r.released, drug) for r in records]
+        assert s[drug]["units_p50"] == pytest.approx(np.quantile(made, 0.5))
+        assert s[drug]["units_p95"] == pytest.approx(np.quantile(made, 0.95))
+        assert s[drug]["replicates_reaching_target"] == len(records)
+        assert s[drug]["packs_basis"] == "replicates_reaching_target"
+    row = agg.frames()["supply"].filter(pl.col("presentation") == "penpulimab_100mg").to_dicts()[0]
+    assert row["manufacture_p95"] == pytest.approx(np.quantile([r.released[2] for r in records], 0.95))
+    # the short replicates still count in everything else (waste, stock-outs, demand)
+    assert agg.replicates == len(records) + len(short)
+    none = SupplyAggregate(SimpleNamespace(trial=SimpleNamespace(target_enrolled=100)))
+    for rec in records:
+        none.add(rec)
+    t = none.summary()["penpulimab"]
+    assert t["packs_basis"] == "all_replicates_none_reached_target" and t["replicates_reaching_target"] == 0
+    assert t["units_p50"] == pytest.approx(np.quantile([r.drug_total(r.released, "penpulimab")
+                                                        for r in records], 0.5))

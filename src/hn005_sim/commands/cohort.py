@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hn005_sim.commands.common import (
+    ForceOpt,
     Format,
     FormatOpt,
     OutOpt,
@@ -64,6 +65,8 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
         "de_novo_metastatic": frame["de_novo_metastatic"],
         "chemoradiotherapy": frame["curative_treatment"] == "crt",
         "recurrence_within_6_months": frame["progression_within_6m_of_rt"],
+        "recurrence_within_6_months_of_therapy_end":
+            frame["recurrence_after_therapy_months"].fill_null(99.0) < 6,
         "distant_metastasis": frame["distant_metastasis"],
         "liver_metastasis": frame["liver_metastasis"],
         "cns_metastasis": frame["cns_metastasis"],
@@ -74,6 +77,11 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
         "hbsag_positive": frame["hbsag_positive"],
         "hbv_dna_ge_1e4": frame["hbv_dna_copies_ml"].fill_null(0) >= 1e4,
         "hypertension": frame["hypertension"],
+        "hypertension_history": frame["hypertension_history"],
+        "nyha_2_or_more": frame["nyha_class"] >= 2,
+        "induction_chemotherapy": frame["induction_chemotherapy"],
+        "adjuvant_capecitabine": frame["adjuvant_capecitabine"],
+        "hbv_antiviral": frame["hbv_antiviral"],
         "hypothyroidism_rt": frame["hypothyroidism_rt"],
         "tsh_above_uln": frame["tsh_miu_l"] > frame["tsh_uln_miu_l"],
         "crcl_below_60": frame["crcl_ml_min"] < 60,
@@ -143,6 +151,7 @@ def cohort(
     seed: SeedOpt = 20230901,
     out: OutOpt = ...,  # type: ignore[assignment]
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Draw the synthetic R/M NPC candidate population of a scenario.
@@ -162,7 +171,7 @@ def cohort(
     per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
     check_memory(patients, per_row,
                  f"cohort --patients {patients}", unit="patients")
-    with output_dir(out) as od:
+    with output_dir(out, force=force) as od:
         frame = sample(sc.population, patients, stream(seed, 0, "population"))
         summary = summarise(frame)
         od.write_parquet("cohort.parquet", frame)

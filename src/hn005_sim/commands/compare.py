@@ -23,6 +23,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -117,6 +118,7 @@ def replicate_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:
 def compare(
     inputs: InputsArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -195,7 +197,7 @@ def compare(
             sources[name] = display(item.folders[0])
     header, rows = comparison_rows(summaries)
     mismatch = replicate_mismatch(summaries)
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_rows("comparison.csv", header, rows)
         written = ["comparison.csv"]
         for file in OVERLAID:

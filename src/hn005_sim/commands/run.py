@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -61,11 +62,22 @@ def summary_table(summary: dict[str, Any]) -> Table:
     if f:
         t.add_row("mean candidates -> consented -> enrolled",
                   f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
+        if f.get("prescreen_unknown") and f["candidates"]:
+            unknown, failed = f["prescreen_unknown"], f["prescreen_failures"]
+            passed = f["candidates"] - failed - unknown
+            t.add_row("chart review: pass / fail / unknown (share of candidates)",
+                      " / ".join(f"{v / f['candidates']:.1%}" for v in (passed, failed, unknown)))
+    basis = None
     for drug, s in (summary.get("supply") or {}).items():
         if isinstance(s, dict) and "units_p50" in s:
             t.add_row(f"{drug}: packs to make p50 / p90, P(stock-out)",
                       f"{_fmt(s['units_p50'], 0)} / {_fmt(s['units_p90'], 0)}, "
                       f"{_fmt(s.get('stockout_probability'), 2)}")
+            basis = s.get("packs_basis"), s.get("replicates_reaching_target")
+    if basis is not None and basis[0] is not None:
+        t.caption = (f"packs to make over the {basis[1]} replicates reaching the target"
+                     if basis[0] == "replicates_reaching_target"
+                     else "packs to make over all replicates (none reached the target)")
     return t
 
 
@@ -87,6 +99,8 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
         eligible = frame.filter(pl.Series(screening.eligible))
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
+        for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
+            summary[key] = res.summary[key]
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
     plan = planning.plan_from_scenario(sc, seed, 0.8)
@@ -101,6 +115,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -164,7 +179,7 @@ def run(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
             o.write_csv(f"{name}.csv", frame)
@@ -180,8 +195,10 @@ def run(
         o.write_json("manifest.json", man)
         if report:
             from hn005_sim.report import write_report
+            from hn005_sim.report.tables import published_trials
 
-            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man)
+            write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
+                         published=published_trials(sc.trial.comparators))
     if quiet:
         return
     if format is Format.json:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hn005_sim.commands.common import (
+    ForceOpt,
     Format,
     FormatOpt,
     OutOpt,
@@ -29,10 +30,16 @@ def screen(
     seed: SeedOpt = 20230901,
     out: OutOpt = ...,  # type: ignore[assignment]
     save_matrix: Annotated[bool, typer.Option("--save-matrix", help="Write pass_matrix.parquet.")] = False,
+    force: ForceOpt = False,
     target_fraction: Annotated[
         float | None,
         typer.Option("--target-fraction", min=0.0, max=1.0,
                      help="Eligible fraction the relaxation plan aims for (default: criteria config)."),
+    ] = None,
+    site_type: Annotated[
+        str | None,
+        typer.Option("--site-type", help="Site type of [chart_review] whose charts prescreen reads "
+                     "(default: chart_review.site_type)."),
     ] = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = Format.table,
@@ -49,9 +56,9 @@ def screen(
     """
     started = time.perf_counter()
     sc, raw = load_scenario(scenario)
-    frame, _, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction)
+    frame, _, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction, site_type)
     summary = {**res.summary, "scenario": sc.name, "seed": seed}
-    with output_dir(out) as od:
+    with output_dir(out, force=force) as od:
         od.write_json("summary.json", summary)
         for name in RESTRICTIVENESS_FILES:
             od.write_csv(f"{name}.csv", getattr(res, name))
@@ -77,14 +84,21 @@ def screen(
               f"({s['eligible_fraction']:.1%}{ci('eligible_fraction')}); prescreen pass "
               f"{s['prescreen_pass_fraction']:.1%}{ci('prescreen_pass_fraction')}; screen failure "
               f"{s['screen_failure_rate']:.1%}{ci('screen_failure_rate')}")
+    known_pass = s["prescreen_pass_fraction"] - s["prescreen_unknown_fraction"]
+    con.print(f"chart review{' (' + s['site_type'] + ')' if 'site_type' in s else ''}: pass "
+              f"{known_pass:.1%} (every prescreen criterion judged), fail {s['prescreen_fail_fraction']:.1%}"
+              f" (a criterion fails on known values), unknown {s['prescreen_unknown_fraction']:.1%}"
+              f"{ci('prescreen_unknown_fraction')} (goes to consent with a value not in the chart)")
     ranked = res.criteria.sort("shapley", descending=True).head(15)
     table = Table(title="Most restrictive criteria (Shapley share of exclusions)")
-    cols = ("rank", "criterion", "kind", "stage", "fail rate", "sole-fail", "Shapley share", "funnel drop")
+    cols = ("rank", "criterion", "kind", "stage", "fail rate", "sole-fail", "Shapley share", "funnel drop",
+            "unknown at prescreen")
     for col in cols:
         table.add_column(col, justify="left" if col in ("criterion", "kind", "stage") else "right")
     for i, r in enumerate(ranked.iter_rows(named=True), start=1):
         table.add_row(str(i), r["criterion_id"], r["kind"], r["stage"], f"{r['fail_rate']:.1%}",
-                      f"{r['sole_fail_rate']:.2%}", f"{r['shapley_share']:.1%}", f"{r['funnel_drop']:.1%}")
+                      f"{r['sole_fail_rate']:.2%}", f"{r['shapley_share']:.1%}", f"{r['funnel_drop']:.1%}",
+                      f"{r['unknown_at_prescreen_rate']:.0%}")
     con.print(table)
     plan = s.get("relaxation_plan", {})
     if plan.get("steps"):

@@ -10,7 +10,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hn005_sim.commands.common import Format, FormatOpt, JobsOpt, QuietOpt, check_out, console, print_json
+from hn005_sim.commands.common import (
+    ForceOpt,
+    Format,
+    FormatOpt,
+    JobsOpt,
+    PlanArg,
+    QuietOpt,
+    at_most,
+    check_out,
+    console,
+    print_json,
+)
+from hn005_sim.guards import MAX_REPLICATES
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import planning
 from hn005_sim.scenario.load import display, read_raw
@@ -22,13 +34,6 @@ class SitesMethod(str, Enum):  # noqa: UP042 (typer needs a str Enum)
     both = "both"
 
 
-PlanArg = Annotated[
-    Path,
-    typer.Argument(
-        help="Planning file (plans/*.toml, with duration_months) or scenario ([trial], [recruitment]).",
-        show_default=False,
-    ),
-]
 
 
 def sites(
@@ -55,11 +60,12 @@ def sites(
         int, typer.Option("--seed", min=0, help="Seed for the simulation and screening draws.")
     ] = 20230901,
     replicates: Annotated[
-        int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).")
+        int, typer.Option("--replicates", min=100, help="Monte Carlo replicates (des/both).",
+                          callback=at_most(MAX_REPLICATES, " (MAX_REPLICATES)"))
     ] = 20000,
     scenario_replicates: Annotated[
         int,
-        typer.Option("--scenario-replicates", min=0,
+        typer.Option("--scenario-replicates", min=0, callback=at_most(MAX_REPLICATES, " (MAX_REPLICATES)"),
                      help="For a scenario with des/both: replicates of the scenario's full simulation (as "
                      "`run`) at the answer's allocation; 0 skips it."),
     ] = 200,
@@ -68,6 +74,7 @@ def sites(
         Path | None,
         typer.Option("--out", help="Write summary.json, curve.csv, manifest.json here.", callback=check_out),
     ] = None,
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -106,7 +113,7 @@ def sites(
             scenario.model_copy(update={"trial": trial}), answer.summary["allocation"], scenario_replicates,
             seed, jobs, answer.summary["probability_of_success"])
     if out is not None:
-        with output_dir(out) as od:
+        with output_dir(out, force=force) as od:
             od.write_json("summary.json", summary)
             od.write_rows(
                 "curve.csv",

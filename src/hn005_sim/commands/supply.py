@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -43,6 +44,12 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
         t.add_row(drug, f"{s['units_p50']:.0f} / {s['units_p90']:.0f} / {s['units_p95']:.0f}",
                   f"{s['stockout_probability']:.2f}", f"{s['waste_p50']:.1f}",
                   f"{s['patient_days_without_drug_mean']:.1f}")
+    first = next(iter(summary["supply"].values()), {})
+    if first.get("packs_basis") == "replicates_reaching_target":
+        t.caption = (f"packs to make over the {first['replicates_reaching_target']} replicates "
+                     "reaching the target")
+    elif first.get("packs_basis") == "all_replicates_none_reached_target":
+        t.caption = "packs to make over all replicates (none reached the target)"
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
             f"tier {b['tier']}: least waste with forecast {b['forecast_days']:g} days and floors x "
@@ -54,6 +61,7 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
 def supply(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -144,7 +152,7 @@ def supply(
         },
     }
     frames = agg.frames()
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", summary)
         for name, frame in frames.items():
             o.write_csv(f"{name}.csv", frame)

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -101,6 +102,7 @@ def eligible_fraction(scenario, seed: int) -> float | None:
 def sweep(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     set_: SetOpt = None,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
@@ -135,7 +137,14 @@ def sweep(
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    keys = [o.key for o in parse_sets(set_)]
+    from hn005_sim.guards import MAX_REPLICATES, check_count
+    from hn005_sim.scenario.overrides import grid
+
+    overrides = parse_sets(set_)
+    keys = [o.key for o in overrides]
+    size = len(grid(overrides))  # refuses a grid above MAX_GRID_POINTS before reading any file
+    check_count(f"sweep grid points x --replicates ({size:,} x {replicates:,})", size * replicates,
+                MAX_REPLICATES, " (MAX_REPLICATES)")
     points = load_grid(scenario, set_)
     missing = [p for p in points if p.scenario.recruitment is None]
     if missing:
@@ -165,7 +174,7 @@ def sweep(
 
     header = [*keys, *METRICS]
     base_raw = points[0].raw
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_rows("sweep.csv", header, [[_cell(r[h]) for h in header] for r in rows])
         o.write_json("grid.json", grid)
         man = manifest(

@@ -12,16 +12,21 @@ figures. Each distribution is a registry entry `{dist = ..., source = ...}`; eac
 from __future__ import annotations
 
 import math
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from hn005_sim.scenario.base import Figure, Probability, Strict
-from hn005_sim.scenario.dists import Categorical, Dist, LogNormal, Normal
+from hn005_sim.scenario.dists import Categorical, Dist, LogNormal, Normal, TruncNormal
 
 LabDist = Annotated[Normal | LogNormal, Field(discriminator="dist")]
 """Copula marginals must have a closed-form quantile: normal (value = mean + sd z) or lognormal."""
+
+BpDist = Annotated[Normal | TruncNormal, Field(discriminator="dist")]
+"""Usual blood pressure: normal or truncated normal, drawn from a standard normal so SBP and DBP can be
+correlated (population/generate.py, `_from_z`)."""
 
 COPULA_LABS = (
     "hb_g_l", "wbc_10e9_l", "plt_10e9_l", "tbil_umol_l", "alt_u_l", "ast_u_l",
@@ -77,6 +82,8 @@ class Demographics(Strict):
     height_cm: SexNormal
     weight_kg: SexNormal
     height_weight_correlation: Figure = Field(description="within-sex correlation of height and weight")
+    weight_loss_after_rt_fraction: Dist = Field(
+        description="share of body weight a recurrent patient has still lost after radiotherapy")
     ecog: Categorical = Field(description="numeric values 0..3")
     menopause_age_years: Dist
     sterilised_female: Probability
@@ -104,7 +111,11 @@ class CrtByStage(Strict):
 
 STAGES_CURATIVE = ("I", "II", "III", "IVA")
 PATTERNS = ("local", "regional", "locoregional", "distant", "locoregional_distant")
-ICI_TYPES = ("pd1", "pdl1", "ctla4", "bispecific", "penpulimab")
+ICI_TYPES = ("pd1", "pdl1", "ctla4", "bispecific")
+"""Usual prior checkpoint-inhibitor types; a trial may add its own (e.g. its drug) in `prior_ici_type`."""
+CONDITIONS = ("locoregional_only", "local_component", "distant", "recurrent", "de_novo")
+"""Disease facts a declared conditional attribute may depend on (population/generate.py)."""
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ICI_PHASES = ("induction", "concurrent", "adjuvant")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
@@ -121,6 +132,28 @@ def _numbers(d: Categorical, allowed: list[int]) -> Categorical:
     return d
 
 
+def _ici_labels(d: Categorical) -> Categorical:
+    labels = list(map(str, d.values))
+    if isinstance(d.values[0], float) or len(set(labels)) != len(labels) or "none" in labels:
+        raise ValueError(f"values must be distinct labels other than 'none', got {list(d.values)}")
+    return d
+
+
+class ConditionalFlag(Strict):
+    """A trial-specific yes/no attribute whose probability depends on a disease fact (`given`)."""
+
+    given: Literal["locoregional_only", "local_component", "distant", "recurrent", "de_novo"]
+    p_given: Probability
+    p_otherwise: Probability
+
+
+def _attribute_names(d: dict) -> dict:
+    bad = [k for k in d if not ATTRIBUTE_NAME.match(k)]
+    if bad:
+        raise ValueError(f"attribute names must be lower-case identifiers, got {bad}")
+    return d
+
+
 class Disease(Strict):
     de_novo_metastatic: Probability
     stage_at_diagnosis_recurrent: Categorical = Field(description="labels I, II, III, IVA")
@@ -133,20 +166,26 @@ class Disease(Strict):
     liver_metastasis_given_distant: Probability
     cns_metastasis_given_distant: Probability
     salvageable_given_locoregional_only: Probability
-    rt_benefit_given_locoregional_only: Probability
-    rt_benefit_given_distant: Probability
-    ischaemia_bleeding_given_local: Probability
-    ischaemia_bleeding_otherwise: Probability
+    conditional_flags: dict[str, ConditionalFlag] = Field(
+        default_factory=dict,
+        description="trial-specific yes/no attributes drawn in the order written (cohort columns of the "
+                    "same name), e.g. an investigator judgement that depends on where the disease is")
     prior_systemic_rm: Probability
     prior_ici_given_curative: Probability
     prior_ici_type: Categorical
     prior_ici_two_types: Probability
     prior_ici_phase: Categorical
     prior_ici_induction_response: Categorical
+    induction_chemo_given_crt: Probability = Field(
+        description="induction chemotherapy before CRT (III-IVA)")
+    adjuvant_capecitabine_given_crt: Probability = Field(
+        description="adjuvant (metronomic) capecitabine after CRT")
+    adjuvant_planned_months: Dist = Field(description="planned duration of adjuvant capecitabine")
 
     _stage = field_validator("stage_at_diagnosis_recurrent")(lambda d: _labels(d, STAGES_CURATIVE))
     _pattern = field_validator("recurrence_pattern")(lambda d: _labels(d, PATTERNS))
-    _ici_type = field_validator("prior_ici_type")(lambda d: _labels(d, ICI_TYPES))
+    _ici_type = field_validator("prior_ici_type")(_ici_labels)
+    _flag_names = field_validator("conditional_flags")(_attribute_names)
     _ici_phase = field_validator("prior_ici_phase")(lambda d: _labels(d, ICI_PHASES))
     _response = field_validator("prior_ici_induction_response")(lambda d: _labels(d, RESPONSES))
 
@@ -288,14 +327,41 @@ class BloodPressure(Strict):
 
     hypertension_prevalence_at_50: Probability
     hypertension_odds_ratio_per_decade: Figure
-    treated_given_hypertension: Probability
+    aware_given_hypertension: Probability = Field(
+        description="known hypertension (history) among hypertensives")
+    treated_given_aware: Probability
     drugs_given_treated: Categorical = Field(description="numeric values: number of drug classes")
-    sbp_normotensive_mmhg: Dist
-    dbp_normotensive_mmhg: Dist
-    sbp_hypertensive_untreated_mmhg: Dist
-    dbp_hypertensive_untreated_mmhg: Dist
+    sbp_normotensive_mmhg: BpDist
+    dbp_normotensive_mmhg: BpDist
+    sbp_hypertensive_untreated_mmhg: BpDist
+    dbp_hypertensive_untreated_mmhg: BpDist
     sbp_shift_treated_mmhg: Figure
     dbp_shift_treated_mmhg: Figure
+    sbp_dbp_correlation: Figure = Field(description="between-person correlation of usual SBP and DBP")
+    reading_sd_sbp_mmhg: Figure = Field(description="SD of one clinic reading around the usual SBP")
+    reading_sd_dbp_mmhg: Figure = Field(description="SD of one clinic reading around the usual DBP")
+    readings_averaged: Figure = Field(description="clinic readings averaged into the recorded pressure")
+
+    @field_validator("sbp_dbp_correlation")
+    @classmethod
+    def _corr(cls, f: Figure) -> Figure:
+        if not -1 < f.value < 1:
+            raise ValueError(f"value must be between -1 and 1, got {f.value}")
+        return f
+
+    @field_validator("readings_averaged")
+    @classmethod
+    def _readings(cls, f: Figure) -> Figure:
+        if f.value < 1 or f.value != int(f.value):
+            raise ValueError(f"value must be a whole number >= 1, got {f.value}")
+        return f
+
+    @field_validator("reading_sd_sbp_mmhg", "reading_sd_dbp_mmhg")
+    @classmethod
+    def _sd(cls, f: Figure) -> Figure:
+        if f.value < 0:
+            raise ValueError(f"value must be >= 0, got {f.value}")
+        return f
 
 
 class Urine(Strict):
@@ -312,6 +378,9 @@ class Infections(Strict):
     hbv_dna_detectable_given_hbsag: Probability
     hbv_dna_copies_ml_detectable: Dist
     hbv_active_threshold_copies_ml: Figure
+    hbv_antiviral_given_hbsag: Probability = Field(
+        description="HBsAg carriers on nucleos(t)ide antiviral therapy at assessment")
+    hbv_log10_reduction_on_antiviral: Dist = Field(description="log10 fall of HBV DNA on antiviral therapy")
     hcv_ab_positive: Probability
     hcv_rna_given_ab: Probability
     hiv_positive: Probability
@@ -321,22 +390,6 @@ class Infections(Strict):
     active_tb_1y: Probability
 
 
-class History(Strict):
-    """Flags drawn independently with these probabilities (no dependency known that would matter)."""
-
-    severe_infection_4w: Probability
-    autoimmune_active: Probability
-    transplant_history: Probability
-    other_malignancy: Probability
-    systemic_steroid_14d: Probability
-    live_vaccine_30d: Probability
-    ak105_30d: Probability
-    other_trial_4w: Probability
-    mab_hypersensitivity: Probability
-    oral_intake_problem: Probability
-    psychiatric_or_substance: Probability
-    mri_contraindication: Probability
-    investigator_excludes: Probability
 
 
 class WithinSubjectCv(Strict):
@@ -384,8 +437,16 @@ class PopulationConfig(Strict):
     blood_pressure: BloodPressure
     urine: Urine
     infections: Infections
-    history: History
+    history: dict[str, Probability] = Field(
+        description="yes/no history flags drawn independently in the order written (cohort columns of the "
+                    "same name); a trial declares its own, e.g. recent exposure to its drug")
     retest: Retest
+
+    _history_names = field_validator("history")(_attribute_names)
+
+    def declared_attributes(self) -> tuple[str, ...]:
+        """Cohort columns this population declares (conditional disease flags, history flags)."""
+        return (*self.disease.conditional_flags, *self.history)
 
     @model_validator(mode="after")
     def _within_below_total(self):

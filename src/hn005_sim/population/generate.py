@@ -15,17 +15,15 @@ from hn005_sim.population import labs as L
 from hn005_sim.population.config import (
     COPULA_LABS,
     ICI_PHASES,
-    ICI_TYPES,
     PATTERNS,
     RESPONSES,
     STAGES_CURATIVE,
     PopulationConfig,
 )
-from hn005_sim.scenario.dists import Categorical, TruncNormal
+from hn005_sim.scenario.dists import Categorical, Normal, TruncNormal
 
 STAGES = ("I", "II", "III", "IVA", "IVB")
 CURATIVE = ("crt", "rt_alone", "none")
-PRIOR_ICI = ("none", *ICI_TYPES)
 
 
 def _category(probs: list[float], rng: np.random.Generator, n: int) -> np.ndarray:
@@ -62,6 +60,16 @@ def _draw(d, rng: np.random.Generator, n: int) -> np.ndarray:
         u = rng.uniform(ndtr(a), ndtr(b), n)
         return d.mean_ + d.sd * ndtri(u)
     return d.sample(rng, n)
+
+
+def _from_z(d: Normal | TruncNormal, z: np.ndarray) -> np.ndarray:
+    """The value of a normal or truncated normal at standard-normal draw z (inverse CDF through the
+    truncated range), so that two such figures can share a Gaussian copula (SBP and DBP)."""
+    if isinstance(d, TruncNormal):
+        a, b = d._ab()
+        lo, hi = ndtr(a), ndtr(b)
+        return d.mean_ + d.sd * ndtri(lo + ndtr(z) * (hi - lo))
+    return d.mean_ + d.sd * z
 
 
 def _const(name: str, value: float, n: int) -> pl.Series:
@@ -133,26 +141,43 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     liver = distant & _flag(rng, n, s.liver_metastasis_given_distant.value)
     cns = distant & _flag(rng, n, s.cns_metastasis_given_distant.value)
     salvageable = locoregional_only & _flag(rng, n, s.salvageable_given_locoregional_only.value)
-    u = rng.random(n)
-    rt_benefit = np.where(locoregional_only, u < s.rt_benefit_given_locoregional_only.value,
-                          u < s.rt_benefit_given_distant.value)
-    u = rng.random(n)
-    ischaemia = np.where(local_component, u < s.ischaemia_bleeding_given_local.value,
-                         u < s.ischaemia_bleeding_otherwise.value)
+    facts = {"locoregional_only": locoregional_only, "local_component": local_component, "distant": distant,
+             "recurrent": recurrent, "de_novo": de_novo}
+    conditional = {}
+    for name, f in s.conditional_flags.items():  # trial-specific attributes, in the order declared
+        u = rng.random(n)
+        conditional[name] = np.where(facts[f.given], u < f.p_given.value, u < f.p_otherwise.value)
     prior_rm = _flag(rng, n, s.prior_systemic_rm.value)
     had_ici = recurrent & _flag(rng, n, s.prior_ici_given_curative.value)
-    ici_type = _index(s.prior_ici_type, ICI_TYPES, rng, n)
+    ici_types = tuple(map(str, s.prior_ici_type.values))
+    ici_type = _index(s.prior_ici_type, ici_types, rng, n)
     ici_two = _flag(rng, n, s.prior_ici_two_types.value)
     ici_phase = _index(s.prior_ici_phase, ICI_PHASES, rng, n)
     ici_response = _index(s.prior_ici_induction_response, RESPONSES, rng, n)
     induction = had_ici & (ici_phase == ICI_PHASES.index("induction"))
     progressed_6m = recurrent & (interval < 6.0)
+    # Curative-phase chemotherapy around the chemoradiotherapy: induction (stage III-IVA; always with
+    # an induction-phase ICI, which is given with chemotherapy) and adjuvant capecitabine, which starts
+    # after radiotherapy and stops at a recurrence that comes first. The protocol's 6-month windows run
+    # from the end of the whole curative treatment, adjuvant included (docs/data_dictionary.md).
+    advanced = np.isin(stage, [STAGES.index("III"), STAGES.index("IVA")])
+    induction_chemo = crt & advanced & (_flag(rng, n, s.induction_chemo_given_crt.value) | induction)
+    adjuvant = crt & _flag(rng, n, s.adjuvant_capecitabine_given_crt.value)
+    adjuvant_planned = _draw(s.adjuvant_planned_months, rng, n)
+    adjuvant_months = np.where(adjuvant, np.minimum(adjuvant_planned, interval), 0.0)
+    after_therapy = interval - adjuvant_months
+    weight = weight * np.where(recurrent, 1.0 - _draw(d.weight_loss_after_rt_fraction, rng, n), 1.0)
 
     # --- infections (before labs: active HBV raises ALT) -----------------------------------------
     f = cfg.infections
     hbsag = _flag(rng, n, f.hbsag_positive.value)
     dna_detectable = _flag(rng, n, f.hbv_dna_detectable_given_hbsag.value)
     dna = np.where(dna_detectable, _draw(f.hbv_dna_copies_ml_detectable, rng, n), 0.0)
+    # HBV DNA at assessment: carriers on nucleos(t)ide antivirals (prophylaxis given with chemotherapy or
+    # immunotherapy) have their viral load lowered by the drawn number of logs; the protocol excludes
+    # hepatitis B "not well-controlled after treatment", i.e. DNA still >= 10^4 at assessment.
+    antiviral = hbsag & _flag(rng, n, f.hbv_antiviral_given_hbsag.value)
+    dna = np.where(antiviral, dna * 10.0 ** -_draw(f.hbv_log10_reduction_on_antiviral, rng, n), dna)
     hbv_active = hbsag & (dna >= f.hbv_active_threshold_copies_ml.value)
     hcv_ab = _flag(rng, n, f.hcv_ab_positive.value)
     hcv_rna = _flag(rng, n, f.hcv_rna_given_ab.value)
@@ -203,21 +228,17 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     p50 = b.hypertension_prevalence_at_50.value
     logit = np.log(p50 / (1 - p50)) + np.log(b.hypertension_odds_ratio_per_decade.value) * (age - 50) / 10
     hypertension = rng.random(n) < 1 / (1 + np.exp(-logit))
-    treated = hypertension & _flag(rng, n, b.treated_given_hypertension.value)
+    aware = hypertension & _flag(rng, n, b.aware_given_hypertension.value)  # "hypertension history"
+    treated = aware & _flag(rng, n, b.treated_given_aware.value)
     drugs = np.where(treated, _numeric(b.drugs_given_treated, rng, n), 0).astype(np.int64)
-    sbp = np.where(hypertension, _draw(b.sbp_hypertensive_untreated_mmhg, rng, n)
-                   + np.where(treated, b.sbp_shift_treated_mmhg.value, 0.0),
-                   _draw(b.sbp_normotensive_mmhg, rng, n))
-    dbp = np.where(hypertension, _draw(b.dbp_hypertensive_untreated_mmhg, rng, n)
-                   + np.where(treated, b.dbp_shift_treated_mmhg.value, 0.0),
-                   _draw(b.dbp_normotensive_mmhg, rng, n))
+    sbp, dbp = blood_pressure(cfg, hypertension, treated, rng.standard_normal((4, n)))
 
     # --- urine -----------------------------------------------------------------------------------------
     dipstick = _numeric(cfg.urine.dipstick, rng, n).astype(np.int64)
     protein_24h = urine_24h(cfg, dipstick, rng.standard_normal(n))
 
     # --- history flags -----------------------------------------------------------------------------
-    hist = {name: _flag(rng, n, getattr(cfg.history, name).value) for name in type(cfg.history).model_fields}
+    hist = {name: _flag(rng, n, p.value) for name, p in cfg.history.items()}
 
     # --- assemble, contract order first ------------------------------------------------------------
     def b_(name, v):
@@ -243,15 +264,21 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     b_("liver_metastasis", liver)
     b_("cns_metastasis", cns)
     b_("locally_salvageable", salvageable)
-    b_("rt_can_benefit_target", rt_benefit)
-    b_("ischaemia_bleeding_risk", ischaemia)
+    for name, v in conditional.items():
+        b_(name, v)
     b_("prior_systemic_rm", prior_rm)
-    cols["prior_ici"] = _text("prior_ici", PRIOR_ICI, np.where(had_ici, ici_type + 1, 0))
+    cols["prior_ici"] = _text("prior_ici", ("none", *ici_types), np.where(had_ici, ici_type + 1, 0))
     cols["prior_ici_types"] = pl.Series("prior_ici_types", np.where(had_ici, 1 + ici_two, 0).astype(np.int64))
     cols["prior_ici_phase"] = _null_unless(_text("prior_ici_phase", ICI_PHASES, ici_phase), had_ici)
     cols["prior_ici_best_response"] = _null_unless(
         _text("prior_ici_best_response", RESPONSES, ici_response), induction)
     b_("progression_within_6m_of_rt", progressed_6m)
+    b_("induction_chemotherapy", induction_chemo)
+    b_("adjuvant_capecitabine", adjuvant)
+    cols["adjuvant_months"] = _float("adjuvant_months", adjuvant_months, adjuvant)
+    cols["recurrence_after_therapy_months"] = _float("recurrence_after_therapy_months", after_therapy,
+                                                     recurrent)
+    b_("prior_capecitabine", adjuvant)
     cols["hb_g_l"] = _float("hb_g_l", lab["hb_g_l"])
     cols["wbc_10e9_l"] = _float("wbc_10e9_l", lab["wbc_10e9_l"])
     cols["plt_10e9_l"] = _float("plt_10e9_l", lab["plt_10e9_l"])
@@ -291,6 +318,7 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     b_("arrhythmia_6m", arrhythmia)
     cols["nyha_class"] = pl.Series("nyha_class", nyha)
     b_("hypertension", hypertension)
+    b_("hypertension_history", aware)
     cols["antihypertensive_drugs"] = pl.Series("antihypertensive_drugs", drugs)
     cols["sbp_mmhg"] = _float("sbp_mmhg", sbp)
     cols["dbp_mmhg"] = _float("dbp_mmhg", dbp)
@@ -298,6 +326,7 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     cols["urine_protein_24h_g"] = _float("urine_protein_24h_g", protein_24h, dipstick >= 2)
     b_("hbsag_positive", hbsag)
     cols["hbv_dna_copies_ml"] = _float("hbv_dna_copies_ml", dna, hbsag)
+    b_("hbv_antiviral", antiviral)
     b_("hcv_ab_positive", hcv_ab)
     cols["hcv_rna_positive"] = _null_unless(pl.Series("hcv_rna_positive", hcv_rna), hcv_ab)
     b_("hiv_positive", hiv)
@@ -311,6 +340,25 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     b_("hypothyroidism_rt", hypo)
     b_("overt_hypothyroidism", overt)
     return pl.DataFrame(list(cols.values()))
+
+
+def blood_pressure(cfg: PopulationConfig, hypertension: np.ndarray, treated: np.ndarray,
+                   z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded SBP and DBP, mmHg, from four standard-normal rows z: usual pressures through a Gaussian
+    copula with correlation `sbp_dbp_correlation` (rows 0, 1), then the mean of `readings_averaged`
+    clinic readings, each with independent reading error (rows 2, 3 carry the mean error, whose SD is
+    the reading SD / sqrt(readings)). Treated hypertensives are shifted by the treatment effect."""
+    b = cfg.blood_pressure
+    r = b.sbp_dbp_correlation.value
+    z_s, z_d = z[0], r * z[0] + np.sqrt(1.0 - r * r) * z[1]
+    sbp = np.where(hypertension, _from_z(b.sbp_hypertensive_untreated_mmhg, z_s)
+                   + np.where(treated, b.sbp_shift_treated_mmhg.value, 0.0),
+                   _from_z(b.sbp_normotensive_mmhg, z_s))
+    dbp = np.where(hypertension, _from_z(b.dbp_hypertensive_untreated_mmhg, z_d)
+                   + np.where(treated, b.dbp_shift_treated_mmhg.value, 0.0),
+                   _from_z(b.dbp_normotensive_mmhg, z_d))
+    k = np.sqrt(b.readings_averaged.value)
+    return sbp + b.reading_sd_sbp_mmhg.value / k * z[2], dbp + b.reading_sd_dbp_mmhg.value / k * z[3]
 
 
 def thyroid_tsh(cfg: PopulationConfig, z: np.ndarray, on_replacement: np.ndarray,

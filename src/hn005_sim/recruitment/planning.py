@@ -53,6 +53,12 @@ _REGION_FIGURES = (
 MAX_TARGET = 100_000
 MAX_MONTHS = 600.0
 MAX_SITES = 2_000
+MAX_RATE = 1_000.0
+"""Enrolments per site per month (the example plans: 0.2 to 1.5)."""
+MAX_COST = 1e9
+"""Any one cost figure (per site, per site-month, per patient); costs are summed in 1e-4 units as int64."""
+MAX_RATE_CV = 10.0
+"""sqrt(rate_variance) / rate_mean across sites (the example plans: 1)."""
 _PLAN_FIGURES = ("duration_months", "target", "probability", "startup")
 
 
@@ -60,17 +66,19 @@ class RegionPlan(Strict):
     """One region of a planning file. Rates are enrolments per site per month, gamma across sites."""
 
     name: str = Field(min_length=1)
-    rate_mean: float = Field(gt=0, description="enrolments per site per month, mean across sites")
+    rate_mean: float = Field(gt=0, le=MAX_RATE,
+                             description="enrolments per site per month, mean across sites")
     rate_variance: float = Field(ge=0, description="variance across sites of the rate (0: all equal)")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="share of enrolments that do not count")
     never_open: float = Field(default=0.0, ge=0, le=1, description="share of selected sites that never open")
     startup: Dist | None = Field(default=None, description="months to open; default: the plan's startup")
     sites_min: int = Field(default=0, ge=0)
     sites_max: int | None = Field(default=None, ge=0, le=MAX_SITES)
-    sites: int | None = Field(default=None, ge=0, description="fixed number of sites (evaluate, not search)")
-    cost_startup: float = Field(default=0.0, ge=0, description="per site, once")
-    cost_per_month: float = Field(default=0.0, ge=0, description="per site per month open")
-    cost_per_patient: float = Field(default=0.0, ge=0, description="per patient enrolled")
+    sites: int | None = Field(default=None, ge=0, le=MAX_SITES,
+                              description="fixed number of sites (evaluate, not search)")
+    cost_startup: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site, once")
+    cost_per_month: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site per month open")
+    cost_per_patient: float = Field(default=0.0, ge=0, le=MAX_COST, description="per patient enrolled")
     sources: dict[str, str] = Field(default_factory=dict, description="figure name -> citation or assumption")
 
     @field_validator("sources")
@@ -87,6 +95,10 @@ class RegionPlan(Strict):
             raise ValueError("give sites_max (to search) or sites (a fixed number to evaluate)")
         if self.sites_max is not None and self.sites_max < self.sites_min:
             raise ValueError(f"sites_max must be >= sites_min ({self.sites_min}), got {self.sites_max}")
+        if self.rate_variance ** 0.5 > MAX_RATE_CV * self.rate_mean:
+            raise ValueError(f"rate_variance gives a coefficient of variation sqrt(variance)/mean = "
+                             f"{self.rate_variance ** 0.5 / self.rate_mean:.3g}; at most {MAX_RATE_CV:g} "
+                             "is allowed (MAX_RATE_CV)")
         return self
 
     @property

@@ -3,6 +3,12 @@
 Every per-replicate figure is an integer (packs, units, or thousandths of a pack / day) kept in a
 `Counter` of value -> replicates, so `add` and `merge` are exact and order-independent, and quantiles
 are those numpy's default (linear) method gives on the full list of values.
+
+Packs to make (`units_p*` in the summary, `manufacture_p*` in supply.csv) are quantiles over the
+replicates that enrol the trial's target: a replicate still short of it at the horizon has treated fewer
+patients than the trial will, so its supply understates what must be made (docs/supply.md). Without a
+target (no scenario given), or when no replicate reaches it, every replicate counts and the summary
+says so (`packs_basis`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from hn005_sim.supply.record import SupplyRecord
-from hn005_sim.treatment.config import DRUGS
 
 MILLI = 1000  # fractional figures (pack equivalents, patient-days) are stored in thousandths
 
@@ -49,9 +54,13 @@ class SupplyAggregate:
                         "shipments_with", "stockout_events")
 
     def __init__(self, scenario: Any = None, replicates: int | None = None) -> None:
-        """`scenario` and `replicates` are accepted for the Monte Carlo's convenience and not needed:
-        the presentations come from the first record."""
+        """`scenario` gives the target (`trial.target_enrolled`) that packs to make are conditioned on;
+        `replicates` is accepted for the Monte Carlo's convenience. The presentations come from the
+        first record."""
+        trial = getattr(scenario, "trial", None)
+        self.target: int | None = None if trial is None else int(trial.target_enrolled)
         self.replicates = 0
+        self.at_target = 0  # replicates whose patients reach the target
         self.presentations: tuple[str, ...] | None = None
         self.drugs: tuple[str, ...] = ()
         self.units_per_pack: tuple[int, ...] = ()
@@ -64,6 +73,7 @@ class SupplyAggregate:
         self.month_n: Counter = Counter()  # month -> replicates whose horizon reaches it
         self.end_reasons: Counter = Counter()
         self.cycles: Counter = Counter()
+        self.treatment: Counter = Counter()  # summed SupplyRecord.treatment counts
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
@@ -78,17 +88,21 @@ class SupplyAggregate:
         elif rec.presentations != self.presentations:
             raise ValueError("records with different presentations cannot be aggregated together")
         self.replicates += 1
+        reached = self.target is None or rec.patients >= self.target
+        self.at_target += int(reached)
         for fig in self.PER_PRESENTATION:
             values = getattr(rec, fig)
             for p, pid in enumerate(rec.presentations):
                 self._c(self.pres, (fig, pid))[int(values[p])] += 1
         for p, pid in enumerate(rec.presentations):
             self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
+            if reached:
+                self._c(self.pres, ("released_at_target", pid))[int(rec.released[p])] += 1
         waste = rec.wasted_expiry + rec.wasted_returns
-        for d in DRUGS:
-            if d not in rec.drugs:
-                continue
+        for d in dict.fromkeys(rec.drugs):
             self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
+            if reached:
+                self._c(self.drug, ("manufacture_at_target", d))[int(rec.drug_total(rec.released, d))] += 1
             self._c(self.drug, ("dispensed", d))[int(rec.drug_total(rec.dispensed, d))] += 1
             self._c(self.drug, ("waste_milli", d))[round(rec.drug_total(waste, d) * MILLI)] += 1
             days = round(rec.patient_days_without[d] * MILLI)
@@ -104,6 +118,7 @@ class SupplyAggregate:
                 self.month_stockout[(m, d)] += int(rec.stockouts_monthly[m, ps].sum() > 0)
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
+        self.treatment.update(rec.treatment)
 
     def merge(self, other: SupplyAggregate) -> SupplyAggregate:
         """Add another aggregate's replicates to this one (in place; returns self)."""
@@ -114,19 +129,37 @@ class SupplyAggregate:
                                                                    other.units_per_pack)
         elif other.presentations != self.presentations:
             raise ValueError("aggregates with different presentations cannot be merged")
+        if other.target != self.target and self.replicates and other.replicates:
+            raise ValueError("aggregates with different targets cannot be merged")
+        self.target = other.target if not self.replicates else self.target
         self.replicates += other.replicates
+        self.at_target += other.at_target
         for mine, theirs in ((self.pres, other.pres), (self.drug, other.drug), (self.monthly, other.monthly)):
             for k, c in theirs.items():
                 self._c(mine, k).update(c)
         for mine, theirs in ((self.pres_stockout, other.pres_stockout),
                              (self.drug_stockout, other.drug_stockout),
                              (self.month_stockout, other.month_stockout), (self.month_n, other.month_n),
-                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles)):
+                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles),
+                             (self.treatment, other.treatment)):
             mine.update(theirs)
         return self
 
+    def _made(self, table: dict, fig: str, key: str) -> Counter:
+        """Packs released per replicate (`fig` "manufacture" or "released"), over the replicates that
+        reach the target, or over all replicates when none does."""
+        if self.at_target > 0:
+            return table.get((f"{fig}_at_target", key), Counter())
+        return table.get((fig, key), Counter())
+
+    @property
+    def packs_basis(self) -> str:
+        if self.target is None:
+            return "all_replicates"
+        return "replicates_reaching_target" if self.at_target > 0 else "all_replicates_none_reached_target"
+
     def _drugs(self) -> list[str]:
-        return [d for d in DRUGS if d in self.drugs]
+        return list(dict.fromkeys(self.drugs))
 
     def summary(self) -> dict[str, Any]:
         """The DESIGN.md `supply` key: {drug: {units_p50, units_p90, units_p95, stockout_probability,
@@ -134,7 +167,7 @@ class SupplyAggregate:
         out: dict[str, Any] = {}
         n = max(self.replicates, 1)
         for d in self._drugs():
-            man = self.drug[("manufacture", d)]
+            man = self._made(self.drug, "manufacture", d)
             out[d] = {
                 "units_p50": quantile(man, 0.5),
                 "units_p90": quantile(man, 0.9),
@@ -144,8 +177,28 @@ class SupplyAggregate:
                 "dispensed_p50": quantile(self.drug[("dispensed", d)], 0.5),
                 "patient_days_without_drug_mean": _mean(self.drug[("days_without_milli", d)]) / MILLI,
                 "unit": "packs",
+                "packs_basis": self.packs_basis,
+                "replicates_reaching_target": self.at_target,
             }
         return out
+
+    def treatment_summary(self) -> dict[str, Any]:
+        """The `run` summary's `treatment` key, pooled over every replicate's treated patients."""
+        t = self.treatment
+        n = t.get("patients", 0)
+
+        def share(key: str) -> float | None:
+            return t.get(key, 0) / n if n else None
+
+        return {
+            "patients": n,
+            "progression_free_12m": share("progression_free_12m"),
+            "progression_free_24m": share("progression_free_24m"),
+            "progression_free_36m": share("progression_free_36m"),
+            "months_on_treatment_mean": t.get("months_on_treatment_milli", 0) / MILLI / n if n else None,
+            "cap_reached_fraction": share("reached_cap"),
+            "on_treatment_at_horizon_fraction": share("on_treatment_at_horizon"),
+        }
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""
@@ -160,9 +213,9 @@ class SupplyAggregate:
                 "shipped_p50": quantile(q["shipped"], 0.5),
                 "wasted_expiry_p50": quantile(q["wasted_expiry"], 0.5),
                 "wasted_returns_p50": quantile(q["returned_units"], 0.5) / self.units_per_pack[p],
-                "manufacture_p50": quantile(q["released"], 0.5),
-                "manufacture_p90": quantile(q["released"], 0.9),
-                "manufacture_p95": quantile(q["released"], 0.95),
+                "manufacture_p50": quantile(made := self._made(self.pres, "released", pid), 0.5),
+                "manufacture_p90": quantile(made, 0.9),
+                "manufacture_p95": quantile(made, 0.95),
                 "stockout_probability": self.pres_stockout[pid] / n,
                 "shipments_p50": quantile(q["shipments_with"], 0.5),
                 "units_per_pack": self.units_per_pack[p],

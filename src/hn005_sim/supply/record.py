@@ -45,6 +45,7 @@ class SupplyRecord:
     patients: int
     cycles_given: int
     end_reasons: dict[str, int] = field(default_factory=dict)
+    treatment: dict[str, int] = field(default_factory=dict)  # SupplyModel._treatment_counts
 
     @property
     def wasted_returns(self) -> np.ndarray:
