@@ -35,7 +35,9 @@ class SupplyRecord:
     on_hand_depot: np.ndarray  # at the horizon
     on_hand_sites: np.ndarray
     in_transit: np.ndarray
-    stockout_events: np.ndarray  # cycle visits that found the presentation short
+    stockout_events: np.ndarray  # cycle visits that found the presentation short (failed dispensings)
+    missed_events: np.ndarray  # ... while the depot or a shipment on its way could cover it
+    out_of_stock_events: np.ndarray  # ... while neither could: stockout = missed + out_of_stock
     patient_days_without: dict[str, float]  # per drug
     min_dispense_margin_days: np.ndarray  # least (expiry - dispensing day) of any pack dispensed
     dispensed_monthly: np.ndarray  # months x presentations
@@ -55,6 +57,8 @@ class SupplyRecord:
     def drug_total(self, values: np.ndarray, drug: str) -> float:
         return float(sum(v for v, d in zip(values, self.drugs, strict=True) if d == drug))
 
-    def stockout(self, drug: str | None = None) -> bool:
-        return bool(sum(n for n, d in zip(self.stockout_events, self.drugs, strict=True)
-                        if drug is None or d == drug))
+    def stockout(self, drug: str | None = None, events: np.ndarray | None = None) -> bool:
+        """Any failed dispensing of the drug (of any drug with None); `events`: another event counter
+        (missed_events, out_of_stock_events) instead of all stock-out events."""
+        ev = self.stockout_events if events is None else events
+        return bool(sum(n for n, d in zip(ev, self.drugs, strict=True) if drug is None or d == drug))

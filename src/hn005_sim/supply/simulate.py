@@ -59,10 +59,13 @@ def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
 
 def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, sites,
                     horizon_day: float | None, rng_treatment: np.random.Generator,
-                    rng_supply: np.random.Generator, levels=None) -> SupplyRecord:
+                    rng_supply: np.random.Generator, levels=None,
+                    weights: dict[str, float] | None = None) -> SupplyRecord:
     """Treatment courses and the supply chain for one replicate (see `simulate_replicate`).
 
-    `levels` overrides the tiers' (initial, trigger, max) packs (resupply search); None: from the config.
+    `levels` overrides the tiers' (initial, trigger, max) packs, the same at every site; None: each
+    site's own from the config and its demand weight. `weights`: {region: predicted demand relative to
+    the busiest site} (supply/levels.py `demand_weights`); None: every site weight 1.
     """
     site_rows = _sites(sites)
     known = {s.site for s in site_rows}
@@ -73,7 +76,8 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
     if horizon_day is None:
         last = max((e.day for e in enrol), default=0.0)
         horizon_day = last + supply.followup_months * DAYS_PER_MONTH
-    m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels)
+    m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels,
+                    weights)
     m.run()
     on_sites = np.array([sum(st.on_hand(p) for st in m.stock) for p in range(m.P)], dtype=np.int64)
     pres = supply.presentations
@@ -97,8 +101,9 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         on_hand_sites=on_sites,
         in_transit=m.in_transit.sum(axis=0),
         stockout_events=m.stockout_events,
-        patient_days_without={d: float(m.patient_days_without[i]) for i, d in
-                              enumerate(regimen.drug_names)},
+        missed_events=m.missed_events,
+        out_of_stock_events=m.out_of_stock_events,
+        patient_days_without={d: float(m.patient_days_without[i]) for i, d in enumerate(regimen.drug_names)},
         min_dispense_margin_days=m.min_dispense_margin,
         dispensed_monthly=m.dispensed_monthly,
         on_hand_depot_monthly=m.on_hand_depot_monthly,
@@ -121,8 +126,10 @@ def simulate_replicate(scenario, enrolments, sites, horizon_day: float | None,
     `supply.followup_months` (covers the courses of the last patients). Streams: the replicate's
     `treatment` and `supply` streams (hn005_sim.rng).
     """
+    from hn005_sim.supply.levels import demand_weights
+
     return simulate_supply(scenario.regimen, scenario.supply, enrolments, sites, horizon_day,
-                           rng_treatment, rng_supply)
+                           rng_treatment, rng_supply, weights=demand_weights(scenario))
 
 
 __all__ = ["SupplyAggregate", "SupplyRecord", "simulate_replicate", "simulate_supply"]
