@@ -97,6 +97,10 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
             rows.append([label, format_figure(value, kind)])
     target = summary.get("target_enrolled")
     deadline = summary.get("deadline_months")
+    if isinstance(lookup(summary, "enrolled_by_deadline.p50"), int | float) and target is not None:
+        rows.append(["Patients enrolled by the deadline: at most the target",
+                     f"runs stop recruiting at {format_figure(target, 'int')}, so these figures never "
+                     "exceed it"])
     if target is not None and deadline is not None:
         rows.insert(0, ["Target",
                         f"{format_figure(target, 'int')} patients in {format_figure(deadline)} months"])
@@ -105,7 +109,8 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
         alloc = " + ".join(f"{n} × {region}" for region, n in need["allocation"].items() if n)
         p = format_figure(need.get("probability_of_success"), "pct")
         if need.get("feasible", True):
-            rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
+            rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic: "
+                         "`hn005-sim sites SCENARIO` searches with the full simulation)",
                          f"{alloc or 'none'}: P = {p}"])
         else:
             rows.append(["Sites needed for an 80% chance by the deadline (analytic; the regions' max_sites "
