@@ -21,6 +21,7 @@ from hn005_sim.commands.sites import sites
 from hn005_sim.commands.supply import supply
 from hn005_sim.commands.sweep import sweep
 from hn005_sim.commands.validate import validate
+from hn005_sim.errors import InputError  # re-exported: `from hn005_sim.cli import InputError` still works
 from hn005_sim.io import OutputError
 from hn005_sim.scenario.errors import ConfigError
 
@@ -68,10 +69,6 @@ app.command("sweep")(sweep)
 app.command("sensitivity")(sensitivity)
 app.command("forecast")(forecast)
 app.command("new-trial")(new_trial)
-
-
-class InputError(Exception):
-    """Bad command-line input found after parsing (one line, exit 2)."""
 
 
 class Terminated(KeyboardInterrupt):

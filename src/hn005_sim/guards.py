@@ -234,6 +234,6 @@ def _round_down(n: int) -> int:
 
 def _input_error(message: str) -> Exception:
     # Imported here: cli imports the command modules, which import this module.
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
 
     return InputError(message)

@@ -269,7 +269,7 @@ def test_des_with_every_value_known_is_the_model_without_chart_review():
 @pytest.mark.slow
 def test_des_prescreen_shares_match_the_screen_figures():
     sc, raw = load_scenario(BASELINE)
-    from hn005_sim.commands.screen import analyse_scenario
+    from hn005_sim.eligibility.analysis import analyse_scenario
 
     _, _, _, res = analyse_scenario(sc, raw, 40_000, 9)
     recs = _des_counts(sc, 4, 9)

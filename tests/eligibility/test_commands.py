@@ -40,7 +40,7 @@ def test_screen_writes_contract_files(tmp_path):
         "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction,prescreen_pass,"
         "prescreen_fail,prescreen_unknown,screen_fail",
         "cofailure.csv": "criterion_a,criterion_b,both_fail,expected_if_independent,lift",
-        "sweeps.csv": "parameter,value,eligible_fraction,is_current",
+        "sweeps.csv": "parameter,value,eligible_fraction,is_current,unit",
         "relaxation.csv": "step,relaxation,description,eligible_fraction,gain",
     }
     for name, header in cols.items():

@@ -2,7 +2,8 @@
 
 `open_page(path)` starts Chromium (no proxy reachable, every host name unresolvable, no background
 traffic), loads the file, waits until the report's charts have settled, and returns what a reader would
-see: which charts drew how many marks, every console message and uncaught exception, every network
+see: which charts drew how many marks, each chart's axes (title, tick labels and their boxes relative to
+the chart) and the colours of its rules, every console message and uncaught exception, every network
 request the page attempted, and a full-page screenshot.
 
 The WebSocket client is the minimum RFC 6455 needs for a local DevTools connection (masked text frames
@@ -203,13 +204,29 @@ class PageResult:
         return [u for u in self.requests if not u.startswith(LOCAL_SCHEMES)]
 
 
-CHART_PROBE = """JSON.stringify(Array.from(document.querySelectorAll('script.hn005-spec')).map(function (s) {
+CHART_PROBE = r"""JSON.stringify(Array.from(document.querySelectorAll('script.hn005-spec')).map(function (s) {
   var name = s.getAttribute('data-chart');
   var el = document.getElementById('chart-' + name);
   var svg = el && el.querySelector('svg');
+  var box = svg ? svg.getBoundingClientRect() : null;
+  function rel(b) { return [b.left - box.left, b.top - box.top, b.right - box.left, b.bottom - box.top]; }
+  var axes = !svg ? [] : Array.from(svg.querySelectorAll('.role-axis')).filter(function (a) {
+    return a.getAttribute('aria-label');
+  }).map(function (a) {
+    // labels Vega hides to avoid overlap stay in the SVG with opacity 0: a reader sees only the others
+    var texts = Array.from(a.querySelectorAll('.role-axis-label text')).filter(function (t) {
+      return t.getAttribute('opacity') !== '0' && getComputedStyle(t).opacity !== '0';
+    });
+    var title = a.querySelector('.role-axis-title text');
+    function rotated(t) { return /rotate\((?!0\))/.test(t.getAttribute('transform') || ''); }
+    function label(t) { return { text: t.textContent, box: rel(t.getBoundingClientRect()) }; }
+    return { aria: a.getAttribute('aria-label'), title: title ? title.textContent : '',
+             rotated: texts.some(rotated), labels: texts.map(label) };
+  });
+  var rules = !svg ? [] : Array.from(svg.querySelectorAll('.mark-rule path, .mark-rule line'));
+  rules = rules.map(function (p) { return p.getAttribute('stroke'); });
   return { name: name, svg: !!svg, marks: svg ? svg.querySelectorAll('.role-mark > *').length : 0,
-           width: svg ? svg.getBoundingClientRect().width : 0,
-           height: svg ? svg.getBoundingClientRect().height : 0 };
+           width: svg ? box.width : 0, height: svg ? box.height : 0, axes: axes, rule_strokes: rules };
 }))"""
 
 

@@ -17,6 +17,8 @@ CRITERIA = [
     ("plt_100", "inclusion", "screening"),
     ("hbv_dna", "exclusion", "screening"),
     ("qtc_480", "exclusion", "screening"),
+    # the longest id of the shipped criteria: the heat map and bar charts must show it whole
+    ("prior_ici_induction_response", "exclusion", "screening"),
 ]
 DRUGS = [("anlotinib", "capsule 10 mg"), ("penpulimab", "vial 100 mg"), ("capecitabine", "tablet 500 mg")]
 
@@ -70,16 +72,20 @@ def screen_folder(folder: Path, seed: int = 1) -> Path:
         }
     ).write_csv(folder / "cofailure.csv")
     sweep_rows = []
-    for param, values, current in (
-        ("crcl_min_ml_min", [40, 45, 50, 55, 60, 65], 60),
-        ("age_max_years", [60, 65, 70, 75], 65),
+    for param, values, current, unit in (
+        ("crcl_min_ml_min", [40, 45, 50, 55, 60, 65], 60, "mL/min"),
+        ("age_max_years", [60, 65, 70, 75], 65, "years"),
+        ("ecog_max", [0, 1, 2], 1, "ECOG PS"),
+        ("hbv_dna_max_copies_ml", [500, 2000, 10000, 100000], 2000, "copies/mL"),
+        ("tsh_max_uln", [1.0, 1.5, 2.0], 1.0, "x ULN"),
     ):
         for v in values:
             sweep_rows.append(
-                (param, float(v), 0.3 + 0.01 * (v - values[0]) * (1 if "age" in param else -1), v == current)
+                (param, float(v), 0.3 + 0.01 * (v - values[0]) * (1 if "age" in param else -1) / max(values),
+                 v == current, unit)
             )
     pl.DataFrame(
-        sweep_rows, schema=["parameter", "value", "eligible_fraction", "is_current"], orient="row"
+        sweep_rows, schema=["parameter", "value", "eligible_fraction", "is_current", "unit"], orient="row"
     ).write_csv(folder / "sweeps.csv")
     pl.DataFrame(
         {
@@ -150,7 +156,8 @@ def run_folder(folder: Path, seed: int = 2, replicates: int = 300, rate: float =
     em = rng.uniform(5, 40, n_sites)
     pl.DataFrame(
         {
-            "site": [f"site_{i + 1}" for i in range(n_sites)],
+            # the sponsor's site by its full name, as sites.toml names it: the chart shows it whole
+            "site": ["Sun Yat-sen University Cancer Center"] + [f"site_{i + 1}" for i in range(1, n_sites)],
             "region": ["guangdong", "guangdong", "guangxi", "guangxi", "hunan"],
             "activation_month_mean": rng.uniform(0, 6, n_sites),
             "never_activated_fraction": 0.05,
@@ -248,6 +255,9 @@ def run_folder(folder: Path, seed: int = 2, replicates: int = 300, rate: float =
         "screened": {"p10": 150.0, "p50": 160.0, "p90": 170.0},
         "screen_failure_rate": {"p10": 0.25, "p50": 0.3, "p90": 0.35},
         "sites_zero_enrolled_fraction": 0.1,
+        "sites_needed": {"allocation": {"guangdong": 8}, "probability_of_success": 0.86,
+                         "expected_enrolled": 76.8, "method": "analytic", "feasible": True,
+                         "required_probability": 0.8},
         "supply": {
             d: {
                 "units_p50": 1.0,
@@ -285,7 +295,7 @@ def sites_folder(folder: Path) -> Path:
                 "probability_of_success": 0.86,
                 "expected_cost": 1.2e6,
                 "method": "analytic",
-                "probability": 0.8,
+                "required_probability": 0.8,
             }
         )
     )

@@ -17,6 +17,13 @@ from hn005_sim.guards import MAX_JOBS, MAX_REPLICATES
 ScenarioArg = Annotated[
     Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/baseline.toml.", show_default=False)
 ]
+PlanArg = Annotated[  # sites and forecast
+    Path,
+    typer.Argument(
+        help="Planning file (plans/*.toml, with duration_months) or scenario ([trial], [recruitment]).",
+        show_default=False,
+    ),
+]
 SeedOpt = Annotated[
     int,
     typer.Option("--seed", min=0, help="Master random seed (default 20230901, the trial start); same seed, "

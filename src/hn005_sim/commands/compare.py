@@ -230,7 +230,7 @@ def compare(
     replicates do not share random numbers) unless --allow-unpaired. Example:
     hn005-sim compare scenarios/baseline.toml scenarios/relaxed_crcl50.toml --replicates 200 --out out/cmp
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, run_scenario
     from hn005_sim.report import write_report

@@ -10,8 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hn005_sim.commands.common import Format, FormatOpt, JobsOpt, QuietOpt, check_out, console, print_json
-from hn005_sim.commands.sites import PlanArg
+from hn005_sim.commands.common import (
+    Format,
+    FormatOpt,
+    JobsOpt,
+    PlanArg,
+    QuietOpt,
+    check_out,
+    console,
+    print_json,
+)
 from hn005_sim.io import manifest, output_dir
 from hn005_sim.recruitment import forecast as F
 from hn005_sim.recruitment import planning
@@ -98,7 +106,7 @@ def forecast(
     distribution is exact (FFT). Example: `hn005-sim forecast plans/alter_hn005_one_site.toml
     --observed plans/observed/alter_hn005_month12.csv --as-of 12 --out out/forecast`.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
 
     started = time.perf_counter()
     raw = read_raw(plan_or_scenario)

@@ -94,7 +94,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     The enrolled cohort has the distribution of the eligible candidates: consent and withdrawal do not
     depend on patient attributes in this model, so their baseline figures stand for the enrolled.
     """
-    from hn005_sim.commands.screen import RESTRICTIVENESS_FILES, analyse_scenario
+    from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
     from hn005_sim.recruitment import planning
     from hn005_sim.report.tables import cohort_figures
 
@@ -118,7 +118,8 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     answer = planning.plan_sites(plan, "analytic", seed, 0)
     files["curve"] = pl.DataFrame([{c: r[c] for c in answer.curve_columns} for r in answer.curve])
     summary["sites_needed"] = {k: answer.summary.get(k) for k in (
-        "allocation", "probability_of_success", "expected_enrolled", "method", "feasible")}
+        "allocation", "probability_of_success", "expected_enrolled", "method", "feasible",
+        "required_probability")}
     return files
 
 
@@ -154,8 +155,13 @@ def run(
     (criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv), the analytic success
     probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
+
+    Example:
+
+    
+      hn005-sim run scenarios/baseline.toml --replicates 200 --seed 20230901 --jobs 2 --out out/baseline
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, run_scenario
 

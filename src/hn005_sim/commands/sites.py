@@ -16,6 +16,7 @@ from hn005_sim.commands.common import (
     Format,
     FormatOpt,
     JobsOpt,
+    PlanArg,
     QuietOpt,
     at_most,
     check_out,
@@ -35,25 +36,22 @@ class SitesMethod(str, Enum):  # noqa: UP042 (typer needs a str Enum)
     full = "full"
 
 
-PlanArg = Annotated[
-    Path,
-    typer.Argument(
-        help="Planning file (plans/*.toml, with duration_months) or scenario ([trial], [recruitment]).",
-        show_default=False,
-    ),
-]
 
 
 def sites(
     plan_or_scenario: PlanArg,
     target: Annotated[
-        int | None, typer.Option("--target", help="Patients wanted (overrides the file).")
+        int | None, typer.Option("--target", help="Patients wanted (overrides the file).",
+                                 show_default="the plan's target; a scenario's trial.target_enrolled")
     ] = None,
-    months: Annotated[float | None, typer.Option("--months", help="Deadline in months from start.")] = None,
+    months: Annotated[float | None, typer.Option(
+        "--months", help="Deadline in months from the start (overrides the file).",
+        show_default="the plan's duration_months; a scenario's trial.deadline_months")] = None,
     probability: Annotated[
         float | None,
         typer.Option(
-            "--probability", help="Required P(enrolled >= target by the deadline); scenarios default to 0.8."
+            "--probability", help="Required P(enrolled >= target by the deadline).",
+            show_default="the plan's probability; 0.8 for a scenario",
         ),
     ] = None,
     method: Annotated[
@@ -103,7 +101,7 @@ def sites(
     A planning file with a fixed `sites` in every region evaluates that allocation. Example:
     `hn005-sim sites plans/china_network.toml --method both --out out/sites_china`.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
 
     started = time.perf_counter()
     raw = read_raw(plan_or_scenario)

@@ -82,8 +82,13 @@ def supply(
 
     Writes supply.csv, drug_demand.csv, inventory.csv, resupply_search.csv, summary.json and
     manifest.json into OUT. Same scenario and seed give the same outputs whatever --jobs.
+
+    Example:
+
+    
+      hn005-sim supply scenarios/baseline.toml --replicates 200 --seed 20230901 --out out/supply
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import _batches, open_executor, parse_executor, sigint_held
     from hn005_sim.supply.aggregate import SupplyAggregate

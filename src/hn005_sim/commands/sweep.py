@@ -152,8 +152,14 @@ def sweep(
     point is validated before any work; a bad key or value is one line naming --set and the key.
     Writes sweep.csv, grid.json, report.html, charts/ and manifest.json into OUT. Results do not depend
     on --jobs or --executor.
+
+    Example (3 x 2 = 6 scenarios):
+
+    
+      hn005-sim sweep scenarios/baseline.toml --set sites.count=1,5,10 \\
+        --set criteria.age_max_years=65,75 --replicates 100 --out out/sweep
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import open_executor, parse_executor, run_scenario
     from hn005_sim.report.paired import ReplicateFigures

@@ -1,5 +1,5 @@
 """Load-time check of the `[criteria]` section: every rule compiled against the cohort columns, every
-problem reported with the file that set it and the criterion id."""
+problem reported with the file that set it and the criterion id (or the criteria edit that set the rule)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def check_scenario_criteria(cfg: CriteriaConfig, raw: RawScenario) -> list[Problem]:
-    from hn005_sim.scenario.load import origin_of
+    from hn005_sim.scenario.edits import relocate
 
-    _, problems = check_config(cfg, None, lambda loc: origin_of(raw, loc))
-    return problems
+    _, problems = check_config(cfg, None, raw.origin)
+    return relocate(problems, raw.edited)

@@ -102,6 +102,27 @@ class Criterion(Strict):
         return {"": self.rule} if self.rules is None else dict(self.rules)  # type: ignore[dict-item]
 
 
+class CriterionEdit(Strict):
+    """`[criteria.edit.ID]`: change one criterion of the base list without copying it.
+
+    `rule` replaces the criterion's rule (and its per-reading `rules`, if any); `enabled = false` removes
+    the criterion, as if it were deleted from the list (scenario/edits.py applies edits before validation).
+    """
+
+    stage: Literal["prescreen", "screening"] | None = None
+    rule: str | None = Field(default=None, min_length=1)
+    null: Literal["pass", "fail"] | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one of stage, rule, null, or enabled = false")
+        if not self.enabled and self.model_fields_set - {"enabled"}:
+            raise ValueError("enabled = false removes the criterion; give no other key with it")
+        return self
+
+
 class Relaxation(Strict):
     """A clinically defensible relaxation: parameter overrides and/or reading choices, with why."""
 

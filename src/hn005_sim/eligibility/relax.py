@@ -69,10 +69,12 @@ def evaluate_changes(
 def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFrame) -> pl.DataFrame:
     """Eligible fraction as each numeric threshold moves over its sweep range (others fixed).
 
-    Columns: parameter, value, eligible_fraction, is_current. The current value is always a row.
+    Columns: parameter, value, eligible_fraction, is_current, unit (the parameter's unit, "" if none).
+    The current value is always a row.
     """
     values = screener.cfg.values()
     rows: list[tuple[str, float, bool]] = []
+    units: list[str] = []
     changes: list[tuple[dict[str, ParamValue], dict[str, str]]] = []
     for name, param in screener.cfg.parameters.items():
         current = values[name]
@@ -83,6 +85,7 @@ def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFra
             is_current = v == float(current)
             value: ParamValue = int(v) if isinstance(param.value, int) and float(v).is_integer() else float(v)
             rows.append((name, float(v), is_current))
+            units.append(param.unit or "")
             changes.append(({} if is_current else {name: value}, {}))
     counts = evaluate_changes(screener, screening, frame, changes)
     n = max(screening.n, 1)
@@ -92,9 +95,10 @@ def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFra
             "value": [r[1] for r in rows],
             "eligible_fraction": counts / n,
             "is_current": [r[2] for r in rows],
+            "unit": units,
         },
         schema={"parameter": pl.String, "value": pl.Float64, "eligible_fraction": pl.Float64,
-                "is_current": pl.Boolean},
+                "is_current": pl.Boolean, "unit": pl.String},
     )
 
 

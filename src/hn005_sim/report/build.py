@@ -45,7 +45,10 @@ def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = No
     summaries = summaries if summaries is not None else [files.summary]
     target = _values(summaries, "target_enrolled")
     deadline = _values(summaries, "deadline_months")
-    probability = (_values(summaries, "probability") or [None])[0]
+    # the probability asked for: `sites` writes required_probability, `run` writes it in sites_needed
+    probability = (_values(summaries, "required_probability")
+                   or _values([s.get("sites_needed") or {} for s in summaries], "required_probability")
+                   or _values(summaries, "probability") or [None])[0]
     f = files.frames
     out: list[ch.Chart] = []
     builders: list[tuple[str, Any]] = [

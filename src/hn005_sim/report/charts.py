@@ -97,6 +97,9 @@ def _finish(
     chart = chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=15))
     spec = (
         chart.configure_axis(labelFontSize=11, titleFontSize=12)
+        # numbers: a tick label that would touch its neighbour is left out (no overlapping labels);
+        # category labels (criterion ids, sites) are all kept
+        .configure_axisQuantitative(labelOverlap="greedy", labelSeparation=4)
         .configure_legend(
             labelFontSize=11, titleFontSize=12, orient="bottom", direction="horizontal", columns=4
         )
@@ -131,6 +134,32 @@ def _stage_scale(frame: pl.DataFrame) -> alt.Scale:
 
 def _pct(field_: str, title: str) -> alt.Tooltip:
     return alt.Tooltip(f"{field_}:Q", title=title, format=".1%")
+
+
+def integer_ticks(values: Any, most: int = 8) -> list[int] | None:
+    """Whole-number tick values covering `values` (at most `most`, evenly stepped), or None when a value
+    is not a whole number. Counts of sites, years and ECOG grades read 1 / 2 / 3, never 0.5 / 1.0 / 1.5."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals or any(not v.is_integer() for v in vals):
+        return None
+    lo, hi = int(min(vals)), int(max(vals))
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (hi - lo) / s <= max(most - 1, 1)) \
+        if hi - lo <= 100 * max(most - 1, 1) else None
+    if step is None:
+        return None
+    first = lo + (-lo % step)  # the first multiple of the step
+    return list(range(first, hi + 1, step))
+
+
+def _axis(values: Any, **kw: Any) -> alt.Axis:
+    """Whole-number ticks when every value is whole (1, 2, 5, 10... apart), else a few ticks that do not
+    overlap, large numbers in SI form (100k)."""
+    ticks = integer_ticks(values)
+    if ticks is not None:
+        return alt.Axis(values=ticks, format="d", **kw)
+    vals = [abs(float(v)) for v in values if v is not None]
+    fmt = "~s" if vals and max(vals) >= 10_000 else None
+    return alt.Axis(tickCount=4, labelOverlap="greedy", **({"format": fmt} if fmt else {}), **kw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,8 +384,10 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         alt.Chart(src)
         .mark_rect()
         .encode(
-            x=alt.X("criterion_a:N", sort=keep, title=None, axis=alt.Axis(labelAngle=-45, labelLimit=160)),
-            y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=160)),
+            # no label limit: a criterion id cut short ("prior_ici_rt_no_pr…") cannot be read
+            x=alt.X("criterion_a:N", sort=keep, title=None,
+                    axis=alt.Axis(labelAngle=-45, labelLimit=0, labelAlign="right", labelPadding=4)),
+            y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=0)),
             color=alt.Color(
                 "both_fail:Q", title="Candidates failing both", scale=alt.Scale(scheme="oranges")
             ),
@@ -377,54 +408,53 @@ def cofailure(frame: pl.DataFrame) -> Chart:
 
 
 def sweeps(frame: pl.DataFrame) -> Chart:
-    """Eligible share as each threshold moves (sweeps.csv)."""
+    """Eligible share as each threshold moves (sweeps.csv): one panel per threshold, its axis in the
+    threshold's unit (the `unit` column) with whole-number ticks when the threshold takes whole values."""
     data = _Data()
     src = data.add(
         "sweeps",
-        frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current")),
+        frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current", "unit")),
         "sweeps.csv",
     )
     many = _has_scenarios(frame)
-    tips = [
-        alt.Tooltip("parameter:N", title="threshold"),
-        alt.Tooltip("value:Q", title="value"),
-        _pct("eligible_fraction", "eligible"),
-    ]
-    base = alt.Chart(src).encode(
-        x=alt.X("value:Q", title="Threshold value", scale=alt.Scale(zero=False)),
-        y=alt.Y("eligible_fraction:Q", title="Candidates eligible", axis=alt.Axis(format="%")),
-    )
-    if many:
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        line = base.mark_line(point=True).encode(
-            color=alt.Color("scenario:N", title="Scenario"), tooltip=tips
+    params = frame["parameter"].unique(maintain_order=True).to_list()
+    columns = 2 if len(params) > 1 else 1
+    panels = []
+    for name in params:
+        sub = frame.filter(pl.col("parameter") == name)
+        units = sub["unit"].drop_nulls().unique().to_list() if "unit" in sub.columns else []
+        unit = units[0] if len(units) == 1 and units[0] else ""
+        tips = [
+            alt.Tooltip("parameter:N", title="threshold"),
+            alt.Tooltip("value:Q", title=f"value ({unit})" if unit else "value"),
+            _pct("eligible_fraction", "eligible"),
+        ]
+        base = alt.Chart(src).transform_filter(alt.datum.parameter == name).encode(
+            x=alt.X("value:Q", title=f"{name} ({unit})" if unit else name, scale=alt.Scale(zero=False),
+                    axis=_axis(sub["value"].to_list(), labelFlush=True)),
+            y=alt.Y("eligible_fraction:Q", title="Candidates eligible", axis=alt.Axis(format="%")),
         )
-    else:
-        line = base.mark_line(point=True, color="#4292c6").encode(tooltip=tips)
-    current = (
-        base.mark_point(size=140, shape="diamond", filled=True, color="firebrick")
-        .encode(tooltip=tips)
-        .transform_filter(alt.datum.is_current)
-    )
-    n_params = frame["parameter"].n_unique()
-    columns = 2 if n_params > 1 else 1
-    chart = (
-        alt.layer(line, current)
-        .properties(width=(WIDTH - 60) // columns, height=170)
-        .facet(
-            facet=alt.Facet(
-                "parameter:N", title=None, header=alt.Header(labelFontSize=12, labelFontWeight="bold")
-            ),
-            columns=columns,
+        if many:
+            tips.insert(0, alt.Tooltip("scenario:N"))
+            line = base.mark_line(point=True).encode(
+                color=alt.Color("scenario:N", title="Scenario"), tooltip=tips
+            )
+        else:
+            line = base.mark_line(point=True, color="#4292c6").encode(tooltip=tips)
+        current = (
+            base.mark_point(size=140, shape="diamond", filled=True, color="firebrick")
+            .encode(tooltip=tips)
+            .transform_filter(alt.datum.is_current)
         )
-        .resolve_scale(x="independent")
-    )
+        panels.append(alt.layer(line, current).properties(width=(WIDTH - 80) // columns, height=170))
+    chart = alt.concat(*panels, columns=columns, spacing=24)
     return _finish(
         "sweeps",
         "How much relaxing a threshold buys",
         "Share of candidates eligible as one threshold moves, all others as written (red: protocol value)",
-        "Each panel moves one threshold and keeps every other criterion as in the scenario. A flat line "
-        "means the threshold barely matters; a steep one means it decides eligibility for many candidates.",
+        "Each panel moves one threshold (its name and unit under the axis) and keeps every other criterion "
+        "as in the scenario. A flat line means the threshold barely matters; a steep one means it decides "
+        "eligibility for many candidates.",
         chart,
         data,
     )
@@ -613,7 +643,7 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
             .encode(
                 x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
                 x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs", stack=None),
+                y=alt.Y("runs:Q", title="Simulated runs", stack=None, axis=_axis([0, *hist["runs"]])),
                 color=alt.Color("scenario:N", title="Scenario"),
                 tooltip=tips,
             )
@@ -626,7 +656,7 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
             .encode(
                 x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
                 x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs"),
+                y=alt.Y("runs:Q", title="Simulated runs", axis=_axis([0, *hist["runs"]])),
                 tooltip=tips,
             )
         )
@@ -746,7 +776,8 @@ def sites(frame: pl.DataFrame) -> Chart:
     ):
         if col in frame.columns:
             tips.append(alt.Tooltip(f"{col}:Q", title=title, format=fmt))
-    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=200)))
+    # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
+    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=320)))
     enc: dict[str, Any] = {
         "x": alt.X("enrolled_mean:Q", title="Patients enrolled per run (mean)"),
         "color": alt.Color("region:N", title="Region"),
@@ -789,7 +820,7 @@ def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
     if "expected_enrolled" in frame.columns:
         tips.append(alt.Tooltip("expected_enrolled:Q", title="expected enrolled", format=",.1f"))
     enc: dict[str, Any] = {
-        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=alt.Axis(tickMinStep=1)),
+        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=_axis(frame[x_col].to_list())),
         "y": alt.Y(
             "probability_of_success:Q",
             title="Probability of reaching the target",
@@ -810,12 +841,16 @@ def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
             alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(probability))
         )
     chart = alt.layer(*layers).properties(width=WIDTH, height=280)
+    how = ("Each point is a site count; the red dashed line is the probability asked for "
+           f"({probability:.0%}). The first point above it is the smallest number of sites that meets the "
+           "goal under this recruitment model." if probability is not None else
+           "Each point is a site count. The first point at the probability you need is the smallest number "
+           "of sites that meets the goal under this recruitment model.")
     return _finish(
         "site_curve",
         "How many sites do we need?",
         "Probability of enrolling the target by the deadline, by number of sites",
-        "Each point is a site count; the red line is the probability asked for. The first point above it is "
-        "the smallest number of sites that meets the goal under this recruitment model.",
+        how,
         chart,
         data,
     )

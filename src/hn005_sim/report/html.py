@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ figure.chart { margin: 18px 0 28px; }
 .vis.failed { color: #b00020; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--rule); padding: 4px 10px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; hyphens: manual; }
 table { max-width: 100%; }
 th { background: #f3f6f9; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -105,6 +106,17 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+_BREAK_AFTER = re.compile(r"(?<=[._/=,])(?=[^\s])")
+_LONG_TOKEN = re.compile(r"\S{21,}")
+
+
+def cell(text: Any) -> str:
+    """A table cell's text, escaped, with break opportunities (<wbr>) after `.`, `_`, `/`, `=` and `,`
+    inside long tokens (dotted keys, criterion ids), so columns wrap between words or at those
+    characters, never in the middle of a word."""
+    return _LONG_TOKEN.sub(lambda m: _BREAK_AFTER.sub("<wbr>", m.group(0)), esc(text))
+
+
 def spec_json(spec: dict[str, Any]) -> str:
     """JSON safe inside <script>: '<' only occurs in strings, where \\u003c means the same."""
     return json.dumps(spec, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
@@ -140,7 +152,7 @@ def _table(table: Table) -> str:
     for i, row in enumerate(table.rows):
         cls = f' class="{esc(table.row_classes[i])}"' if table.row_classes else ""
         cells = "".join(
-            f'<td class="num">{esc(c)}</td>' if j and _is_number(str(c)) else f"<td>{esc(c)}</td>"
+            f'<td class="num">{esc(c)}</td>' if j and _is_number(str(c)) else f"<td>{cell(c)}</td>"
             for j, c in enumerate(row)
         )
         out.append(f"<tr{cls}>{cells}</tr>")

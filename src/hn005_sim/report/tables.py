@@ -237,6 +237,7 @@ def _describe(table: dict[str, Any]) -> str:
         for k, v in table.items()
         # a figure's uncertainty is a row of its own (walk_sources), absent or not
         if k not in ("source", "dist", "description", "uncertainty") and not isinstance(v, dict | list)
+        and v is not None
     }
     lists = {
         k: v for k, v in table.items() if isinstance(v, list) and all(not isinstance(x, dict) for x in v)
@@ -249,6 +250,8 @@ def _describe(table: dict[str, Any]) -> str:
     parts += [
         f"{k}=[{', '.join(show(x) for x in v[:8])}{', …' if len(v) > 8 else ''}]" for k, v in lists.items()
     ]
+    if "dist" not in table and set(scalars) <= {"value", "unit"} and "value" in scalars and not lists:
+        return f"{show(scalars['value'])} {scalars.get('unit', '')}".strip()  # `0.45`, `110 patients`
     body = ", ".join(parts)
     return f"{table['dist']}({body})" if "dist" in table else body
 

@@ -36,12 +36,11 @@ def _fmt(x: float) -> str:
 
 
 def check_bounds(sc: Scenario, raw: RawScenario) -> list[Problem]:
-    from hn005_sim.scenario.load import origin_of
-
     problems: list[Problem] = []
 
     def problem(loc: tuple[Any, ...], key: str, message: str) -> None:
-        problems.append(Problem(origin_of(raw, loc), key, message))
+        # raw.origin, not scenario.load.origin_of: load -> schema -> bounds -> load was an import circle
+        problems.append(Problem(raw.origin(loc), key, message))
 
     deadline = sc.trial.deadline_months
     if deadline > MAX_MONTHS:

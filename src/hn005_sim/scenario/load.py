@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,19 @@ class RawScenario:
     data: dict[str, Any]
     origins: Origins
     files: tuple[Path, ...]
+    edited: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False)
+    """Criterion id -> (file, key) of the criteria edit or addition that set its rule (scenario/edits.py)."""
 
     def sha256(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def origin(self, loc: tuple[Any, ...]) -> str:
+        """The file that set the key at `loc` (the deepest table the origins know), else the scenario."""
+        keys = tuple(str(p) for p in loc if not isinstance(p, int))
+        for n in range(len(keys), 0, -1):
+            if keys[:n] in self.origins:
+                return self.origins[keys[:n]]
+        return display(self.path)
 
 
 def display(path: Path) -> str:
@@ -132,11 +142,119 @@ def _origins_of(doc: dict, file: str, prefix: tuple[str, ...] = ()) -> Origins:
     return org
 
 
+INCLUDE_KEYS = ("include", "description", "parameters", "criterion")
+"""What a shared criteria list (a file named by `criteria.include`) may hold."""
+
+
+def _include_list(value: Any, file: str, key: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError.one(file, key, f"must be a path or a list of paths, got {show(value)}")
+    return value
+
+
+def _read_includes(
+    path: Path, rels: list[str], key: str, stack: tuple[Path, ...], included: set[Path], files: list[Path]
+) -> tuple[list[dict], dict[str, tuple[Any, str]]]:
+    """Criteria and parameters of the shared lists `rels` names (relative to `path`), includes first.
+
+    Each file is read once per scenario (a list included twice counts once); a cycle is refused.
+    Returns (criteria, {parameter name: (table, file that defines it)}).
+    """
+    from hn005_sim.eligibility.config import Criterion, Parameter
+
+    me = display(path)
+    criteria: list[dict] = []
+    params: dict[str, tuple[Any, str]] = {}
+    for i, rel in enumerate(rels):
+        where = key if len(rels) == 1 else f"{key}[{i}]"
+        inc = (path.parent / rel).resolve()
+        if inc in stack or inc == path:
+            chain = " -> ".join(display(p) for p in (*stack, path, inc))
+            raise ConfigError.one(me, where, f"include cycle: {chain}")
+        if inc in included:
+            continue
+        included.add(inc)
+        doc = _read_toml(inc, (me, where))
+        files.append(inc)
+        name = display(inc)
+        problems = [Problem(name, k, f"unknown key; a criteria list holds {', '.join(INCLUDE_KEYS)}")
+                    for k in doc if k not in INCLUDE_KEYS]
+        sub_c, sub_p = _read_includes(inc, _include_list(doc.get("include", []), name, "include"), "include",
+                                      (*stack, path), included, files)
+        own = doc.get("criterion", [])
+        if not isinstance(own, list):
+            problems.append(Problem(name, "criterion",
+                                    f"must be a list of [[criterion]] tables, got {show(own)}"))
+            own = []
+        for j, item in enumerate(own):
+            try:
+                Criterion.model_validate(item)
+            except ValidationError as exc:
+                problems += [Problem(name, dotted(("criterion", j, *_clean_loc(e["loc"]))), _message(e))
+                             for e in exc.errors()]
+        own_p = doc.get("parameters", {})
+        if not isinstance(own_p, dict):
+            problems.append(Problem(name, "parameters", f"must be a table, got {show(own_p)}"))
+            own_p = {}
+        for pname, table in own_p.items():
+            try:
+                Parameter.model_validate(table)
+            except ValidationError as exc:
+                problems += [Problem(name, dotted(("parameters", pname, *_clean_loc(e["loc"]))), _message(e))
+                             for e in exc.errors()]
+        if problems:
+            raise ConfigError(problems)
+        for pname, (table, other) in {**sub_p, **{p: (t, name) for p, t in own_p.items()}}.items():
+            if pname in params and params[pname][0] != table:
+                raise ConfigError.one(other, f"parameters.{pname}",
+                                      f"also defined, differently, in {params[pname][1]}")
+            params[pname] = (table, other)
+        criteria += sub_c + [copy.deepcopy(c) for c in own]
+    return criteria, params
+
+
+def _apply_includes(
+    doc: dict, merged: dict, path: Path, stack, included: set[Path], files: list[Path]
+) -> Origins:
+    """Resolve `criteria.include` of one file in place: the shared criteria come before the file's own
+    `[[criteria.criterion]]`, or after the inherited list when the file has none; their parameters join
+    `[criteria.parameters]`. Returns the origins of those parameters (the shared files)."""
+    crit = doc.get("criteria")
+    if not isinstance(crit, dict) or "include" not in crit:
+        return {}
+    me = display(path)
+    rels = _include_list(crit.pop("include"), me, "criteria.include")
+    shared, params = _read_includes(path, rels, "criteria.include", stack, included, files)
+    if "criterion" in crit:
+        own = crit["criterion"]
+        crit["criterion"] = shared + (own if isinstance(own, list) else [own])
+    else:
+        base = merged.get("criteria")
+        inherited = base.get("criterion") if isinstance(base, dict) else None
+        crit["criterion"] = (copy.deepcopy(inherited) if isinstance(inherited, list) else []) + shared
+    own_params = crit.setdefault("parameters", {})
+    origins: Origins = {}
+    if isinstance(own_params, dict):
+        for pname, (table, file) in params.items():
+            if pname in own_params and own_params[pname] != table:
+                raise ConfigError.one(me, f"criteria.parameters.{pname}",
+                                      f"also defined, differently, in {file}")
+            if pname not in own_params:
+                own_params[pname] = copy.deepcopy(table)
+                origins[("criteria", "parameters", pname)] = file
+    return origins
+
+
 def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path],
-             done: dict[Path, tuple[dict, Origins]] | None = None) -> tuple[dict, Origins]:
+             done: dict[Path, tuple[dict, Origins]] | None = None,
+             included: set[Path] | None = None) -> tuple[dict, Origins]:
     """The merged document of `path` and its bases. Each file is read and resolved once (`done`), so a
-    diamond of extends costs one read per file, not one per path through it."""
+    diamond of extends costs one read per file, not one per path through it; `included` holds the
+    shared criteria lists already read (criteria.include)."""
     done = {} if done is None else done
+    included = set() if included is None else included
     try:
         path = path.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte, a name too long
@@ -171,9 +289,10 @@ def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path],
     origins: Origins = {}
     for i, rel in enumerate(extends):
         key = "extends" if len(extends) == 1 else f"extends[{i}]"
-        base, base_org = _resolve(path.parent / rel, (*stack, path), (me, key), files, done)
+        base, base_org = _resolve(path.parent / rel, (*stack, path), (me, key), files, done, included)
         merged, origins = _merge(merged, origins, base, base_org)
-    result = _merge(merged, origins, doc, _origins_of(doc, me))
+    shared_origins = _apply_includes(doc, merged, path, stack, included, files)
+    result = _merge(merged, origins, doc, {**_origins_of(doc, me), **shared_origins})
     done[path] = (copy.deepcopy(result[0]), dict(result[1]))
     return result
 
@@ -186,11 +305,7 @@ def read_raw(path: str | Path) -> RawScenario:
 
 
 def origin_of(raw: RawScenario, loc: tuple[Any, ...]) -> str:
-    keys = tuple(str(p) for p in loc if not isinstance(p, int))
-    for n in range(len(keys), 0, -1):
-        if keys[:n] in raw.origins:
-            return raw.origins[keys[:n]]
-    return display(raw.path)
+    return raw.origin(loc)
 
 
 _TYPE_WORDS = {
@@ -292,17 +407,24 @@ def load_scenario(path: str | Path):
 
 def validate_raw(raw: RawScenario):
     """Validate a merged scenario (e.g. after `--set` overrides); raises ConfigError listing every problem."""
+    from hn005_sim.scenario.edits import apply_criteria_edits
     from hn005_sim.scenario.schema import Scenario
 
     nan_inf = non_finite(raw)
+    # criteria edits that are themselves wrong are reported and left out; the rest are applied and
+    # validated with everything else, so one pass lists every problem
+    data, edited, edit_problems = apply_criteria_edits(
+        raw.data, raw.origin, lambda exc, prefix: problems_from(exc, raw, prefix))
+    raw = RawScenario(raw.path, data, raw.origins, raw.files, edited)
     try:
         scenario = Scenario.model_validate(raw.data)
     except ValidationError as exc:
         seen = {p.path for p in nan_inf}
-        raise ConfigError(nan_inf + [p for p in problems_from(exc, raw) if p.path not in seen]) from None
+        raise ConfigError(nan_inf + edit_problems
+                          + [p for p in problems_from(exc, raw) if p.path not in seen]) from None
     if nan_inf:
-        raise ConfigError(nan_inf)
-    problems = scenario.check(raw)
+        raise ConfigError(nan_inf + edit_problems)
+    problems = edit_problems + scenario.check(raw)
     if problems:
         raise ConfigError(problems)
     return scenario

@@ -80,13 +80,11 @@ class Scenario(Strict):
         if self.regimen is not None and self.supply is not None:
             problems += _check_presentations(self.regimen, self.supply, raw)
         if self.criteria is not None and self.population is not None:
-            from hn005_sim.scenario.load import origin_of
-
             have = set(self.population.declared_attributes())
             for name in self.criteria.columns:
                 if name not in have:
                     problems.append(Problem(
-                        origin_of(raw, ("criteria", "columns", name)), f"criteria.columns.{name}",
+                        raw.origin(("criteria", "columns", name)), f"criteria.columns.{name}",
                         "expected a population attribute of that name (population.history or "
                         "population.disease.conditional_flags), found none"))
         from hn005_sim.scenario.uncertainty import check_figures, uncertain_figures
@@ -98,36 +96,32 @@ class Scenario(Strict):
         """Columns and panels named in [chart_review], and the site types the regions name."""
         from hn005_sim.eligibility.chart import check_chart_review
         from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
-        from hn005_sim.scenario.load import origin_of
-
         regions = self.recruitment.regions if self.recruitment is not None else []
         if self.chart_review is None:
-            return [Problem(origin_of(raw, ("recruitment", "regions", i)), f"recruitment.regions[{i}]."
+            return [Problem(raw.origin(("recruitment", "regions", i)), f"recruitment.regions[{i}]."
                             + ("site_type" if r.site_type is not None else "chart_known"),
                             "needs a [chart_review] section (site types and what their charts hold)")
                     for i, r in enumerate(regions) if r.site_type is not None or r.chart_known]
         columns = list(CONTRACT_COLUMNS)
         if self.population is not None:  # the trial's own attributes, declared in its config
             columns += [c for c in self.population.declared_attributes() if c not in CONTRACT_COLUMNS]
-        return check_chart_review(self.chart_review, regions, columns, lambda loc: origin_of(raw, loc))
+        return check_chart_review(self.chart_review, regions, columns, raw.origin)
 
 
 def _check_presentations(regimen: RegimenConfig, supply: SupplyConfig, raw: RawScenario) -> list[Problem]:
     """Every presentation names a drug of the regimen; every strength a drug is made of has one."""
-    from hn005_sim.scenario.load import origin_of
-
     out = []
     have = {(p.drug, float(p.strength_mg)) for p in supply.presentations}
     for i, p in enumerate(supply.presentations):
         if p.drug not in regimen.drugs:
             loc = ("supply", "presentations", i, "drug")
-            out.append(Problem(origin_of(raw, loc), f"supply.presentations[{i}].drug",
+            out.append(Problem(raw.origin(loc), f"supply.presentations[{i}].drug",
                                f"expected a drug of the regimen ({', '.join(regimen.drugs)}), "
                                f"got {p.drug!r}"))
     for name, d in regimen.drugs.items():
         for s in d.strengths_mg:
             if (name, float(s)) not in have:
                 loc = ("regimen", "drugs", name, "strengths_mg")
-                out.append(Problem(origin_of(raw, loc), f"regimen.drugs.{name}.strengths_mg",
+                out.append(Problem(raw.origin(loc), f"regimen.drugs.{name}.strengths_mg",
                                    f"expected a supply presentation of {name} {s:g} mg, found none"))
     return out

@@ -14,13 +14,12 @@ says so (`packs_basis`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:  # simulate.py re-exports this module's SupplyAggregate, so no runtime import back
-    from hn005_sim.supply.simulate import SupplyRecord
+from hn005_sim.supply.record import SupplyRecord
 
 MILLI = 1000  # fractional figures (pack equivalents, patient-days) are stored in thousandths
 
