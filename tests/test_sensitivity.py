@@ -9,8 +9,8 @@ import pytest
 
 from hn005_sim import sensitivity as sa
 from hn005_sim.cli import main
+from hn005_sim.scenario.draws import UncertainScenario
 from hn005_sim.scenario.load import RawScenario, load_scenario, validate_raw
-from hn005_sim.scenario.uncertainty import UncertainScenario
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = (ROOT / "scenarios" / "baseline.toml").as_posix()

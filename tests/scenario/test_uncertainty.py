@@ -10,8 +10,9 @@ import pytest
 from scipy import stats
 
 from hn005_sim.cli import main
+from hn005_sim.scenario.draws import UncertainScenario
 from hn005_sim.scenario.load import RawScenario, load_scenario, validate_raw
-from hn005_sim.scenario.uncertainty import UncertainScenario, uncertain_figures
+from hn005_sim.scenario.uncertainty import uncertain_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = (ROOT / "scenarios" / "baseline.toml").as_posix()

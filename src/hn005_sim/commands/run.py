@@ -191,7 +191,7 @@ def run(
 
         per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
         check_memory(screen_patients, per_row, f"run --screen-patients {screen_patients}", unit="patients")
-    from hn005_sim.scenario.uncertainty import UncertainScenario
+    from hn005_sim.scenario.draws import UncertainScenario
     from hn005_sim.sensitivity import read_sensitivity, uncertainty_files
 
     uncertain = UncertainScenario.from_scenario(sc, raw)

@@ -63,12 +63,12 @@ def sensitivity(
     Writes sensitivity.csv, summary.json, report.html (tornado chart), charts/ and manifest.json into
     OUT. Same scenario and seed give the same outputs whatever --jobs and --executor.
     """
-    from hn005_sim.cli import InputError
+    from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor
     from hn005_sim.report.sensitivity import write_sensitivity_report
+    from hn005_sim.scenario.draws import UncertainScenario
     from hn005_sim.scenario.errors import ConfigError
-    from hn005_sim.scenario.uncertainty import UncertainScenario
     from hn005_sim.sensitivity import points_for
     from hn005_sim.sensitivity import sensitivity as analyse
 

@@ -25,9 +25,7 @@ recalibration).
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -229,14 +227,12 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 def uncertain_figures(scenario: Any) -> list[UncertainFigure]:
     """Every figure of a validated scenario that carries an uncertainty, in config order."""
-    from hn005_sim.scenario.dists import _Dist
-
     out: list[UncertainFigure] = []
 
     def walk(node: Any, path: tuple[str | int, ...]) -> None:
         if isinstance(node, BaseModel):
             unc = getattr(node, "uncertainty", None)
-            if isinstance(node, _Dist) and unc:
+            if isinstance(unc, dict) and unc:  # a distribution's: {parameter: range}
                 for param, spec in unc.items():
                     value = getattr(node, _field_name(node, param))
                     out.append(UncertainFigure(_dotted((*path, param)), (*path, param), float(value), spec))
@@ -274,80 +270,7 @@ NOT_UNCERTAIN = ("recruitment.horizon_months.value",)
 def check_figures(figures: list[UncertainFigure], raw: RawScenario) -> list:
     """Problems with the scenario's uncertain figures (run by the scenario's validation)."""
     from hn005_sim.scenario.errors import Problem
-    from hn005_sim.scenario.load import origin_of
 
-    return [Problem(origin_of(raw, f.path), _dotted((*f.path[:-1], "uncertainty")),
+    return [Problem(raw.origin(f.path), _dotted((*f.path[:-1], "uncertainty")),
                     "this figure sets the simulated months, not the world: it cannot be uncertain "
                     "(give the horizon you want)") for f in figures if f.name in NOT_UNCERTAIN]
-
-
-@dataclass(frozen=True)
-class UncertainScenario:
-    """A scenario whose uncertain figures are drawn anew for each replicate (or each design point).
-
-    Picklable (sent to worker processes): holds the merged raw config, not the validated model.
-    """
-
-    raw: Any  # RawScenario
-    figures: tuple[UncertainFigure, ...]
-
-    @classmethod
-    def from_scenario(cls, scenario: Any, raw: RawScenario) -> UncertainScenario:
-        return cls(raw, tuple(uncertain_figures(scenario)))
-
-    def only(self, names: list[str]) -> UncertainScenario:
-        """The same scenario with only the named figures uncertain (the others at their values)."""
-        unknown = [n for n in names if n not in self.names]
-        if unknown:
-            raise ValueError(f"no uncertain figure {', '.join(unknown)}; the scenario has: "
-                             f"{', '.join(self.names)}")
-        return UncertainScenario(self.raw, tuple(f for f in self.figures if f.name in names))
-
-    @property
-    def names(self) -> list[str]:
-        return [f.name for f in self.figures]
-
-    def values_at(self, u: np.ndarray) -> list[float | int]:
-        """Figure values at the point u of the unit cube (one coordinate per figure)."""
-        return [f.at(float(x)) for f, x in zip(self.figures, u, strict=True)]
-
-    def draw(self, seed: int, replicate: int) -> list[float | int]:
-        """The replicate's parameter set, from its own `uncertainty` stream (rng.STREAMS)."""
-        from hn005_sim.rng import stream
-
-        return self.values_at(stream(seed, replicate, "uncertainty").random(len(self.figures)))
-
-    def scenario_with(self, values: list[float | int]) -> Any:
-        """The validated scenario with each uncertain figure set to its value.
-
-        Raises ConfigError naming the figures when the values make the scenario invalid (e.g. a
-        truncnormal mean drawn outside its bounds).
-        """
-        from hn005_sim.scenario.errors import ConfigError, Problem
-        from hn005_sim.scenario.load import RawScenario, validate_raw
-
-        data = copy.deepcopy(self.raw.data)
-        for fig, value in zip(self.figures, values, strict=True):
-            node: Any = data
-            for part in fig.path[:-1]:
-                node = node[part]
-            node[fig.path[-1]] = value
-        raw = RawScenario(self.raw.path, data, self.raw.origins, self.raw.files)
-        try:
-            return validate_raw(raw)
-        except ConfigError as exc:
-            problems = []
-            for p in exc.problems:
-                near = [f"{f.name}={v:g}" for f, v in zip(self.figures, values, strict=True)
-                        if p.path.startswith(_dotted(f.path[:-1]))]
-                drawn = f" at {', '.join(near)}" if near else ""
-                problems.append(Problem(p.file, p.path, f"{p.message} (with the uncertain figures "
-                                        f"drawn{drawn}: narrow their ranges)"))
-            raise ConfigError(problems) from None
-
-    def scenario_for(self, seed: int, replicate: int) -> Any:
-        return self.scenario_with(self.draw(seed, replicate))
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        for f in self.figures:
-            yield f.row()
