@@ -114,7 +114,10 @@ def run(
         "--screen-patients", min=1000,
         help="Candidates drawn for the report's attrition and restrictiveness figures.")] = 50_000,
     report: Annotated[bool, typer.Option(
-        "--report/--no-report", help="Write report.html and charts/ (PNG and SVG) beside the data.")] = True,
+        "--report/--no-report", help="Write report.html and charts/ (SVG) beside the data.")] = True,
+    png: Annotated[bool, typer.Option(
+        "--png/--no-png", help="Also write each chart as PNG (charts/NAME.png, for slides); SVG is always "
+                               "written with the report.")] = False,
     quiet: QuietOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -124,7 +127,8 @@ def run(
     Writes summary.json, enrollment_curve.csv, time_to_target.csv, screen_failures.csv, sites.csv
     (and the supply files when the scenario has a supply chain), the restrictiveness files of `screen`
     (criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv), the analytic success
-    probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
+    probability by number of sites (curve.csv), report.html with charts/ (SVG; PNG too with --png), and
+    manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
     """
     from hn005_sim.cli import InputError
@@ -181,7 +185,7 @@ def run(
         if report:
             from hn005_sim.report import write_report
 
-            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man)
+            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man, png=png)
     if quiet:
         return
     if format is Format.json:

@@ -201,8 +201,9 @@ def write_report(
     subtitle: str | None = None,
     summaries: list[dict[str, Any]] | None = None,
     images: bool = True,
+    png: bool = True,
 ) -> list[str]:
-    """Write `report.html` and `charts/NAME.png|svg` into `out`; return the names of the charts drawn.
+    """Write `report.html` and `charts/NAME.svg|png` into `out`; return the names of the charts drawn.
 
     out: an `OutputDir` (files go to its staging folder) or a folder path.
     sections_from: folder(s) holding the command's files (default: `out` itself); first folder wins.
@@ -212,7 +213,8 @@ def write_report(
     comparison: (header, rows) of comparison.csv, shown first (used by `compare`).
     subtitle: line under the title (default: tool version, scenario, seed, replicates from `manifest`).
     summaries: summaries whose target and deadline are drawn (default: the folder's summary.json).
-    images: also write charts/NAME.png and .svg.
+    images: also write charts/NAME.svg (and charts/NAME.png when `png`).
+    png: with `images`, also the PNG of each chart (rasterised from its SVG).
     """
     folder = out.path if isinstance(out, OutputDir) else Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,7 +229,7 @@ def write_report(
                 shutil.copyfile(src / name, folder / name)
     if images:
         for chart in charts:
-            save_images(chart.spec, folder / "charts", chart.name)
+            save_images(chart.spec, folder / "charts", chart.name, png=png)
     sections = _sections(
         files, charts, manifest=manifest, parameters=parameters, published=published, comparison=comparison
     )
