@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated, Any
 
@@ -103,6 +104,33 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     return files
 
 
+class Background:
+    """`function(*args)` in a daemon thread; `result()` waits for it and returns or raises what it did.
+
+    Daemon: an interrupted run does not wait for it (nothing it computes reaches the output folder
+    unless `result()` returned).
+    """
+
+    def __init__(self, function, *args):
+        self._out: list[Any] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._target, args=(function, args), daemon=True,
+                                        name="hn005-analyses")
+        self._thread.start()
+
+    def _target(self, function, args) -> None:
+        try:
+            self._out.append(function(*args))
+        except BaseException as exc:  # handed to the caller by result()
+            self._error.append(exc)
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._out[0]
+
+
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
@@ -162,12 +190,18 @@ def run(
         per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
         check_memory(screen_patients, per_row, f"run --screen-patients {screen_patients}", unit="patients")
     started = time.perf_counter()
+    # the report's analyses depend on the scenario and seed only, not on the replicates: computed in a
+    # thread while the replicates run (their polars and numpy work releases the GIL; with --jobs > 1 the
+    # parent is otherwise idle), then merged into the summary in the order they always had
+    extra_summary: dict[str, Any] = {}
+    analyses = Background(_analyses, sc, raw, seed, screen_patients, extra_summary)
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
                               progress=not quiet and format is Format.table)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
+    extra_files = analyses.result()
+    result.summary.update(extra_summary)
     with output_dir(out) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
