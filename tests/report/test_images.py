@@ -50,3 +50,27 @@ def test_bundle_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.delenv("HN005_SIM_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert images.bundle_cache_dir() == tmp_path / "hn005-sim"
+
+
+def test_every_chart_spec_is_valid_vega_lite(full_report):
+    # charts.py skips altair's schema check when it serialises (the same dict, a third faster); the
+    # check is here: every chart of the full report validates against altair's Vega-Lite schema
+    import altair as alt
+    from altair.utils.schemapi import validate_jsonschema
+
+    from hn005_sim.report.build import build_charts
+    from hn005_sim.report.data import load_folder
+
+    schema = alt.vegalite.v6.schema.core.load_schema()
+    charts = build_charts(load_folder(full_report))
+    assert len(charts) >= 10
+    for chart in charts:
+        validate_jsonschema(chart.spec, schema)
+    # and the check can fail
+    bad = {**charts[0].spec, "mark": {"type": "no-such-mark"}}
+    try:
+        validate_jsonschema(bad, schema)
+    except Exception:  # jsonschema's ValidationError
+        pass
+    else:
+        raise AssertionError("an invalid mark passed the schema check")
