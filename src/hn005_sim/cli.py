@@ -14,7 +14,7 @@ import hn005_sim
 from hn005_sim.io import OutputError
 from hn005_sim.scenario.errors import ConfigError
 
-# name -> module defining the command function of the same name. A command's module (and what it
+# name -> module defining the command's function (the name with - as _). A command's module (and what it
 # imports: scipy, altair, simpy, ...) is imported only when that command runs or its help is shown, so
 # `run` does not pay for `forecast`'s or `compare`'s imports (bench/startup.py measures the fixed cost).
 COMMANDS = {
@@ -28,6 +28,7 @@ COMMANDS = {
     "compare": "hn005_sim.commands.compare",
     "sweep": "hn005_sim.commands.sweep",
     "forecast": "hn005_sim.commands.forecast",
+    "new-trial": "hn005_sim.commands.new_trial",
 }
 
 
@@ -44,7 +45,7 @@ class LazyGroup(TyperGroup):
             return super().get_command(ctx, cmd_name)
         built = self.__dict__.setdefault("_built", {})
         if cmd_name not in built:
-            function = getattr(importlib.import_module(COMMANDS[cmd_name]), cmd_name)
+            function = getattr(importlib.import_module(COMMANDS[cmd_name]), cmd_name.replace("-", "_"))
             built[cmd_name] = typer.main.get_command_from_info(
                 CommandInfo(name=cmd_name, callback=function),
                 pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
@@ -53,8 +54,8 @@ class LazyGroup(TyperGroup):
 app = typer.Typer(
     name="hn005-sim",
     help=(
-        "Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005 "
-        "(anlotinib + penpulimab + capecitabine, first-line R/M nasopharyngeal carcinoma)."
+        "Synthetic-cohort simulation and recruitment feasibility for first-line R/M nasopharyngeal carcinoma "
+        "trials written as data (configs/<trial>/: ALTER-HN005, AK105-304; `new-trial` starts another)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -77,7 +78,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Synthetic-cohort simulation and recruitment feasibility for ALTER-HN005.
+    """Synthetic-cohort simulation and recruitment feasibility for trials written as data (configs/<trial>/).
 
     Start with `hn005-sim validate scenarios/baseline.toml`, then `cohort`, `screen`, `run`.
     """

@@ -116,7 +116,8 @@ class Aggregate:
     """Streaming summary of replicates; `add` must be called in replicate order."""
 
     FUNNEL = ("candidates", "prescreen_failures", "no_consent", "consented", "screened", "screenings",
-              "retests", "rescreens", "screen_failures", "withdrawn", "enrolled", "pending")
+              "retests", "rescreens", "screen_failures", "withdrawn", "enrolled", "pending",
+              "prescreen_unknown")
 
     def __init__(self, meta: RunMeta, supply: Any = None):
         self.meta = meta
@@ -237,6 +238,9 @@ class Aggregate:
         }
         if self.supply is not None:
             out["supply"] = self.supply.summary()
+            if hasattr(self.supply, "treatment_summary"):
+                out["treatment"] = {k: _q(v) if isinstance(v, float) else v
+                                    for k, v in self.supply.treatment_summary().items()}
         if self.enrolled_total:
             out["enrolled_baseline"] = self.enrolled_baseline()
         return out
@@ -381,6 +385,9 @@ def run_replicate(
             "bsa_m2": rec.enrol_bsa_m2,
         }, schema={"patient_id": pl.Int64, "site": pl.String, "region": pl.String, "day": pl.Float64,
                    "bsa_m2": pl.Float64})
+        if rec.enrol_covariates:  # weight and CrCl for per-kg and AUC doses
+            enrolments = enrolments.with_columns(
+                pl.Series(k, np.asarray(v, dtype=float)) for k, v in rec.enrol_covariates.items())
         site_frame = pl.DataFrame({
             "site": [s.name for s in sites],
             "region": [s.region for s in sites],

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap")
+STREAMS = ("population", "sites", "arrivals", "screening", "treatment", "supply", "bootstrap", "chart")
+"""Names of the child streams; a new name is appended, so every existing stream keeps its spawn key
+("chart": which values are in the chart at prescreen, eligibility/chart.py)."""
 
 
 def replicate_seed(seed: int, replicate: int) -> np.random.SeedSequence:

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from hn005_sim.eligibility import CriteriaConfig, compile_criteria
-from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
+from hn005_sim.eligibility.engine import declared_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA_TOML = ROOT / "configs" / "alter_hn005" / "criteria.toml"
@@ -49,7 +49,8 @@ HEALTHY: dict[str, object] = {
 def candidates(*changes: dict[str, object]) -> pl.DataFrame:
     """One row per change set, each the healthy candidate with those columns changed."""
     rows = [{**HEALTHY, **c, "patient_id": i} for i, c in enumerate(changes)]
-    return pl.DataFrame(rows, schema=CONTRACT_COLUMNS)
+    # the contract's columns plus those ALTER-HN005's criteria declare ([criteria.columns])
+    return pl.DataFrame(rows, schema=declared_columns(load_cfg()))
 
 
 def load_cfg(changes: dict | None = None) -> CriteriaConfig:

@@ -29,13 +29,16 @@ def test_screen_writes_contract_files(tmp_path):
     assert main(args) == 0
     s = json.loads((out / "summary.json").read_text())
     for key in ("patients", "eligible", "eligible_fraction", "excluded", "prescreen_pass_fraction",
+                "prescreen_fail_fraction", "prescreen_unknown_fraction", "site_type",
                 "screen_failure_rate", "intervals", "relaxation_plan"):
         assert key in s
     assert s["patients"] == 3000 and s["eligible"] + s["excluded"] == 3000
     cols = {
         "criteria.csv": "criterion_id,kind,stage,fail_rate,sole_fail_rate,shapley,shapley_share,funnel_drop,"
-        "fail_rate_lo,fail_rate_hi,sole_fail_rate_lo,sole_fail_rate_hi,shapley_share_lo,shapley_share_hi",
-        "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction",
+        "fail_rate_lo,fail_rate_hi,sole_fail_rate_lo,sole_fail_rate_hi,shapley_share_lo,shapley_share_hi,"
+        "unknown_at_prescreen_rate",
+        "funnel.csv": "step,criterion_id,stage,remaining,dropped,remaining_fraction,prescreen_pass,"
+        "prescreen_fail,prescreen_unknown,screen_fail",
         "cofailure.csv": "criterion_a,criterion_b,both_fail,expected_if_independent,lift",
         "sweeps.csv": "parameter,value,eligible_fraction,is_current",
         "relaxation.csv": "step,relaxation,description,eligible_fraction,gain",

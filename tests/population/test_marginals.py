@@ -125,7 +125,8 @@ def test_prior_immunotherapy(cfg, cohort):
         assert ok, (v, msg)
     ok, msg = share_ok(col(ici, "prior_ici_types") == 2, s.prior_ici_two_types.value)
     assert ok, msg
-    assert set(ICI_TYPES) >= set(col(ici, "prior_ici"))
+    assert set(ICI_TYPES) <= set(map(str, s.prior_ici_type.values))  # the usual types, plus the trial's own
+    assert set(map(str, s.prior_ici_type.values)) >= set(col(ici, "prior_ici"))
     assert set(ICI_PHASES) >= set(col(ici, "prior_ici_phase"))
     assert set(RESPONSES) >= set(col(ind, "prior_ici_best_response"))
     assert set(PATTERNS) == set(col(cohort, "recurrence_pattern"))
@@ -147,8 +148,9 @@ def test_infections(cfg, cohort):
 
 
 def test_history_flags(cfg, cohort):
-    for name in type(cfg.history).model_fields:
-        ok, msg = share_ok(col(cohort, name), getattr(cfg.history, name).value)
+    assert "ak105_30d" in cfg.history  # ALTER-HN005's own-drug exposure, declared in its config
+    for name, p in cfg.history.items():
+        ok, msg = share_ok(col(cohort, name), p.value)
         assert ok, (name, msg)
     for name in ("transfusion_14d", "gcsf_14d"):
         ok, msg = share_ok(col(cohort, name), getattr(cfg.labs, name).value)

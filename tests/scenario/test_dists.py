@@ -25,6 +25,7 @@ EXAMPLES = {
     "bernoulli": {"p": 0.17},
     "categorical": {"values": [0, 1, 2], "probs": [0.5, 0.4, 0.1]},
     "piecewise": {"breaks": [0, 6, 12, 36, 60], "probs": [0.1, 0.3, 0.45, 0.15]},
+    "piecewise_exponential": {"times": [0, 12, 24], "survival": [1.0, 0.44, 0.23], "tail_hazard": 0.027},
     "empirical": {"values": [38, 46, 53, 61], "weights": [1, 2, 2, 1]},
     "constant": {"value": 3.5},
 }
@@ -117,3 +118,22 @@ def test_registry_and_restrictiveness_do_not_import_scipy_stats():
             "hn005_sim.montecarlo; print('scipy.stats' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_piecewise_exponential_by_hand():
+    """S through the given points, log-linear between them; the mean is the integral of S in closed form."""
+    d = ADAPTER.validate_python({"dist": "piecewise_exponential", "times": [0, 12, 24],
+                                 "survival": [1.0, 0.44, 0.23], "tail_hazard": 0.027})
+    h1, h2 = math.log(1 / 0.44) / 12, math.log(0.44 / 0.23) / 12
+    assert d.hazards().tolist() == pytest.approx([h1, h2, 0.027])
+    assert d.survival_at([0, 6, 12, 18, 24, 36]).tolist() == pytest.approx(
+        [1.0, math.exp(-6 * h1), 0.44, 0.44 * math.exp(-6 * h2), 0.23, 0.23 * math.exp(-12 * 0.027)])
+    mean = (1 - 0.44) / h1 + 0.44 * (1 - 0.23 / 0.44) / h2 + 0.23 / 0.027
+    assert d.mean() == pytest.approx(mean)
+    x = d.sample(np.random.default_rng(2), 100_000)
+    for t in (12, 24, 36):
+        s = float(d.survival_at(t))
+        assert abs((x > t).mean() - s) < 4 * math.sqrt(s * (1 - s) / x.size)
+    with pytest.raises(ValueError, match="decrease"):
+        ADAPTER.validate_python({"dist": "piecewise_exponential", "times": [0, 12], "survival": [1.0, 1.2],
+                                 "tail_hazard": 0.1})

@@ -22,22 +22,28 @@ def base():
     return sc
 
 
+def with_drug(regimen, name, toxicity=None, **update):
+    """The regimen with drug `name` updated (and its toxicity, when given)."""
+    d = regimen.drugs[name]
+    if toxicity:
+        update["toxicity"] = d.toxicity.model_copy(update=toxicity)
+    drugs = dict(regimen.drugs)
+    drugs[name] = d.model_copy(update=update)
+    return regimen.model_copy(update={"drugs": drugs})
+
+
 def deterministic_regimen(regimen, *, induction: int = 4, progression_months: float = 1000.0):
     """Fixed induction length, no toxicity, no progression/death/withdrawal within the horizon."""
-    tox = regimen.toxicity
     zero = {"reduce_per_cycle": 0.0, "stop_per_cycle": 0.0, "interrupt_per_cycle": 0.0}
-    tox = tox.model_copy(update={
-        "anlotinib": tox.anlotinib.model_copy(update=zero),
-        "penpulimab": tox.penpulimab.model_copy(update=zero),
-        "capecitabine": tox.capecitabine.model_copy(update=zero),
-        "delay_per_cycle": 0.0,
-    })
+    for name in regimen.drugs:
+        regimen = with_drug(regimen, name, toxicity=zero)
+    tox = regimen.toxicity.model_copy(update={"delay_per_cycle": 0.0})
     course = regimen.course.model_copy(update={
         "induction_cycles": const(induction), "progression_months": const(progression_months),
         "death_months": const(1e6), "withdrawal_months": const(1e6),
     })
-    pen = regimen.penpulimab.model_copy(update={"continue_after_cap": Constant(dist="constant", value=1.0)})
-    return regimen.model_copy(update={"toxicity": tox, "course": course, "penpulimab": pen})
+    regimen = with_drug(regimen, "penpulimab", continue_after_cap=Constant(dist="constant", value=1.0))
+    return regimen.model_copy(update={"toxicity": tox, "course": course})
 
 
 def generous_supply(supply, *, partial_packs: str = "carry_over", lead_days: float = 1.0):

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from hn005_sim.treatment.course import PatientCourse, draw_courses, plan_courses
-from hn005_sim.treatment.dosing import capecitabine_tablets
+from hn005_sim.treatment.course import PatientCourse, draw_courses, patient_units, plan_courses
+
+from .conftest import with_drug
 
 KEYS = [("anlotinib", 10.0), ("anlotinib", 8.0), ("penpulimab", 100.0), ("capecitabine", 150.0),
         ("capecitabine", 500.0)]
@@ -18,15 +19,12 @@ UPP = np.array([7, 7, 1, 60, 120])
 
 def busy_regimen(regimen):
     """Frequent toxicity so reductions, stops, interruptions and delays all happen in a few patients."""
-    tox = regimen.toxicity
-    tox = tox.model_copy(update={
-        "anlotinib": tox.anlotinib.model_copy(update={"reduce_per_cycle": 0.3, "stop_per_cycle": 0.05,
-                                                      "interrupt_per_cycle": 0.3}),
-        "penpulimab": tox.penpulimab.model_copy(update={"stop_per_cycle": 0.03}),
-        "capecitabine": tox.capecitabine.model_copy(update={"reduce_per_cycle": 0.15, "stop_per_cycle": 0.03,
-                                                            "interrupt_per_cycle": 0.3}),
-        "delay_per_cycle": 0.3,
-    })
+    regimen = with_drug(regimen, "anlotinib", toxicity={"reduce_per_cycle": 0.3, "stop_per_cycle": 0.05,
+                                                       "interrupt_per_cycle": 0.3})
+    regimen = with_drug(regimen, "penpulimab", toxicity={"stop_per_cycle": 0.03})
+    regimen = with_drug(regimen, "capecitabine", toxicity={"reduce_per_cycle": 0.15, "stop_per_cycle": 0.03,
+                                                          "interrupt_per_cycle": 0.3})
+    tox = regimen.toxicity.model_copy(update={"delay_per_cycle": 0.3})
     return regimen.model_copy(update={"toxicity": tox})
 
 
@@ -52,19 +50,17 @@ def test_plan_matches_patient_course(base, carry_over):
     K = int(horizon // reg.cycle_days) + 2
     draws = draw_courses(reg, n, K, np.random.default_rng(11))
     bsa = np.random.default_rng(12).uniform(1.3, 2.2, n)
-    fr = np.asarray(reg.capecitabine.dose_fractions)
-    _, tabs = capecitabine_tablets(bsa[:, None], fr[None, :], reg)
-    plan = plan_courses(reg, draws, tabs, KEYS, UPP, carry_over)
+    plan = plan_courses(reg, draws, patient_units(reg, {"bsa_m2": bsa}), KEYS, UPP, carry_over)
     reasons = ("progression", "death", "withdrawal")
     seen_reduction = seen_stop = False
     for i in range(n):
-        c = PatientCourse(reg, draws, i, 0.0, float(bsa[i]), horizon)
+        c = PatientCourse(reg, draws, i, 0.0, {"bsa_m2": float(bsa[i])}, horizon)
         orders, day = [], 0.0
         while (o := c.visit(day)) is not None:
             orders.append(o)
             day += reg.cycle_days + c.delay_before()
         # penpulimab continues here only if the draw says so; the plan leaves the cap to the simulation
-        cap_day = plan.pen_cap_offset_days[i]
+        cap_day = plan.cap_offset_days[i]
         pen_cut = next((k for k, o in enumerate(orders) if o.day >= cap_day), None)
         if pen_cut is None and c.end_reason == "toxicity" and c.end_day >= cap_day:
             pen_cut = len(orders)  # the course ended at the cap: nothing but penpulimab was left

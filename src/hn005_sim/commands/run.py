@@ -62,6 +62,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
     if f:
         t.add_row("mean candidates -> consented -> enrolled",
                   f"{f['candidates']:.0f} -> {f['consented']:.0f} -> {f['enrolled']:.1f}")
+        if f.get("prescreen_unknown") and f["candidates"]:
+            unknown, failed = f["prescreen_unknown"], f["prescreen_failures"]
+            passed = f["candidates"] - failed - unknown
+            t.add_row("chart review: pass / fail / unknown (share of candidates)",
+                      " / ".join(f"{v / f['candidates']:.1%}" for v in (passed, failed, unknown)))
     basis = None
     for drug, s in (summary.get("supply") or {}).items():
         if isinstance(s, dict) and "units_p50" in s:
@@ -94,6 +99,8 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
         eligible = frame.filter(pl.Series(screening.eligible))
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
+        for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
+            summary[key] = res.summary[key]
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
     plan = planning.plan_from_scenario(sc, seed, 0.8)
@@ -218,8 +225,10 @@ def run(
         o.write_json("manifest.json", man)
         if report:
             from hn005_sim.report import write_report
+            from hn005_sim.report.tables import published_trials
 
-            write_report(o, title=f"ALTER-HN005 feasibility: {sc.name}", manifest=man, png=png)
+            write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
+                         published=published_trials(sc.trial.comparators), png=png)
     if quiet:
         return
     if format is Format.json:

@@ -5,6 +5,10 @@
 turns a frame of candidates into a `Screening`: a pure-bool pass matrix (one column per criterion,
 protocol order) plus, per candidate, whether they pass prescreen, whether they are eligible, and the
 first criterion they fail (prescreen criteria first, then screening, each in protocol order).
+
+Prescreen (chart review) judges each criterion on the values known before consent (`known`, from
+eligibility/chart.py): a candidate fails prescreen when a criterion known at prescreen fails. Without
+`known`, every prescreen-stage criterion is known and every screening-stage one is not.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from hn005_sim.eligibility.chart import FAIL, PASS, UNKNOWN
 from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
 from hn005_sim.eligibility.config import CriteriaConfig, Criterion, ParamValue
 from hn005_sim.scenario.errors import ConfigError, Problem, show
@@ -81,6 +86,11 @@ def _pass_expr(crit: Criterion, sql: str, constant: bool | None) -> pl.Expr:
     return expr.fill_null(crit.null == "pass").alias(crit.id)
 
 
+def rule_columns(sql: str) -> tuple[str, ...]:
+    """The cohort columns a rule reads, derived from the compiled expression (never listed by hand)."""
+    return tuple(dict.fromkeys(_sql(sql).meta.root_names()))
+
+
 def _constant_value(sql: str) -> bool | None:
     """The value of a rule that names no column (e.g. `TRUE` for a reading that drops a test)."""
     expr = _sql(sql)
@@ -96,6 +106,8 @@ class Compiled:
     sql: str
     expr: pl.Expr
     params: frozenset[str]
+    columns: tuple[str, ...] = ()
+    """Cohort columns the active rule reads (from the compiled expression), in order of appearance."""
 
 
 def _check_rule(
@@ -139,13 +151,21 @@ def _check_rule(
     return sql, expr, []
 
 
+_DTYPES = {"bool": pl.Boolean, "float": pl.Float64, "int": pl.Int64, "string": pl.String}
+
+
+def declared_columns(cfg: CriteriaConfig) -> dict[str, pl.DataType]:
+    """The contract's cohort columns plus the trial-specific ones the criteria declare (`columns`)."""
+    return {**CONTRACT_COLUMNS, **{k: _DTYPES[v] for k, v in cfg.columns.items()}}
+
+
 def check_config(
     cfg: CriteriaConfig,
     columns: Mapping[str, pl.DataType] | None = None,
     where: Callable[[tuple], str] | None = None,
 ) -> tuple[list[Compiled], list[Problem]]:
     """Compile every criterion and collect every problem (not just the first)."""
-    columns = CONTRACT_COLUMNS if columns is None else columns
+    columns = declared_columns(cfg) if columns is None else columns
     where = where or (lambda loc: "criteria")
     empty = pl.DataFrame(schema=dict(columns))
     problems: list[Problem] = []
@@ -219,7 +239,7 @@ def check_config(
             sql = active[0]
             text = crit.active_rule(cfg.readings)
             compiled.append(Compiled(crit, sql, _pass_expr(crit, sql, _constant_value(sql)),
-                                     frozenset(referenced_parameters(text))))
+                                     frozenset(referenced_parameters(text)), rule_columns(sql)))
     # Relaxation menu: every override and reading it names must exist.
     for j, rel in enumerate(cfg.relaxations):
         loc = ("criteria", "relaxations")
@@ -288,6 +308,10 @@ class Screener:
         """Active rule texts after parameter substitution."""
         return [c.sql for c in self.compiled]
 
+    def columns_read(self) -> list[tuple[str, ...]]:
+        """Per criterion (protocol order), the cohort columns its active rule reads."""
+        return [c.columns for c in self.compiled]
+
     def uses(self, parameter: str) -> list[int]:
         """Indices of the criteria whose active rule names `parameter`."""
         return [i for i, c in enumerate(self.compiled) if parameter in c.params]
@@ -337,9 +361,12 @@ class Screener:
         # built once: polars expression objects cost Python time to construct on every call
         return self.exprs
 
-    def evaluate(self, frame: pl.DataFrame | pl.LazyFrame) -> Screening:
+    def evaluate(self, frame: pl.DataFrame | pl.LazyFrame, known: np.ndarray | None = None) -> Screening:
         """Screen a batch of candidates: one polars pass over the frame computes every criterion; the
-        failure-pattern keys are then packed from the pass columns' bitmaps with numpy."""
+        failure-pattern keys are then packed from the pass columns' bitmaps with numpy.
+
+        known: (n, k) bool, criterion judged at prescreen on the chart (eligibility/chart.py); None:
+        the prescreen-stage criteria, on the true values."""
         # an eager select when given a frame: measured faster than .lazy()...collect() (polars 2.1:
         # 1.5 vs 2.6 ms on 1,024 candidates, 61 vs 80 ms on 1,000,000)
         if isinstance(frame, pl.DataFrame):
@@ -348,7 +375,7 @@ class Screener:
             passes = frame.select(self._exprs).collect()
         words = fail_words(passes)
         keys = [pl.Series(name, words[:, c]) for c, name in enumerate(key_names(len(self.ids)))]
-        return Screening(self.ids, self.kinds, self.stages, passes.hstack(keys), words)
+        return Screening(self.ids, self.kinds, self.stages, passes.hstack(keys), words, known)
 
 
 _B1, _B2, _B3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
@@ -438,10 +465,26 @@ def bitmask(indices: Sequence[int], k: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Patterns:
-    """Distinct failure patterns: `fails` (u, k) bool and how many candidates have each, `count` (u,)."""
+    """Distinct failure patterns: `fails` (u, k) bool and how many candidates have each, `count` (u,);
+    `outcome` (u,) the prescreen outcome (chart.PASS / FAIL / UNKNOWN) the pattern's candidates share
+    (candidates with one failure pattern but different prescreen outcomes are different patterns)."""
 
     fails: np.ndarray
     count: np.ndarray
+    outcome: np.ndarray | None = None
+
+    def prescreen_pass(self, prescreen: np.ndarray) -> np.ndarray:
+        """(u,) bool: the pattern's candidates go on to consent (without `outcome`: they fail none of
+        the criteria `prescreen`, the indices of the prescreen-stage criteria)."""
+        if self.outcome is None:
+            return ~self.fails[:, prescreen].any(axis=1)
+        return self.outcome != FAIL
+
+    def prescreen_unknown(self) -> np.ndarray:
+        """(u,) bool: the pattern's candidates go on to consent with a prescreen criterion unknown."""
+        if self.outcome is None:
+            return np.zeros(self.count.shape, dtype=bool)
+        return self.outcome == UNKNOWN
 
 
 @dataclass(frozen=True, eq=False)
@@ -460,10 +503,14 @@ class Screening:
     """Pass columns (criterion ids) and failure-pattern keys (`_key0`, ...), one row per candidate."""
     words: np.ndarray | None = None
     """The `_key` columns as an (n, ceil(k/64)) uint64 array, when the caller has them already."""
+    known: np.ndarray | None = None
+    """(n, k) bool: criterion judged at prescreen on the values in the chart; None: the prescreen-stage
+    criteria, on the true values (the model without chart review)."""
 
     @classmethod
     def from_matrix(
-        cls, passes: np.ndarray, ids: Sequence[str], kinds: Sequence[str], stages: Sequence[str]
+        cls, passes: np.ndarray, ids: Sequence[str], kinds: Sequence[str], stages: Sequence[str],
+        known: np.ndarray | None = None,
     ) -> Screening:
         """A Screening from a hand-made pass matrix (tests, replayed matrices)."""
         passes = np.asarray(passes, dtype=bool)
@@ -473,7 +520,8 @@ class Screening:
                              schema=dict.fromkeys(ids, pl.Boolean))
         words = pack_failures(passes)
         table = frame.hstack([pl.Series(name, words[:, c]) for c, name in enumerate(key_names(len(ids)))])
-        return cls(tuple(ids), np.asarray(kinds), np.asarray(stages), table, words)
+        return cls(tuple(ids), np.asarray(kinds), np.asarray(stages), table, words,
+                   None if known is None else np.asarray(known, dtype=bool))
 
     @property
     def n(self) -> int:
@@ -497,6 +545,15 @@ class Screening:
                               count=self.k, bitorder="little")
         return fails == 0
 
+    def passes_of(self, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop of `passes`, unpacked from the keys without materialising the whole matrix."""
+        keys = self._keys()[start:stop]
+        if keys.shape[0] == 0:
+            return np.zeros((0, self.k), dtype=bool)
+        fails = np.unpackbits(keys.astype("<u8", copy=False).view(np.uint8), axis=1, count=self.k,
+                              bitorder="little")
+        return fails == 0
+
     def _keys(self) -> np.ndarray:
         if self.words is not None:
             return self.words
@@ -513,8 +570,38 @@ class Screening:
         return (self._keys() == 0).all(axis=1)
 
     @cached_property
+    def known_at_prescreen(self) -> np.ndarray:
+        """(n, k) bool: criterion judged at prescreen (chart review)."""
+        if self.known is not None:
+            if self.known.shape != (self.n, self.k):
+                raise ValueError(f"known must be ({self.n}, {self.k}), got {self.known.shape}")
+            return self.known
+        return np.broadcast_to(self.stages == "prescreen", (self.n, self.k))
+
+    @cached_property
     def prescreen_pass(self) -> np.ndarray:
-        return self._mask_clear(np.flatnonzero(self.stages == "prescreen"))
+        if self.known is None:
+            return self._mask_clear(np.flatnonzero(self.stages == "prescreen"))
+        return ~(~self.passes & self.known_at_prescreen).any(axis=1)
+
+    @cached_property
+    def prescreen_outcome(self) -> np.ndarray:
+        """(n,) int8: chart.PASS (every prescreen-stage criterion judged and passed), FAIL (a criterion
+        fails on known values), UNKNOWN (no known failure, some prescreen-stage criterion unknown)."""
+        out = np.where(self.prescreen_pass, PASS, FAIL).astype(np.int8)
+        if self.known is not None:
+            pre = self.stages == "prescreen"
+            unknown = (~self.known[:, pre]).any(axis=1)
+            out[self.prescreen_pass & unknown] = UNKNOWN
+        return out
+
+    @cached_property
+    def unknown_at_prescreen_rate(self) -> np.ndarray:
+        """(k,) share of candidates for whom the criterion is not judged at prescreen (1 for
+        screening-stage criteria, which are judged after consent whatever the chart holds)."""
+        if self.n == 0:
+            return np.where(self.stages == "prescreen", 0.0, 1.0)
+        return 1.0 - self.known_at_prescreen.mean(axis=0)
 
     @cached_property
     def first_failure(self) -> np.ndarray:
@@ -527,11 +614,19 @@ class Screening:
     @cached_property
     def patterns(self) -> Patterns:
         names = key_names(self.k)
-        grouped = self.table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
-        keys = grouped.select(names).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
+        table = self.table.select(names)
+        if self.known is not None:
+            names = [*names, "_prescreen"]
+            table = table.with_columns(pl.Series("_prescreen", self.prescreen_outcome))
+        grouped = table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
+        keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
         bit = np.arange(self.k)
         fails = ((keys[:, bit // KEY_BITS] >> (bit % KEY_BITS).astype(np.uint64)) & np.uint64(1)).astype(bool)
-        return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64))
+        if self.known is not None:
+            outcome = grouped["_prescreen"].to_numpy().astype(np.int8)
+        else:
+            outcome = np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8)
+        return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome)
 
     def matrix_frame(self, patient_id: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
         """`patient_id` + one Boolean column per criterion (pass_matrix.parquet)."""

@@ -13,6 +13,11 @@ over patterns (exact, not an approximation).
 - funnel: candidates removed at each criterion, prescreen criteria first, then screening, each in
   protocol order (a candidate is counted at the first criterion it fails);
 - co-failure of (i, j): candidates failing both, and lift = observed / (n * rate_i * rate_j).
+
+Chart review (eligibility/chart.py): a candidate passes prescreen unless a criterion fails on values
+known at prescreen; the prescreen outcome (pass / fail / unknown) is part of the pattern, so the
+prescreen-pass fraction, the unknown fraction and the screen-failure rate (share of those passing
+prescreen who fail screening) get their intervals from the same bootstrap.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Figures:
     n: np.ndarray  # candidates
     eligible: np.ndarray
     prescreen_pass: np.ndarray
+    prescreen_unknown: np.ndarray
     fail: np.ndarray  # (..., k)
     sole: np.ndarray  # (..., k)
     shapley: np.ndarray  # (..., k)
@@ -49,12 +55,13 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
     nf = pat.fails.sum(axis=1)
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
-    pre_ok = ~pat.fails[:, prescreen].any(axis=1)
+    pre_ok = pat.prescreen_pass(prescreen)
     one = nf == 1
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
         prescreen_pass=counts @ pre_ok,
+        prescreen_unknown=counts @ pat.prescreen_unknown(),
         fail=counts @ fails,
         sole=counts[..., one] @ fails[one],
         shapley=(counts * inv) @ fails,
@@ -75,14 +82,16 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     nf = pat.fails.sum(axis=1)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     elig = (nf == 0).astype(np.float64)
-    pre = (~pat.fails[:, prescreen].any(axis=1)).astype(np.float64)
+    pre = pat.prescreen_pass(prescreen).astype(np.float64)
     out: dict[str, np.ndarray] = {}
 
     def band(mean, var):
         sd = np.sqrt(np.maximum(var, 0.0))
         return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
 
-    for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre)):
+    unk = pat.prescreen_unknown().astype(np.float64)
+    for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre),
+                   ("prescreen_unknown_fraction", unk)):
         m = w @ x
         out[key] = band(m, m * (1 - m) / n)
     m_pre, m_el = w @ pre, w @ elig
@@ -121,6 +130,7 @@ def _rates(f: Figures) -> dict[str, np.ndarray]:
     return {
         "eligible_fraction": f.eligible / n,
         "prescreen_pass_fraction": f.prescreen_pass / n,
+        "prescreen_unknown_fraction": f.prescreen_unknown / n,
         "screen_failure_rate": sfr,
         "fail_rate": f.fail / n[..., None],
         "sole_fail_rate": f.sole / n[..., None],
@@ -146,6 +156,67 @@ def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.nd
             "remaining_fraction": remaining / max(n, 1),
         }
     )
+
+
+CHART_CHUNK = 1 << 17
+"""Candidates per block when the chart funnel is computed row by row (bounds its memory)."""
+
+
+def chart_funnel(screening: Screening, fl: pl.DataFrame) -> pl.DataFrame:
+    """The funnel as chart review sees it, in the order of the funnel `fl` (one row per step):
+
+    - `prescreen_pass`: candidates still in chart review at this step who pass this criterion on
+      values known at prescreen;
+    - `prescreen_fail`: candidates removed at chart review by this criterion (their first criterion,
+      in this order, that fails on values known at prescreen);
+    - `prescreen_unknown`: candidates still in chart review at this step for whom the criterion is
+      unknown (the chart does not decide it, or it is judged only after consent);
+    - `screen_fail`: candidates who passed prescreen and are removed at screening by this criterion
+      (their first failing criterion, in this order, on the true values).
+
+    At each step prescreen_pass + prescreen_fail + prescreen_unknown = candidates still in chart
+    review; prescreen_fail + screen_fail sums to the candidates excluded. Without a chart model
+    (`screening.known` None) the prescreen-stage criteria come first and are all known, so the columns
+    follow from the funnel itself; otherwise they are counted row by row, in blocks.
+    """
+    order = screening.order
+    k = len(order)
+    if screening.known is None:
+        pre = np.asarray(fl["stage"].to_numpy() == "prescreen")
+        dropped = fl["dropped"].to_numpy().astype(np.int64)
+        remaining = fl["remaining"].to_numpy().astype(np.int64)
+        passed = int(remaining[pre][-1]) if pre.any() else screening.n
+        return pl.DataFrame({"prescreen_pass": np.where(pre, remaining, 0),
+                             "prescreen_fail": np.where(pre, dropped, 0),
+                             "prescreen_unknown": np.where(pre, 0, passed).astype(np.int64),
+                             "screen_fail": np.where(pre, 0, dropped)})
+    judged_pass = np.zeros(k, np.int64)
+    pre_fail = np.zeros(k, np.int64)
+    unknown = np.zeros(k, np.int64)
+    scr_fail = np.zeros(k, np.int64)
+    # rows removed at chart review at step f (f = k: never) count at steps j <= f
+    at_or_after = np.arange(k + 1)[:, None] >= np.arange(k)[None, :]
+    for start in range(0, screening.n, CHART_CHUNK):
+        stop = min(start + CHART_CHUNK, screening.n)
+        passes = screening.passes_of(start, stop)[:, order]
+        known = screening.known[start:stop][:, order]
+        kfail = ~passes & known
+        has = kfail.any(axis=1)
+        first = np.where(has, kfail.argmax(axis=1), k)
+        pre_fail += np.bincount(first[has], minlength=k)
+        # per (removal step f, criterion j): unknown and judged-pass counts, as one matrix product
+        # (float32 sums of 0/1 are exact below 2^24 rows, and a block has far fewer)
+        onehot = np.zeros((stop - start, k + 1), np.float32)
+        onehot[np.arange(stop - start), first] = 1.0
+        counts = onehot.T @ np.hstack([~known, passes & known]).astype(np.float32)
+        counts = np.rint(counts).astype(np.int64) * np.hstack([at_or_after, at_or_after])
+        unknown += counts[:, :k].sum(axis=0)
+        judged_pass += counts[:, k:].sum(axis=0)
+        fails = ~passes[~has]
+        has2 = fails.any(axis=1)
+        scr_fail += np.bincount(fails.argmax(axis=1)[has2], minlength=k)
+    return pl.DataFrame({"prescreen_pass": judged_pass, "prescreen_fail": pre_fail,
+                         "prescreen_unknown": unknown, "screen_fail": scr_fail})
 
 
 def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
@@ -209,6 +280,7 @@ def analyse(
     n = int(pat.count.sum())
     eligible = round(float(base.eligible))
     fl = funnel(pat, screening.order, ids, stages)
+    fl = fl.hstack(chart_funnel(screening, fl))
     drop_share = np.zeros(len(ids))
     drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
 
@@ -221,7 +293,8 @@ def analyse(
     if bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT:
         method = "normal, exact bootstrap variance"
         bands = normal_intervals(pat, prescreen, float(special.ndtri(hi_q)))  # z quantile (stats.norm.ppf)
-        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
+                    "screen_failure_rate"):
             intervals[key] = [float(bands[key][0]), float(bands[key][1])]
         for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
             per_crit[key] = (bands[key][0], bands[key][1])
@@ -230,7 +303,8 @@ def analyse(
         rng = rng if rng is not None else np.random.default_rng(0)
         draws = rng.multinomial(n, pat.count / n, size=bootstrap)
         boot = _rates(figures(pat, draws, prescreen))
-        for key in ("eligible_fraction", "prescreen_pass_fraction", "screen_failure_rate"):
+        for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
+                    "screen_failure_rate"):
             lo, hi = np.quantile(boot[key], [lo_q, hi_q])
             intervals[key] = [float(lo), float(hi)]
         for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
@@ -255,6 +329,7 @@ def analyse(
             "sole_fail_rate_hi": per_crit["sole_fail_rate"][1],
             "shapley_share_lo": per_crit["shapley_share"][0],
             "shapley_share_hi": per_crit["shapley_share"][1],
+            "unknown_at_prescreen_rate": screening.unknown_at_prescreen_rate,
         }
     ).with_columns(pl.col("^.*_(lo|hi)$").fill_nan(None))
 
@@ -264,6 +339,8 @@ def analyse(
         "eligible_fraction": float(point["eligible_fraction"]),
         "excluded": n - eligible,
         "prescreen_pass_fraction": float(point["prescreen_pass_fraction"]),
+        "prescreen_fail_fraction": 1.0 - float(point["prescreen_pass_fraction"]) if n else 0.0,
+        "prescreen_unknown_fraction": float(point["prescreen_unknown_fraction"]),
         "screen_failure_rate": float(point["screen_failure_rate"]),
         "intervals": intervals,
         "interval_level": level,

@@ -12,7 +12,8 @@ figures. Each distribution is a registry entry `{dist = ..., source = ...}`; eac
 from __future__ import annotations
 
 import math
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -110,7 +111,11 @@ class CrtByStage(Strict):
 
 STAGES_CURATIVE = ("I", "II", "III", "IVA")
 PATTERNS = ("local", "regional", "locoregional", "distant", "locoregional_distant")
-ICI_TYPES = ("pd1", "pdl1", "ctla4", "bispecific", "penpulimab")
+ICI_TYPES = ("pd1", "pdl1", "ctla4", "bispecific")
+"""Usual prior checkpoint-inhibitor types; a trial may add its own (e.g. its drug) in `prior_ici_type`."""
+CONDITIONS = ("locoregional_only", "local_component", "distant", "recurrent", "de_novo")
+"""Disease facts a declared conditional attribute may depend on (population/generate.py)."""
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ICI_PHASES = ("induction", "concurrent", "adjuvant")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
@@ -127,6 +132,28 @@ def _numbers(d: Categorical, allowed: list[int]) -> Categorical:
     return d
 
 
+def _ici_labels(d: Categorical) -> Categorical:
+    labels = list(map(str, d.values))
+    if isinstance(d.values[0], float) or len(set(labels)) != len(labels) or "none" in labels:
+        raise ValueError(f"values must be distinct labels other than 'none', got {list(d.values)}")
+    return d
+
+
+class ConditionalFlag(Strict):
+    """A trial-specific yes/no attribute whose probability depends on a disease fact (`given`)."""
+
+    given: Literal["locoregional_only", "local_component", "distant", "recurrent", "de_novo"]
+    p_given: Probability
+    p_otherwise: Probability
+
+
+def _attribute_names(d: dict) -> dict:
+    bad = [k for k in d if not ATTRIBUTE_NAME.match(k)]
+    if bad:
+        raise ValueError(f"attribute names must be lower-case identifiers, got {bad}")
+    return d
+
+
 class Disease(Strict):
     de_novo_metastatic: Probability
     stage_at_diagnosis_recurrent: Categorical = Field(description="labels I, II, III, IVA")
@@ -139,10 +166,10 @@ class Disease(Strict):
     liver_metastasis_given_distant: Probability
     cns_metastasis_given_distant: Probability
     salvageable_given_locoregional_only: Probability
-    rt_benefit_given_locoregional_only: Probability
-    rt_benefit_given_distant: Probability
-    ischaemia_bleeding_given_local: Probability
-    ischaemia_bleeding_otherwise: Probability
+    conditional_flags: dict[str, ConditionalFlag] = Field(
+        default_factory=dict,
+        description="trial-specific yes/no attributes drawn in the order written (cohort columns of the "
+                    "same name), e.g. an investigator judgement that depends on where the disease is")
     prior_systemic_rm: Probability
     prior_ici_given_curative: Probability
     prior_ici_type: Categorical
@@ -157,7 +184,8 @@ class Disease(Strict):
 
     _stage = field_validator("stage_at_diagnosis_recurrent")(lambda d: _labels(d, STAGES_CURATIVE))
     _pattern = field_validator("recurrence_pattern")(lambda d: _labels(d, PATTERNS))
-    _ici_type = field_validator("prior_ici_type")(lambda d: _labels(d, ICI_TYPES))
+    _ici_type = field_validator("prior_ici_type")(_ici_labels)
+    _flag_names = field_validator("conditional_flags")(_attribute_names)
     _ici_phase = field_validator("prior_ici_phase")(lambda d: _labels(d, ICI_PHASES))
     _response = field_validator("prior_ici_induction_response")(lambda d: _labels(d, RESPONSES))
 
@@ -362,22 +390,6 @@ class Infections(Strict):
     active_tb_1y: Probability
 
 
-class History(Strict):
-    """Flags drawn independently with these probabilities (no dependency known that would matter)."""
-
-    severe_infection_4w: Probability
-    autoimmune_active: Probability
-    transplant_history: Probability
-    other_malignancy: Probability
-    systemic_steroid_14d: Probability
-    live_vaccine_30d: Probability
-    ak105_30d: Probability
-    other_trial_4w: Probability
-    mab_hypersensitivity: Probability
-    oral_intake_problem: Probability
-    psychiatric_or_substance: Probability
-    mri_contraindication: Probability
-    investigator_excludes: Probability
 
 
 class WithinSubjectCv(Strict):
@@ -425,8 +437,16 @@ class PopulationConfig(Strict):
     blood_pressure: BloodPressure
     urine: Urine
     infections: Infections
-    history: History
+    history: dict[str, Probability] = Field(
+        description="yes/no history flags drawn independently in the order written (cohort columns of the "
+                    "same name); a trial declares its own, e.g. recent exposure to its drug")
     retest: Retest
+
+    _history_names = field_validator("history")(_attribute_names)
+
+    def declared_attributes(self) -> tuple[str, ...]:
+        """Cohort columns this population declares (conditional disease flags, history flags)."""
+        return (*self.disease.conditional_flags, *self.history)
 
     @model_validator(mode="after")
     def _within_below_total(self):

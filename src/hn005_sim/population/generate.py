@@ -15,7 +15,6 @@ from hn005_sim.population import labs as L
 from hn005_sim.population.config import (
     COPULA_LABS,
     ICI_PHASES,
-    ICI_TYPES,
     PATTERNS,
     RESPONSES,
     STAGES_CURATIVE,
@@ -25,7 +24,6 @@ from hn005_sim.scenario.dists import Categorical, Normal, TruncNormal
 
 STAGES = ("I", "II", "III", "IVA", "IVB")
 CURATIVE = ("crt", "rt_alone", "none")
-PRIOR_ICI = ("none", *ICI_TYPES)
 
 
 def _category(probs: list[float], rng: np.random.Generator, n: int) -> np.ndarray:
@@ -143,15 +141,16 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     liver = distant & _flag(rng, n, s.liver_metastasis_given_distant.value)
     cns = distant & _flag(rng, n, s.cns_metastasis_given_distant.value)
     salvageable = locoregional_only & _flag(rng, n, s.salvageable_given_locoregional_only.value)
-    u = rng.random(n)
-    rt_benefit = np.where(locoregional_only, u < s.rt_benefit_given_locoregional_only.value,
-                          u < s.rt_benefit_given_distant.value)
-    u = rng.random(n)
-    ischaemia = np.where(local_component, u < s.ischaemia_bleeding_given_local.value,
-                         u < s.ischaemia_bleeding_otherwise.value)
+    facts = {"locoregional_only": locoregional_only, "local_component": local_component, "distant": distant,
+             "recurrent": recurrent, "de_novo": de_novo}
+    conditional = {}
+    for name, f in s.conditional_flags.items():  # trial-specific attributes, in the order declared
+        u = rng.random(n)
+        conditional[name] = np.where(facts[f.given], u < f.p_given.value, u < f.p_otherwise.value)
     prior_rm = _flag(rng, n, s.prior_systemic_rm.value)
     had_ici = recurrent & _flag(rng, n, s.prior_ici_given_curative.value)
-    ici_type = _index(s.prior_ici_type, ICI_TYPES, rng, n)
+    ici_types = tuple(map(str, s.prior_ici_type.values))
+    ici_type = _index(s.prior_ici_type, ici_types, rng, n)
     ici_two = _flag(rng, n, s.prior_ici_two_types.value)
     ici_phase = _index(s.prior_ici_phase, ICI_PHASES, rng, n)
     ici_response = _index(s.prior_ici_induction_response, RESPONSES, rng, n)
@@ -239,7 +238,7 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     protein_24h = urine_24h(cfg, dipstick, rng.standard_normal(n))
 
     # --- history flags -----------------------------------------------------------------------------
-    hist = {name: _flag(rng, n, getattr(cfg.history, name).value) for name in type(cfg.history).model_fields}
+    hist = {name: _flag(rng, n, p.value) for name, p in cfg.history.items()}
 
     # --- assemble, contract order first ------------------------------------------------------------
     def b_(name, v):
@@ -265,10 +264,10 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     b_("liver_metastasis", liver)
     b_("cns_metastasis", cns)
     b_("locally_salvageable", salvageable)
-    b_("rt_can_benefit_target", rt_benefit)
-    b_("ischaemia_bleeding_risk", ischaemia)
+    for name, v in conditional.items():
+        b_(name, v)
     b_("prior_systemic_rm", prior_rm)
-    cols["prior_ici"] = _text("prior_ici", PRIOR_ICI, np.where(had_ici, ici_type + 1, 0))
+    cols["prior_ici"] = _text("prior_ici", ("none", *ici_types), np.where(had_ici, ici_type + 1, 0))
     cols["prior_ici_types"] = pl.Series("prior_ici_types", np.where(had_ici, 1 + ici_two, 0).astype(np.int64))
     cols["prior_ici_phase"] = _null_unless(_text("prior_ici_phase", ICI_PHASES, ici_phase), had_ici)
     cols["prior_ici_best_response"] = _null_unless(

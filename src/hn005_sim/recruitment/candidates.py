@@ -11,7 +11,10 @@ pre-computed verdicts as candidates arrive. Two sources:
   screen-failure rates and for checks against closed forms.
 
 Failure reasons are the first failing criterion of the candidate's stage, in protocol order, so the
-reasons of a stage add up to its failures.
+reasons of a stage add up to its failures. With a `[chart_review]` model (eligibility/chart.py) the
+prescreen judges each criterion on the values in the site's chart: a prescreen failure is the first
+criterion that fails on known values, a screening failure the first failing criterion that was not
+judged at prescreen (prescreen-stage criteria first, then screening-stage ones, each in protocol order).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from hn005_sim.eligibility.chart import UNKNOWN
 from hn005_sim.recruitment.config import Funnel
 from hn005_sim.scenario.errors import ConfigError
 
@@ -37,8 +41,12 @@ class CandidateBatch:
     rescreen_reason: np.ndarray  # (n,) int
     retested: np.ndarray  # (n,) bool: labs were re-measured because screening outlasted the window
     bsa_m2: np.ndarray  # (n,) float
+    # (n,) bool: passes prescreen with a prescreen criterion not judged (a value not in the chart)
+    prescreen_unknown: np.ndarray | None = None
     # baseline characteristics kept for the enrolled (TRAITS), when the source draws real candidates
     traits: dict[str, np.ndarray] = field(default_factory=dict)
+    # dosing covariates beyond BSA (weight_kg, crcl_ml_min) for per-kg and AUC doses, when drawn
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # The enrolled patients' baseline characteristics the report sets beside published trials:
@@ -58,12 +66,14 @@ class CandidateSource(Protocol):
     reason_stages: tuple[str, ...]
 
     def judge(
-        self, rng: np.random.Generator, n: int, *, retest: np.ndarray, rescreen_if_fail: np.ndarray
+        self, rng: np.random.Generator, n: int, *, retest: np.ndarray, rescreen_if_fail: np.ndarray,
+        chart=None,
     ) -> CandidateBatch:
         """Draw n candidates and judge them.
 
         retest: (n,) bool, labs re-measured before the decision (screening outlasted the lab window).
         rescreen_if_fail: (n,) bool, screened again with new labs if they fail screening.
+        chart: the site's `eligibility.chart.SiteChart` (what its charts hold at prescreen), or None.
         """
         ...
 
@@ -82,7 +92,7 @@ class FunnelSource:
         self.p_screen = funnel.screen_pass.value
         self.bsa = funnel.bsa_m2
 
-    def judge(self, rng, n, *, retest, rescreen_if_fail):
+    def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
         # one row of uniforms per candidate, so candidate k's verdicts do not depend on the others
         u = rng.random((n, 4))
         pre = u[:, 0] < self.p_pre
@@ -139,23 +149,48 @@ class ScreenerSource:
         stages = np.asarray(self.reason_stages)
         self._pre_cols = np.flatnonzero(stages == "prescreen")
         self._scr_cols = np.flatnonzero(stages != "prescreen")
+        self._order = np.concatenate([self._pre_cols, self._scr_cols])
+        from hn005_sim.eligibility.chart import ChartModel
 
-    def _verdict(self, s) -> tuple[np.ndarray, np.ndarray]:
-        """Eligible, and the first failing screening criterion (chart-review one if none) of a Screening."""
+        self._chart = ChartModel.build(getattr(scenario, "chart_review", None), self._screener)
+        rec = getattr(scenario, "recruitment", None)
+        self._regions = {r.name: r for r in (rec.regions if rec is not None else [])}
+
+    def site_chart(self, seed: int, replicate: int, site):
+        """The chart draws of one site (its region's site type and overrides); None without a
+        [chart_review] model."""
+        from hn005_sim.eligibility.chart import SiteChart
+
+        if self._chart.cfg is None:
+            return None
+        region = self._regions.get(site.region)
+        probs = self._chart.probabilities(getattr(region, "site_type", None),
+                                          getattr(region, "chart_known", None))
+        return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.index))
+
+    def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if
+        none: a re-test moved it) of a Screening."""
         passes = np.asarray(s.passes, dtype=bool)
         ok = np.asarray(s.eligible, dtype=bool).copy()
-        reason = _first_failure(passes, self._scr_cols)
+        if known is None:
+            reason = _first_failure(passes, self._scr_cols)
+        else:
+            reason = _first_failure(passes | known, self._order)
         # a failure the re-test moved into a chart-review criterion is still a screening failure
         reason = np.where(ok, -1, np.where(reason >= 0, reason, _first_failure(passes, self._pre_cols)))
         return ok, reason
 
-    def judge(self, rng, n, *, retest, rescreen_if_fail):
+    def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
         pop = self._pop
         frame = pop.sample(self._pop_cfg, n, rng)
-        s = self._screener.evaluate(frame)
+        known = chart.draw(frame) if chart is not None else None
+        s = self._screener.evaluate(frame, known)
         pre = np.asarray(s.prescreen_pass, dtype=bool)
-        pre_reason = np.where(pre, -1, _first_failure(np.asarray(s.passes, dtype=bool), self._pre_cols))
-        ok, reason = self._verdict(s)
+        passes = np.asarray(s.passes, dtype=bool)
+        judged_passes = passes if known is None else passes | ~known
+        pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
+        ok, reason = self._verdict(s, known)
         retest = np.asarray(retest, dtype=bool) & pre
         again_ok, again_reason = ok.copy(), reason.copy()
         # one re-measurement and one evaluation for both groups (polars has a fixed cost per call):
@@ -164,8 +199,10 @@ class ScreenerSource:
         first = np.flatnonzero(retest)
         again = np.flatnonzero(np.asarray(rescreen_if_fail, dtype=bool) & pre)
         if first.size or again.size:
-            sub = pop.retest_labs(self._pop_cfg, frame[np.concatenate([first, again])], rng)
-            sub_ok, sub_reason = self._verdict(self._screener.evaluate(sub))
+            rows = np.concatenate([first, again])
+            sub = pop.retest_labs(self._pop_cfg, frame[rows], rng)
+            sub_ok, sub_reason = self._verdict(self._screener.evaluate(sub),
+                                               None if known is None else known[rows])
             ok[first], reason[first] = sub_ok[: first.size], sub_reason[: first.size]
             again_ok[again], again_reason[again] = sub_ok[first.size:], sub_reason[first.size:]
         return CandidateBatch(
@@ -177,8 +214,15 @@ class ScreenerSource:
             rescreen_reason=again_reason,
             retested=retest,
             bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
+            prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
             traits=_traits(frame),
+            covariates={c: frame[c].to_numpy().astype(float)
+                        for c in DOSING_COVARIATES if c in frame.columns},
         )
+
+
+DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
+"""Cohort columns the supply model doses per-kg and AUC (Calvert) drugs by (treatment/dosing.py)."""
 
 
 def _traits(frame) -> dict[str, np.ndarray]:

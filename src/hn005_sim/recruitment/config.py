@@ -47,6 +47,12 @@ class Region(Strict):
     )
     screening_capacity: Capacity | None = Field(default=None, description="None: no limit")
     close_month: Figure | None = Field(default=None, description="months from trial start the site closes")
+    site_type: str | None = Field(
+        default=None, description="a site type of [chart_review]: what the charts hold before consent "
+        "(default chart_review.site_type)")
+    chart_known: dict[str, Probability] = Field(
+        default_factory=dict, description="this region's own P(known at prescreen) per panel or column, "
+        "over its site type's")
     max_sites: int | None = Field(
         default=None, ge=0, le=2_000,
         description="most sites `sites` may plan in this region (default max(10, 3 x sites)); 1 for a site "

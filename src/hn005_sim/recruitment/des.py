@@ -76,19 +76,22 @@ class ReplicateRecord:
     sim_events: int  # simpy events scheduled (for the benchmark)
     supply: Any = None  # the supply model's record, when the scenario has one
     enrol_traits: dict[str, np.ndarray] = field(default_factory=dict)  # candidates.TRAITS, (enrolled,) each
+    enrol_covariates: dict[str, np.ndarray] = field(default_factory=dict)  # dosing covariates beyond BSA
     events: tuple[Event, ...] | None = field(default=None, repr=False)
+    prescreen_unknown: int = 0  # candidates passing prescreen with a value not in the chart (chart review)
 
 
 class _Pool:
     """A site's candidates, drawn and judged in batches of `batch` as the site needs them."""
 
     def __init__(self, source: CandidateSource, cfg: RecruitmentConfig, seed: int, replicate: int,
-                 site: int):
+                 site: int, chart=None):
         self.source = source
         self.cfg = cfg
         self.batch = cfg.candidate_batch
         self.rng_pop = site_stream(seed, replicate, "population", site)
         self.rng_scr = site_stream(seed, replicate, "screening", site)
+        self.chart = chart  # eligibility.chart.SiteChart: what this site's charts hold at prescreen
         self.n = 0
         self.cols: dict[str, list[np.ndarray]] = {}
         self.arr: dict[str, np.ndarray] = {}
@@ -107,14 +110,18 @@ class _Pool:
             rescreen, delay, duration2 = np.zeros(b, bool), np.zeros(b), np.zeros(b)
         retest = consent & (duration > cfg.lab_window_days.value)
         judged: CandidateBatch = self.source.judge(
-            self.rng_pop, b, retest=retest, rescreen_if_fail=consent & rescreen
+            self.rng_pop, b, retest=retest, rescreen_if_fail=consent & rescreen,
+            **({"chart": self.chart} if self.chart is not None else {}),
         )
         new = {
             "pre": judged.prescreen_pass, "pre_reason": judged.prescreen_reason,
             "ok": judged.screen_pass, "reason": judged.screen_reason,
             "ok2": judged.rescreen_pass, "reason2": judged.rescreen_reason,
             "retested": judged.retested, "bsa": judged.bsa_m2,
+            "pre_unknown": (np.zeros(b, bool) if judged.prescreen_unknown is None
+                            else judged.prescreen_unknown),
             **{f"trait:{k}": v for k, v in judged.traits.items()},
+            **{f"cov:{k}": v for k, v in judged.covariates.items()},
             "consent": consent, "duration": duration, "withdraw": withdraw,
             "rescreen": rescreen, "delay": delay, "duration2": duration2,
         }
@@ -310,7 +317,9 @@ def simulate_recruitment(
         arrivals = arrival_days(site, season, horizon, site_stream(seed, replicate, "arrivals", site.index))
         arrivals_of.append(arrivals)
         clocks.append(_site_clock(arrivals))
-        pool = _Pool(source, cfg, seed, replicate, site.index)
+        site_chart = getattr(source, "site_chart", None)
+        pool = _Pool(source, cfg, seed, replicate, site.index,
+                     site_chart(seed, replicate, site) if site_chart is not None else None)
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)
@@ -381,8 +390,13 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
     names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
     enrol_traits = {k[len("trait:"):]: enrolled(k) for k in names}
+    covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
+    enrol_covariates = {k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {}
     consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
     retests = 0
+    arrived = kind == ARRIVED
+    unknown = sum(int(pool.arr["pre_unknown"][cand[arrived & (site == s_idx)]].sum())
+                  for s_idx, pool in enumerate(pools) if pool.n)
     for s_idx, pool in enumerate(pools):
         started = cand[(kind == SCREEN_START) & (site == s_idx)]
         if started.size:
@@ -409,10 +423,12 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
         enrol_site=site[enr],
         enrol_bsa_m2=enrol_bsa,
         enrol_traits=enrol_traits,
+        enrol_covariates=enrol_covariates,
         site_activation_day=act,
         site_enrolled=np.bincount(site[enr], minlength=len(sites)),
         time_to_target_day=float(day[enr][target - 1]) if enrolled >= target else float("nan"),
         sim_events=st.sim_events,
+        prescreen_unknown=unknown,
         events=tuple(map(Event._make, zip(day.tolist(), site.tolist(), cand.tolist(), kind.tolist(),
                                           reason.tolist(), strict=True))) if keep_events else None,
     )

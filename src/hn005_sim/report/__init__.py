@@ -1,7 +1,7 @@
 """The report people open: one self-contained HTML page with charts, plus each chart as PNG and SVG.
 
     from hn005_sim.report import write_report
-    write_report(out, title="ALTER-HN005: baseline", manifest=manifest_dict)
+    write_report(out, title="ALTER-HN005 feasibility: baseline", manifest=manifest_dict)
 
 reads the files a command wrote into `out` (docs/outputs.md) and adds report.html and charts/.
 """

@@ -34,6 +34,8 @@ STAGE_COLOURS = {
     "withdrawal": "#9e9ac8",
     "enrolled": "#31a354",
 }
+CHART_REVIEW_COLOURS = {"pass": "#74c476", "unknown": "#fdd0a2", "fail": "#de2d26"}
+CHART_REVIEW_COLUMNS = ("prescreen_pass", "prescreen_fail", "prescreen_unknown")
 MAX_CRITERIA = 25  # rows in the restrictiveness chart; the CSV has all of them
 MAX_HEATMAP = 15  # criteria on each axis of the co-failure heat map
 MAX_SITES = 60
@@ -138,8 +140,10 @@ def _pct(field_: str, title: str) -> alt.Tooltip:
 def funnel(frame: pl.DataFrame) -> Chart:
     """Candidates remaining after each criterion, in protocol order (funnel.csv)."""
     data = _Data()
-    cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction")
+    cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction",
+                 *CHART_REVIEW_COLUMNS, "screen_fail")
     src = data.add("funnel", frame.select(cols), "funnel.csv")
+    review = all(c in frame.columns for c in CHART_REVIEW_COLUMNS) and not _has_scenarios(frame)
     order = frame.sort("step")["criterion_id"].unique(maintain_order=True).to_list()
     tips = [
         alt.Tooltip("criterion_id:N", title="criterion"),
@@ -176,17 +180,48 @@ def funnel(frame: pl.DataFrame) -> Chart:
                 color=alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame)),
                 tooltip=tips,
             )
-            .properties(width=WIDTH - 220, height=height)
+            .properties(width=(WIDTH - 220) // 2 if review else WIDTH - 220, height=height)
         )
+        if review:
+            chart = alt.hconcat(chart, _chart_review_panel(src, order, height)).resolve_scale(
+                color="independent")
+    how = ("Each bar is the number of simulated candidates who pass every criterion down to that row. "
+           "Prescreen criteria are checked on the chart before consent; screening criteria need tests "
+           "after consent, so a drop there costs a screening visit.")
+    if review:
+        how += (" Right: at chart review, the candidates still in review at each criterion, judged pass or"
+                " fail on the values in the chart, or unknown when a value the criterion reads is not in"
+                " the chart yet (they go on to consent, and screening decides).")
     return _finish(
         "funnel",
         "Where candidates drop out",
         "Candidates still eligible after each criterion, applied in protocol order",
-        "Each bar is the number of simulated candidates who pass every criterion down to that row. "
-        "Prescreen criteria are checked on the chart before consent; screening criteria need tests after "
-        "consent, so a drop there costs a screening visit.",
+        how,
         chart,
         data,
+    )
+
+
+def _chart_review_panel(src: alt.NamedData, order: list[str], height: int) -> alt.Chart:
+    """Pass / fail / unknown at chart review of the candidates still in review at each criterion."""
+    outcome = {"prescreen_pass": "pass", "prescreen_fail": "fail", "prescreen_unknown": "unknown"}
+    return (
+        alt.Chart(src)
+        .transform_fold(list(CHART_REVIEW_COLUMNS), as_=["column", "candidates"])
+        .transform_calculate(outcome=" : ".join(
+            f"datum.column == '{c}' ? '{o}'" for c, o in outcome.items()) + " : 'other'")
+        .mark_bar()
+        .encode(
+            y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
+            x=alt.X("candidates:Q", stack="zero", title="At chart review (candidates still in review)"),
+            color=alt.Color("outcome:N", title="Chart review",
+                            scale=alt.Scale(domain=list(CHART_REVIEW_COLOURS),
+                                            range=list(CHART_REVIEW_COLOURS.values()))),
+            order=alt.Order("column:N"),
+            tooltip=[alt.Tooltip("criterion_id:N", title="criterion"), alt.Tooltip("outcome:N"),
+                     alt.Tooltip("candidates:Q", format=",.0f")],
+        )
+        .properties(width=(WIDTH - 220) // 2, height=height)
     )
 
 

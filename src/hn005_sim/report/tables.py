@@ -28,47 +28,15 @@ class PublishedTrial:
     source: str
 
 
-# From docs/reference/PARAMETERS.md ("Comparable first-line R/M NPC trials"); figures not listed
-# there are left empty rather than guessed.
-PUBLISHED: tuple[PublishedTrial, ...] = (
-    PublishedTrial(
-        "JUPITER-02",
-        "toripalimab + gemcitabine/cisplatin",
-        289,
-        408,
-        46.0,
-        (38.0, 53.0),
-        0.17,
-        35,
-        "Mai et al., Nat Med 2021 (s41591-021-01444-0), Extended Data Fig. 1; JAMA 2023 "
-        "(PMID 38015220, PMC10685882)",
-    ),
-    PublishedTrial(
-        "CAPTAIN-1st",
-        "camrelizumab + gemcitabine/cisplatin",
-        263,
-        None,
-        None,
-        None,
-        None,
-        28,
-        "Yang et al., Lancet Oncol 2021;22:1162",
-    ),
-    PublishedTrial(
-        "RATIONALE-309",
-        "tislelizumab + gemcitabine/cisplatin",
-        263,
-        None,
-        None,
-        None,
-        None,
-        None,
-        "Yang et al., Cancer Cell 2023 (PMID 37207654); NCT03924986",
-    ),
-    PublishedTrial(
-        "AK105-304", "penpulimab + chemotherapy", 291, None, None, None, None, None, "NCT04974398"
-    ),
-)
+# The comparator trials are data: `[[trial.comparators]]` in configs/<trial>/comparators.toml.
+PUBLISHED: tuple[PublishedTrial, ...] = ()
+
+
+def published_trials(comparators) -> tuple[PublishedTrial, ...]:
+    """The scenario's `trial.comparators` as table columns."""
+    return tuple(PublishedTrial(c.trial, c.regimen, c.patients, c.screened, c.median_age_years,
+                                None if c.age_iqr_years is None else tuple(c.age_iqr_years),
+                                c.female_fraction, c.sites, c.source) for c in comparators)
 
 
 def format_figure(value: Any, kind: str = "num") -> str:
@@ -101,6 +69,8 @@ KEY_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("patients", "Candidates simulated", "int"),
     ("eligible_fraction", "Candidates eligible", "pct"),
     ("prescreen_pass_fraction", "Candidates passing prescreen (chart review)", "pct"),
+    ("prescreen_unknown_fraction", "Candidates going to consent with a criterion their chart left undecided",
+     "pct"),
     ("screen_failure_rate", "Screen failure rate (fail screening after passing prescreen)", "pct"),
     ("probability_of_success", "Probability of reaching the target (site plan)", "pct"),
     ("expected_enrolled", "Expected patients enrolled (site plan)", "num"),

@@ -7,6 +7,7 @@ Generator) and its mean. Unknown keys are refused, so a misspelled parameter is 
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Literal
 
@@ -311,6 +312,58 @@ class Empirical(_Dist):
         return float(v.mean() if p is None else v @ p)
 
 
+class PiecewiseExponential(_Dist):
+    """A survival curve through given points with a constant hazard between them (piecewise exponential).
+
+    S(times[i]) = survival[i] (times[0] = 0, survival[0] = 1), log-linear in between, and the hazard
+    `tail_hazard` (per unit of time) after the last point. A falling hazard (PD-1 + chemotherapy
+    progression-free survival) is a hazard that is lower in later intervals.
+    """
+
+    dist: Literal["piecewise_exponential"]
+    times: list[float] = Field(min_length=2)
+    survival: list[float]
+    tail_hazard: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.times[0] != 0 or any(b <= a for a, b in zip(self.times, self.times[1:], strict=False)):
+            raise ValueError("times must start at 0 and increase strictly")
+        if len(self.survival) != len(self.times):
+            raise ValueError(f"survival must have one entry per time ({len(self.times)}), "
+                             f"got {len(self.survival)}")
+        sv = self.survival
+        if sv[0] != 1 or any(b >= a for a, b in itertools.pairwise(sv)) or sv[-1] <= 0:
+            raise ValueError("survival must start at 1 and decrease strictly, staying > 0")
+        return self
+
+    def hazards(self) -> np.ndarray:
+        """Hazard of each interval between the points, then the tail's."""
+        t, s = np.asarray(self.times), np.log(np.asarray(self.survival))
+        return np.append(-(np.diff(s) / np.diff(t)), self.tail_hazard)
+
+    def survival_at(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        t, logs = np.asarray(self.times), np.log(np.asarray(self.survival))
+        h = self.hazards()
+        i = np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(t) - 1)
+        return np.exp(logs[i] - h[i] * (x - t[i]))
+
+    def sample(self, rng, size):
+        # invert the cumulative hazard H(t) at a unit exponential draw
+        e = rng.exponential(1.0, size)
+        t, cum = np.asarray(self.times), -np.log(np.asarray(self.survival))
+        h = self.hazards()
+        i = np.clip(np.searchsorted(cum, e, side="right") - 1, 0, len(t) - 1)
+        return t[i] + (e - cum[i]) / h[i]
+
+    def mean(self):
+        t, s = np.asarray(self.times), np.asarray(self.survival)
+        h = self.hazards()
+        # the integral of S over each interval, then over the tail
+        return float(np.sum(s[:-1] * (1 - np.exp(-h[:-1] * np.diff(t))) / h[:-1]) + s[-1] / h[-1])
+
+
 class Constant(_Dist):
     dist: Literal["constant"]
     value: float
@@ -324,7 +377,7 @@ class Constant(_Dist):
 
 Dist = Annotated[
     Normal | TruncNormal | LogNormal | Gamma | Beta | Uniform | Exponential | Weibull | Bernoulli
-    | Categorical | Piecewise | Empirical | Constant,
+    | Categorical | Piecewise | PiecewiseExponential | Empirical | Constant,
     Field(discriminator="dist"),
 ]
 """Any registry distribution; pydantic picks the model from the `dist` key."""
@@ -341,6 +394,7 @@ REGISTRY: dict[str, type[_Dist]] = {
     "bernoulli": Bernoulli,
     "categorical": Categorical,
     "piecewise": Piecewise,
+    "piecewise_exponential": PiecewiseExponential,
     "empirical": Empirical,
     "constant": Constant,
 }

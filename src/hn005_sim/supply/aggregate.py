@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from hn005_sim.treatment.config import DRUGS
-
 if TYPE_CHECKING:  # simulate.py re-exports this module's SupplyAggregate, so no runtime import back
     from hn005_sim.supply.simulate import SupplyRecord
 
@@ -76,6 +74,7 @@ class SupplyAggregate:
         self.month_n: Counter = Counter()  # month -> replicates whose horizon reaches it
         self.end_reasons: Counter = Counter()
         self.cycles: Counter = Counter()
+        self.treatment: Counter = Counter()  # summed SupplyRecord.treatment counts
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
@@ -101,9 +100,7 @@ class SupplyAggregate:
             if reached:
                 self._c(self.pres, ("released_at_target", pid))[int(rec.released[p])] += 1
         waste = rec.wasted_expiry + rec.wasted_returns
-        for d in DRUGS:
-            if d not in rec.drugs:
-                continue
+        for d in dict.fromkeys(rec.drugs):
             self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
             if reached:
                 self._c(self.drug, ("manufacture_at_target", d))[int(rec.drug_total(rec.released, d))] += 1
@@ -129,6 +126,7 @@ class SupplyAggregate:
                 self.month_stockout[(m, d)] += int(out[m])
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
+        self.treatment.update(rec.treatment)
 
     def merge(self, other: SupplyAggregate) -> SupplyAggregate:
         """Add another aggregate's replicates to this one (in place; returns self)."""
@@ -150,7 +148,8 @@ class SupplyAggregate:
         for mine, theirs in ((self.pres_stockout, other.pres_stockout),
                              (self.drug_stockout, other.drug_stockout),
                              (self.month_stockout, other.month_stockout), (self.month_n, other.month_n),
-                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles)):
+                             (self.end_reasons, other.end_reasons), (self.cycles, other.cycles),
+                             (self.treatment, other.treatment)):
             mine.update(theirs)
         return self
 
@@ -168,7 +167,7 @@ class SupplyAggregate:
         return "replicates_reaching_target" if self.at_target > 0 else "all_replicates_none_reached_target"
 
     def _drugs(self) -> list[str]:
-        return [d for d in DRUGS if d in self.drugs]
+        return list(dict.fromkeys(self.drugs))
 
     def summary(self) -> dict[str, Any]:
         """The DESIGN.md `supply` key: {drug: {units_p50, units_p90, units_p95, stockout_probability,
@@ -190,6 +189,24 @@ class SupplyAggregate:
                 "replicates_reaching_target": self.at_target,
             }
         return out
+
+    def treatment_summary(self) -> dict[str, Any]:
+        """The `run` summary's `treatment` key, pooled over every replicate's treated patients."""
+        t = self.treatment
+        n = t.get("patients", 0)
+
+        def share(key: str) -> float | None:
+            return t.get(key, 0) / n if n else None
+
+        return {
+            "patients": n,
+            "progression_free_12m": share("progression_free_12m"),
+            "progression_free_24m": share("progression_free_24m"),
+            "progression_free_36m": share("progression_free_36m"),
+            "months_on_treatment_mean": t.get("months_on_treatment_milli", 0) / MILLI / n if n else None,
+            "cap_reached_fraction": share("reached_cap"),
+            "on_treatment_at_horizon_fraction": share("on_treatment_at_horizon"),
+        }
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""

@@ -19,7 +19,7 @@ from hn005_sim.scenario.dists import Dist
 
 class Presentation(Strict):
     id: str = Field(min_length=1, description="e.g. capecitabine_500mg")
-    drug: Literal["anlotinib", "penpulimab", "capecitabine"]
+    drug: str = Field(min_length=1, description="a drug of the regimen (regimen.drugs)")
     strength_mg: float = Field(gt=0, description="per capsule, tablet or vial")
     unit: str = Field(description="capsule, tablet, vial")
     units_per_pack: int = Field(ge=1)
@@ -84,6 +84,10 @@ class SupplyConfig(Strict):
         "units come back at every visit and are destroyed"
     )
     reference_bsa_m2: float = Field(gt=0, description="patient whose full-dose cycle defines 'one cycle'")
+    reference_weight_kg: float | None = Field(
+        default=None, gt=0, description="the reference patient's weight, for per-kg doses")
+    reference_crcl_ml_min: float | None = Field(
+        default=None, gt=0, description="the reference patient's CrCl, for AUC (Calvert) doses")
     review_days: float = Field(gt=0, description="interval of the IRT's stock review at every site")
     followup_months: float = Field(gt=0, description="supply horizon after the last enrolment if none given")
     source: str = Field(min_length=3)
@@ -103,6 +107,15 @@ class SupplyConfig(Strict):
         if not any(not t.regions for t in self.tiers):
             raise ValueError("one tier must have empty `regions` (the default for every other site)")
         return self
+
+    def reference_covariates(self) -> dict[str, float]:
+        """The reference patient's dosing covariates (those configured)."""
+        out = {"bsa_m2": self.reference_bsa_m2}
+        if self.reference_weight_kg is not None:
+            out["weight_kg"] = self.reference_weight_kg
+        if self.reference_crcl_ml_min is not None:
+            out["crcl_ml_min"] = self.reference_crcl_ml_min
+        return out
 
     def tier_of(self, region: str) -> int:
         """Index of the tier of a site in `region`: the first naming the region, else the default."""

@@ -7,7 +7,7 @@ returns and the cycle gaps), so simpy only runs what depends on stock and time:
 - `_patient`: one per enrolled patient, from first dose: at each cycle visit the site dispenses the
   planned packs; if any presentation is short the whole cycle waits for stock (a stock-out), an
   emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
-  that cycle. The calendar rules (progression, death, withdrawal, the penpulimab cap) are applied on the
+  that cycle. The calendar rules (progression, death, withdrawal, the capped drug's cap) are applied on the
   actual visit day, so a delayed cycle moves the calendar, not the plan.
 - `_activation`: seeds a site with its tier's initial level when it opens.
 - `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
@@ -30,9 +30,15 @@ import simpy
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.inventory import Stock
-from hn005_sim.treatment.config import DRUGS, RegimenConfig
-from hn005_sim.treatment.course import DAYS_PER_MONTH, END_REASONS, draw_courses, plan_courses
-from hn005_sim.treatment.dosing import capecitabine_tablets, full_cycle_units
+from hn005_sim.treatment.config import RegimenConfig
+from hn005_sim.treatment.course import (
+    DAYS_PER_MONTH,
+    END_REASONS,
+    draw_courses,
+    patient_units,
+    plan_courses,
+)
+from hn005_sim.treatment.dosing import full_cycle_units
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,25 @@ class EnrolmentRow:
     region: str
     day: float
     bsa_m2: float
+    weight_kg: float | None = None  # for per-kg doses; None: the supply's reference patient
+    crcl_ml_min: float | None = None  # for AUC (Calvert) doses; None: the supply's reference patient
+
+
+def enrolment_covariates(enrolments: list[EnrolmentRow], supply: SupplyConfig) -> dict[str, np.ndarray]:
+    """The dosing covariates of the enrolled (BSA; weight and CrCl where the record has them, else the
+    supply's reference patient)."""
+    ref = supply.reference_covariates()
+    out = {"bsa_m2": np.array([e.bsa_m2 for e in enrolments], dtype=float)}
+    for key in ("weight_kg", "crcl_ml_min"):
+        if key in ref:
+            out[key] = np.array([ref[key] if getattr(e, key) is None else getattr(e, key)
+                                 for e in enrolments], dtype=float)
+    return out
 
 
 def cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
     """Packs per presentation that one full-dose cycle of the reference patient uses (fractional)."""
-    units = full_cycle_units(supply.reference_bsa_m2, regimen, induction=True)
+    units = full_cycle_units(supply.reference_covariates(), regimen, induction=True)
     out = np.zeros(len(supply.presentations))
     for p, pres in enumerate(supply.presentations):
         out[p] = units.get((pres.drug, float(pres.strength_mg)), 0) / pres.units_per_pack
@@ -95,7 +115,7 @@ class SupplyModel:
         pres = supply.presentations
         self.P = P = len(pres)
         self.units_per_pack = np.array([p.units_per_pack for p in pres], dtype=np.int64)
-        self.drug_of = [DRUGS.index(p.drug) for p in pres]
+        self.drug_of = [regimen.drug_names.index(p.drug) for p in pres]
         self.sites = sites
         self.site_index = {s.site: i for i, s in enumerate(sites)}
         S = len(sites)
@@ -134,7 +154,7 @@ class SupplyModel:
         self.wasted_expiry_depot = [0] * P
         self.wasted_expiry_sites = [0] * P
         self.stockout_events = np.zeros(P, dtype=np.int64)
-        self.patient_days_without = np.zeros(len(DRUGS))
+        self.patient_days_without = np.zeros(len(regimen.drugs))
         self.min_dispense_margin = [math.inf] * P
         self.n_months = max(math.ceil(self.horizon / DAYS_PER_MONTH), 1)
         self.on_hand_depot_monthly = np.zeros((self.n_months, P), dtype=np.int64)
@@ -146,17 +166,15 @@ class SupplyModel:
         first = min((e.day for e in enrolments), default=0.0)
         max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
         draws = draw_courses(regimen, n, max_cycles, rng_treatment)
-        fr = np.asarray(regimen.capecitabine.dose_fractions)
-        bsa = np.array([e.bsa_m2 for e in enrolments], dtype=float)
-        _, cap_tablets = capecitabine_tablets(bsa[:, None], fr[None, :], regimen)
+        self.progression_days = draws.progression_days
+        units = patient_units(regimen, enrolment_covariates(enrolments, supply))
         keys = [(p.drug, float(p.strength_mg)) for p in pres]
-        strengths = len(regimen.capecitabine.tablet_strengths_mg)
-        self.plan = plan_courses(regimen, draws, cap_tablets.reshape(n, len(fr), strengths), keys,
-                                 self.units_per_pack, supply.partial_packs == "carry_over")
+        self.plan = plan_courses(regimen, draws, units, keys, self.units_per_pack,
+                                 supply.partial_packs == "carry_over")
         self.max_cycles = max_cycles
         # what each patient did, read after the run
         self.n_given = np.zeros(n, dtype=np.int64)
-        self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the penpulimab cap
+        self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the capped drug's cap
         self.reason = [""] * n  # "" while on treatment (or never started)
         self.visit_day = np.full(self.plan.need.shape[0], np.nan)  # per planned cell
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
@@ -376,8 +394,8 @@ class SupplyModel:
         other_on = plan.other_on[cells].tolist()
         changed = plan.rate_changed[cells].tolist()
         end_day = first_day + float(plan.end_offset_days[i])
-        cap_day = first_day + float(plan.pen_cap_offset_days[i])
-        pen_cols = plan.pen_columns.tolist()
+        cap_day = first_day + float(plan.cap_offset_days[i])
+        cap_cols = plan.capped_columns.tolist()
         tox_end = int(plan.toxicity_end[i])
         K = self.max_cycles
         end_bound = bound < min(K, tox_end)  # the plan's last visit is the one before the calendar end
@@ -413,11 +431,11 @@ class SupplyModel:
                 if not other_on[k]:
                     reason = "toxicity"
                     break
-                items = [(p, n) for p, n in items if not pen_cols[p]]
+                items = [(p, n) for p, n in items if not cap_cols[p]]
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
-                new = [0.0 if capped and pen else n / u
-                       for n, u, pen in zip(plan.need[off + k].tolist(), upp, pen_cols, strict=True)]
+                new = [0.0 if capped and cc else n / u
+                       for n, u, cc in zip(plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
@@ -475,9 +493,9 @@ class SupplyModel:
             for p, _ in items:
                 self.wasted_expiry_sites[p] += st.purge(p, env.now)
             short = [p for p, n in items if st.totals[p] < n]
-        pen = self.plan.pen_columns
+        cap_cols = self.plan.capped_columns
         drugs = {self.drug_of[p] for p in range(self.P)
-                 if self.plan.need[cell, p] and not (capped and pen[p])}
+                 if self.plan.need[cell, p] and not (capped and cap_cols[p])}
         for drug in drugs:
             self.patient_days_without[drug] += env.now - asked
 
@@ -498,16 +516,37 @@ class SupplyModel:
         env.run(until=self.horizon)
         self._totals()
 
+    def _treatment_counts(self) -> dict[str, int]:
+        """Integer counts of the courses of the patients who started treatment within the horizon (so
+        pooled figures do not depend on the order replicates are added): progression-free at 12, 24 and
+        36 months (the drawn progression time), months on treatment (first dose to the end of the last
+        cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
+        (the investigator's review, e.g. penpulimab at 2 years)."""
+        start = np.array([e.day for e in self.enrolments], dtype=float)
+        treated = (start < self.horizon) & (self.n_given > 0)
+        pfs_months = self.progression_days / DAYS_PER_MONTH
+        out = {"patients": int(treated.sum())}
+        for m in (12, 24, 36):
+            out[f"progression_free_{m}m"] = int((treated & (pfs_months > m)).sum())
+        idx = np.flatnonzero(treated)
+        last = self.visit_day[self.plan.offset[idx] + self.n_given[idx] - 1]
+        end = np.minimum(last + self.regimen.cycle_days, self.horizon)
+        out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
+        out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
+        still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        out["on_treatment_at_horizon"] = int((treated & still_on).sum())
+        return out
+
     def _totals(self) -> None:
         """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
-        cycles given (penpulimab only before the cap)."""
+        cycles given (the capped drug only before the cap)."""
         plan, P = self.plan, self.P
         n = len(self.enrolments)
         pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
         ck = np.arange(pi.size) - plan.offset[pi]  # its cycle
         cap = np.where(self.cap_visit >= 0, self.cap_visit, np.iinfo(np.int64).max)
         given = ck < self.n_given[pi]
-        mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.pen_columns[None, :])
+        mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.capped_columns[None, :])
         self.taken_units = (plan.taken * mask).sum(axis=0)
         returned = (plan.returned * mask).sum(axis=0)
         has = self.n_given > 0
@@ -515,11 +554,11 @@ class SupplyModel:
         final = plan.balance[np.minimum(last, max(pi.size - 1, 0))] * has[:, None] if pi.size else \
             np.zeros((n, P), dtype=np.int64)
         capped_before = (self.cap_visit >= 0) & (self.cap_visit < self.n_given)
-        # the penpulimab balance went back at the first visit past the cap
+        # the capped drug's balance went back at the first visit past the cap
         back = capped_before & (self.cap_visit > 0)
         at_cap = plan.balance[plan.offset[back] + self.cap_visit[back] - 1]
-        returned += (at_cap * plan.pen_columns).sum(axis=0)
-        final[capped_before] *= ~plan.pen_columns
+        returned += (at_cap * plan.capped_columns).sum(axis=0)
+        final[capped_before] *= ~plan.capped_columns
         on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
         self.held_units = final[on].sum(axis=0)
         self.returned_units = returned + final[~on].sum(axis=0)
@@ -530,6 +569,7 @@ class SupplyModel:
                 r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
                 reasons[r] = reasons.get(r, 0) + 1
         self.end_reasons = reasons
+        self.treatment = self._treatment_counts()
         months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
                             self.n_months - 1)
         monthly = np.zeros((self.n_months, P), dtype=np.int64)

@@ -85,6 +85,7 @@ def enrolments_for(scenario, seed: int, replicate: int, source=None):
         "region": [sites[i].region for i in rec.enrol_site],
         "day": np.asarray(rec.enrol_day, dtype=float),
         "bsa_m2": np.asarray(rec.enrol_bsa_m2, dtype=float),
+        **{k: np.asarray(v, dtype=float) for k, v in rec.enrol_covariates.items()},
     })
     site_frame = pl.DataFrame({
         "site": [s.name for s in sites], "region": [s.region for s in sites],

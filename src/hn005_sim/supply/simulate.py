@@ -16,10 +16,11 @@ import polars as pl
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.model import EnrolmentRow, SiteRow, SupplyModel
-from hn005_sim.treatment.config import DRUGS, RegimenConfig
+from hn005_sim.treatment.config import RegimenConfig
 from hn005_sim.treatment.course import DAYS_PER_MONTH
 
 ENROLMENT_COLUMNS = ("patient_id", "site", "region", "day", "bsa_m2")
+OPTIONAL_ENROLMENT_COLUMNS = ("weight_kg", "crcl_ml_min")  # for per-kg and AUC doses, when given
 SITE_COLUMNS = ("site", "region", "activation_day", "close_day")
 
 
@@ -56,6 +57,7 @@ class SupplyRecord:
     patients: int
     cycles_given: int
     end_reasons: dict[str, int] = field(default_factory=dict)
+    treatment: dict[str, int] = field(default_factory=dict)  # SupplyModel._treatment_counts
 
     @property
     def wasted_returns(self) -> np.ndarray:
@@ -93,8 +95,11 @@ def _sites(sites: Iterable) -> list[SiteRow]:
 
 
 def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
+    optional = [c for c in OPTIONAL_ENROLMENT_COLUMNS
+                if (c in enrolments.columns if isinstance(enrolments, pl.DataFrame) else False)]
     rows = [EnrolmentRow(int(r["patient_id"]), str(r["site"]), str(r["region"]), float(r["day"]),
-                         float(r["bsa_m2"])) for r in _rows(enrolments, ENROLMENT_COLUMNS)]
+                         float(r["bsa_m2"]), **{c: None if r[c] is None else float(r[c]) for c in optional})
+            for r in _rows(enrolments, (*ENROLMENT_COLUMNS, *optional))]
     rows.sort(key=lambda e: (e.day, e.patient_id))
     return rows
 
@@ -139,7 +144,8 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         on_hand_sites=on_sites,
         in_transit=m.in_transit.sum(axis=0),
         stockout_events=m.stockout_events,
-        patient_days_without={d: float(m.patient_days_without[i]) for i, d in enumerate(DRUGS)},
+        patient_days_without={d: float(m.patient_days_without[i]) for i, d in
+                              enumerate(regimen.drug_names)},
         min_dispense_margin_days=m.min_dispense_margin,
         dispensed_monthly=m.dispensed_monthly,
         on_hand_depot_monthly=m.on_hand_depot_monthly,
@@ -148,6 +154,7 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         patients=len(enrol),
         cycles_given=m.cycles_given,
         end_reasons=dict(sorted(m.end_reasons.items())),
+        treatment=m.treatment,
     )
 
 

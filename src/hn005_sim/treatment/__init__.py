@@ -1,1 +1,1 @@
-"""Treatment courses: 21-day cycles of anlotinib + penpulimab + capecitabine (ALTER-HN005 Arm 1)."""
+"""Treatment courses for any regimen written as data: cycles, dose rules and rounding, toxicity, caps."""

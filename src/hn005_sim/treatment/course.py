@@ -1,4 +1,4 @@
-"""One patient's treatment course, cycle by cycle.
+"""One patient's treatment course, cycle by cycle, for any regimen written as data (treatment/config.py).
 
 All randomness of a course is drawn up front (`draw_courses`, vectorised over the replicate's patients,
 from the `treatment` stream), so the course a patient follows does not depend on the order in which
@@ -10,13 +10,19 @@ Cycle k (0-based) at its visit day t:
   1. k > 0: with probability `delay_per_cycle` the cycle starts `delay_days` late (toxicity recovery).
   2. The course ends if t >= progression, death, withdrawal or the simulation horizon (the earliest of
      those that have passed is the reason).
-  3. k > 0: each drug still given may be stopped for toxicity (`stop_per_cycle`) or reduced one dose
-     level (`reduce_per_cycle`); a reduction below the last level stops the drug (anlotinib label:
-     "if 8 mg is not tolerated, stop permanently").
-  4. Anlotinib only in induction cycles (k < induction cycles); penpulimab stops at `cap_months` from
-     the first dose unless the patient continues past the cap.
+  3. k > 0: each drug still given (in the regimen's order) may be stopped for toxicity
+     (`stop_per_cycle`) or reduced one dose level (`reduce_per_cycle`); a reduction below the last level
+     stops the drug (e.g. anlotinib label: "if 8 mg is not tolerated, stop permanently").
+  4. A drug of the induction phase only in induction cycles (k < induction cycles), of the maintenance
+     phase only after them; the capped drug stops at `cap_months` from the first dose unless the
+     patient continues past the cap. Of a choice group, only the patient's alternative is ever given.
   5. No drug left: the course ends (intolerance). Otherwise oral drugs may be interrupted for some days
      (units dispensed but not taken come back as returns).
+
+Random draws, in this order: induction cycles, progression, death, withdrawal (n each); continuation past
+the cap (n, when a drug has a cap); per-cycle uniforms (n x cycles x columns: the delay, then per drug
+its stop, its reduction when it has more than one dose level, its interruption when oral); delay days;
+interrupted days (one n x cycles block per oral drug); one uniform per patient per choice group.
 """
 
 from __future__ import annotations
@@ -27,18 +33,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from hn005_sim.treatment.config import RegimenConfig
-from hn005_sim.treatment.dosing import (
-    anlotinib_days,
-    capecitabine_administrations,
-    capecitabine_tablets,
-    penpulimab_vials,
-)
+from hn005_sim.treatment.dosing import drug_units
 
 DAYS_PER_MONTH = 30.4375
-
-# columns of the per-cycle uniform draws
-_DELAY, _ANL_STOP, _ANL_RED, _ANL_INT, _PEN_STOP, _CAP_STOP, _CAP_RED, _CAP_INT = range(8)
 END_REASONS = ("progression", "death", "withdrawal", "toxicity", "horizon")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where each drug's per-cycle uniforms are (column 0 is the cycle delay); None: not drawn."""
+
+    stop: dict[str, int]
+    reduce: dict[str, int | None]
+    interrupt: dict[str, int | None]
+    width: int
+
+
+def columns(regimen: RegimenConfig) -> Columns:
+    stop: dict[str, int] = {}
+    red: dict[str, int | None] = {}
+    intr: dict[str, int | None] = {}
+    c = 1
+    for name, d in regimen.drugs.items():
+        stop[name], c = c, c + 1
+        red[name] = None
+        if len(d.dose_fractions) > 1:
+            red[name], c = c, c + 1
+        intr[name] = None
+        if d.oral:
+            intr[name], c = c, c + 1
+    return Columns(stop, red, intr, c)
 
 
 @dataclass(frozen=True)
@@ -50,10 +74,10 @@ class CourseDraws:
     death_days: np.ndarray
     withdrawal_days: np.ndarray
     continue_after_cap: np.ndarray
-    uniforms: np.ndarray  # n x max_cycles x 8
+    uniforms: np.ndarray  # n x max_cycles x columns
     delay_days: np.ndarray  # n x max_cycles
-    anlotinib_missed_days: np.ndarray  # n x max_cycles
-    capecitabine_missed_days: np.ndarray  # n x max_cycles
+    missed_days: dict[str, np.ndarray]  # oral drug -> n x max_cycles
+    given: dict[str, np.ndarray]  # drug of a choice group -> n bools: the patient's alternative
 
 
 def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random.Generator) -> CourseDraws:
@@ -63,13 +87,38 @@ def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random
     prog = c.progression_months.sample(rng, n) * DAYS_PER_MONTH
     death = c.death_months.sample(rng, n) * DAYS_PER_MONTH
     withdraw = c.withdrawal_months.sample(rng, n) * DAYS_PER_MONTH
-    cont = regimen.penpulimab.continue_after_cap.sample(rng, n) > 0.5
+    capped = regimen.capped_drug
+    if capped is not None:
+        cont = regimen.drugs[capped].continue_after_cap.sample(rng, n) > 0.5
+    else:
+        cont = np.zeros(n, dtype=bool)
     shape = (n, max_cycles)
-    u = rng.random((*shape, 8))
+    u = rng.random((*shape, columns(regimen).width))
     delay = np.maximum(np.rint(tox.delay_days.sample(rng, n * max_cycles)), 0).astype(np.int64).reshape(shape)
-    missed = np.maximum(np.rint(tox.interrupted_days.sample(rng, 2 * n * max_cycles)), 0).astype(np.int64)
-    missed = missed.reshape((2, *shape))
-    return CourseDraws(induction, prog, death, withdraw, cont, u, delay, missed[0], missed[1])
+    oral = [name for name, d in regimen.drugs.items() if d.oral]
+    missed = np.maximum(np.rint(tox.interrupted_days.sample(rng, len(oral) * n * max_cycles)), 0)
+    missed = missed.astype(np.int64).reshape((len(oral), *shape))
+    given: dict[str, np.ndarray] = {}
+    for names in regimen.choice_groups().values():
+        x = rng.random(n)
+        cum = np.cumsum([regimen.drugs[m].choice.share for m in names])
+        pick = np.minimum(np.searchsorted(cum, x * cum[-1], side="right"), len(names) - 1)
+        for j, m in enumerate(names):
+            given[m] = pick == j
+    return CourseDraws(induction, prog, death, withdraw, cont, u, delay,
+                       {name: missed[j] for j, name in enumerate(oral)}, given)
+
+
+def patient_units(regimen: RegimenConfig, covariates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """drug -> n x levels x strengths: units per administration of each patient at each dose level."""
+    out = {}
+    for name, d in regimen.drugs.items():
+        cov = {k: np.asarray(v, dtype=float)[:, None] for k, v in covariates.items()}
+        fr = np.asarray(d.dose_fractions, dtype=float)[None, :]
+        _, units = drug_units(d, cov, fr)
+        n = len(next(iter(covariates.values()))) if covariates else 0
+        out[name] = np.broadcast_to(units, (n, len(d.dose_fractions), len(d.strengths_mg)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -83,85 +132,54 @@ class CycleOrder:
 
 
 class PatientCourse:
-    """The state of one patient's course; `visit(day)` returns the cycle given that day, or None."""
+    """The state of one patient's course; `visit(day)` returns the cycle given that day, or None.
 
-    __slots__ = (
-        "_anl_days",
-        "_cap_adm",
-        "_cap_cache",
-        "_pen_vials",
-        "anl_level",
-        "bsa_m2",
-        "cap_level",
-        "cycle",
-        "draws",
-        "end_day",
-        "end_reason",
-        "first_day",
-        "horizon_day",
-        "i",
-        "on_anl",
-        "on_cap",
-        "on_pen",
-        "regimen",
-    )
+    The cycle-by-cycle reference the bulk plan (`plan_courses`) is tested against.
+    """
 
-    def __init__(self, regimen: RegimenConfig, draws: CourseDraws, i: int, first_day: float, bsa_m2: float,
-                 horizon_day: float):
+    __slots__ = ("_units", "cols", "cycle", "draws", "end_day", "end_reason", "first_day", "horizon_day",
+                 "i", "level", "on", "regimen")
+
+    def __init__(self, regimen: RegimenConfig, draws: CourseDraws, i: int, first_day: float,
+                 covariates: dict[str, float], horizon_day: float):
         self.regimen = regimen
         self.draws = draws
         self.i = i
         self.first_day = float(first_day)
-        self.bsa_m2 = float(bsa_m2)
         self.horizon_day = float(horizon_day)
         self.cycle = 0
-        self.anl_level = 0
-        self.cap_level = 0
-        self.on_anl = True
-        self.on_pen = True
-        self.on_cap = True
+        self.cols = columns(regimen)
+        self.level = dict.fromkeys(regimen.drugs, 0)
+        self.on = {name: bool(draws.given[name][i]) if name in draws.given else True
+                   for name in regimen.drugs}
         self.end_reason: str | None = None
         self.end_day: float | None = None
-        self._anl_days = anlotinib_days(regimen)
-        self._cap_adm = capecitabine_administrations(regimen)
-        self._pen_vials = penpulimab_vials(regimen)
-        self._cap_cache: dict[int, list[tuple[float, int]]] = {}
-
-    def preset_capecitabine(self, tablets: np.ndarray) -> None:
-        """Tablets per administration at each dose level (levels x strengths), computed in bulk."""
-        strengths = self.regimen.capecitabine.tablet_strengths_mg
-        for level, row in enumerate(tablets):
-            self._cap_cache[level] = [(float(s), int(n) * self._cap_adm)
-                                      for s, n in zip(strengths, row, strict=True) if n]
+        self._units: dict[str, list[list[tuple[float, int]]]] = {}
+        for name, d in regimen.drugs.items():
+            rows = []
+            for fr in d.dose_fractions:
+                _, units = drug_units(d, covariates, fr)
+                rows.append([(float(s), int(n) * d.administrations)
+                             for s, n in zip(d.strengths_mg, np.atleast_1d(units).ravel(), strict=True) if n])
+            self._units[name] = rows
 
     def delay_before(self) -> int:
         """Days the next cycle starts late for toxicity (0 for the first cycle or no delay)."""
         k = self.cycle
         if k == 0 or k >= self.draws.delay_days.shape[1]:
             return 0
-        if self.draws.uniforms[self.i, k, _DELAY] < self.regimen.toxicity.delay_per_cycle:
+        if self.draws.uniforms[self.i, k, 0] < self.regimen.toxicity.delay_per_cycle:
             return int(self.draws.delay_days[self.i, k])
         return 0
 
     def _end(self, day: float, reason: str) -> None:
         self.end_reason, self.end_day = reason, day
 
-    def _cap_units(self) -> list[tuple[float, int]]:
-        got = self._cap_cache.get(self.cap_level)
-        if got is None:
-            fr = self.regimen.capecitabine.dose_fractions[self.cap_level]
-            _, tabs = capecitabine_tablets(self.bsa_m2, fr, self.regimen)
-            got = [(float(s), int(n) * self._cap_adm)
-                   for s, n in zip(self.regimen.capecitabine.tablet_strengths_mg, tabs, strict=True) if n]
-            self._cap_cache[self.cap_level] = got
-        return got
-
     def visit(self, day: float) -> CycleOrder | None:
         """The cycle that starts on `day` (days from trial start), or None when the course has ended."""
         if self.end_reason is not None:
             return None
-        d, i, k, reg = self.draws, self.i, self.cycle, self.regimen
-        tox = reg.toxicity
+        d, i, k, reg, cols = self.draws, self.i, self.cycle, self.regimen, self.cols
         ends = (
             (d.progression_days[i] + self.first_day, "progression"),
             (d.death_days[i] + self.first_day, "death"),
@@ -178,50 +196,40 @@ class PatientCourse:
             return None
         u = d.uniforms[i, k]
         if k > 0:
-            if self.on_anl:
-                if u[_ANL_STOP] < tox.anlotinib.stop_per_cycle:
-                    self.on_anl = False
-                elif u[_ANL_RED] < tox.anlotinib.reduce_per_cycle:
-                    self.anl_level += 1
-                    self.on_anl = self.anl_level < len(reg.anlotinib.dose_levels_mg)
-            if self.on_pen and u[_PEN_STOP] < tox.penpulimab.stop_per_cycle:
-                self.on_pen = False
-            if self.on_cap:
-                if u[_CAP_STOP] < tox.capecitabine.stop_per_cycle:
-                    self.on_cap = False
-                elif u[_CAP_RED] < tox.capecitabine.reduce_per_cycle:
-                    self.cap_level += 1
-                    self.on_cap = self.cap_level < len(reg.capecitabine.dose_fractions)
+            for name, drug in reg.drugs.items():
+                if not self.on[name]:
+                    continue
+                red = cols.reduce[name]
+                if u[cols.stop[name]] < drug.toxicity.stop_per_cycle:
+                    self.on[name] = False
+                elif red is not None and u[red] < drug.toxicity.reduce_per_cycle:
+                    self.level[name] += 1
+                    self.on[name] = self.level[name] < len(drug.dose_fractions)
         in_induction = k < d.induction_cycles[i]
-        give_anl = self.on_anl and (in_induction or not reg.anlotinib.induction_only)
-        if self.on_pen and day - self.first_day >= reg.penpulimab.cap_months * DAYS_PER_MONTH \
-                and not d.continue_after_cap[i]:
-            self.on_pen = False
-        if self.on_anl and reg.anlotinib.induction_only and not in_induction:
-            self.on_anl = False
-        if not (give_anl or self.on_pen or self.on_cap):
+        give = {}
+        for name, drug in reg.drugs.items():
+            if self.on[name] and drug.cap_months is not None and not d.continue_after_cap[i] \
+                    and day - self.first_day >= drug.cap_months * DAYS_PER_MONTH:
+                self.on[name] = False
+            phase_ok = {"all": True, "induction": in_induction, "maintenance": not in_induction}[drug.phase]
+            give[name] = self.on[name] and phase_ok
+            if drug.phase == "induction" and not in_induction:
+                self.on[name] = False
+        if not any(give.values()):
             self._end(day, "toxicity")
             return None
         needed: dict[tuple[str, float], int] = {}
         taken: dict[tuple[str, float], int] = {}
-        if give_anl:
-            key = ("anlotinib", float(reg.anlotinib.dose_levels_mg[self.anl_level]))
-            missed = 0
-            if u[_ANL_INT] < tox.anlotinib.interrupt_per_cycle:
-                missed = min(int(d.anlotinib_missed_days[i, k]), self._anl_days)
-            needed[key] = self._anl_days
-            taken[key] = self._anl_days - missed
-        if self.on_pen:
-            key = ("penpulimab", float(reg.penpulimab.vial_mg))
-            needed[key] = taken[key] = self._pen_vials
-        if self.on_cap:
+        for name, drug in reg.drugs.items():
+            if not give[name]:
+                continue
             missed_frac = 0.0
-            if u[_CAP_INT] < tox.capecitabine.interrupt_per_cycle:
-                c = reg.capecitabine
-                days = c.last_day - c.first_day + 1
-                missed_frac = min(int(d.capecitabine_missed_days[i, k]), days) / days
-            for s, n in self._cap_units():
-                key = ("capecitabine", s)
+            col = cols.interrupt[name]
+            if col is not None and u[col] < drug.toxicity.interrupt_per_cycle:
+                days = drug.cycle_days_given
+                missed_frac = min(int(d.missed_days[name][i, k]), days) / days
+            for s, n in self._units[name][self.level[name]]:
+                key = (name, s)
                 needed[key] = n
                 taken[key] = n - math.floor(n * missed_frac + 1e-9)
         self.cycle += 1
@@ -233,11 +241,11 @@ class CoursePlan:
     """Every patient's course cycle by cycle, computed in bulk (numpy) before the supply simulation.
 
     What a cycle needs depends only on the cycle's index (the toxicity draws are per cycle), except two
-    calendar rules: the course ends at progression, death, withdrawal or the horizon, and penpulimab
-    stops at `cap_months` from the first dose. Both cut a *prefix* of the planned cycles (penpulimab's
-    columns only, for the cap), so the plan is made as if neither applied and the supply simulation
-    applies them on the actual visit day: a cycle delayed by a stock-out moves the calendar, never the
-    plan.
+    calendar rules: the course ends at progression, death, withdrawal or the horizon, and the capped
+    drug stops at `cap_months` from the first dose. Both cut a *prefix* of the planned cycles (the capped
+    drug's columns only, for the cap), so the plan is made as if neither applied and the supply
+    simulation applies them on the actual visit day: a cycle delayed by a stock-out moves the calendar,
+    never the plan.
 
     Only the cycles a course can reach on the nominal calendar are planned (a stock-out only makes visits
     later, so never more): patient i's cycles are the rows `offset[i]` .. `offset[i] + cycles[i] - 1`
@@ -255,13 +263,13 @@ class CoursePlan:
     returned: np.ndarray  # cells x P
     balance: np.ndarray  # cells x P
     gap_days: np.ndarray  # cells: days from this visit to the next (cycle length + toxicity delay)
-    other_on: np.ndarray  # cells: anlotinib or capecitabine given (penpulimab aside)
+    other_on: np.ndarray  # cells: a drug other than the capped one is given
     rate_changed: np.ndarray  # cells: the visit needs other units than the one before (true at k = 0)
     toxicity_end: np.ndarray  # n: first cycle with no drug left (number of drawn cycles if none)
     end_offset_days: np.ndarray  # n: progression, death or withdrawal, days from the first dose
     end_reason: np.ndarray  # n: index into END_REASONS of that end
-    pen_cap_offset_days: np.ndarray  # n: penpulimab stops this long after the first dose (inf: continues)
-    pen_columns: np.ndarray  # P bools: the presentations of penpulimab
+    cap_offset_days: np.ndarray  # n: the capped drug stops this long after the first dose (inf: continues)
+    capped_columns: np.ndarray  # P bools: the presentations of the capped drug
 
 
 def _levels(u_stop: np.ndarray, u_red: np.ndarray, p_stop: float, p_red: float, n_levels: int):
@@ -316,14 +324,17 @@ def _dispensing(need: np.ndarray, taken: np.ndarray, first: np.ndarray, upp: np.
     return packs, returned, balance
 
 
-def plan_courses(regimen: RegimenConfig, draws: CourseDraws, cap_tablets: np.ndarray,
+
+
+def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np.ndarray],
                  keys: list[tuple[str, float]], units_per_pack: np.ndarray, carry_over: bool) -> CoursePlan:
     """The plan of n courses (see `CoursePlan`), equal cycle by cycle to `PatientCourse.visit`.
 
-    cap_tablets: n x dose levels x strengths, capecitabine tablets per administration (dosing.py).
+    units: drug -> n x dose levels x strengths, units per administration (`patient_units`).
     keys: (drug, strength_mg) of each presentation; a dose the regimen can give must have one.
     """
     tox = regimen.toxicity
+    cols = columns(regimen)
     u = draws.uniforms
     n, K = u.shape[:2]
     P = len(keys)
@@ -335,21 +346,35 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, cap_tablets: np.nda
                              "but the regimen can give that dose")
         return col[(drug, float(strength))]
 
-    anl_level, anl_on = _levels(u[..., _ANL_STOP], u[..., _ANL_RED], tox.anlotinib.stop_per_cycle,
-                                tox.anlotinib.reduce_per_cycle, len(regimen.anlotinib.dose_levels_mg))
-    cap_level, cap_on = _levels(u[..., _CAP_STOP], u[..., _CAP_RED], tox.capecitabine.stop_per_cycle,
-                                tox.capecitabine.reduce_per_cycle, len(regimen.capecitabine.dose_fractions))
-    pen_stop = u[..., _PEN_STOP] < tox.penpulimab.stop_per_cycle
-    pen_stop[:, 0] = False
-    pen_on = np.cumsum(pen_stop, axis=1) == 0
     in_induction = np.arange(K)[None, :] < draws.induction_cycles[:, None]
-    give_anl = anl_on & (in_induction | (not regimen.anlotinib.induction_only))
-    other_on = give_anl | cap_on
-    nothing = ~(other_on | pen_on)
+    capped = regimen.capped_drug
+    give, level = {}, {}
+    for name, d in regimen.drugs.items():
+        t = d.toxicity
+        if cols.reduce[name] is not None:
+            level[name], on = _levels(u[..., cols.stop[name]], u[..., cols.reduce[name]], t.stop_per_cycle,
+                                      t.reduce_per_cycle, len(d.dose_fractions))
+        else:
+            stop = u[..., cols.stop[name]] < t.stop_per_cycle
+            stop[:, 0] = False
+            on = np.cumsum(stop, axis=1) == 0
+            level[name] = np.zeros((n, K), dtype=np.int64)
+        if name in draws.given:
+            on = on & draws.given[name][:, None]
+        if d.phase == "induction":
+            on = on & in_induction
+        elif d.phase == "maintenance":
+            on = on & ~in_induction
+        give[name] = on
+    other_on = np.zeros((n, K), dtype=bool)
+    for name in regimen.drugs:
+        if name != capped:
+            other_on |= give[name]
+    nothing = ~(other_on | give[capped]) if capped is not None else ~other_on
     toxicity_end = np.where(nothing.any(axis=1), nothing.argmax(axis=1), K)
 
     # the cycles a course can reach on the nominal calendar
-    delay = np.where(u[..., _DELAY] < tox.delay_per_cycle, draws.delay_days, 0)
+    delay = np.where(u[..., 0] < tox.delay_per_cycle, draws.delay_days, 0)
     gap = np.full((n, K), regimen.cycle_days, dtype=np.int64)
     gap[:, :-1] += delay[:, 1:]  # the delay drawn for cycle k+1 comes after visit k
     end = np.minimum(np.minimum(draws.progression_days, draws.death_days), draws.withdrawal_days)
@@ -365,41 +390,34 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, cap_tablets: np.nda
 
     need = np.zeros((N, P), dtype=np.int64)
     taken = np.zeros((N, P), dtype=np.int64)
-    anl_days = anlotinib_days(regimen)
-    anl = give_anl[pi, ck]
-    anl_missed = np.where(u[pi, ck, _ANL_INT] < tox.anlotinib.interrupt_per_cycle,
-                          np.minimum(draws.anlotinib_missed_days[pi, ck], anl_days), 0)
-    lv = anl_level[pi, ck]
-    for level, mg in enumerate(regimen.anlotinib.dose_levels_mg):
-        at = anl & (lv == level)
-        if at.any():
-            p = column("anlotinib", mg)
-            need[at, p] = anl_days
-            taken[at, p] = anl_days - anl_missed[at]
-    p_pen = column("penpulimab", regimen.penpulimab.vial_mg)
-    need[:, p_pen] = taken[:, p_pen] = pen_on[pi, ck] * penpulimab_vials(regimen)
-    c = regimen.capecitabine
-    cap_days = c.last_day - c.first_day + 1
-    missed_frac = np.where(u[pi, ck, _CAP_INT] < tox.capecitabine.interrupt_per_cycle,
-                           np.minimum(draws.capecitabine_missed_days[pi, ck], cap_days), 0) / cap_days
-    adm = capecitabine_administrations(regimen)
-    level = np.minimum(cap_level[pi, ck], cap_tablets.shape[1] - 1)
-    cap = cap_on[pi, ck]
-    for j, strength in enumerate(c.tablet_strengths_mg):
-        units = cap_tablets[pi, level, j] * adm * cap
-        if units.any():
-            p = column("capecitabine", strength)
-            need[:, p] = units
-            taken[:, p] = units - np.floor(units * missed_frac + 1e-9).astype(np.int64)
+    for name, d in regimen.drugs.items():
+        days = d.cycle_days_given
+        c_int = cols.interrupt[name]
+        if c_int is not None:
+            missed_frac = np.where(u[pi, ck, c_int] < d.toxicity.interrupt_per_cycle,
+                                   np.minimum(draws.missed_days[name][pi, ck], days), 0) / days
+        else:
+            missed_frac = np.zeros(N)
+        table = units[name]
+        lv = np.minimum(level[name][pi, ck], table.shape[1] - 1)
+        on = give[name][pi, ck]
+        for j, strength in enumerate(d.strengths_mg):
+            got = table[pi, lv, j] * d.administrations * on
+            if got.any():
+                p = column(name, strength)
+                need[:, p] = got
+                taken[:, p] = got - np.floor(got * missed_frac + 1e-9).astype(np.int64)
 
     first = ck == 0
     packs, returned, balance = _dispensing(need, taken, first, np.asarray(units_per_pack, dtype=np.int64),
                                            carry_over)
-    cont = np.asarray(draws.continue_after_cap, dtype=bool)
-    pen_cap = np.where(cont, np.inf, regimen.penpulimab.cap_months * DAYS_PER_MONTH)
-    pen_cols = np.zeros(P, dtype=bool)
-    pen_cols[p_pen] = True
+    cap_cols = np.array([k[0] == capped for k in keys], dtype=bool)
+    if capped is not None:
+        cont = np.asarray(draws.continue_after_cap, dtype=bool)
+        cap_offset = np.where(cont, np.inf, regimen.drugs[capped].cap_months * DAYS_PER_MONTH)
+    else:
+        cap_offset = np.full(n, np.inf)
     changed = first.copy()
     changed[1:] |= (need[1:] != need[:-1]).any(axis=1)
     return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap[pi, ck], other_on[pi, ck],
-                      changed, toxicity_end, end, reason, pen_cap, pen_cols)
+                      changed, toxicity_end, end, reason, cap_offset, cap_cols)
