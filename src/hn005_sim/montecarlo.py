@@ -501,42 +501,6 @@ def _stop_workers(ex: cf.ProcessPoolExecutor, before: set) -> None:
         proc.join(timeout=5)
 
 
-def _worker_start() -> None:
-    """A pool worker's initializer: ignore Ctrl-C, and import the replicate's modules now (while the
-    parent still loads the scenario), not on its first batch."""
-    _ignore_sigint()
-    import hn005_sim.supply.simulate  # noqa: F401
-
-
-def _new_pool(jobs: int) -> tuple[cf.ProcessPoolExecutor, set]:
-    """A spawn-context process pool whose `jobs` workers are started now (they import in parallel)."""
-    before = set(multiprocessing.active_children())
-    with sigint_held():
-        ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_start)
-        for _ in range(jobs):  # a worker is started per submit while none is idle
-            ex.submit(int)
-    return ex, before
-
-
-_PRESTARTED: dict[int, tuple[cf.ProcessPoolExecutor, set]] = {}
-
-
-def prestart(executor: str, jobs: int) -> None:
-    """Start the process pool that `run_scenario(..., executor, jobs)` will use, before the caller's own
-    preparation (scenario loading, memory checks), so that the workers' start-up and imports overlap
-    it. No effect for other executors or jobs <= 1. `discard_prestarted()` stops a pool left unused."""
-    if executor == "process" and jobs > 1 and jobs not in _PRESTARTED:
-        _PRESTARTED[jobs] = _new_pool(jobs)
-
-
-def discard_prestarted() -> None:
-    """Stop prestarted pools that no run took (the caller failed before simulating)."""
-    while _PRESTARTED:
-        _, (ex, before) = _PRESTARTED.popitem()
-        _stop_workers(ex, before)
-
-
 @contextlib.contextmanager
 def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.Executor | None, int]]:
     """Yield (executor or None for inline, number of workers).
@@ -554,11 +518,10 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
             return
         # spawn, not fork: polars and numpy thread pools do not survive a fork safely. Workers ignore
         # Ctrl-C (initializer): the parent handles it, stops them and leaves no half-written output.
-        warm = _PRESTARTED.pop(jobs, None)
-        if warm is not None:
-            ex, before = warm
-        else:
-            ex, before = _new_pool(jobs)
+        before = set(multiprocessing.active_children())
+        with sigint_held():
+            ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_ignore_sigint)
         try:
             yield ex, jobs
         except BaseException:

@@ -167,24 +167,13 @@ def run(
     Same scenario and seed give the same outputs whatever --jobs and --executor.
     """
     from hn005_sim.cli import InputError
-    from hn005_sim.montecarlo import discard_prestarted, parse_executor, prestart
+    from hn005_sim.io import manifest, output_dir
+    from hn005_sim.montecarlo import parse_executor, run_scenario
 
     try:
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    prestart(executor, jobs)  # --jobs > 1: the workers start and import while this process prepares
-    try:
-        _run(scenario, out, replicates, seed, jobs, executor, screen_patients, report, png, quiet, format)
-    finally:
-        discard_prestarted()
-
-
-def _run(scenario, out, replicates, seed, jobs, executor, screen_patients, report, png, quiet, format):
-    from hn005_sim.cli import InputError
-    from hn005_sim.io import manifest, output_dir
-    from hn005_sim.montecarlo import run_scenario
-
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
