@@ -486,14 +486,14 @@ def test_check_run_memory_names_the_dominant_figure():
                               "(at most about 390,000,000 replicates fit)")
 
 
+# 10^12 replicates are now refused at parse time by the --replicates bound (tests/test_bounds.py).
 @pytest.mark.parametrize(("overlay", "args", "needle"), [
-    ("", ["--replicates", str(10**12)], f"{10**12:,} replicates"),
     ("[trial]\ntarget_enrolled = 1000000000000\n", ["--replicates", "2"],
      f"trial.target_enrolled = {10**12:,}"),
     ("", ["--replicates", "2", "--screen-patients", str(10**12)], f"--screen-patients {10**12}"),
 ])
 def test_huge_run_refused_up_front(tmp_path, capsys, monkeypatch, overlay, args, needle):
-    """`run` asked for 10^12 replicates, target or candidates: one line with the estimate, exit 2,
+    """`run` asked for a 10^12 target or 10^12 candidates: one line with the estimate, exit 2,
     nothing written, before any simulation."""
     monkeypatch.chdir(ROOT)
     scenario = tmp_path / "huge.toml"
@@ -537,16 +537,23 @@ def test_out_that_cannot_be_a_folder_is_one_line_exit_2_before_any_work(args, wh
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no staging folder left behind
 
 
-def test_failure_while_moving_outputs_is_one_line_and_cleans_up(tmp_path, monkeypatch):
-    """A disk that refuses the final move (full, read-only) is an OutputError, and no staging is left."""
+@pytest.mark.parametrize("existing", [False, True])
+def test_failure_while_moving_outputs_is_one_line_and_cleans_up(tmp_path, monkeypatch, existing):
+    """A disk that refuses the final swap (full, read-only) is an OutputError, no staging is left, and
+    DIR is as it was (absent, or the previous outputs)."""
     from hn005_sim import io as hio
 
-    def refuse(src, dst):
+    def refuse(*args):
         raise OSError(28, "No space left on device")
 
     out = tmp_path / "out"
-    monkeypatch.setattr(hio.os, "replace", refuse)
+    if existing:
+        out.mkdir()
+        (out / "manifest.json").write_text('{"tool": "hn005-sim", "old": true}')
+    monkeypatch.setattr(hio.os, "rename", refuse)
+    monkeypatch.setattr(hio, "_exchange", refuse)
     with pytest.raises(hio.OutputError, match="No space left on device"), hio.output_dir(out) as od:
         od.write_json("summary.json", {"a": 1})
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the folder, empty; no .partial staging
-    assert list(out.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == (["out"] if existing else [])  # no .partial staging
+    if existing:
+        assert [p.name for p in out.iterdir()] == ["manifest.json"]

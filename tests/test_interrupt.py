@@ -86,6 +86,7 @@ def test_output_dir_interrupted(tmp_path, existing):
     if existing:
         out.mkdir()
         (out / "summary.json").write_text('{"old": true}\n')
+        (out / "manifest.json").write_text('{"tool": "hn005-sim"}\n')  # ours: may be replaced
     before = snapshot(out)
     code, _, stderr = interrupt([sys.executable, "-c", WRITER, "slow-write", str(out)], out, ready="writing")
     assert_clean_interrupt(code, stderr, out, before)

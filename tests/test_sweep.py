@@ -394,3 +394,50 @@ def test_unreachable_dask_scheduler_is_one_line(fast_scenario, tmp_path, capsys)
                        "dask://127.0.0.1:9", "--out", str(tmp_path / "x")], capsys)
     assert code == 2
     assert len(err.splitlines()) == 1 and "cannot reach the Dask scheduler" in err, err
+
+
+def test_sweep_paired_differences_and_supply_figures(tmp_path, capsys):
+    """sweep.csv: supply figures per drug, and each figure's difference from the first point with its
+    paired interval; a point equal to the first differs by exactly 0 with a zero-width interval, and
+    the interval of a changed point is numpy's on the per-replicate figures (grid.json has none, so
+    they are rebuilt here from `run` folders with the same seed)."""
+    import numpy as np
+    from scipy import stats
+
+    scen = tmp_path / "s.toml"
+    base = Path(__file__).resolve().parents[1] / "scenarios" / "baseline.toml"
+    scen.write_text(
+        f'extends = "{base}"\nname = "s"\n[trial]\ntarget_enrolled = 12\n'
+        '[recruitment.funnel]\nprescreen_pass = { value = 0.5, source = "test: fixed funnel" }\n'
+        'screen_pass = { value = 0.7, source = "test: fixed funnel" }\n'
+        'bsa_m2 = { dist = "constant", value = 1.7, source = "test: fixed funnel" }\n')
+    out = tmp_path / "sw"
+    args = [str(scen), "--set", "trial.deadline_months=24,24,1", "--replicates", "10", "--seed", "5",
+            "--out", str(out)]
+    assert sweep(args, capsys)[0] == 0
+    rows = read_csv(out / "sweep.csv")
+    assert {"anlotinib_stockout_probability", "penpulimab_units_p95",
+            "capecitabine_out_of_stock_probability"} <= set(rows[0])
+    m = "prob_target_by_deadline"
+    for r in rows[:2]:  # the first point and its copy
+        assert float(r[f"difference_vs_first.{m}"]) == 0.0
+        assert float(r[f"difference_low.{m}"]) == float(r[f"difference_high.{m}"]) == 0.0
+        assert r[f"within_noise.{m}"] == "true"
+        assert float(r["difference_vs_first.penpulimab_units_p95"]) == 0.0
+    # a one-month deadline: per replicate, reached by the deadline or not, from run's time_to_target.csv
+    per = []
+    for months in (24, 1):
+        o = tmp_path / f"run{months}"
+        overlay = tmp_path / f"d{months}.toml"
+        overlay.write_text(f'extends = "{scen}"\n[trial]\ndeadline_months = {months}\n')
+        assert main(["run", str(overlay), "--replicates", "10", "--seed", "5", "--out", str(o),
+                     "--quiet"]) == 0
+        ttt = read_csv(o / "time_to_target.csv")
+        per.append(np.array([t["time_to_target_months"] != "" and float(t["time_to_target_months"]) <= months
+                             for t in ttt], dtype=float))
+    d = per[1] - per[0]
+    half = stats.norm.ppf(0.975) * d.std(ddof=1) / np.sqrt(d.size)
+    r = rows[2]
+    assert float(r[f"difference_vs_first.{m}"]) == pytest.approx(d.mean(), abs=1e-6)
+    assert float(r[f"difference_low.{m}"]) == pytest.approx(d.mean() - half, abs=1e-6)
+    assert float(r[f"difference_high.{m}"]) == pytest.approx(d.mean() + half, abs=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Annotated
 
@@ -90,8 +91,42 @@ class InputError(Exception):
     """Bad command-line input found after parsing (one line, exit 2)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: staging removed, workers stopped, one line, exit 143."""
+
+
+_TERMINATED: list[int] = []
+"""Set when SIGTERM arrived (typer turns the exception into a bare exit code 130)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
+def _interrupted(exc: BaseException | None = None) -> int:
+    from hn005_sim.io import committed
+
+    done = committed()
+    term = isinstance(exc, Terminated) or bool(_TERMINATED)
+    what = "terminated" if term else "interrupted"
+    if done:
+        print(f"hn005-sim: {what}; the outputs in {done[-1]} were complete before it", file=sys.stderr)
+    else:
+        print(f"hn005-sim: {what}; no output was written", file=sys.stderr)
+    return _exit(143 if term else 130)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    import threading
+
+    from hn005_sim import io
+
+    _TERMINATED.clear()
+    io.forget_committed()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = app(args=argv, prog_name="hn005-sim", standalone_mode=False)
     except ConfigError as exc:
@@ -101,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OutputError) as exc:
         print(f"hn005-sim: {exc}", file=sys.stderr)
         return _exit(2)
-    except (KeyboardInterrupt, typer.Abort):
-        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
-        return _exit(130)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except typer.Abort as exc:
+        return _interrupted(exc.__cause__ or exc.__context__)
     except typer.Exit as exc:
         if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
-            print("hn005-sim: interrupted; no output was written", file=sys.stderr)
+            return _interrupted(exc.__cause__ or exc.__context__)
         return _exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors from the vendored click parser
         ctx = getattr(exc, "ctx", None)
@@ -115,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(getattr(exc, "exit_code", 2))
     code = result if isinstance(result, int) else 0
     if code == 130:  # Ctrl-C, which typer turns into exit code 130 without a word
-        print("hn005-sim: interrupted; no output was written", file=sys.stderr)
+        return _interrupted()
     return _exit(code)
 
 

@@ -20,6 +20,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+MAX_REPLICATES = 1_000_000
+"""Most Monte Carlo replicates of any command (`--replicates`, `--scenario-replicates`,
+`--search-replicates`), and most replicate runs of a sweep (grid points x --replicates). The shipped
+defaults are 200; the speed benchmarks run 10,000."""
+
+MAX_JOBS = 256
+"""Most worker processes (`--jobs`); each costs about PROCESS_BASE_BYTES of memory."""
+
+
+def check_count(what: str, value: int, bound: int, why: str = "") -> None:
+    """Refuse `what` = value above `bound`, before any work: one line naming the key and the bound."""
+    if value > bound:
+        raise _input_error(f"{what} = {value:,} is more than the {bound:,} allowed{why}")
+
+
 HEADROOM = 0.8
 """Share of the available memory a request may use; the rest is left to the OS and the interpreter."""
 
@@ -46,6 +61,9 @@ def available_memory_bytes() -> int:
         pass
     with contextlib.suppress(ValueError, OSError, AttributeError):
         candidates.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    address_space = _address_space_left()
+    if address_space is not None:
+        candidates.append(address_space)
     for limit_file in _CGROUP_LIMITS:
         try:
             text = limit_file.read_text().strip()
@@ -54,6 +72,28 @@ def available_memory_bytes() -> int:
         if text.isdigit():
             candidates.append(int(text))
     return min(candidates) if candidates else 2**63 - 1
+
+
+def _address_space_left() -> int | None:
+    """Bytes of address space left under `ulimit -v` (RLIMIT_AS): the soft limit less what this process
+    has mapped already (VmSize); None when there is no limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    used = 0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                used = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(int(soft) - used, 0)
 
 
 def human_bytes(n: float) -> str:
@@ -147,9 +187,14 @@ def check_run_memory(
     budget = HEADROOM * have
     if need <= budget:
         return need
-    by_target = run_memory_bytes(**{**args, "replicates": 0})
-    by_replicates = run_memory_bytes(**{**args, "target": 0})
-    if by_target >= by_replicates:
+    by_target = run_memory_bytes(**{**args, "replicates": 0, "processes": 1})
+    by_replicates = run_memory_bytes(**{**args, "target": 0, "processes": 1})
+    by_processes = PROCESS_BASE_BYTES * max(int(processes), 1)
+    if by_processes > max(by_target, by_replicates):
+        fit = int((budget - run_memory_bytes(**{**args, "processes": 1})) / PROCESS_BASE_BYTES)  # main + fit
+        limit = (f"{max(int(processes), 1):,} processes of about {human_bytes(PROCESS_BASE_BYTES)} each; "
+                 f"at most about {max(fit, 0):,} workers (--jobs) fit")
+    elif by_target >= by_replicates:
         per_level = (run_memory_bytes(**{**args, "target": 1, "replicates": 0})
                      - run_memory_bytes(**{**args, "target": 0, "replicates": 0}))
         fit = int((budget - run_memory_bytes(**{**args, "target": 0})) / per_level)

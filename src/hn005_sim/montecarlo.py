@@ -19,8 +19,10 @@ import contextlib
 import hashlib
 import math
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -446,6 +448,27 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+ORPHAN_POLL_S = 1.0
+"""How often a worker checks that the process that started it is still there."""
+
+
+def _watch_parent(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
+    """End this worker as soon as its parent is gone (kill -9 of the parent leaves no worker running).
+
+    A process whose parent dies is re-parented (to init or a subreaper), so `os.getppid()` changes.
+    """
+    while True:
+        time.sleep(poll_s)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_start(parent: int) -> None:
+    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies."""
+    _ignore_sigint()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
+
+
 @contextlib.contextmanager
 def sigint_held() -> Iterator[None]:
     """Block SIGINT in this thread while it may start worker processes (`submit` starts them on demand).
@@ -521,7 +544,7 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
         before = set(multiprocessing.active_children())
         with sigint_held():
             ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_ignore_sigint)
+                                        initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield ex, jobs
         except BaseException:
@@ -544,13 +567,42 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
                           silence_logs=50) as cluster, Client(cluster) as client:
             yield client.get_executor(), workers
         return
-    try:
-        client = Client(arg, timeout="10s")
-    except OSError as exc:
-        raise ValueError(f"--executor {executor!r}: cannot reach the Dask scheduler ({exc})") from None
+    client = _connect_dask(Client, arg, executor)
     with client:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         yield client.get_executor(), workers
+
+
+DASK_CONNECT_TIMEOUT_S = 10.0
+"""How long `--executor dask://HOST:PORT` waits for a Dask scheduler to answer."""
+
+
+def _connect_dask(client_cls: Any, address: str, spec: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S):
+    """A Client connected to `address`, or ValueError within about `timeout_s`.
+
+    A port where something that is not a Dask scheduler listens (an HTTP server) accepts the TCP
+    connection and then never completes Dask's handshake; Client's own timeout does not always end
+    that wait. So the connection is made in a daemon thread and abandoned at the deadline.
+    """
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_cls(address, timeout=f"{timeout_s}s")
+        except BaseException as exc:  # reported below, in the calling thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=connect, daemon=True, name="hn005-dask-connect")
+    worker.start()
+    worker.join(timeout_s + 2.0)
+    if worker.is_alive():
+        raise ValueError(f"--executor {spec!r}: no Dask scheduler answered at {address} within "
+                         f"{timeout_s:g} s")
+    if "error" in box:
+        exc = box["error"]
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"--executor {spec!r}: cannot reach the Dask scheduler ({text})") from None
+    return box["client"]
 
 
 def _batches(replicates: int, workers: int) -> list[tuple[int, int]]:

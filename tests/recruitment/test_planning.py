@@ -141,13 +141,22 @@ def test_expected_cost_follows_the_formula(tmp_path):
     plan = P.load_plan(write(tmp_path, SMALL))
     ans = P.plan_sites(plan)
     s = ans.summary
-    # uniform(1, 5) start-up over 18 months: E[months open] = 18 - 3 = 15
-    north = 20000 + 2500 * 15 + 1500 * 0.8 * 15
+    # uniform(1, 5) start-up over 18 months: E[months open] = 18 - 3 = 15; north pays for the 90%
+    # retained after its 10% dropout (the default basis, ClinicalTrialOptm.jl's)
+    north = 20000 + 2500 * 15 + 1500 * 0.8 * 15 * 0.9
     south = 9000 + 1000 * 15 * 0.9 + 1500 * 0.5 * 15 * 0.9
     west = 4000 + 900 * 15 + 1000 * 0.3 * 15
     a = s["allocation"]
+    assert s["patient_cost_basis"] == "retained"
     assert s["expected_cost"] == pytest.approx(a["north"] * north + a["south"] * south + a["west"] * west)
     assert s["probability_of_success"] >= 0.8
+    # every enrolment paid for, dropouts included
+    text = 'patient_cost_basis = "enrolled"\n' + SMALL
+    enrolled = P.plan_sites(P.load_plan(write(tmp_path, text, "e.toml")))
+    north_all = 20000 + 2500 * 15 + 1500 * 0.8 * 15
+    r = enrolled.summary["regions"]["north"]
+    assert r["expected_cost_per_site"] == pytest.approx(north_all)
+    assert r["expected_paid_patients_per_site"] == pytest.approx(0.8 * 15)
 
 
 def test_monte_carlo_agrees_with_the_closed_form(tmp_path):

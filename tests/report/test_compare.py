@@ -25,11 +25,19 @@ def _folders(tmp_path: Path) -> tuple[Path, Path]:
 def test_compare_output_folders(tmp_path: Path) -> None:
     a, b = _folders(tmp_path)
     out = tmp_path / "cmp"
-    assert main(["compare", str(a), str(b), "--out", str(out), "--quiet"]) == 0
+    # different seeds (2 and 3): not paired, refused unless --allow-unpaired
+    assert main(["compare", str(a), str(b), "--out", str(out), "--quiet"]) == 2
+    assert not out.exists()
+    assert main(["compare", str(a), str(b), "--out", str(out), "--quiet", "--allow-unpaired"]) == 0
     with (out / "comparison.csv").open() as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["metric", "baseline", "baseline#2"]
+    assert rows[0] == ["metric", "baseline", "baseline#2", "difference_vs_first", "difference_low",
+                       "difference_high", "within_noise", "difference_method"]
     table = {r[0]: r[1:] for r in rows[1:]}
+    # folders carry no per-replicate figures: a plain difference, no interval
+    p = table["prob_target_by_deadline"]
+    assert float(p[2]) == pytest.approx(float(p[1]) - float(p[0]), abs=1e-6) and p[3] == p[4] == p[5] == ""
+    assert "no interval" in p[6]
     sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
     # every number in each summary, by its dotted key, and nothing else
     assert float(table["prob_target_by_deadline"][0]) == sa["prob_target_by_deadline"]

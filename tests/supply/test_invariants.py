@@ -40,16 +40,22 @@ def short_life_supply(supply, shelf_months, lot, reorder, trigger, span, lead, m
     dnd=st.floats(21.0, 45.0),
     extra_dns=st.floats(0.0, 60.0),
     sites=st.integers(1, 3),
+    small=st.floats(0.05, 1.0),
+    network=st.booleans(),
 )
 def test_inventory_invariants(base, n, seed, shelf, lot, reorder, trigger, span, lead, mode, dnd, extra_dns,
-                              sites):
+                              sites, small, network):
     sup = short_life_supply(base.supply, shelf, lot, reorder, trigger, span, lead, mode, dnd, extra_dns)
+    sup = sup.model_copy(update={"depot": sup.depot.model_copy(update={"network_reorder": network})})
     g = np.random.default_rng(seed)
-    site_rows = [(f"S{i}", "r", float(g.uniform(0, 60)), None) for i in range(sites)]
-    enrol = [(i, f"S{g.integers(sites)}", "r", float(g.uniform(0, 400)), float(g.uniform(1.3, 2.1)))
-             for i in range(n)]
+    # site S0 is the busiest (weight 1), the others small (demand-scaled levels)
+    site_rows = [(f"S{i}", "big" if i == 0 else "small", float(g.uniform(0, 60)), None) for i in range(sites)]
+    enrol = []
+    for i in range(n):
+        k = int(g.integers(sites))
+        enrol.append((i, f"S{k}", site_rows[k][1], float(g.uniform(0, 400)), float(g.uniform(1.3, 2.1))))
     rec = simulate_supply(base.regimen, sup, enrol, site_rows, 600.0, np.random.default_rng(seed + 1),
-                          np.random.default_rng(seed + 2))
+                          np.random.default_rng(seed + 2), weights={"big": 1.0, "small": small})
     for arr in (rec.released, rec.dispensed, rec.wasted_expiry, rec.on_hand_depot, rec.on_hand_sites,
                 rec.in_transit, rec.returned_units, rec.held_units, rec.on_hand_depot_monthly,
                 rec.on_hand_sites_monthly):
@@ -60,6 +66,10 @@ def test_inventory_invariants(base, n, seed, shelf, lot, reorder, trigger, span,
                           rec.taken_units + rec.returned_units + rec.held_units)
     assert (rec.min_dispense_margin_days > dnd).all()
     assert rec.shipped.sum() >= rec.dispensed.sum()
+    # every failed dispensing is either missed (stock upstream) or out of stock (none upstream)
+    assert np.array_equal(rec.missed_events + rec.out_of_stock_events, rec.stockout_events)
+    assert (rec.missed_events >= 0).all() and (rec.out_of_stock_events >= 0).all()
+    assert rec.stockouts_monthly.sum(axis=0).tolist() == rec.stockout_events.tolist()
 
 
 def test_expired_and_nearly_expired_packs_are_never_dispensed(base):

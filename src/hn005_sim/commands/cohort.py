@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hn005_sim.commands.common import (
+    ForceOpt,
     Format,
     FormatOpt,
     OutOpt,
@@ -150,6 +151,7 @@ def cohort(
     seed: SeedOpt = 20230901,
     out: OutOpt = ...,  # type: ignore[assignment]
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Draw the synthetic R/M NPC candidate population of a scenario.
@@ -169,7 +171,7 @@ def cohort(
     per_row = measure_bytes_per_row(lambda n: sample(sc.population, n, stream(seed, 0, "population")))
     check_memory(patients, per_row,
                  f"cohort --patients {patients}", unit="patients")
-    with output_dir(out) as od:
+    with output_dir(out, force=force) as od:
         frame = sample(sc.population, patients, stream(seed, 0, "population"))
         summary = summarise(frame)
         od.write_parquet("cohort.parquet", frame)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -50,8 +51,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
               f"{ttt['reached_fraction']:.1%}")
     t.add_row(f"P(target by month {deadline:g})", f"{summary['prob_target_by_deadline']:.1%}")
     ebd = summary["enrolled_by_deadline"]
-    t.add_row(f"enrolled by month {deadline:g}: p10 / p50 / p90",
+    t.add_row(f"enrolled by month {deadline:g}: p10 / p50 / p90 (at most {target}: runs stop there)",
               " / ".join(_fmt(ebd[k], 0) for k in ("p10", "p50", "p90")))
+    if "eligible_fraction" in summary and "eligible_fraction_basis" in summary:
+        b = summary["eligible_fraction_basis"]
+        t.add_row(f"candidates eligible ({b['candidates_judged']:,} judged, seed {b['seed']}, as `screen`)",
+                  f"{summary['eligible_fraction']:.1%}")
     sc = summary["screened"]
     t.add_row("screened: p10 / p50 / p90", " / ".join(_fmt(sc[k], 0) for k in ("p10", "p50", "p90")))
     sfr = summary["screen_failure_rate"]
@@ -101,6 +106,12 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
         for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
             summary[key] = res.summary[key]
+        # one figure whichever command shows it: `screen --patients N --seed S` gives this same number
+        summary["eligible_fraction_basis"] = {
+            "candidates_judged": patients, "seed": seed,
+            "same_as": f"hn005-sim screen SCENARIO --patients {patients} --seed {seed}",
+            "note": "share of simulated candidates passing every criterion; the DES's enrolled share "
+                    "differs (consent, withdrawal, re-tests, stop at the target)"}
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
     plan = planning.plan_from_scenario(sc, seed, 0.8)
@@ -141,6 +152,7 @@ class Background:
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -209,7 +221,7 @@ def run(
         raise InputError(str(exc)) from None
     extra_files = analyses.result()
     result.summary.update(extra_summary)
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", result.summary)
         for name, frame in result.frames.items():
             o.write_csv(f"{name}.csv", frame)

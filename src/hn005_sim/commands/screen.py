@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hn005_sim.commands.common import (
+    ForceOpt,
     Format,
     FormatOpt,
     OutOpt,
@@ -77,6 +78,7 @@ def screen(
     seed: SeedOpt = 20230901,
     out: OutOpt = ...,  # type: ignore[assignment]
     save_matrix: Annotated[bool, typer.Option("--save-matrix", help="Write pass_matrix.parquet.")] = False,
+    force: ForceOpt = False,
     target_fraction: Annotated[
         float | None,
         typer.Option("--target-fraction", min=0.0, max=1.0,
@@ -99,7 +101,7 @@ def screen(
     sc, raw = load_scenario(scenario)
     frame, _, screening, res = analyse_scenario(sc, raw, patients, seed, target_fraction, site_type)
     summary = {**res.summary, "scenario": sc.name, "seed": seed}
-    with output_dir(out) as od:
+    with output_dir(out, force=force) as od:
         od.write_json("summary.json", summary)
         for name in RESTRICTIVENESS_FILES:
             od.write_csv(f"{name}.csv", getattr(res, name))

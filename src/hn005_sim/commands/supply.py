@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -33,15 +34,17 @@ SearchOpt = Annotated[int | None, typer.Option(
     help="Replicates used by the resupply-level search (0: no search; default: min(REPLICATES, 50)).")]
 
 
-def _table(summary: dict[str, Any], best: list[dict]) -> Table:
+def _table(summary: dict[str, Any], best: list[dict], bound: float = 1.0) -> Table:
     t = Table(title=f"supply: {summary['scenario']} ({summary['replicates']} replicates, "
                     f"seed {summary['seed']})")
-    cols = ("drug", "packs to make p50 / p90 / p95", "P(stock-out)", "waste p50", "patient-days w/o drug")
+    cols = ("drug", "packs to make p50 / p90 / p95", "P(any stock-out)", "P(missed at site)",
+            "P(out of stock)", "waste p50 (packs)", "patient-days without drug (mean)")
     for col in cols:
         t.add_column(col, justify="left" if col == "drug" else "right")
     for drug, s in summary["supply"].items():
         t.add_row(drug, f"{s['units_p50']:.0f} / {s['units_p90']:.0f} / {s['units_p95']:.0f}",
-                  f"{s['stockout_probability']:.2f}", f"{s['waste_p50']:.1f}",
+                  f"{s['stockout_probability']:.1%}", f"{s['missed_dispensing_probability']:.1%}",
+                  f"{s['out_of_stock_probability']:.1%}", f"{s['waste_p50']:.1f}",
                   f"{s['patient_days_without_drug_mean']:.1f}")
     first = next(iter(summary["supply"].values()), {})
     if first.get("packs_basis") == "replicates_reaching_target":
@@ -51,15 +54,19 @@ def _table(summary: dict[str, Any], best: list[dict]) -> Table:
         t.caption = "packs to make over all replicates (none reached the target)"
     for b in best:
         t.caption = (t.caption + "\n" if t.caption else "") + (
-            f"tier {b['tier']}: least waste with forecast {b['forecast_days']:g} days and floors x "
-            f"{b['floor_scale']:g}: waste {b['waste_mean']:.1f} packs, P(stock-out) "
-            f"{b['stockout_probability']:.2f}")
+            f"tier {b['tier']}: least waste with seeding {b['initial_cycles']:g} cycles, at least "
+            f"{b['min_patient_cycles']:g} patient-cycle(s), lead-time cover {b['safety_patient_cycles']:g} "
+            f"patient-cycles: waste {b['waste_packs_mean']:.1f} packs (mean), P(any stock-out) "
+            f"{b['stockout_probability']:.1%} (95% upper bound {b['stockout_probability_upper']:.1%}"
+            + (": not confirmed below the bound, run more --search-replicates)"
+               if b['stockout_probability_upper'] > bound else ")"))
     return t
 
 
 def supply(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
     jobs: JobsOpt = 1,
@@ -80,7 +87,7 @@ def supply(
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import _batches, open_executor, parse_executor, sigint_held
     from hn005_sim.supply.aggregate import SupplyAggregate
-    from hn005_sim.supply.search import SearchTally, candidates, replicate_task
+    from hn005_sim.supply.search import SearchTally, candidates, drugs_of, replicate_task
 
     try:
         parse_executor(executor)
@@ -99,7 +106,7 @@ def supply(
     cands = candidates(sc) if n_search > 0 else []
     started = time.perf_counter()
     agg = SupplyAggregate(sc, replicates)
-    tally = SearchTally(cands)
+    tally = SearchTally(cands, drugs_of(sc))
 
     def fold(results) -> None:
         for _r, base, stats in results:
@@ -138,14 +145,17 @@ def supply(
         "resupply_search": {
             "replicates": tally.n,
             "max_stockout_probability": max_stockout_probability,
-            "best": {b["tier"]: {k: b[k] for k in ("forecast_days", "floor_scale", "trigger_cycles",
-                                                   "max_cycles", "waste_mean", "stockout_probability")}
+            "best": {b["tier"]: {k: b[k] for k in (
+                "forecast_days", "floor_scale", "trigger_cycles", "max_cycles", "initial_cycles",
+                "min_patient_cycles", "safety_patient_cycles", "waste_packs_mean", "stockout_probability",
+                "stockout_probability_upper", "confirmed",
+                *(f"{d}_stockout_probability" for d in drugs_of(sc)))}
                      for b in best},
             "feasible": not cands or len(best) == len(sc.supply.tiers),
         },
     }
     frames = agg.frames()
-    with output_dir(out) as o:
+    with output_dir(out, force=force) as o:
         o.write_json("summary.json", summary)
         for name, frame in frames.items():
             o.write_csv(f"{name}.csv", frame)
@@ -166,7 +176,7 @@ def supply(
         print_json(summary)
     else:
         con = console(quiet)
-        con.print(_table(summary, best))
+        con.print(_table(summary, best, max_stockout_probability))
         found = {b["tier"] for b in best}
         for tier in sc.supply.tiers if search is not None else []:
             if tier.name not in found:

@@ -6,8 +6,10 @@ points are validated before any simulation. Each point runs `--replicates` repli
 differences between points are the effect of the change, not noise. One executor (process pool or Dask
 cluster) serves the whole grid.
 
-Writes sweep.csv (one row per point: the --set keys, then the headline figures), grid.json (each point's
-overrides and full run summary), report.html with charts/, and manifest.json.
+Writes sweep.csv (one row per point: the --set keys, the headline figures, the supply figures per drug
+when the scenario has supply, then each figure's difference from the first point with its paired Monte
+Carlo interval: report/paired.py), grid.json (each point's overrides and full run summary), report.html
+with charts/, and manifest.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from hn005_sim.commands.common import (
     ExecutorOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     JobsOpt,
@@ -58,6 +61,22 @@ METRICS = (
 )
 """sweep.csv columns after the --set keys; the first five are the contract (docs/outputs.md)."""
 
+SUPPLY_METRICS = ("stockout_probability", "missed_dispensing_probability", "out_of_stock_probability",
+                  "units_p95", "waste_packs_p50")
+"""Per drug (`<drug>_<figure>` columns, after METRICS) when the scenario simulates supply."""
+
+DIFFERENCE_FIELDS = ("difference_vs_first", "difference_low", "difference_high", "within_noise")
+"""Columns `<field>.<figure>` for each of DIFFERENCE_METRICS (and each drug's supply figures)."""
+
+DIFFERENCE_METRICS = {
+    "prob_target_by_deadline": "prob_target_by_deadline",
+    "time_to_target_p50": "time_to_target_months.p50",
+    "enrolled_by_deadline_p50": "enrolled_by_deadline.p50",
+    "screen_failure_rate_p50": "screen_failure_rate.p50",
+    "eligible_fraction": None,  # paired over the same candidates (eligible_flags)
+}
+"""sweep.csv figure -> summary key of its per-replicate figure (report/paired.py)."""
+
 ELIGIBLE_SAMPLE = 20_000
 """Candidates drawn per grid point for the eligible fraction: binomial SE <= 0.5/sqrt(20000) = 0.0035."""
 
@@ -79,6 +98,15 @@ def metrics(summary: dict[str, Any], eligible_fraction: float | None) -> dict[st
     }
 
 
+def supply_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """`<drug>_<figure>` for SUPPLY_METRICS of every drug in the summary (none without supply)."""
+    out: dict[str, Any] = {}
+    for drug, figs in (summary.get("supply") or {}).items():
+        for m in SUPPLY_METRICS:
+            out[f"{drug}_{m}"] = figs.get(m)
+    return out
+
+
 def eligible_fraction(scenario, seed: int) -> float | None:
     """Share of ELIGIBLE_SAMPLE candidates passing every criterion; None when the run does not use the
     population and criteria models.
@@ -86,6 +114,12 @@ def eligible_fraction(scenario, seed: int) -> float | None:
     The candidates come from the `population` stream of (seed, replicate 0), the same for every grid
     point, so a change of threshold is judged on the same patients.
     """
+    flags = eligible_flags(scenario, seed)
+    return None if flags is None else round(float(flags.mean()), 6)
+
+
+def eligible_flags(scenario, seed: int):
+    """Per candidate of `eligible_fraction`'s sample: passes every criterion (numpy bools), or None."""
     pop_cfg = getattr(scenario, "population", None)
     crit_cfg = getattr(scenario, "criteria", None)
     if pop_cfg is None or crit_cfg is None or scenario.recruitment.funnel is not None:
@@ -95,12 +129,15 @@ def eligible_fraction(scenario, seed: int) -> float | None:
 
     frame = population.sample(pop_cfg, ELIGIBLE_SAMPLE, stream(seed, 0, "population"))
     screening = eligibility.compile_criteria(crit_cfg, dict(frame.schema)).evaluate(frame)
-    return round(float(screening.eligible.mean()), 6)
+    import numpy as np
+
+    return np.asarray(screening.eligible, dtype=bool)
 
 
 def sweep(
     scenario: ScenarioArg,
     out: OutOpt,
+    force: ForceOpt = False,
     set_: SetOpt = None,
     replicates: ReplicatesOpt = 200,
     seed: SeedOpt = 20230901,
@@ -119,6 +156,7 @@ def sweep(
     from hn005_sim.cli import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import open_executor, parse_executor, run_scenario
+    from hn005_sim.report.paired import ReplicateFigures
     from hn005_sim.scenario.errors import ConfigError, Problem
     from hn005_sim.scenario.overrides import format_value, load_grid, parse_sets
 
@@ -129,7 +167,14 @@ def sweep(
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    keys = [o.key for o in parse_sets(set_)]
+    from hn005_sim.guards import MAX_REPLICATES, check_count
+    from hn005_sim.scenario.overrides import grid
+
+    overrides = parse_sets(set_)
+    keys = [o.key for o in overrides]
+    size = len(grid(overrides))  # refuses a grid above MAX_GRID_POINTS before reading any file
+    check_count(f"sweep grid points x --replicates ({size:,} x {replicates:,})", size * replicates,
+                MAX_REPLICATES, " (MAX_REPLICATES)")
     points = load_grid(scenario, set_)
     missing = [p for p in points if p.scenario.recruitment is None]
     if missing:
@@ -141,6 +186,8 @@ def sweep(
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     grid: list[dict[str, Any]] = []
+    figures: list[ReplicateFigures] = []
+    flags: list[Any] = []
     con = console(quiet or format is Format.json)
     with contextlib.ExitStack() as stack:
         try:
@@ -150,17 +197,25 @@ def sweep(
         for point in points:
             label = ", ".join(f"{k}={format_value(v)}" for k, v in point.values.items())
             con.print(f"[{point.index + 1}/{len(points)}] {label}", highlight=False)
+            trial = point.scenario.trial
+            figs = ReplicateFigures(trial.target_enrolled, trial.deadline_months)
             result = run_scenario(point.scenario, replicates, seed, jobs=workers,
                                   executor=ex if ex is not None else "process",
-                                  progress=not quiet and format is Format.table)
+                                  progress=not quiet and format is Format.table, on_record=figs)
             values = {k: format_value(v) for k, v in point.values.items()}
-            rows.append({**values, **metrics(result.summary, eligible_fraction(point.scenario, seed))})
+            elig = eligible_flags(point.scenario, seed)
+            ef = None if elig is None else round(float(elig.mean()), 6)
+            rows.append({**values, **metrics(result.summary, ef), **supply_metrics(result.summary)})
+            figures.append(figs)
+            flags.append(elig)
             grid.append({"point": point.index, "set": values, "summary": result.summary})
 
-    header = [*keys, *METRICS]
+    supply_cols = list(dict.fromkeys(c for r in rows for c in supply_metrics_columns(r, keys)))
+    diff_cols = add_differences(rows, figures, flags)
+    header = [*keys, *METRICS, *supply_cols, *diff_cols]
     base_raw = points[0].raw
-    with output_dir(out) as o:
-        o.write_rows("sweep.csv", header, [[_cell(r[h]) for h in header] for r in rows])
+    with output_dir(out, force=force) as o:
+        o.write_rows("sweep.csv", header, [[_cell(r.get(h)) for h in header] for r in rows])
         o.write_json("grid.json", grid)
         man = manifest(
             "sweep", scenario_path=display(base_raw.path), scenario_sha256=base_raw.sha256(),
@@ -171,7 +226,7 @@ def sweep(
                    "files": ["sweep.csv", "grid.json", "report.html", "charts/"]},
         )
         o.write_json("manifest.json", man)
-        write_sweep_report(o.path, keys, rows, man)
+        write_sweep_report(o.path, keys, rows, man, header)
 
     if format is Format.json:
         print_json(rows)
@@ -181,6 +236,39 @@ def sweep(
     con = console(False)
     con.print(sweep_table(keys, rows, replicates, seed))
     con.print(f"wrote {display(out)}/: sweep.csv, grid.json, report.html, manifest.json")
+
+
+def supply_metrics_columns(row: dict[str, Any], keys: list[str]) -> list[str]:
+    return [c for c in row if c not in keys and c not in METRICS and not c.startswith(DIFFERENCE_FIELDS)]
+
+
+def add_differences(rows: list[dict[str, Any]], figures: list, flags: list) -> list[str]:
+    """Add to each row every figure's difference from the first point with its paired interval
+    (`<field>.<figure>` columns); returns the column names."""
+    from hn005_sim.report.paired import differences, paired_mean
+
+    supply_keys = {}
+    for d in figures[0].drugs:
+        supply_keys[f"{d}_stockout_probability"] = f"supply.{d}.stockout_probability"
+        supply_keys[f"{d}_units_p95"] = f"supply.{d}.units_p95"
+    targets = {**DIFFERENCE_METRICS, **supply_keys}
+    cols = [f"{f}.{m}" for m in targets for f in DIFFERENCE_FIELDS]
+    for row, figs, elig in zip(rows, figures, flags, strict=True):
+        diffs = differences(figures[0], figs)
+        for m, key in targets.items():
+            if key is None:  # the eligible fraction: the same candidates at every point
+                if elig is None or flags[0] is None:
+                    d = lo = hi = None
+                else:
+                    d, lo, hi = paired_mean(flags[0].astype(float), elig.astype(float))
+            else:
+                got = diffs.get(key)
+                d, lo, hi = (None, None, None) if got is None else (got.difference, got.low, got.high)
+            row[f"difference_vs_first.{m}"] = None if d is None else round(d, 6)
+            row[f"difference_low.{m}"] = None if lo is None else round(lo, 6)
+            row[f"difference_high.{m}"] = None if hi is None else round(hi, 6)
+            row[f"within_noise.{m}"] = None if lo is None or hi is None else str(lo <= 0 <= hi).lower()
+    return cols
 
 
 def check_points_memory(points, replicates: int, jobs: int, executor: str) -> None:
@@ -218,6 +306,9 @@ def sweep_table(keys: list[str], rows: list[dict[str, Any]], replicates: int, se
              "eligible_fraction": "eligible"}
     for title in shown.values():
         t.add_column(title, justify="right")
+    paired = "difference_vs_first.prob_target_by_deadline" in (rows[0] if rows else {})
+    if paired:
+        t.add_column("P(target) − first point (95% paired interval)", justify="right")
     for r in rows:
         cells = [str(r[k]) for k in keys]
         for m in shown:
@@ -228,6 +319,13 @@ def sweep_table(keys: list[str], rows: list[dict[str, Any]], replicates: int, se
                 cells.append(f"{v:.1%}")
             else:
                 cells.append(f"{v:.1f}")
+        if paired:
+            from hn005_sim.report.paired import Difference, format_difference
+
+            m = "prob_target_by_deadline"
+            cells.append(format_difference(Difference(
+                m, r[f"difference_vs_first.{m}"], r[f"difference_low.{m}"], r[f"difference_high.{m}"], ""),
+                "pct"))
         t.add_row(*cells)
     return t
 
@@ -293,7 +391,8 @@ def _is_number(text: Any) -> bool:
     return True
 
 
-def write_sweep_report(folder, keys: list[str], rows: list[dict[str, Any]], man: dict[str, Any]) -> None:
+def write_sweep_report(folder, keys: list[str], rows: list[dict[str, Any]], man: dict[str, Any],
+                       header: list[str] | None = None) -> None:
     """report.html (self-contained: Vega inlined, no network) and charts/sweep.png|svg."""
     from hn005_sim.report.html import Section, render_page
     from hn005_sim.report.html import Table as HtmlTable
@@ -301,11 +400,14 @@ def write_sweep_report(folder, keys: list[str], rows: list[dict[str, Any]], man:
 
     chart = sweep_chart(keys, rows)
     save_images(chart.spec, folder / "charts", chart.name)
-    header = [*keys, *METRICS]
-    table = HtmlTable(header, [["" if r[h] is None else _fmt_cell(r[h]) for h in header] for r in rows],
+    header = header or [*keys, *METRICS]
+    table = HtmlTable(header, [["" if r.get(h) is None else _fmt_cell(r[h]) for h in header] for r in rows],
                       caption="sweep.csv", notes=[
                           f"{man['replicates']} replicates per scenario, seed {man['seed']} at every point "
-                          "(common random numbers). Time in months (30.4375 days)."])
+                          "(common random numbers). Time in months (30.4375 days). difference_vs_first.X: "
+                          "figure X minus the first point's, with its 95% paired interval "
+                          "(difference_low/high.X; per-replicate differences, a paired bootstrap for "
+                          "percentiles); within_noise.X: the interval covers 0."])
     subtitle = (f"hn005-sim {man['tool_version']} · scenario {man['scenario_path']} · "
                 f"{len(rows)} scenarios x {man['replicates']} replicates · seed {man['seed']}")
     page = render_page("Sweep: " + ", ".join(keys), subtitle, [

@@ -162,9 +162,12 @@ def check_chart_review(cfg: ChartReviewConfig, regions: Sequence | None, columns
     return problems
 
 
-def unit_generator(seed: int, replicate: int, unit: str, site: int | None = None) -> np.random.Generator:
-    """The generator of one chart unit: child of the replicate's (site's) named stream "chart"."""
-    key = (replicate, STREAMS.index("chart")) + (() if site is None else (site,))
+def unit_generator(seed: int, replicate: int, unit: str, site: int | tuple[int, ...] | None = None
+                   ) -> np.random.Generator:
+    """The generator of one chart unit: child of the replicate's (site's) named stream "chart"; `site`
+    an index or a Site.stream_key, as the site's other streams."""
+    site_key = () if site is None else (site,) if isinstance(site, int) else tuple(site)
+    key = (replicate, STREAMS.index("chart"), *site_key)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
         entropy=seed, spawn_key=(*key, zlib.crc32(unit.encode())))))
 
@@ -257,7 +260,8 @@ class ChartModel:
             return np.ones(len(self.units))
         return np.array([self.cfg.probability(u, site_type, overrides) for u in self.units])
 
-    def generators(self, seed: int, replicate: int, site: int | None = None) -> list[np.random.Generator]:
+    def generators(self, seed: int, replicate: int, site: int | tuple[int, ...] | None = None
+                   ) -> list[np.random.Generator]:
         return [unit_generator(seed, replicate, u, site) for u in self.units]
 
     def criteria_known(self, unit_known: np.ndarray) -> np.ndarray:

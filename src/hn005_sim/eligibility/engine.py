@@ -1,6 +1,7 @@
 """Compile the criteria once (polars SQL, never Python eval) and screen candidates in batches.
 
-`compile_criteria(cfg)` substitutes the named parameters into each rule, compiles it with
+`compile_criteria(cfg)` substitutes the named parameters into each rule, vets it against an allow-list
+(eligibility.vet: nothing that reads a file or the network ever reaches polars), compiles it with
 `pl.sql_expr`, checks it against the cohort columns, and returns a `Screener`. `Screener.evaluate`
 turns a frame of candidates into a `Screening`: a pure-bool pass matrix (one column per criterion,
 protocol order) plus, per candidate, whether they pass prescreen, whether they are eligible, and the
@@ -25,6 +26,7 @@ import polars as pl
 from hn005_sim.eligibility.chart import FAIL, PASS, UNKNOWN
 from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
 from hn005_sim.eligibility.config import CriteriaConfig, Criterion, ParamValue
+from hn005_sim.eligibility.vet import RuleRefused, vet_rule
 from hn005_sim.scenario.errors import ConfigError, Problem, show
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -72,6 +74,8 @@ def _suggest(name: str, choices: Sequence[str]) -> str:
 
 
 def _sql(text: str) -> pl.Expr:
+    """The one place a rule text reaches polars: vetted first (`vet_rule` raises RuleRefused)."""
+    vet_rule(text)
     return pl.sql_expr(text)
 
 
@@ -133,6 +137,8 @@ def _check_rule(
         return "", pl.lit(False), [Problem(file, where, f"bad parameter value: {exc}")]
     try:
         expr = _sql(sql)
+    except RuleRefused as exc:
+        return "", pl.lit(False), [Problem(file, where, str(exc))]
     except Exception as exc:  # polars raises several SQL error types; all mean "not a valid rule"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return "", pl.lit(False), [Problem(file, where, f"SQL syntax error: {msg}")]

@@ -166,7 +166,7 @@ class ScreenerSource:
         region = self._regions.get(site.region)
         probs = self._chart.probabilities(getattr(region, "site_type", None),
                                           getattr(region, "chart_known", None))
-        return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.index))
+        return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.stream_key))
 
     def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if

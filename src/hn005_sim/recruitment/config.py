@@ -58,6 +58,10 @@ class Region(Strict):
         description="most sites `sites` may plan in this region (default max(10, 3 x sites)); 1 for a site "
         "that cannot be repeated, such as the sponsor's own",
     )
+    # site costs for `sites` (the planning file's convention, docs/recruitment_analytic.md); None: 0
+    cost_startup: Figure | None = Field(default=None, description="per site, once (recruitment.currency)")
+    cost_per_month: Figure | None = Field(default=None, description="per site per month open")
+    cost_per_patient: Figure | None = Field(default=None, description="per patient enrolled (first dose)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -76,6 +80,10 @@ class Region(Strict):
             raise ValueError(f"ramp_up_months.value must be >= 0, got {self.ramp_up_months.value}")
         if self.close_month is not None and self.close_month.value <= 0:
             raise ValueError(f"close_month.value must be > 0, got {self.close_month.value}")
+        for key in ("cost_startup", "cost_per_month", "cost_per_patient"):
+            fig = getattr(self, key)
+            if fig is not None and not (math.isfinite(fig.value) and fig.value >= 0):
+                raise ValueError(f"{key}.value must be a finite number >= 0, got {fig.value}")
         return self
 
     def gamma_shape_scale_per_day(self) -> tuple[float, float]:
@@ -127,6 +135,13 @@ class RecruitmentConfig(Strict):
     seasonal_dips: list[SeasonalDip] = Field(default_factory=list)
     regions: list[Region] = Field(min_length=1)
     funnel: Funnel | None = None
+    referral_multiplier: float | Figure = Field(
+        default=1.0,
+        description="what-if: every site's referral rate x m (gamma mean x m, variance x m^2); a number "
+        "or {value, source}",
+    )
+    currency: str | None = Field(default=None, max_length=8,
+                                 description="unit of the regions' costs, e.g. USD")
     candidate_batch: int = Field(
         default=256, gt=0, le=100_000,
         description="candidates drawn and judged at once per site (computational, not a world figure)",
@@ -136,6 +151,9 @@ class RecruitmentConfig(Strict):
     def _check(self):
         if not self.horizon_months.value > 0:
             raise ValueError(f"horizon_months.value must be > 0, got {self.horizon_months.value}")
+        m = self.referral_scale
+        if not (math.isfinite(m) and 0 < m <= 100):
+            raise ValueError(f"referral_multiplier must be a number > 0 and <= 100, got {m}")
         if self.lab_window_days.value < 0:
             raise ValueError(f"lab_window_days.value must be >= 0, got {self.lab_window_days.value}")
         names = [r.name for r in self.regions]
@@ -149,6 +167,12 @@ class RecruitmentConfig(Strict):
         if dup:
             raise ValueError(f"site names must be unique, repeated: {', '.join(dup)}")
         return self
+
+    @property
+    def referral_scale(self) -> float:
+        """The referral multiplier m as a number (1: as configured)."""
+        m = self.referral_multiplier
+        return float(m.value if isinstance(m, Figure) else m)
 
     @property
     def horizon_days(self) -> float:

@@ -85,7 +85,7 @@ class _Pool:
     """A site's candidates, drawn and judged in batches of `batch` as the site needs them."""
 
     def __init__(self, source: CandidateSource, cfg: RecruitmentConfig, seed: int, replicate: int,
-                 site: int, chart=None):
+                 site: int | tuple[int, ...], chart=None):
         self.source = source
         self.cfg = cfg
         self.batch = cfg.candidate_batch
@@ -314,11 +314,12 @@ def simulate_recruitment(
     pools = []
     arrivals_of, clocks = [], []
     for site in sites:
-        arrivals = arrival_days(site, season, horizon, site_stream(seed, replicate, "arrivals", site.index))
+        rng_arrivals = site_stream(seed, replicate, "arrivals", site.stream_key)
+        arrivals = arrival_days(site, season, horizon, rng_arrivals)
         arrivals_of.append(arrivals)
         clocks.append(_site_clock(arrivals))
         site_chart = getattr(source, "site_chart", None)
-        pool = _Pool(source, cfg, seed, replicate, site.index,
+        pool = _Pool(source, cfg, seed, replicate, site.stream_key,
                      site_chart(seed, replicate, site) if site_chart is not None else None)
         pools.append(pool)
         if arrivals.size:

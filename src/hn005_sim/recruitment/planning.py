@@ -47,12 +47,21 @@ _REGION_FIGURES = (
     "cost_per_month",
     "cost_per_patient",
     "startup",
+    "startup_days",
+    "ramp_up_months",
+    "close_month",
 )
 # Bounds that catch typos before a search that would take hours or an FFT that cannot fit in memory:
 # the largest oncology trials enrol a few thousand patients at a few hundred sites over a few years.
 MAX_TARGET = 100_000
 MAX_MONTHS = 600.0
 MAX_SITES = 2_000
+MAX_RATE = 1_000.0
+"""Enrolments per site per month (the example plans: 0.2 to 1.5)."""
+MAX_COST = 1e9
+"""Any one cost figure (per site, per site-month, per patient); costs are summed in 1e-4 units as int64."""
+MAX_RATE_CV = 10.0
+"""sqrt(rate_variance) / rate_mean across sites (the example plans: 1)."""
 _PLAN_FIGURES = ("duration_months", "target", "probability", "startup")
 
 
@@ -60,17 +69,24 @@ class RegionPlan(Strict):
     """One region of a planning file. Rates are enrolments per site per month, gamma across sites."""
 
     name: str = Field(min_length=1)
-    rate_mean: float = Field(gt=0, description="enrolments per site per month, mean across sites")
+    rate_mean: float = Field(gt=0, le=MAX_RATE,
+                             description="enrolments per site per month, mean across sites")
     rate_variance: float = Field(ge=0, description="variance across sites of the rate (0: all equal)")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="share of enrolments that do not count")
     never_open: float = Field(default=0.0, ge=0, le=1, description="share of selected sites that never open")
     startup: Dist | None = Field(default=None, description="months to open; default: the plan's startup")
+    startup_days: Dist | None = Field(default=None, description="days to open (a scenario activation delay)")
+    ramp_up_months: float = Field(default=0.0, ge=0, le=MAX_MONTHS,
+                                  description="months over which the rate rises linearly to full")
+    close_month: float | None = Field(default=None, gt=0, le=MAX_MONTHS,
+                                      description="months from start the site closes")
     sites_min: int = Field(default=0, ge=0)
     sites_max: int | None = Field(default=None, ge=0, le=MAX_SITES)
-    sites: int | None = Field(default=None, ge=0, description="fixed number of sites (evaluate, not search)")
-    cost_startup: float = Field(default=0.0, ge=0, description="per site, once")
-    cost_per_month: float = Field(default=0.0, ge=0, description="per site per month open")
-    cost_per_patient: float = Field(default=0.0, ge=0, description="per patient enrolled")
+    sites: int | None = Field(default=None, ge=0, le=MAX_SITES,
+                              description="fixed number of sites (evaluate, not search)")
+    cost_startup: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site, once")
+    cost_per_month: float = Field(default=0.0, ge=0, le=MAX_COST, description="per site per month open")
+    cost_per_patient: float = Field(default=0.0, ge=0, le=MAX_COST, description="per patient enrolled")
     sources: dict[str, str] = Field(default_factory=dict, description="figure name -> citation or assumption")
 
     @field_validator("sources")
@@ -85,8 +101,14 @@ class RegionPlan(Strict):
     def _bounds(self):
         if self.sites is None and self.sites_max is None:
             raise ValueError("give sites_max (to search) or sites (a fixed number to evaluate)")
+        if self.startup is not None and self.startup_days is not None:
+            raise ValueError("give startup (months) or startup_days, not both")
         if self.sites_max is not None and self.sites_max < self.sites_min:
             raise ValueError(f"sites_max must be >= sites_min ({self.sites_min}), got {self.sites_max}")
+        if self.rate_variance ** 0.5 > MAX_RATE_CV * self.rate_mean:
+            raise ValueError(f"rate_variance gives a coefficient of variation sqrt(variance)/mean = "
+                             f"{self.rate_variance ** 0.5 / self.rate_mean:.3g}; at most {MAX_RATE_CV:g} "
+                             "is allowed (MAX_RATE_CV)")
         return self
 
     @property
@@ -105,6 +127,11 @@ class Plan(Strict):
     target: int = Field(gt=0, le=MAX_TARGET, description="enrolments that count, wanted by duration_months")
     probability: float = Field(gt=0, lt=1, description="required P(enrolled >= target by duration_months)")
     currency: str | None = Field(default=None, max_length=8, description="unit of the costs, e.g. USD")
+    patient_cost_basis: Literal["retained", "enrolled"] = Field(
+        default="retained",
+        description="patients cost_per_patient is paid for: retained after dropout (ClinicalTrialOptm.jl's "
+        "convention, the default) or every enrolment, dropouts included",
+    )
     startup: Dist | None = Field(default=None, description="months from start to a site opening (None: 0)")
     regions: list[RegionPlan] = Field(min_length=1)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -134,11 +161,11 @@ class Plan(Strict):
         out = []
         for r in self.regions:
             dist = r.startup if r.startup is not None else self.startup
-            out.append(
-                A.SiteGroup(
-                    1, r.rate_mean, r.rate_variance, r.dropout, A.Activation(dist, 1.0, r.never_open), r.name
-                )
-            )
+            scale = 1.0
+            if r.startup_days is not None:
+                dist, scale = r.startup_days, 1 / MONTH_DAYS
+            act = A.Activation(dist, scale, r.never_open, r.ramp_up_months, r.close_month)
+            out.append(A.SiteGroup(1, r.rate_mean, r.rate_variance, r.dropout, act, r.name))
         return out
 
 
@@ -211,20 +238,25 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
             "no referred candidate can enrol (pass probability x consent x no withdrawal = 0)",
         )
     regions = []
+    mult = rec.referral_scale  # a multiplier m on the rate: mean x m, variance x m^2
+    by = "" if mult == 1 else f" x referral_multiplier {mult:g}"
     for r in rec.regions:
+        costs = {k: getattr(r, k) for k in ("cost_startup", "cost_per_month", "cost_per_patient")}
         regions.append(
             RegionPlan(
                 name=r.name,
-                rate_mean=r.referral_rate_mean.value * q,
-                rate_variance=r.referral_rate_variance.value * q * q,
+                rate_mean=r.referral_rate_mean.value * mult * q,
+                rate_variance=r.referral_rate_variance.value * (mult * q) ** 2,
                 never_open=r.never_activate.value,
                 sites_min=0,
                 sites_max=r.max_sites if r.max_sites is not None else max(10, 3 * r.sites),
+                **{k: fig.value for k, fig in costs.items() if fig is not None},
                 sources={
-                    "rate_mean": f"referral_rate_mean ({r.referral_rate_mean.source}) x P(enrol) {q:.4f}",
+                    "rate_mean": f"referral_rate_mean ({r.referral_rate_mean.source}){by} x P(enrol) {q:.4f}",
                     "rate_variance": (
-                        f"referral_rate_variance ({r.referral_rate_variance.source}) x P(enrol)^2"
+                        f"referral_rate_variance ({r.referral_rate_variance.source}){by}^2 x P(enrol)^2"
                     ),
+                    **{k: fig.source for k, fig in costs.items() if fig is not None},
                 },
             )
         )
@@ -235,8 +267,10 @@ def plan_from_scenario(scenario, seed: int, probability: float = 0.8, candidates
         duration_months=float(trial.deadline_months),
         target=trial.target_enrolled,
         probability=probability,
+        currency=rec.currency,
         regions=regions,
         derivation={
+            "referral_multiplier": mult,
             "screened_pass_probability": q_screen,
             "screened_pass_probability_se": se,
             "consent": rec.consent.value,
@@ -307,19 +341,24 @@ class SiteCost:
     """Expected cost of one site of a region over the plan's duration."""
 
     months_open: float
-    enrolments: float  # including those who drop out: they are enrolled, and paid for
+    enrolments: float  # every expected enrolment by the deadline, dropouts included
+    paid_patients: float  # those cost_per_patient is paid for (plan.patient_cost_basis)
     per_site: float
 
 
 def site_costs(plan: Plan, groups: Sequence[A.SiteGroup]) -> list[SiteCost]:
+    """Per-site expected cost: cost_startup + cost_per_month x E[months open] + cost_per_patient x
+    E[paid patients by the deadline], paid patients = retained after dropout (default, as
+    ClinicalTrialOptm.jl's mean_cost) or all enrolments. Patients beyond the target are paid for: every
+    expected enrolment by the deadline counts, as in ClinicalTrialOptm.jl."""
     out = []
     for r, g in zip(plan.regions, groups, strict=True):
         months = g.activation.mean_months_open(plan.duration_months)
         e, w = g.activation.nodes(plan.duration_months)
         enrol = r.rate_mean * float(w @ e)
-        out.append(
-            SiteCost(months, enrol, r.cost_startup + r.cost_per_month * months + r.cost_per_patient * enrol)
-        )
+        paid = enrol * (1 - r.dropout) if plan.patient_cost_basis == "retained" else enrol
+        out.append(SiteCost(months, enrol, paid,
+                            r.cost_startup + r.cost_per_month * months + r.cost_per_patient * paid))
     return out
 
 
@@ -430,7 +469,21 @@ def optimise(
     best_x, best_p = x.copy(), px
     best_key = key(x)
 
-    # 3) branch and bound
+    # 3) exact: vectorised enumeration of every allocation whose key can beat the incumbent, the last
+    # region by bisection (recruitment/enumeration.py); depth-first branch and bound if that is too big
+    from hn005_sim.recruitment.enumeration import BudgetExceeded, cheapest_below
+
+    try:
+        got = cheapest_below(f.fn, lo_a, hi_a, ci, p, best_key,
+                             max_evaluations=max(0, max_evaluations - f.evaluations))
+    except BudgetExceeded as exc:  # the incumbent stands, not proved optimal
+        return SearchResult(best_x, best_p, True, False, f.evaluations + exc.evaluations)
+    if got is not None:
+        y, py, n_eval = got
+        f.evaluations += n_eval
+        if key(y) < best_key or (key(y) == best_key and py > best_p):
+            best_x, best_p = y, py
+        return SearchResult(best_x, best_p, True, True, f.evaluations)
     order = sorted(range(n_r), key=lambda r: (c[r] / mu[r] if mu[r] > 0 else math.inf, r))
     exhausted = False
 
@@ -643,7 +696,7 @@ def plan_sites(
     method: Method = "analytic",
     seed: int = 0,
     replicates: int = 20_000,
-    max_evaluations: int = 2_000_000,
+    max_evaluations: int = 10_000,
 ) -> SitesAnswer:
     """Answer the planning question: the allocation, its figures, the curve, and (des/both) simulation."""
     groups = site_groups(plan)
@@ -677,6 +730,8 @@ def plan_sites(
             "expected_enrolled": m,
             "variance_enrolled": v,
             "probability_of_success": A.success_probability(full, N, T),
+            # P(S > N), ClinicalTrialOptm.jl's "probability of success" (its ccdf at the target)
+            "probability_more_than_target": A.success_probability(full, N + 1, T),
             "enrolled_by_deadline": {"p10": q10, "p50": q50, "p90": q90},
             "expected_cost": float(c @ x),
         }
@@ -714,21 +769,27 @@ def plan_sites(
                 "never_open": r.never_open,
                 "expected_months_open_per_site": k.months_open,
                 "expected_enrolments_per_site": k.enrolments,
+                "expected_paid_patients_per_site": k.paid_patients,
                 "expected_cost_per_site": k.per_site,
                 "expected_counted_per_site": float(m),
             }
             for r, n, a, b, k, m in zip(plan.regions, alloc, lo, hi, costs, mu, strict=True)
         },
         "search": {
-            "algorithm": "greedy + local improvement + branch and bound on the exact distribution",
+            "algorithm": "greedy + local improvement, then a vectorised enumeration of every allocation "
+            "that could be cheaper (proof of optimality) on the exact distribution",
             "proved_optimal": res.proved_optimal,
+            "proof_budget_evaluations": max_evaluations,
             "evaluations": res.evaluations,
             "fft_length": ev.length,
         },
         "approximations": approximations,
         "currency": plan.currency,
+        "patient_cost_basis": plan.patient_cost_basis,
         "cost_formula": "sites x (cost_startup + cost_per_month x E[months open] + cost_per_patient x "
-        "E[enrolments per site, dropouts included])",
+        + ("E[patients per site retained after dropout by the deadline]" if plan.patient_cost_basis ==
+           "retained" else "E[enrolments per site by the deadline, dropouts included]")
+        + "); patients beyond the target are paid for",
     }
     if plan.derivation:
         summary["derivation"] = dict(plan.derivation)

@@ -1,8 +1,11 @@
 """Sites of one replicate: who opens when, at what referral rate, and when candidates arrive.
 
 Each site has its own random streams (children of the replicate's named streams, keyed by the site's
-position in the config), so adding a site or raising a rate leaves every other site's draws unchanged:
-scenarios share common random numbers site by site.
+region and its position within the region: `Site.key`, (j,) in the first region as before, (region, j)
+in the others), so adding a site to any region or raising a rate leaves every other site's draws
+unchanged: scenarios, and the allocations `sites` compares, share common random numbers site by site.
+`recruitment.referral_multiplier` m scales every drawn rate by m (same gamma draw): the rate's mean
+becomes m x mean and its variance m^2 x variance.
 
 Arrivals are a non-homogeneous Poisson process with intensity
     lambda_i(t) = rate_i * open_i(t) * ramp_i(t) * season(t)   (candidates per day),
@@ -27,10 +30,11 @@ from hn005_sim.rng import STREAMS
 _EXP_CHUNK = 256  # unit exponentials drawn at a time; fixed so draws do not depend on the rate
 
 
-def site_stream(seed: int, replicate: int, name: str, site: int) -> np.random.Generator:
-    """Child `site` of the replicate's named stream (see hn005_sim.rng.stream)."""
+def site_stream(seed: int, replicate: int, name: str, site: int | tuple[int, ...]) -> np.random.Generator:
+    """Child `site` (an index, or a Site.key) of the replicate's named stream (see hn005_sim.rng.stream)."""
+    key = (site,) if isinstance(site, int) else tuple(site)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-        entropy=seed, spawn_key=(replicate, STREAMS.index(name), site))))
+        entropy=seed, spawn_key=(replicate, STREAMS.index(name), *key))))
 
 
 @dataclass(frozen=True)
@@ -43,25 +47,33 @@ class Site:
     rate_per_day: float  # full referral rate, candidates per day
     ramp_up_days: float
     capacity: int | None
+    key: tuple[int, ...] = ()  # stream key: (j,) in the first region, (region, j) in the others
+
+    @property
+    def stream_key(self) -> tuple[int, ...]:
+        return self.key or (self.index,)
 
 
 def draw_sites(cfg: RecruitmentConfig, seed: int, replicate: int) -> list[Site]:
     """Activation day, referral rate of every site, each from its own `sites` child stream."""
     out: list[Site] = []
     horizon = cfg.horizon_days
-    for region in cfg.regions:
+    mult = cfg.referral_scale
+    for r_idx, region in enumerate(cfg.regions):
         shape, scale = region.gamma_shape_scale_per_day()
+        scale *= mult
         close = horizon if region.close_month is None else min(horizon, region.close_month.value * MONTH_DAYS)
         ramp = 0.0 if region.ramp_up_months is None else region.ramp_up_months.value * MONTH_DAYS
         cap = None if region.screening_capacity is None else region.screening_capacity.value
-        for name in region.names():
-            rng = site_stream(seed, replicate, "sites", len(out))
+        for j, name in enumerate(region.names()):
+            key = (j,) if r_idx == 0 else (r_idx, j)
+            rng = site_stream(seed, replicate, "sites", key)
             never = rng.random() < region.never_activate.value
             delay = float(max(region.activation_delay_days.sample(rng, 1)[0], 0.0))
             # scale * standard_gamma: with the shape fixed, a larger scale gives a larger rate, same draw
             rate = float(scale * rng.standard_gamma(shape))
             activation = None if never or delay >= close else delay
-            out.append(Site(len(out), name, region.name, activation, close, rate, ramp, cap))
+            out.append(Site(len(out), name, region.name, activation, close, rate, ramp, cap, key))
     return out
 
 

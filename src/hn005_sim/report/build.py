@@ -114,7 +114,11 @@ def _sections(
             Section(
                 "comparison",
                 "Scenarios side by side",
-                "Key figures from each scenario's summary (comparison.csv).",
+                "Key figures from each scenario's summary (comparison.csv), and each later scenario's "
+                "difference from the first with its 95% paired Monte Carlo interval: scenarios run with "
+                "one seed share their random numbers replicate by replicate, so the interval comes from "
+                "the per-replicate differences (a paired bootstrap for medians and other percentiles). "
+                "'Within noise': the interval covers 0. Percentages differ in percentage points (pp).",
                 [Table(header, rows)],
             )
         )

@@ -97,6 +97,10 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
             rows.append([label, format_figure(value, kind)])
     target = summary.get("target_enrolled")
     deadline = summary.get("deadline_months")
+    if isinstance(lookup(summary, "enrolled_by_deadline.p50"), int | float) and target is not None:
+        rows.append(["Patients enrolled by the deadline: at most the target",
+                     f"runs stop recruiting at {format_figure(target, 'int')}, so these figures never "
+                     "exceed it"])
     if target is not None and deadline is not None:
         rows.insert(0, ["Target",
                         f"{format_figure(target, 'int')} patients in {format_figure(deadline)} months"])
@@ -105,7 +109,8 @@ def key_figures(summary: dict[str, Any]) -> list[list[str]]:
         alloc = " + ".join(f"{n} × {region}" for region, n in need["allocation"].items() if n)
         p = format_figure(need.get("probability_of_success"), "pct")
         if need.get("feasible", True):
-            rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic)",
+            rows.append(["Sites needed for an 80% chance by the deadline (sites like the region's; analytic: "
+                         "`hn005-sim sites SCENARIO` searches with the full simulation)",
                          f"{alloc or 'none'}: P = {p}"])
         else:
             rows.append(["Sites needed for an 80% chance by the deadline (analytic; the regions' max_sites "
@@ -118,7 +123,7 @@ def supply_rows(frame: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """How much of each drug to make: supply.csv as a table, columns in users' words (counts are packs)."""
     columns = list(frame.columns)
     rows = [
-        [format_figure(v, "pct" if c == "stockout_probability" else "num")
+        [format_figure(v, "pct" if c.endswith("_probability") else "num")
          for c, v in zip(columns, r, strict=True)]
         for r in frame.iter_rows()
     ]
@@ -135,9 +140,17 @@ SUPPLY_LABELS = {
     "manufacture_p50": "packs to make, P50",
     "manufacture_p90": "packs to make, P90",
     "manufacture_p95": "packs to make, P95",
-    "stockout_probability": "runs with a stock-out",
+    "stockout_probability": "runs with a stock-out (any failed dispensing)",
     "shipments_p50": "shipments (median)",
     "units_per_pack": "units per pack",
+    "missed_dispensing_probability": "runs with a dispensing missed at a site (stock upstream)",
+    "out_of_stock_probability": "runs out of stock (none upstream)",
+    "failed_dispensings_mean": "failed dispensings per run (mean, visits)",
+    "missed_dispensings_mean": "missed dispensings per run (mean, visits)",
+    "out_of_stock_dispensings_mean": "out-of-stock dispensings per run (mean, visits)",
+    "manufacture_packs_mean": "packs to make (mean)",
+    "dispensed_packs_mean": "packs dispensed (mean)",
+    "waste_packs_mean": "packs wasted: expired + returned (mean)",
 }
 
 

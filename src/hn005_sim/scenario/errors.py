@@ -32,10 +32,17 @@ class ConfigError(Exception):
         return cls(Problem(str(file), path, message))
 
 
+SHOWN_CHARS = 80
+"""A string value longer than this is cut when a message echoes it (a 10 MB value stays one short line)."""
+
+
 def show(value: Any) -> str:
     """How an offending value is quoted in a message: strings in double quotes, the rest as TOML would."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        text = json.dumps(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS], ensure_ascii=False)
+        if len(value) > SHOWN_CHARS:
+            text = text[:-1] + f'..." ({len(value):,} characters)'
+        return text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):

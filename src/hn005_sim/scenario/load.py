@@ -42,8 +42,47 @@ def display(path: Path) -> str:
         return str(path)
 
 
+MAX_EXTENDS_FILES = 64
+"""Most distinct files one scenario may extend, directly or not (the shipped baseline: 7)."""
+
+MAX_EXTENDS_DEPTH = 32
+"""Longest chain of `extends` (the shipped scenarios: 2)."""
+
+MAX_KEY_DEPTH = 32
+"""Deepest nesting of tables in a scenario file (the shipped schema: 6)."""
+
+MAX_NAME_SHOWN = 120
+"""A path longer than this is cut when echoed."""
+
+
+def _cut(text: str, limit: int = MAX_NAME_SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _too_deep(doc: Any) -> tuple[str, ...] | None:
+    """The first key path nested deeper than MAX_KEY_DEPTH (checked without recursion)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(doc, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_KEY_DEPTH:
+            return path
+        if isinstance(node, dict):
+            stack.extend((v, (*path, str(k))) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, path) for v in node)
+    return None
+
+
 def _read_toml(path: Path, named_by: tuple[str, str] | None) -> dict[str, Any]:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if named_by:
+            raise ConfigError.one(named_by[0], named_by[1],
+                                  f"cannot read {show(_cut(str(path)))}: {why}") from None
+        raise ConfigError.one(_cut(display(path)), "", f"cannot read: {why}") from None
+    if not found:
         if named_by:
             raise ConfigError.one(named_by[0], named_by[1], f"file not found: {display(path)}")
         raise ConfigError.one(display(path), "", "file not found")
@@ -51,7 +90,7 @@ def _read_toml(path: Path, named_by: tuple[str, str] | None) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError.one(display(path), "", f"invalid TOML: {exc}") from None
+        raise ConfigError.one(display(path), "", f"invalid TOML: {_cut(str(exc), 300)}") from None
     except UnicodeDecodeError:
         raise ConfigError.one(display(path), "", "invalid TOML: the file is not UTF-8 text") from None
     except RecursionError:  # tomllib recurses once per nested table or array
@@ -66,7 +105,7 @@ def _merge(base: dict, base_org: Origins, over: dict, over_org: Origins, prefix=
     org = dict(base_org) if not prefix else base_org
     for key, value in over.items():
         path = (*prefix, key)
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _new_dist(out[key], value):
             out[key], _ = _merge(out[key], org, value, over_org, path)
             org[path] = over_org.get(path, org.get(path, ""))
         else:
@@ -75,6 +114,12 @@ def _merge(base: dict, base_org: Origins, over: dict, over_org: Origins, prefix=
                 del org[old]
             org.update({p: f for p, f in over_org.items() if p[: len(path)] == path})
     return out, org
+
+
+def _new_dist(base: dict, over: dict) -> bool:
+    """An overlay that changes a distribution's type (`dist = "normal"` over a truncnormal) replaces the
+    table whole: the old type's parameters (low, high) belong to it, not to the new one."""
+    return "dist" in over and "dist" in base and over["dist"] != base["dist"]
 
 
 def _origins_of(doc: dict, file: str, prefix: tuple[str, ...] = ()) -> Origins:
@@ -87,14 +132,36 @@ def _origins_of(doc: dict, file: str, prefix: tuple[str, ...] = ()) -> Origins:
     return org
 
 
-def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path]) -> tuple[dict, Origins]:
-    path = path.resolve()
+def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path],
+             done: dict[Path, tuple[dict, Origins]] | None = None) -> tuple[dict, Origins]:
+    """The merged document of `path` and its bases. Each file is read and resolved once (`done`), so a
+    diamond of extends costs one read per file, not one per path through it."""
+    done = {} if done is None else done
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte, a name too long
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = named_by or (_cut(str(path)), "")
+        raise ConfigError.one(where[0], where[1], f"cannot read {show(_cut(str(path)))}: {why}") from None
     if path in stack:
         chain = " -> ".join(display(p) for p in (*stack, path))
-        raise ConfigError.one(display(stack[-1]), "extends", f"extends cycle: {chain}")
+        raise ConfigError.one(display(stack[-1]), "extends", f"extends cycle: {_cut(chain, 600)}")
+    if path in done:
+        data, org = done[path]
+        return copy.deepcopy(data), dict(org)
+    if len(stack) >= MAX_EXTENDS_DEPTH:
+        raise ConfigError.one(display(stack[-1]), "extends",
+                              f"extends chains more than {MAX_EXTENDS_DEPTH} files deep (MAX_EXTENDS_DEPTH)")
+    if len(files) >= MAX_EXTENDS_FILES:
+        raise ConfigError.one(named_by[0] if named_by else display(path), "extends",
+                              f"more than {MAX_EXTENDS_FILES} files extended (MAX_EXTENDS_FILES)")
     doc = _read_toml(path, named_by)
     files.append(path)
     me = display(path)
+    deep = _too_deep(doc)
+    if deep is not None:
+        raise ConfigError.one(me, _cut(".".join(deep[:3])) + ".…",
+                              f"tables nested more than {MAX_KEY_DEPTH} deep (MAX_KEY_DEPTH)")
     extends = doc.pop("extends", [])
     if isinstance(extends, str):
         extends = [extends]
@@ -104,9 +171,11 @@ def _resolve(path: Path, stack: tuple[Path, ...], named_by, files: list[Path]) -
     origins: Origins = {}
     for i, rel in enumerate(extends):
         key = "extends" if len(extends) == 1 else f"extends[{i}]"
-        base, base_org = _resolve(path.parent / rel, (*stack, path), (me, key), files)
+        base, base_org = _resolve(path.parent / rel, (*stack, path), (me, key), files, done)
         merged, origins = _merge(merged, origins, base, base_org)
-    return _merge(merged, origins, doc, _origins_of(doc, me))
+    result = _merge(merged, origins, doc, _origins_of(doc, me))
+    done[path] = (copy.deepcopy(result[0]), dict(result[1]))
+    return result
 
 
 def read_raw(path: str | Path) -> RawScenario:

@@ -27,8 +27,10 @@ from hn005_sim.scenario.load import RawScenario, read_raw, validate_raw
 SOURCE = "--set"
 """What problems with an overridden key name as their file."""
 
-MAX_GRID_POINTS = 10_000
-"""A larger grid is almost certainly a typo (and would take days); refused before any work."""
+MAX_GRID_POINTS = 1_000
+"""A larger grid is almost certainly a typo (and would take days); refused before any work. Each point
+is validated before any simulation (about 20 ms each), and a sweep also keeps grid points x --replicates
+within guards.MAX_REPLICATES."""
 
 @dataclass(frozen=True)
 class Alias:

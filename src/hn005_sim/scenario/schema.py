@@ -69,7 +69,9 @@ class Scenario(Strict):
 
     def check(self, raw: RawScenario) -> list[Problem]:
         """Checks that span sections; each returns problems with the path and file that caused them."""
-        problems: list[Problem] = []
+        from hn005_sim.scenario.bounds import check_bounds
+
+        problems: list[Problem] = check_bounds(self, raw)
         if self.criteria is not None:
             from hn005_sim.eligibility.check import check_scenario_criteria
 

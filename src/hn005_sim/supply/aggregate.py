@@ -43,6 +43,11 @@ def quantile(counts: Counter, q: float) -> float:
     return a + (h - lo) * (b - a)
 
 
+def waste_of(rec: SupplyRecord) -> np.ndarray:
+    """Packs wasted per presentation: expiry write-offs + returned units as pack equivalents."""
+    return rec.wasted_expiry + rec.wasted_returns
+
+
 def _mean(counts: Counter) -> float:
     n = sum(counts.values())
     return float(sum(v * c for v, c in counts.items()) / n) if n else float("nan")
@@ -52,7 +57,7 @@ class SupplyAggregate:
     """Streaming aggregate of `SupplyRecord`s: `add`, `merge`, then `summary()` and `frames()`."""
 
     PER_PRESENTATION = ("released", "shipped", "dispensed", "wasted_expiry", "returned_units",
-                        "shipments_with", "stockout_events")
+                        "shipments_with", "stockout_events", "missed_events", "out_of_stock_events")
 
     def __init__(self, scenario: Any = None, replicates: int | None = None) -> None:
         """`scenario` gives the target (`trial.target_enrolled`) that packs to make are conditioned on;
@@ -67,6 +72,10 @@ class SupplyAggregate:
         self.units_per_pack: tuple[int, ...] = ()
         self.pres: dict[tuple[str, str], Counter] = {}  # (figure, presentation) -> Counter
         self.pres_stockout: Counter = Counter()  # presentation -> replicates with a stock-out
+        self.pres_missed: Counter = Counter()  # ... with a missed dispensing (stock upstream)
+        self.pres_oos: Counter = Counter()  # ... with an out-of-stock dispensing (none upstream)
+        self.drug_missed: Counter = Counter()
+        self.drug_oos: Counter = Counter()
         self.drug: dict[tuple[str, str], Counter] = {}  # (figure, drug) -> Counter
         self.drug_stockout: Counter = Counter()
         self.monthly: dict[tuple[str, int, str], Counter] = {}  # (series, month, drug) -> Counter
@@ -99,8 +108,11 @@ class SupplyAggregate:
             self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
             if reached:
                 self._c(self.pres, ("released_at_target", pid))[int(rec.released[p])] += 1
-        waste = rec.wasted_expiry + rec.wasted_returns
-        for d in dict.fromkeys(rec.drugs):
+            self.pres_missed[pid] += int(rec.missed_events[p] > 0)
+            self.pres_oos[pid] += int(rec.out_of_stock_events[p] > 0)
+            self._c(self.pres, ("waste_milli", pid))[round(float(waste_of(rec)[p]) * MILLI)] += 1
+        waste = waste_of(rec)
+        for d in self._order(rec.drugs):
             self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
             if reached:
                 self._c(self.drug, ("manufacture_at_target", d))[int(rec.drug_total(rec.released, d))] += 1
@@ -109,6 +121,8 @@ class SupplyAggregate:
             days = round(rec.patient_days_without[d] * MILLI)
             self._c(self.drug, ("days_without_milli", d))[days] += 1
             self.drug_stockout[d] += int(rec.stockout(d))
+            self.drug_missed[d] += int(rec.stockout(d, rec.missed_events))
+            self.drug_oos[d] += int(rec.stockout(d, rec.out_of_stock_events))
         idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
         # per drug, every month's sum over its presentations at once (integer counts: the same sums as
         # month by month), then plain ints into the counters
@@ -147,6 +161,8 @@ class SupplyAggregate:
                 self._c(mine, k).update(c)
         for mine, theirs in ((self.pres_stockout, other.pres_stockout),
                              (self.drug_stockout, other.drug_stockout),
+                             (self.pres_missed, other.pres_missed), (self.pres_oos, other.pres_oos),
+                             (self.drug_missed, other.drug_missed), (self.drug_oos, other.drug_oos),
                              (self.month_stockout, other.month_stockout), (self.month_n, other.month_n),
                              (self.end_reasons, other.end_reasons), (self.cycles, other.cycles),
                              (self.treatment, other.treatment)):
@@ -166,8 +182,13 @@ class SupplyAggregate:
             return "all_replicates"
         return "replicates_reaching_target" if self.at_target > 0 else "all_replicates_none_reached_target"
 
+    @staticmethod
+    def _order(drugs: tuple[str, ...]) -> list[str]:
+        """The drugs of the presentations, in the order they first appear."""
+        return list(dict.fromkeys(drugs))
+
     def _drugs(self) -> list[str]:
-        return list(dict.fromkeys(self.drugs))
+        return self._order(self.drugs)
 
     def summary(self) -> dict[str, Any]:
         """The DESIGN.md `supply` key: {drug: {units_p50, units_p90, units_p95, stockout_probability,
@@ -187,6 +208,14 @@ class SupplyAggregate:
                 "unit": "packs",
                 "packs_basis": self.packs_basis,
                 "replicates_reaching_target": self.at_target,
+                # a failed dispensing is missed (stock upstream) or out of stock (none upstream)
+                "missed_dispensing_probability": self.drug_missed[d] / n,
+                "out_of_stock_probability": self.drug_oos[d] / n,
+                # means add up over a drug's presentations (quantiles do not): packs per replicate
+                "manufacture_packs_mean": _mean(man),
+                "dispensed_packs_mean": _mean(self.drug[("dispensed", d)]),
+                "waste_packs_mean": _mean(self.drug[("waste_milli", d)]) / MILLI,
+                "waste_packs_p50": quantile(self.drug[("waste_milli", d)], 0.5) / MILLI,
             }
         return out
 
@@ -227,12 +256,24 @@ class SupplyAggregate:
                 "stockout_probability": self.pres_stockout[pid] / n,
                 "shipments_p50": quantile(q["shipments_with"], 0.5),
                 "units_per_pack": self.units_per_pack[p],
+                "missed_dispensing_probability": self.pres_missed[pid] / n,
+                "out_of_stock_probability": self.pres_oos[pid] / n,
+                "failed_dispensings_mean": _mean(q["stockout_events"]),
+                "missed_dispensings_mean": _mean(q["missed_events"]),
+                "out_of_stock_dispensings_mean": _mean(q["out_of_stock_events"]),
+                "manufacture_packs_mean": _mean(q["released"]),
+                "dispensed_packs_mean": _mean(q["dispensed"]),
+                "waste_packs_mean": _mean(self.pres[("waste_milli", pid)]) / MILLI,
             })
         supply = pl.DataFrame(rows, schema={
             "drug": pl.Utf8, "presentation": pl.Utf8, "dispensed_p50": pl.Float64, "shipped_p50": pl.Float64,
             "wasted_expiry_p50": pl.Float64, "wasted_returns_p50": pl.Float64, "manufacture_p50": pl.Float64,
             "manufacture_p90": pl.Float64, "manufacture_p95": pl.Float64, "stockout_probability": pl.Float64,
-            "shipments_p50": pl.Float64, "units_per_pack": pl.Int64})
+            "shipments_p50": pl.Float64, "units_per_pack": pl.Int64,
+            "missed_dispensing_probability": pl.Float64, "out_of_stock_probability": pl.Float64,
+            "failed_dispensings_mean": pl.Float64, "missed_dispensings_mean": pl.Float64,
+            "out_of_stock_dispensings_mean": pl.Float64, "manufacture_packs_mean": pl.Float64,
+            "dispensed_packs_mean": pl.Float64, "waste_packs_mean": pl.Float64})
         demand, inventory = [], []
         for m in sorted(self.month_n):
             for d in self._drugs():

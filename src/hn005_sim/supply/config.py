@@ -36,6 +36,9 @@ class Depot(Strict):
     release_lead_days: float = Field(ge=0, description="from a release order to stock at the depot")
     do_not_ship_days: float = Field(ge=0, description="lots this close to expiry are not shipped")
     do_not_dispense_days: float = Field(ge=0, description="lots this close to expiry are not dispensed")
+    network_reorder: bool = Field(
+        default=True, description="echelon reorder: the depot's reorder point adds the max levels of the "
+        "sites open (or opening within the release lead time), its position their stock and transit")
     source: str = Field(min_length=3)
 
     @model_validator(mode="after")
@@ -64,6 +67,18 @@ class Tier(Strict):
     max_cycles: float = Field(gt=0, description="ship up to this")
     predictive: bool = Field(default=False, description="raise the max to the active patients' forecast")
     forecast_days: float = Field(default=42, gt=0, description="horizon of the predictive forecast")
+    demand_scaled: bool = Field(
+        default=True, description="scale initial/trigger/max and floors by the site's predicted demand "
+        "(its region's referral rate over the busiest region's)")
+    floor_scale: float = Field(default=1.0, ge=0, description="x every presentation's site_min_packs")
+    min_patient_cycles: float = Field(
+        default=1.0, ge=0, description="levels never below this many of one patient's cycle, packs")
+    safety_patient_cycles: float = Field(
+        default=1.0, ge=0, description="predictive levels carry this many of one patient's cycle above "
+        "the active patients' forecast (covers a visit while a shipment is on its way)")
+    expiry_cover_lead_times: float = Field(
+        default=2.0, ge=0, description="stock counts in the site's position only if still dispensable "
+        "after the review interval + this many mean shipping lead times")
     source: str = Field(min_length=3)
 
     @model_validator(mode="after")

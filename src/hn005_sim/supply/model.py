@@ -9,7 +9,9 @@ returns and the cycle gaps), so simpy only runs what depends on stock and time:
   emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
   that cycle. The calendar rules (progression, death, withdrawal, the capped drug's cap) are applied on the
   actual visit day, so a delayed cycle moves the calendar, not the plan.
-- `_activation`: seeds a site with its tier's initial level when it opens.
+- `_activation`: seeds a site with its initial level when it opens. A site's levels are its tier's
+  scaled by its predicted demand (supply/levels.py); the depot reorders on the network's stock
+  (`_network_all`, echelon stock) when `depot.network_reorder`.
 - `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
   reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
   forecast). Sites are also checked after every dispensing.
@@ -30,6 +32,7 @@ import simpy
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.inventory import Stock
+from hn005_sim.supply.levels import patient_cycle_packs, site_levels, weight_of
 from hn005_sim.treatment.config import RegimenConfig
 from hn005_sim.treatment.course import (
     DAYS_PER_MONTH,
@@ -85,21 +88,12 @@ Levels = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def tier_levels(regimen: RegimenConfig, supply: SupplyConfig) -> Levels:
-    """(initial, trigger, max) packs per presentation for each tier."""
+    """(initial, trigger, max) packs per presentation for each tier, at a site of demand weight 1 (the
+    busiest site; supply/levels.py `site_levels` scales them for the others)."""
     per = cycle_packs(regimen, supply)
-    floor = np.array([p.site_min_packs for p in supply.presentations])
-
-    def packs(cycles: float) -> np.ndarray:
-        return np.maximum(np.ceil(cycles * per - 1e-9).astype(np.int64), floor)
-
-    out = []
-    for t in supply.tiers:
-        trig = packs(t.trigger_cycles)
-        # a presentation held at its floor gets half a floor above the trigger, so it is not shipped a
-        # pack or two after every dispensing (assumption: usual min/max spread of IRT kit levels)
-        top = np.maximum(packs(t.max_cycles), trig + (floor + 1) // 2)
-        out.append((packs(t.initial_cycles), trig, top))
-    return out
+    floors = np.array([p.site_min_packs for p in supply.presentations])
+    one = patient_cycle_packs(regimen, supply)
+    return [site_levels(per, floors, one, t, 1.0) for t in supply.tiers]
 
 
 class SupplyModel:
@@ -107,7 +101,7 @@ class SupplyModel:
 
     def __init__(self, regimen: RegimenConfig, supply: SupplyConfig, sites: list[SiteRow],
                  enrolments: list[EnrolmentRow], horizon_day: float, rng_treatment: np.random.Generator,
-                 rng_supply: np.random.Generator, levels=None):
+                 rng_supply: np.random.Generator, levels=None, weights: dict[str, float] | None = None):
         self.regimen, self.cfg = regimen, supply
         self.env = simpy.Environment()
         self.horizon = float(horizon_day)
@@ -122,17 +116,27 @@ class SupplyModel:
         self.depot = Stock(P, supply.depot.do_not_ship_days)
         self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
         self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
-        levels = levels if levels is not None else tier_levels(regimen, supply)
         self.tier = [supply.tier_of(s.region) for s in sites]
-        self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]  # per site
+        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        if levels is not None:  # explicit (initial, trigger, max) per tier, the same at every site
+            self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]
+        else:  # each site's own, from its predicted demand (supply/levels.py)
+            per = cycle_packs(regimen, supply)
+            floors = np.array([p.site_min_packs for p in pres])
+            self.base_levels = [tuple(lv.tolist() for lv in site_levels(
+                per, floors, one, supply.tiers[t], weight_of(weights, x.region)))
+                for t, x in zip(self.tier, sites, strict=True)]
         self.predictive = [supply.tiers[t].predictive for t in self.tier]
         self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
+        self.safety = [np.ceil(supply.tiers[t].safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
+                       for t in self.tier]  # packs above the predictive forecast, per site
         ship = supply.shipping
         # a site replaces stock that would leave its do-not-dispense window before the next review's
-        # shipment is safely in: review interval + twice the mean lead time (assumption: covers the slow
-        # tail of the courier's lead time)
-        self.cover_days = [supply.review_days
-                           + 2 * ship.lead_days_by_region.get(x.region, ship.lead_days).mean() for x in sites]
+        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times (assumption:
+        # covers the slow tail of the courier's lead time)
+        self.cover_days = [supply.review_days + supply.tiers[t].expiry_cover_lead_times
+                           * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
+                           for t, x in zip(self.tier, sites, strict=True)]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
         self.restock = [self.env.event() for _ in range(S)]
         self.waiting = [0] * S
@@ -154,6 +158,10 @@ class SupplyModel:
         self.wasted_expiry_depot = [0] * P
         self.wasted_expiry_sites = [0] * P
         self.stockout_events = np.zeros(P, dtype=np.int64)
+        # a failed dispensing is missed (the depot or a shipment on its way to the site could cover it)
+        # or out of stock (neither could): missed + out of stock = stock-out events
+        self.missed_events = np.zeros(P, dtype=np.int64)
+        self.out_of_stock_events = np.zeros(P, dtype=np.int64)
         self.patient_days_without = np.zeros(len(regimen.drugs))
         self.min_dispense_margin = [math.inf] * P
         self.n_months = max(math.ceil(self.horizon / DAYS_PER_MONTH), 1)
@@ -203,7 +211,7 @@ class SupplyModel:
         return any(s.activation_day is not None and (s.close_day is None or now < s.close_day)
                    for s in self.sites)
 
-    def _depot_check(self, p: int):
+    def _depot_check(self, p: int, net: tuple[int, int, float] | None = None):
         """Order lots while the depot's inventory position is below the reorder point.
 
         The position counts the lots on order and only the depot stock still shippable when a lot
@@ -220,6 +228,13 @@ class SupplyModel:
         usable = depot.totals[p]
         if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
             usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
+        if self.cfg.depot.network_reorder:
+            extra, held, rate = net if net is not None else self._network_need(p)
+            # the depot's own reorder point: the configured one, or the active patients' need over the
+            # release lead time when that is more (a network recruiting faster treats more at once)
+            lead_cycles = self.cfg.depot.release_lead_days / self.regimen.cycle_days
+            reorder = max(reorder, math.ceil(rate * lead_cycles - 1e-9)) + extra
+            usable += held
         if usable + self.on_order[p] >= reorder:
             return
         pres = self.cfg.presentations[p]
@@ -228,6 +243,47 @@ class SupplyModel:
         while usable + self.on_order[p] < reorder:
             self.on_order[p] += pres.lot_size_packs
             self.env.process(self._release(p))
+
+    def _network_need(self, p: int) -> tuple[int, int, float]:
+        """Echelon stock of presentation p (see `_network_all`)."""
+        extra, held, rate = self._network_all()
+        return extra[p], held[p], rate[p]
+
+    def _counted_top(self, s: int) -> list[int] | None:
+        """The max levels of site s if its stock counts in the network's (open for supply), else None."""
+        site = self.sites[s]
+        if site.activation_day is None or site.activation_day > self.env.now:
+            return None
+        if not self._site_open_for_supply(s):
+            return None  # closed with no one on treatment: its stock is not the network's any more
+        return self._levels_of(s)[1]  # its max now (raised by the predictive forecast)
+
+    def _network_all(self) -> tuple[list[int], list[int], list[float]]:
+        """Echelon stock per presentation: (the current max levels of the sites open, and the initial
+        levels of those opening within the release lead time; their stock on hand + in transit, each up to
+        its max; packs per cycle the active patients need, predictive tiers). The depot reorders while its
+        own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
+        so a network of sites filling up to their levels does not empty the depot."""
+        P = self.P
+        soon = self.env.now + self.cfg.depot.release_lead_days
+        extra, held, rate = [0] * P, [0] * P, [0.0] * P
+        for s, site in enumerate(self.sites):
+            if site.activation_day is None or site.activation_day > soon:
+                continue
+            if site.activation_day > self.env.now:  # opens soon: it will be seeded
+                for p, n in enumerate(self.base_levels[s][0]):
+                    extra[p] += n
+                continue
+            top = self._counted_top(s)
+            if top is None:
+                continue
+            totals, transit, need = self.stock[s].totals, self.transit[s], self.need_rate[s]
+            for p in range(P):
+                extra[p] += top[p]
+                # stock above a site's max serves only that site (no transfers): counted up to the max
+                held[p] += min(totals[p] + transit[p], top[p])
+                rate[p] += need[p]
+        return extra, held, rate
 
     # ---- shipments -----------------------------------------------------------------------------------
     def _lead(self, s: int, emergency: bool) -> float:
@@ -245,18 +301,27 @@ class SupplyModel:
         """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
         items = []
         transit = self.transit[s]
+        # the network's stock before this shipment; taking from the depot changes only site s's share
+        net = self._network_all() if self.cfg.depot.network_reorder else None
+        top = self._counted_top(s) if net is not None else None
+        totals = self.stock[s].totals
         for p, w in enumerate(want):
             if w <= 0:
                 continue
             self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
             got = self.depot.take(p, w)
             n = sum(g[2] for g in got)
+            held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
             if n:
                 items.append((p, got))
                 self.shipped[p] += n
                 transit[p] += n
                 self.shipments_with[p] += 1
-            self._depot_check(p)
+            if net is None:
+                self._depot_check(p)
+            else:
+                held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
+                self._depot_check(p, (net[0][p], net[1][p] - held_before + held_after, net[2][p]))
         if items:
             self.shipments += 1
             self.emergency_shipments += emergency
@@ -311,8 +376,11 @@ class SupplyModel:
             if self.predictive[s]:
                 c = self.forecast_cycles[s]
                 rate = self.need_rate[s]
-                trig = [max(a, math.ceil(r * c / 2 - 1e-9)) for a, r in zip(trig, rate, strict=True)]
-                top = [max(a, math.ceil(r * c - 1e-9)) for a, r in zip(top, rate, strict=True)]
+                safe = self.safety[s]
+                trig = [max(a, math.ceil(r * c / 2 - 1e-9) + k if r else 0)
+                        for a, r, k in zip(trig, rate, safe, strict=True)]
+                top = [max(a, math.ceil(r * c - 1e-9) + k if r else 0)
+                       for a, r, k in zip(top, rate, safe, strict=True)]
             got = self.site_levels[s] = (trig, top)
         return got
 
@@ -335,8 +403,9 @@ class SupplyModel:
                 self._resupply(s, emergency=True)
             elif not emergency_only:
                 self._resupply(s)
+        net = self._network_all() if self.cfg.depot.network_reorder else None
         for p in range(self.P):
-            self._depot_check(p)
+            self._depot_check(p, None if net is None else (net[0][p], net[1][p], net[2][p]))
 
     def _review(self):
         while self.env.now < self.horizon:
@@ -477,9 +546,16 @@ class SupplyModel:
         env, st = self.env, self.stock[s]
         asked = env.now
         m = self._month(asked)
+        want = dict(items)
         for p in short:
             self.stockout_events[p] += 1
             self.stockouts_monthly[m, p] += 1
+            self.wasted_expiry_depot[p] += self.depot.purge(p, asked)
+            upstream = self.depot.totals[p] + self.transit[s][p]
+            if upstream >= want[p] - st.totals[p]:
+                self.missed_events[p] += 1
+            else:
+                self.out_of_stock_events[p] += 1
         need = self.waiting_need[s]
         while short:
             self.waiting[s] += 1

@@ -47,7 +47,9 @@ class SupplyRecord:
     on_hand_depot: np.ndarray  # at the horizon
     on_hand_sites: np.ndarray
     in_transit: np.ndarray
-    stockout_events: np.ndarray  # cycle visits that found the presentation short
+    stockout_events: np.ndarray  # cycle visits that found the presentation short (failed dispensings)
+    missed_events: np.ndarray  # ... while the depot or a shipment on its way could cover it
+    out_of_stock_events: np.ndarray  # ... while neither could: stockout = missed + out_of_stock
     patient_days_without: dict[str, float]  # per drug
     min_dispense_margin_days: np.ndarray  # least (expiry - dispensing day) of any pack dispensed
     dispensed_monthly: np.ndarray  # months x presentations
@@ -67,9 +69,11 @@ class SupplyRecord:
     def drug_total(self, values: np.ndarray, drug: str) -> float:
         return float(sum(v for v, d in zip(values, self.drugs, strict=True) if d == drug))
 
-    def stockout(self, drug: str | None = None) -> bool:
-        return bool(sum(n for n, d in zip(self.stockout_events, self.drugs, strict=True)
-                        if drug is None or d == drug))
+    def stockout(self, drug: str | None = None, events: np.ndarray | None = None) -> bool:
+        """Any failed dispensing of the drug (of any drug with None); `events`: another event counter
+        (missed_events, out_of_stock_events) instead of all stock-out events."""
+        ev = self.stockout_events if events is None else events
+        return bool(sum(n for n, d in zip(ev, self.drugs, strict=True) if drug is None or d == drug))
 
 
 def _rows(data: Any, columns: Sequence[str]) -> list[dict]:
@@ -106,10 +110,13 @@ def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
 
 def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, sites,
                     horizon_day: float | None, rng_treatment: np.random.Generator,
-                    rng_supply: np.random.Generator, levels=None) -> SupplyRecord:
+                    rng_supply: np.random.Generator, levels=None,
+                    weights: dict[str, float] | None = None) -> SupplyRecord:
     """Treatment courses and the supply chain for one replicate (see `simulate_replicate`).
 
-    `levels` overrides the tiers' (initial, trigger, max) packs (resupply search); None: from the config.
+    `levels` overrides the tiers' (initial, trigger, max) packs, the same at every site; None: each
+    site's own from the config and its demand weight. `weights`: {region: predicted demand relative to
+    the busiest site} (supply/levels.py `demand_weights`); None: every site weight 1.
     """
     site_rows = _sites(sites)
     known = {s.site for s in site_rows}
@@ -120,7 +127,8 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
     if horizon_day is None:
         last = max((e.day for e in enrol), default=0.0)
         horizon_day = last + supply.followup_months * DAYS_PER_MONTH
-    m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels)
+    m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels,
+                    weights)
     m.run()
     on_sites = np.array([sum(st.on_hand(p) for st in m.stock) for p in range(m.P)], dtype=np.int64)
     pres = supply.presentations
@@ -144,8 +152,9 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         on_hand_sites=on_sites,
         in_transit=m.in_transit.sum(axis=0),
         stockout_events=m.stockout_events,
-        patient_days_without={d: float(m.patient_days_without[i]) for i, d in
-                              enumerate(regimen.drug_names)},
+        missed_events=m.missed_events,
+        out_of_stock_events=m.out_of_stock_events,
+        patient_days_without={d: float(m.patient_days_without[i]) for i, d in enumerate(regimen.drug_names)},
         min_dispense_margin_days=m.min_dispense_margin,
         dispensed_monthly=m.dispensed_monthly,
         on_hand_depot_monthly=m.on_hand_depot_monthly,
@@ -168,8 +177,10 @@ def simulate_replicate(scenario, enrolments, sites, horizon_day: float | None,
     `supply.followup_months` (covers the courses of the last patients). Streams: the replicate's
     `treatment` and `supply` streams (hn005_sim.rng).
     """
+    from hn005_sim.supply.levels import demand_weights
+
     return simulate_supply(scenario.regimen, scenario.supply, enrolments, sites, horizon_day,
-                           rng_treatment, rng_supply)
+                           rng_treatment, rng_supply, weights=demand_weights(scenario))
 
 
 # The Monte Carlo finds the aggregate next to `simulate_replicate` (hn005_sim.montecarlo._supply_module).

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -65,7 +65,8 @@ class Drug(Strict):
     days: list[int] = Field(min_length=1, description="days of the cycle the drug is given (1 = day 1)")
     phase: Literal["all", "induction", "maintenance"] = Field(
         default="all", description="induction: only in the first `course.induction_cycles` cycles")
-    strengths_mg: list[float] = Field(min_length=1, description="per tablet, capsule or vial")
+    strengths_mg: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, max_length=16,
+                                                          description="per tablet, capsule or vial")
     rounding: Literal["nearest", "label_table", "cover"] = Field(
         default="nearest",
         description="nearest: the amount of whole units nearest the dose (ties down, fewest units); "
