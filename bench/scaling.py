@@ -1,58 +1,92 @@
-"""Scaling of `run` from --jobs 1 to --jobs 2: the same baseline replicates, inline then on a 2-process pool.
+"""Scaling of `run` from --jobs 1 to --jobs 2, timed as the command runs (a fresh process each run).
 
-    .venv/bin/python bench/scaling.py [--replicates 600] [--jobs 2] [--quick]
+    .venv/bin/python bench/scaling.py [--replicates 1000] [--jobs 2] [--pairs 3] [--quick]
 
+Runs `hn005-sim run scenarios/baseline.toml --replicates N --jobs 1` and `... --jobs J` in interleaved
+pairs (1 J 1 J ...; the order alternates from pair to pair), each the whole command: imports, the pool's
+start-up, the replicates (recruitment, treatment, supply), the report's analyses and the report.
 Prints (BENCH lines, see bench/run_all.py):
-1. run_replicates_per_s_jobs1 and run_replicates_per_s_jobs<J>: full baseline replicates (recruitment,
-   treatment, supply) per second, pool start-up included;
-2. run_speedup_jobs1_to_<J>: wall time with --jobs 1 over wall time with --jobs J. Target >= 1.6 for
-   J = 2 on a 2-core machine (perfect: 2; the parent folds results and the pool spawns its workers).
-600 replicates by default: with 200, the pool's start-up (about 2 s) is a quarter of the --jobs 2 wall
-time and the speed-up read 1.29x where 600 replicates give 1.74x on the same idle machine.
-It also checks that both runs give the same summary (same seed, any --jobs) and exits 1 if not.
-Figures depend on the machine and its load; run on an idle machine with at least J cores.
+1. run_<N>_jobs1 and run_<N>_jobs<J>: median wall time. Target for N = 1000, J = 2: <= 10 s;
+2. run_speedup_jobs1_to_<J>_<N>: median over the pairs of (--jobs 1 wall) / (--jobs J wall).
+   Target >= 1.7 for N = 1000, J = 2 on a 2-core machine (perfect: 2).
+Every figure is measured at N; nothing is extrapolated. --quick: 100 replicates, 3 pairs, no targets
+(the targets are stated at 1,000 replicates). It also checks that every run wrote the same summary.json
+and CSVs (same seed, any --jobs) and exits 1 if not.
+Absolute figures depend on the machine and its load; run on an idle machine with at least J cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from hn005_sim.montecarlo import run_scenario
-from hn005_sim.scenario.load import load_scenario
-
 ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
 
 
-def timed(sc, reps: int, jobs: int):
+def timed(reps: int, jobs: int, out: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [*CLI, "run", "scenarios/baseline.toml", "--replicates", str(reps), "--seed", "7", "--jobs",
+           str(jobs), "--quiet", "--out", str(out)]
     t = time.perf_counter()
-    res = run_scenario(sc, reps, seed=7, jobs=jobs)
-    return time.perf_counter() - t, res
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"bench/scaling.py: --jobs {jobs} failed: {proc.stderr.strip()[-500:]}")
+    return wall
+
+
+def outputs(folder: Path) -> dict[str, str]:
+    """summary.json and every CSV (the files that must not depend on --jobs)."""
+    return {p.name: p.read_text() for p in sorted(folder.iterdir()) if p.suffix == ".csv"} | {
+        "summary.json": json.dumps(json.loads((folder / "summary.json").read_text()), sort_keys=True)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "baseline.toml"))
-    ap.add_argument("--replicates", type=int, default=600)
+    ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="40 replicates (a smoke run)")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="100 replicates, no targets")
     args = ap.parse_args()
-    reps = 40 if args.quick else args.replicates
-    sc, _ = load_scenario(args.scenario)
-
-    t1, r1 = timed(sc, reps, 1)
-    tj, rj = timed(sc, reps, args.jobs)
-    print(f"baseline, {reps} full replicates: --jobs 1 {t1:.1f} s, --jobs {args.jobs} {tj:.1f} s")
-    print(f"BENCH run_replicates_per_s_jobs1 {reps / t1:.2f} replicates/s")
-    print(f"BENCH run_replicates_per_s_jobs{args.jobs} {reps / tj:.2f} replicates/s")
-    target = " target >= 1.6" if args.jobs == 2 else ""
-    print(f"BENCH run_speedup_jobs1_to_{args.jobs} {t1 / tj:.2f} x{target}")
-    same = json.dumps(r1.summary, sort_keys=True, default=str) == json.dumps(rj.summary, sort_keys=True,
-                                                                             default=str)
-    print(f"summary identical for --jobs 1 and --jobs {args.jobs}: {same}")
+    reps = 100 if args.quick else args.replicates
+    pairs = max(args.pairs, 3)
+    targets = not args.quick and reps == 1000 and args.jobs == 2
+    one, many, ratios = [], [], []
+    reference: dict[str, str] | None = None
+    same = True
+    with tempfile.TemporaryDirectory(prefix="hn005-scaling-") as tmp:
+        for i in range(pairs):
+            order = (1, args.jobs) if i % 2 == 0 else (args.jobs, 1)
+            walls = {}
+            for jobs in order:
+                out = Path(tmp) / f"jobs{jobs}"
+                walls[jobs] = timed(reps, jobs, out)
+                got = outputs(out)
+                reference = got if reference is None else reference
+                same = same and got == reference
+            one.append(walls[1])
+            many.append(walls[args.jobs])
+            ratios.append(walls[1] / walls[args.jobs])
+            print(f"pair {i + 1}: --jobs 1 {walls[1]:.1f} s, --jobs {args.jobs} {walls[args.jobs]:.1f} s, "
+                  f"ratio {ratios[-1]:.2f}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"baseline, {reps} replicates, {pairs} interleaved pairs; load average {load:.1f} on "
+          f"{os.cpu_count()} cores")
+    print(f"BENCH run_{reps}_jobs1 {statistics.median(one):.2f} s")
+    print(f"BENCH run_{reps}_jobs{args.jobs} {statistics.median(many):.2f} s"
+          + (" target <= 10" if targets else ""))
+    print(f"BENCH run_speedup_jobs1_to_{args.jobs}_{reps} {statistics.median(ratios):.2f} x"
+          + (" target >= 1.7" if targets else ""))
+    print(f"outputs identical for --jobs 1 and --jobs {args.jobs}: {same}")
     return 0 if same else 1
 
 

@@ -204,9 +204,14 @@ def test_run_command_writes_the_contract_files(tmp_path, capsys):
     assert manifest["seed"] == 4 and manifest["replicates"] == 20 and manifest["command"] == "run"
     # same seed, same outputs
     out2 = tmp_path / "out2"
-    assert main(["run", str(path), "--replicates", "20", "--seed", "4", "--out", str(out2), "--quiet"]) == 0
+    assert main(["run", str(path), "--replicates", "20", "--seed", "4", "--out", str(out2), "--quiet",
+                 "--png"]) == 0
     assert (out2 / "summary.json").read_text() == (out / "summary.json").read_text()
     assert (out2 / "enrollment_curve.csv").read_text() == (out / "enrollment_curve.csv").read_text()
+    # charts: SVG by default, PNG beside each SVG with --png
+    svgs = sorted(p.stem for p in (out / "charts").glob("*.svg"))
+    assert "enrolment" in svgs and list((out / "charts").glob("*.png")) == []
+    assert sorted(p.stem for p in (out2 / "charts").glob("*.png")) == svgs
 
 
 def test_run_command_bad_input_writes_nothing(tmp_path, capsys):

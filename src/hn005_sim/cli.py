@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 import hn005_sim
-from hn005_sim.commands.cohort import cohort
-from hn005_sim.commands.compare import compare
-from hn005_sim.commands.criteria import criteria
-from hn005_sim.commands.forecast import forecast
-from hn005_sim.commands.new_trial import new_trial
-from hn005_sim.commands.run import run
-from hn005_sim.commands.screen import screen
-from hn005_sim.commands.sensitivity import sensitivity
-from hn005_sim.commands.sites import sites
-from hn005_sim.commands.supply import supply
-from hn005_sim.commands.sweep import sweep
-from hn005_sim.commands.validate import validate
 from hn005_sim.errors import InputError  # re-exported: `from hn005_sim.cli import InputError` still works
 from hn005_sim.io import OutputError
 from hn005_sim.scenario.errors import ConfigError
+
+# name -> module defining the command's function (the name with - as _). A command's module (and what it
+# imports: scipy, altair, simpy, ...) is imported only when that command runs or its help is shown, so
+# `run` does not pay for `forecast`'s or `compare`'s imports (bench/startup.py measures the fixed cost).
+COMMANDS = {
+    "validate": "hn005_sim.commands.validate",
+    "cohort": "hn005_sim.commands.cohort",
+    "criteria": "hn005_sim.commands.criteria",
+    "screen": "hn005_sim.commands.screen",
+    "run": "hn005_sim.commands.run",
+    "sites": "hn005_sim.commands.sites",
+    "supply": "hn005_sim.commands.supply",
+    "compare": "hn005_sim.commands.compare",
+    "sweep": "hn005_sim.commands.sweep",
+    "sensitivity": "hn005_sim.commands.sensitivity",
+    "forecast": "hn005_sim.commands.forecast",
+    "new-trial": "hn005_sim.commands.new_trial",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The command group, building each command from its module on first use."""
+
+    _built: dict
+
+    def list_commands(self, ctx):
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        built = self.__dict__.setdefault("_built", {})
+        if cmd_name not in built:
+            function = getattr(importlib.import_module(COMMANDS[cmd_name]), cmd_name.replace("-", "_"))
+            built[cmd_name] = typer.main.get_command_from_info(
+                CommandInfo(name=cmd_name, callback=function),
+                pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+        return built[cmd_name]
 
 app = typer.Typer(
     name="hn005-sim",
@@ -35,6 +64,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=LazyGroup,
 )
 
 
@@ -57,18 +87,6 @@ def _root(
     """
 
 
-app.command("validate")(validate)
-app.command("cohort")(cohort)
-app.command("criteria")(criteria)
-app.command("screen")(screen)
-app.command("run")(run)
-app.command("sites")(sites)
-app.command("supply")(supply)
-app.command("compare")(compare)
-app.command("sweep")(sweep)
-app.command("sensitivity")(sensitivity)
-app.command("forecast")(forecast)
-app.command("new-trial")(new_trial)
 
 
 class Terminated(KeyboardInterrupt):

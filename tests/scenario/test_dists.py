@@ -96,6 +96,30 @@ def test_same_generator_seed_same_draws():
     assert np.array_equal(d.sample(np.random.default_rng(5), 50), d.sample(np.random.default_rng(5), 50))
 
 
+@pytest.mark.parametrize("a, b", [
+    (-math.inf, math.inf), (-1.0, 2.0), (0.0, math.inf), (-math.inf, 0.0), (3.0, math.inf), (10.0, 12.0),
+    (-40.0, -38.0), (-2.0, -1.0), (1.0, 30.0), (0.1, 0.2), (-5.0, 40.0), (25.0, 26.0), (-3.0, -2.9),
+])
+def test_truncated_normal_closed_form_mean_matches_scipy_in_the_tails(a, b):
+    # the registry computes the mean without scipy.stats (imported by every run otherwise); scipy's
+    # truncnorm, computed independently in log space, is the reference, far into either tail
+    from hn005_sim.scenario.dists import truncnorm_standard_mean
+
+    assert truncnorm_standard_mean(a, b) == pytest.approx(float(stats.truncnorm.mean(a, b)), rel=1e-11,
+                                                          abs=1e-15)
+
+
+def test_registry_and_restrictiveness_do_not_import_scipy_stats():
+    # scipy.stats costs about a second of start-up in every process; the registry needs no more than means
+    import subprocess
+    import sys
+
+    code = ("import sys, hn005_sim.scenario.dists, hn005_sim.eligibility.restrictiveness, "
+            "hn005_sim.montecarlo; print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_piecewise_exponential_by_hand():
     """S through the given points, log-linear between them; the mean is the integral of S in closed form."""
     d = ADAPTER.validate_python({"dist": "piecewise_exponential", "times": [0, 12, 24],

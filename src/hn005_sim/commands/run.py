@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,6 +124,33 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     return files
 
 
+class Background:
+    """`function(*args)` in a daemon thread; `result()` waits for it and returns or raises what it did.
+
+    Daemon: an interrupted run does not wait for it (nothing it computes reaches the output folder
+    unless `result()` returned).
+    """
+
+    def __init__(self, function, *args):
+        self._out: list[Any] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._target, args=(function, args), daemon=True,
+                                        name="hn005-analyses")
+        self._thread.start()
+
+    def _target(self, function, args) -> None:
+        try:
+            self._out.append(function(*args))
+        except BaseException as exc:  # handed to the caller by result()
+            self._error.append(exc)
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._out[0]
+
+
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
@@ -135,7 +163,10 @@ def run(
         "--screen-patients", min=1000,
         help="Candidates drawn for the report's attrition and restrictiveness figures.")] = 50_000,
     report: Annotated[bool, typer.Option(
-        "--report/--no-report", help="Write report.html and charts/ (PNG and SVG) beside the data.")] = True,
+        "--report/--no-report", help="Write report.html and charts/ (SVG) beside the data.")] = True,
+    png: Annotated[bool, typer.Option(
+        "--png/--no-png", help="Also write each chart as PNG (charts/NAME.png, for slides); SVG is always "
+                               "written with the report.")] = False,
     uncertainty: Annotated[bool, typer.Option(
         "--uncertainty/--no-uncertainty",
         help="Draw every figure that carries an `uncertainty` anew for each replicate (second-order Monte "
@@ -153,7 +184,8 @@ def run(
     Writes summary.json, enrollment_curve.csv, time_to_target.csv, screen_failures.csv, sites.csv
     (and the supply files when the scenario has a supply chain), the restrictiveness files of `screen`
     (criteria.csv, funnel.csv, cofailure.csv, sweeps.csv, relaxation.csv), the analytic success
-    probability by number of sites (curve.csv), report.html with charts/, and manifest.json into OUT.
+    probability by number of sites (curve.csv), report.html with charts/ (SVG; PNG too with --png), and
+    manifest.json into OUT.
     Same scenario and seed give the same outputs whatever --jobs and --executor.
 
     Example:
@@ -200,13 +232,19 @@ def run(
                          "(docs/sensitivity.md shows how to give one)")
     sensitivity_frame = read_sensitivity(sensitivity) if sensitivity is not None else None
     started = time.perf_counter()
+    # the report's analyses depend on the scenario and seed only, not on the replicates: computed in a
+    # thread while the replicates run (their polars and numpy work releases the GIL; with --jobs > 1 the
+    # parent is otherwise idle), then merged into the summary in the order they always had
+    extra_summary: dict[str, Any] = {}
+    analyses = Background(_analyses, sc, raw, seed, screen_patients, extra_summary)
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
                               progress=not quiet and format is Format.table,
                               uncertain=uncertain if uncertainty else None)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    extra_files = _analyses(sc, raw, seed, screen_patients, result.summary)
+    extra_files = analyses.result()
+    result.summary.update(extra_summary)
     result.summary["uncertainty"] = {
         "enabled": uncertainty, "uncertain_figures": len(uncertain.figures),
         "method": "second-order Monte Carlo: one parameter set per replicate, drawn from its "
@@ -235,7 +273,7 @@ def run(
             from hn005_sim.report.tables import published_trials
 
             write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
-                         published=published_trials(sc.trial.comparators))
+                         published=published_trials(sc.trial.comparators), png=png)
     if quiet:
         return
     if format is Format.json:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from hn005_sim.eligibility.engine import Patterns, Screener, Screening
 
@@ -292,7 +292,7 @@ def analyse(
     method = "none"
     if bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT:
         method = "normal, exact bootstrap variance"
-        bands = normal_intervals(pat, prescreen, float(stats.norm.ppf(hi_q)))
+        bands = normal_intervals(pat, prescreen, float(special.ndtri(hi_q)))  # z quantile (stats.norm.ppf)
         for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
                     "screen_failure_rate"):
             intervals[key] = [float(bands[key][0]), float(bands[key][1])]

@@ -36,13 +36,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from hn005_sim.scenario import dists as D
+
+if TYPE_CHECKING:  # scipy.stats is imported where it is used (see _continuous)
+    from scipy import stats
 
 TAIL_EPS = 1e-13
 """Probability mass allowed beyond the FFT length (aliasing error bound)."""
@@ -65,6 +68,8 @@ def negative_binomial(sites: int, rate_mean: float, rate_variance: float, months
     scipy's nbinom(n, p) counts failures before the n-th success, pmf C(k+n-1, k) p^n (1-p)^k, whose
     PGF (p / (1 - (1-p) z))^n equals (b / (b + (1-z) t))^(n a) when p = b / (b + t).
     """
+    from scipy import stats  # here, not at import: scipy.stats costs every command ~0.5 s to import
+
     a, b = gamma_params(rate_mean, rate_variance)
     return stats.nbinom(sites * a, b / (b + months))
 
@@ -74,6 +79,8 @@ def negative_binomial(sites: int, rate_mean: float, rate_variance: float, months
 
 def _continuous(dist) -> stats.rv_continuous | None:
     """The scipy equivalent of a continuous registry distribution (for cdf/ppf), or None."""
+    from scipy import stats  # only continuous start-up laws need it (a constant or discrete one does not)
+
     if isinstance(dist, D.Normal):
         return stats.norm(dist.mean_, dist.sd)
     if isinstance(dist, D.TruncNormal):

@@ -6,9 +6,10 @@ files that exist, so the same function serves every command.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hn005_sim.io import OutputDir
 from hn005_sim.report import charts as ch
 from hn005_sim.report.data import OutputFiles, load_folder
 from hn005_sim.report.html import Raw, Section, Table, esc, render_page
-from hn005_sim.report.images import save_images
+from hn005_sim.report.images import javascript_bundle, save_images
 from hn005_sim.report.tables import (
     PUBLISHED,
     PublishedTrial,
@@ -42,6 +43,11 @@ def _values(summaries: list[dict[str, Any]], key: str) -> list[float]:
 
 def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = None) -> list[ch.Chart]:
     """Every chart whose file exists, in page order. `summaries` give target and deadline lines."""
+    return list(iter_charts(files, summaries))
+
+
+def iter_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = None) -> Iterator[ch.Chart]:
+    """`build_charts` one chart at a time (write_report renders each while the next is built)."""
     summaries = summaries if summaries is not None else [files.summary]
     target = _values(summaries, "target_enrolled")
     deadline = _values(summaries, "deadline_months")
@@ -50,7 +56,6 @@ def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = No
                    or _values([s.get("sites_needed") or {} for s in summaries], "required_probability")
                    or _values(summaries, "probability") or [None])[0]
     f = files.frames
-    out: list[ch.Chart] = []
     builders: list[tuple[str, Any]] = [
         ("enrollment_curve.csv", lambda d: ch.enrolment_fan(d, target=target, deadline=deadline)),
         ("time_to_target.csv", lambda d: ch.time_to_target(d, deadline=deadline)),
@@ -69,8 +74,7 @@ def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = No
     for name, build in builders:
         frame = f.get(name)
         if frame is not None and frame.height > 0:
-            out.append(build(frame))
-    return out
+            yield build(frame)
 
 
 def _tornado(frame: pl.DataFrame) -> ch.Chart:
@@ -220,8 +224,9 @@ def write_report(
     subtitle: str | None = None,
     summaries: list[dict[str, Any]] | None = None,
     images: bool = True,
+    png: bool = True,
 ) -> list[str]:
-    """Write `report.html` and `charts/NAME.png|svg` into `out`; return the names of the charts drawn.
+    """Write `report.html` and `charts/NAME.svg|png` into `out`; return the names of the charts drawn.
 
     out: an `OutputDir` (files go to its staging folder) or a folder path.
     sections_from: folder(s) holding the command's files (default: `out` itself); first folder wins.
@@ -231,22 +236,32 @@ def write_report(
     comparison: (header, rows) of comparison.csv, shown first (used by `compare`).
     subtitle: line under the title (default: tool version, scenario, seed, replicates from `manifest`).
     summaries: summaries whose target and deadline are drawn (default: the folder's summary.json).
-    images: also write charts/NAME.png and .svg.
+    images: also write charts/NAME.svg (and charts/NAME.png when `png`).
+    png: with `images`, also the PNG of each chart (rasterised from its SVG).
     """
     folder = out.path if isinstance(out, OutputDir) else Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     files = load_folder(sections_from if sections_from is not None else folder)
     manifest = manifest if manifest is not None else files.manifest
-    charts = build_charts(files, summaries)
+    charts: list[ch.Chart] = []
+    # Vega renders each chart (in vl-convert's own thread, without the GIL) while Python builds the
+    # next; one rendering thread, so charts are rendered in page order as before
+    with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hn005-charts") as render:
+        rendered = []
+        for chart in iter_charts(files, summaries):
+            charts.append(chart)
+            if images:
+                rendered.append(render.submit(save_images, chart.spec, folder / "charts", chart.name,
+                                              png=png))
+        rendered.append(render.submit(javascript_bundle))  # ready (cached) when the page is rendered
+        for job in rendered:
+            job.result()
     # every CSV a chart draws sits beside report.html (its links and data checks rely on that)
     for chart in charts:
         for name in chart.files:
             src = files.origin.get(name)
             if src is not None and src.resolve() != folder.resolve():
                 shutil.copyfile(src / name, folder / name)
-    if images:
-        for chart in charts:
-            save_images(chart.spec, folder / "charts", chart.name)
     sections = _sections(
         files, charts, manifest=manifest, parameters=parameters, published=published, comparison=comparison
     )

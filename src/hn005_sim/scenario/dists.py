@@ -13,7 +13,30 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import special, stats
+from scipy import special
+
+
+def truncnorm_standard_mean(a: float, b: float) -> float:
+    """Mean of the standard normal restricted to [a, b]: (phi(a) - phi(b)) / (Phi(b) - Phi(a)).
+
+    In closed form (scipy.special only, so the registry does not import scipy.stats for a mean). The
+    side of the mode holding the interval is folded onto the upper tail and both densities and tail
+    probabilities are scaled by phi(a) through erfcx, so the ratio stays exact far in a tail.
+    """
+    if a >= b:
+        raise ValueError(f"truncnorm needs a < b, got a={a}, b={b}")
+    if b <= 0:  # mirror: the interval lies below the mode
+        return -truncnorm_standard_mean(-b, -a)
+    if a < 0:  # the interval holds the mode: no cancellation in Phi(b) - Phi(a)
+        phi_a = 0.0 if math.isinf(a) else math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+        phi_b = 0.0 if math.isinf(b) else math.exp(-b * b / 2) / math.sqrt(2 * math.pi)
+        return (phi_a - phi_b) / float(special.ndtr(b) - special.ndtr(a))
+    # 0 <= a < b: with r = phi(b)/phi(a) and Q(x)/phi(x) = sqrt(pi/2) erfcx(x/sqrt2)
+    x = -math.inf if math.isinf(b) else (a - b) * (a + b) / 2
+    r = math.exp(x)
+    qa = math.sqrt(math.pi / 2) * float(special.erfcx(a / math.sqrt(2)))
+    qb = 0.0 if math.isinf(b) else math.sqrt(math.pi / 2) * float(special.erfcx(b / math.sqrt(2))) * r
+    return -math.expm1(x) / (qa - qb)
 
 from hn005_sim.scenario.uncertainty import Uncertainty, check_contains
 
@@ -84,7 +107,7 @@ class TruncNormal(_Dist):
 
     def mean(self):
         a, b = self._ab()
-        return float(stats.truncnorm.mean(a, b, loc=self.mean_, scale=self.sd))
+        return self.mean_ + self.sd * truncnorm_standard_mean(a, b)
 
 
 class LogNormal(_Dist):

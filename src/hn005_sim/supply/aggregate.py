@@ -123,13 +123,20 @@ class SupplyAggregate:
             self.drug_missed[d] += int(rec.stockout(d, rec.missed_events))
             self.drug_oos[d] += int(rec.stockout(d, rec.out_of_stock_events))
         idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
+        # per drug, every month's sum over its presentations at once (integer counts: the same sums as
+        # month by month), then plain ints into the counters
+        sums = {d: (rec.dispensed_monthly[:, ps].sum(axis=1).tolist(),
+                    rec.on_hand_depot_monthly[:, ps].sum(axis=1).tolist(),
+                    rec.on_hand_sites_monthly[:, ps].sum(axis=1).tolist(),
+                    (rec.stockouts_monthly[:, ps].sum(axis=1) > 0).tolist()) for d, ps in idx.items()}
         for m in range(rec.dispensed_monthly.shape[0]):
             self.month_n[m] += 1
-            for d, ps in idx.items():
-                self._c(self.monthly, ("dispensed", m, d))[int(rec.dispensed_monthly[m, ps].sum())] += 1
-                self._c(self.monthly, ("depot", m, d))[int(rec.on_hand_depot_monthly[m, ps].sum())] += 1
-                self._c(self.monthly, ("sites", m, d))[int(rec.on_hand_sites_monthly[m, ps].sum())] += 1
-                self.month_stockout[(m, d)] += int(rec.stockouts_monthly[m, ps].sum() > 0)
+            for d in idx:
+                dispensed, depot, sites, out = sums[d]
+                self._c(self.monthly, ("dispensed", m, d))[int(dispensed[m])] += 1
+                self._c(self.monthly, ("depot", m, d))[int(depot[m])] += 1
+                self._c(self.monthly, ("sites", m, d))[int(sites[m])] += 1
+                self.month_stockout[(m, d)] += int(out[m])
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
         self.treatment.update(rec.treatment)

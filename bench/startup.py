@@ -1,0 +1,91 @@
+"""The fixed cost of `run` and the runs users make, timed as the command runs them (a fresh process each).
+
+    .venv/bin/python bench/startup.py [--repeats 3] [--quick]
+
+Prints (BENCH lines, see bench/run_all.py), each the median of --repeats runs of
+`hn005-sim run scenarios/baseline.toml ... --quiet --out TMP` in a new process (imports, scenario
+loading, the report's analyses, the report and its charts all included):
+1. run_fixed_cost: 1 replicate with the report (an upper bound of the fixed cost: it includes one
+   replicate). Target <= 2 s.
+2. run_10_replicates_with_report: 10 replicates with the report. Target <= 3 s.
+3. make_run: `make run`'s run (200 replicates, --jobs 2, the report). Target <= 5 s.
+4. run_import_cli: `python -c "import hn005_sim.cli"` (no target; what every command pays first).
+The three runs are interleaved (A B C A B C ...) so that a change of load falls on all of them alike.
+--quick: 1 repeat and no make_run (a smoke run; its figures carry no target).
+Absolute figures depend on the machine and its load: run on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(args: list[str], out: Path, name: str = "") -> float:
+    """Wall time of one run; its CPU time (the process and its workers) goes to CPU[name]."""
+    shutil.rmtree(out, ignore_errors=True)
+    c = child_cpu()
+    t = time.perf_counter()
+    proc = subprocess.run([*CLI, *args, "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t
+    CPU.setdefault(name, []).append(child_cpu() - c)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench/startup.py: {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1 repeat, no make_run (no targets)")
+    args = ap.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    base = ["run", "scenarios/baseline.toml", "--seed", "20230901"]
+    cases = {
+        "run_fixed_cost": ([*base, "--replicates", "1"], 2.0),
+        "run_10_replicates_with_report": ([*base, "--replicates", "10"], 3.0),
+    }
+    if not args.quick:
+        cases["make_run"] = ([*base, "--replicates", "200", "--jobs", "2"], 5.0)
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    imports: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="hn005-bench-") as tmp:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import hn005_sim.cli"], cwd=ROOT, check=True)
+            imports.append(time.perf_counter() - t)
+            for name, (cmd, _) in cases.items():
+                walls[name].append(timed(cmd, Path(tmp) / name, name))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores; {repeats} repeats")
+    for name, (cmd, target) in cases.items():
+        print(f"{name}: {' '.join(cmd)}: wall " + ", ".join(f"{w:.2f}" for w in walls[name]) + " s; CPU "
+              + ", ".join(f"{c:.2f}" for c in CPU[name]) + " s")
+        tail = "" if args.quick else f" target <= {target:g}"
+        print(f"BENCH {name} {statistics.median(walls[name]):.2f} s{tail}")
+    print(f"BENCH run_import_cli {statistics.median(imports):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
