@@ -15,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special
 
+from hn005_sim.scenario.uncertainty import Uncertainty, check_contains
+
 
 def truncnorm_standard_mean(a: float, b: float) -> float:
     """Mean of the standard normal restricted to [a, b]: (phi(a) - phi(b)) / (Phi(b) - Phi(a)).
@@ -38,7 +40,6 @@ def truncnorm_standard_mean(a: float, b: float) -> float:
     qb = 0.0 if math.isinf(b) else math.sqrt(math.pi / 2) * float(special.erfcx(b / math.sqrt(2))) * r
     return -math.expm1(x) / (qa - qb)
 
-from hn005_sim.scenario.uncertainty import Uncertainty, check_contains
 
 
 class _Dist(BaseModel):

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import stats
 
 if TYPE_CHECKING:
     from hn005_sim.scenario.load import RawScenario
@@ -97,6 +96,8 @@ class TriangularRange(_Range):
 
     def ppf(self, u):
         width = self.high - self.low
+        from scipy import stats  # lazily: only a run that draws uncertain figures pays for it
+
         return stats.triang.ppf(np.asarray(u, float), (self.mode - self.low) / width, self.low, width)
 
     def describe(self):
@@ -127,6 +128,8 @@ class BetaRange(_Range):
     def ppf(self, u):
         tail = (1 - BETA_MASS) / 2
         q = tail + BETA_MASS * np.asarray(u, float)
+        from scipy import stats
+
         return self.low + (self.high - self.low) * stats.beta.ppf(q, self.a, self.b)
 
     def bounds(self) -> tuple[float, float]:
