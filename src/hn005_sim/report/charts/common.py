@@ -1,0 +1,153 @@
+"""What every chart shares: the `Chart` record, its datasets and their sources, sizes, colours, axes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+WIDTH = 620  # px: fits a laptop screen beside nothing, and a slide
+BAND_COLOURS = {
+    "95% of runs": "#c6dbef",
+    "80% of runs": "#9ecae1",
+    "50% of runs": "#4292c6",
+    "median": "#08306b",
+}
+STAGE_COLOURS = {
+    "prescreen": "#6baed6",
+    "screening": "#fd8d3c",
+    "consent": "#74c476",
+    "withdrawal": "#9e9ac8",
+    "enrolled": "#31a354",
+}
+CHART_REVIEW_COLOURS = {"pass": "#74c476", "unknown": "#fdd0a2", "fail": "#de2d26"}
+CHART_REVIEW_COLUMNS = ("prescreen_pass", "prescreen_fail", "prescreen_unknown")
+MAX_CRITERIA = 25  # rows in the restrictiveness chart; the CSV has all of them
+MAX_HEATMAP = 15  # criteria on each axis of the co-failure heat map
+MAX_SITES = 60
+MAX_LOCATIONS = 6
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the report: a file stem, a heading, how to read it, and its Vega-Lite spec."""
+
+    name: str
+    title: str
+    how_to_read: str
+    spec: dict[str, Any]
+    files: tuple[str, ...] = field(default=())
+
+
+class _Data:
+    """The named datasets of one chart and where each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[dict[str, Any]]] = {}
+        self.sources: dict[str, dict[str, Any]] = {}
+
+    def add(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        file: str,
+        *,
+        rows: str = "all",
+        why: str | None = None,
+        **extra: Any,
+    ) -> alt.NamedData:
+        self.values[name] = records(frame)
+        self.sources[name] = {
+            "file": file,
+            "columns": list(frame.columns),
+            "rows": rows,
+            **({"why": why} if why else {}),
+            **extra,
+        }
+        return alt.NamedData(name=name)
+
+
+def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts; NaN and infinities become null (JSON has no NaN)."""
+    out = frame.to_dicts()
+    for row in out:
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                row[key] = None
+    return out
+
+
+def _finish(
+    name: str, title: str, subtitle: str, how_to_read: str, chart: alt.TopLevelMixin, data: _Data
+) -> Chart:
+    chart = chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=15))
+    spec = (
+        chart.configure_axis(labelFontSize=11, titleFontSize=12)
+        # numbers: a tick label that would touch its neighbour is left out (no overlapping labels);
+        # category labels (criterion ids, sites) are all kept
+        .configure_axisQuantitative(labelOverlap="greedy", labelSeparation=4)
+        .configure_legend(
+            labelFontSize=11, titleFontSize=12, orient="bottom", direction="horizontal", columns=4
+        )
+        .configure_view(stroke=None)
+        .to_dict(validate=False)  # the same dict; the schema check is tests/report/test_images.py's
+    )
+    spec["datasets"] = {**spec.get("datasets", {}), **data.values}
+    spec["usermeta"] = {"hn005": {"chart": name, "sources": data.sources}}
+    files = tuple(dict.fromkeys(s["file"] for s in data.sources.values()))
+    return Chart(name, title, how_to_read, spec, files)
+
+
+def _has_scenarios(frame: pl.DataFrame) -> bool:
+    return "scenario" in frame.columns
+
+
+def _cols(frame: pl.DataFrame, *names: str) -> list[str]:
+    """The wanted columns that exist, scenario first when present."""
+    lead = ["scenario"] if _has_scenarios(frame) else []
+    return lead + [n for n in names if n in frame.columns and n != "scenario"]
+
+
+def _stage_scale(frame: pl.DataFrame) -> alt.Scale:
+    """Fixed colours per stage, listing only the stages present (legend without empty entries)."""
+    present = set(frame["stage"].drop_nulls().unique().to_list())
+    domain = [s for s in STAGE_COLOURS if s in present] + sorted(present - set(STAGE_COLOURS))
+    palette = ["#bdbdbd", "#969696", "#737373", "#525252"]
+    return alt.Scale(
+        domain=domain, range=[STAGE_COLOURS.get(s) or palette[i % 4] for i, s in enumerate(domain)]
+    )
+
+
+def _pct(field_: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{field_}:Q", title=title, format=".1%")
+
+
+def integer_ticks(values: Any, most: int = 8) -> list[int] | None:
+    """Whole-number tick values covering `values` (at most `most`, evenly stepped), or None when a value
+    is not a whole number. Counts of sites, years and ECOG grades read 1 / 2 / 3, never 0.5 / 1.0 / 1.5."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals or any(not v.is_integer() for v in vals):
+        return None
+    lo, hi = int(min(vals)), int(max(vals))
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (hi - lo) / s <= max(most - 1, 1)) \
+        if hi - lo <= 100 * max(most - 1, 1) else None
+    if step is None:
+        return None
+    first = lo + (-lo % step)  # the first multiple of the step
+    return list(range(first, hi + 1, step))
+
+
+def _axis(values: Any, **kw: Any) -> alt.Axis:
+    """Whole-number ticks when every value is whole (1, 2, 5, 10... apart), else a few ticks that do not
+    overlap, large numbers in SI form (100k)."""
+    ticks = integer_ticks(values)
+    if ticks is not None:
+        return alt.Axis(values=ticks, format="d", **kw)
+    vals = [abs(float(v)) for v in values if v is not None]
+    fmt = "~s" if vals and max(vals) >= 10_000 else None
+    return alt.Axis(tickCount=4, labelOverlap="greedy", **({"format": fmt} if fmt else {}), **kw)
+
+

@@ -1,0 +1,367 @@
+"""Charts of eligibility (`screen`): funnel and chart review, restrictiveness, co-failure, sweeps, relaxation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+from hn005_sim.report.charts.common import (
+    CHART_REVIEW_COLOURS,
+    CHART_REVIEW_COLUMNS,
+    MAX_CRITERIA,
+    MAX_HEATMAP,
+    WIDTH,
+    Chart,
+    _axis,
+    _cols,
+    _Data,
+    _finish,
+    _has_scenarios,
+    _pct,
+    _stage_scale,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Eligibility (screen)
+
+
+def funnel(frame: pl.DataFrame) -> Chart:
+    """Candidates remaining after each criterion, in protocol order (funnel.csv)."""
+    data = _Data()
+    cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction",
+                 *CHART_REVIEW_COLUMNS, "screen_fail")
+    src = data.add("funnel", frame.select(cols), "funnel.csv")
+    review = all(c in frame.columns for c in CHART_REVIEW_COLUMNS) and not _has_scenarios(frame)
+    order = frame.sort("step")["criterion_id"].unique(maintain_order=True).to_list()
+    tips = [
+        alt.Tooltip("criterion_id:N", title="criterion"),
+        alt.Tooltip("stage:N"),
+        alt.Tooltip("remaining:Q", title="still eligible", format=",.0f"),
+        alt.Tooltip("dropped:Q", title="excluded here", format=",.0f"),
+    ]
+    if "remaining_fraction" in frame.columns:
+        tips.append(_pct("remaining_fraction", "share still eligible"))
+    y = alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
+    height = max(160, 16 * len(order))
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        x_field = "remaining_fraction:Q" if "remaining_fraction" in frame.columns else "remaining:Q"
+        chart = (
+            alt.Chart(src)
+            .mark_line(point=True, interpolate="step-after")
+            .encode(
+                y=y,
+                x=alt.X(x_field, title="Share of candidates still eligible"),
+                color=alt.Color("scenario:N", title="Scenario"),
+                detail="scenario:N",
+                tooltip=tips,
+            )
+            .properties(width=WIDTH - 220, height=height)
+        )
+    else:
+        chart = (
+            alt.Chart(src)
+            .mark_bar()
+            .encode(
+                y=y,
+                x=alt.X("remaining:Q", title="Candidates still eligible after this criterion"),
+                color=alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame)),
+                tooltip=tips,
+            )
+            .properties(width=(WIDTH - 220) // 2 if review else WIDTH - 220, height=height)
+        )
+        if review:
+            chart = alt.hconcat(chart, _chart_review_panel(src, order, height)).resolve_scale(
+                color="independent")
+    how = ("Each bar is the number of simulated candidates who pass every criterion down to that row. "
+           "Prescreen criteria are checked on the chart before consent; screening criteria need tests "
+           "after consent, so a drop there costs a screening visit.")
+    if review:
+        how += (" Right: at chart review, the candidates still in review at each criterion, judged pass or"
+                " fail on the values in the chart, or unknown when a value the criterion reads is not in"
+                " the chart yet (they go on to consent, and screening decides).")
+    return _finish(
+        "funnel",
+        "Where candidates drop out",
+        "Candidates still eligible after each criterion, applied in protocol order",
+        how,
+        chart,
+        data,
+    )
+
+
+def _chart_review_panel(src: alt.NamedData, order: list[str], height: int) -> alt.Chart:
+    """Pass / fail / unknown at chart review of the candidates still in review at each criterion."""
+    outcome = {"prescreen_pass": "pass", "prescreen_fail": "fail", "prescreen_unknown": "unknown"}
+    return (
+        alt.Chart(src)
+        .transform_fold(list(CHART_REVIEW_COLUMNS), as_=["column", "candidates"])
+        .transform_calculate(outcome=" : ".join(
+            f"datum.column == '{c}' ? '{o}'" for c, o in outcome.items()) + " : 'other'")
+        .mark_bar()
+        .encode(
+            y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
+            x=alt.X("candidates:Q", stack="zero", title="At chart review (candidates still in review)"),
+            color=alt.Color("outcome:N", title="Chart review",
+                            scale=alt.Scale(domain=list(CHART_REVIEW_COLOURS),
+                                            range=list(CHART_REVIEW_COLOURS.values()))),
+            order=alt.Order("column:N"),
+            tooltip=[alt.Tooltip("criterion_id:N", title="criterion"), alt.Tooltip("outcome:N"),
+                     alt.Tooltip("candidates:Q", format=",.0f")],
+        )
+        .properties(width=(WIDTH - 220) // 2, height=height)
+    )
+
+
+def criteria(frame: pl.DataFrame) -> Chart:
+    """Shapley share with interval, beside fail and sole-fail rates (criteria.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "criterion_id",
+        "kind",
+        "stage",
+        "fail_rate",
+        "fail_rate_lo",
+        "fail_rate_hi",
+        "sole_fail_rate",
+        "sole_fail_rate_lo",
+        "sole_fail_rate_hi",
+        "shapley",
+        "shapley_share",
+        "shapley_share_lo",
+        "shapley_share_hi",
+    )
+    ranked = (
+        frame.group_by("criterion_id")
+        .agg(pl.col("shapley_share").max())
+        .sort(["shapley_share", "criterion_id"], descending=[True, False])
+    )
+    keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
+    shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "criteria",
+        shown,
+        "criteria.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_CRITERIA} criteria with the largest Shapley share" if subset else None,
+    )
+    many = _has_scenarios(frame)
+    y = alt.Y("criterion_id:N", sort=keep, title=None, axis=alt.Axis(labelLimit=200))
+    tips = [
+        alt.Tooltip("criterion_id:N", title="criterion"),
+        alt.Tooltip("stage:N"),
+        _pct("shapley_share", "share of exclusions (Shapley)"),
+        _pct("fail_rate", "fail rate"),
+        _pct("sole_fail_rate", "sole-fail rate"),
+    ]
+    if many:
+        tips.insert(0, alt.Tooltip("scenario:N"))
+    colour = (
+        alt.Color("scenario:N", title="Scenario")
+        if many
+        else alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame))
+    )
+    height = max(160, 16 * len(keep))
+    panel_w = (WIDTH - 200) // 3 + 20
+
+    def panel(measure: str, title: str, axis_title: str) -> alt.LayerChart:
+        base = alt.Chart(src).encode(y=y)
+        enc: dict[str, Any] = {
+            "x": alt.X(f"{measure}:Q", title=axis_title, axis=alt.Axis(format="%")),
+            "color": colour,
+            "tooltip": tips,
+        }
+        if many:
+            enc["yOffset"] = "scenario:N"
+        layers = [base.mark_bar(opacity=0.85).encode(**enc)]
+        if f"{measure}_lo" in frame.columns and f"{measure}_hi" in frame.columns:
+            eb: dict[str, Any] = {"x": f"{measure}_lo:Q", "x2": f"{measure}_hi:Q"}
+            if many:
+                eb["yOffset"] = "scenario:N"
+            layers.append(base.mark_rule(color="black", strokeWidth=1.5).encode(**eb))
+        return alt.layer(*layers).properties(width=panel_w, height=height, title=title)
+
+    chart = alt.hconcat(
+        panel("shapley_share", "Share of all exclusions", "Shapley share"),
+        panel("fail_rate", "Fail it", "Candidates failing"),
+        panel("sole_fail_rate", "Fail only it", "Failing this and nothing else"),
+        spacing=8,
+    ).resolve_scale(y="shared")
+    return _finish(
+        "criteria",
+        "Which criteria exclude the most candidates",
+        "Shapley share of exclusions (95% interval), fail rate and sole-fail rate per criterion",
+        "Shapley share splits each excluded candidate equally between the criteria they fail, so the shares "
+        "add up to all exclusions. Fail rate counts everyone failing a criterion, even those another "
+        "criterion would exclude anyway; sole-fail rate is the pool gained by dropping that criterion alone. "
+        "Black lines are 95% intervals.",
+        chart,
+        data,
+    )
+
+
+def cofailure(frame: pl.DataFrame) -> Chart:
+    """Heat map of candidates failing both of two criteria (cofailure.csv)."""
+    data = _Data()
+    involvement = (
+        pl.concat(
+            [
+                frame.select(pl.col("criterion_a").alias("c"), "both_fail"),
+                frame.select(pl.col("criterion_b").alias("c"), "both_fail"),
+            ]
+        )
+        .group_by("c")
+        .agg(pl.col("both_fail").sum())
+        .sort(["both_fail", "c"], descending=[True, False])
+    )
+    keep = involvement["c"].head(MAX_HEATMAP).to_list()
+    shown = frame.filter(pl.col("criterion_a").is_in(keep) & pl.col("criterion_b").is_in(keep))
+    shown = shown.select(
+        _cols(frame, "criterion_a", "criterion_b", "both_fail", "expected_if_independent", "lift")
+    )
+    subset = shown.height < frame.height
+    src = data.add(
+        "cofailure",
+        shown,
+        "cofailure.csv",
+        rows="subset" if subset else "all",
+        why=f"pairs among the {MAX_HEATMAP} criteria most involved in co-failure" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("criterion_a:N", title="criterion"),
+        alt.Tooltip("criterion_b:N", title="and"),
+        alt.Tooltip("both_fail:Q", title="candidates failing both", format=",.0f"),
+    ]
+    if "expected_if_independent" in frame.columns:
+        tips.append(alt.Tooltip("expected_if_independent:Q", title="expected if unrelated", format=",.1f"))
+    if "lift" in frame.columns:
+        tips.append(alt.Tooltip("lift:Q", title="lift (observed / expected)", format=".2f"))
+    side = min(WIDTH - 160, max(240, 26 * len(keep)))
+    chart = (
+        alt.Chart(src)
+        .mark_rect()
+        .encode(
+            # no label limit: a criterion id cut short ("prior_ici_rt_no_pr…") cannot be read
+            x=alt.X("criterion_a:N", sort=keep, title=None,
+                    axis=alt.Axis(labelAngle=-45, labelLimit=0, labelAlign="right", labelPadding=4)),
+            y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=0)),
+            color=alt.Color(
+                "both_fail:Q", title="Candidates failing both", scale=alt.Scale(scheme="oranges")
+            ),
+            tooltip=tips,
+        )
+        .properties(width=side, height=side)
+    )
+    return _finish(
+        "cofailure",
+        "Criteria that exclude the same candidates",
+        "Candidates failing both criteria of each pair",
+        "Dark cells are pairs of criteria that often fail together: relaxing one of them alone gains little. "
+        "Hover for the lift: how many times more often the pair fails together than if the two were "
+        "unrelated.",
+        chart,
+        data,
+    )
+
+
+def sweeps(frame: pl.DataFrame) -> Chart:
+    """Eligible share as each threshold moves (sweeps.csv): one panel per threshold, its axis in the
+    threshold's unit (the `unit` column) with whole-number ticks when the threshold takes whole values."""
+    data = _Data()
+    src = data.add(
+        "sweeps",
+        frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current", "unit")),
+        "sweeps.csv",
+    )
+    many = _has_scenarios(frame)
+    params = frame["parameter"].unique(maintain_order=True).to_list()
+    columns = 2 if len(params) > 1 else 1
+    panels = []
+    for name in params:
+        sub = frame.filter(pl.col("parameter") == name)
+        units = sub["unit"].drop_nulls().unique().to_list() if "unit" in sub.columns else []
+        unit = units[0] if len(units) == 1 and units[0] else ""
+        tips = [
+            alt.Tooltip("parameter:N", title="threshold"),
+            alt.Tooltip("value:Q", title=f"value ({unit})" if unit else "value"),
+            _pct("eligible_fraction", "eligible"),
+        ]
+        base = alt.Chart(src).transform_filter(alt.datum.parameter == name).encode(
+            x=alt.X("value:Q", title=f"{name} ({unit})" if unit else name, scale=alt.Scale(zero=False),
+                    axis=_axis(sub["value"].to_list(), labelFlush=True)),
+            y=alt.Y("eligible_fraction:Q", title="Candidates eligible", axis=alt.Axis(format="%")),
+        )
+        if many:
+            tips.insert(0, alt.Tooltip("scenario:N"))
+            line = base.mark_line(point=True).encode(
+                color=alt.Color("scenario:N", title="Scenario"), tooltip=tips
+            )
+        else:
+            line = base.mark_line(point=True, color="#4292c6").encode(tooltip=tips)
+        current = (
+            base.mark_point(size=140, shape="diamond", filled=True, color="firebrick")
+            .encode(tooltip=tips)
+            .transform_filter(alt.datum.is_current)
+        )
+        panels.append(alt.layer(line, current).properties(width=(WIDTH - 80) // columns, height=170))
+    chart = alt.concat(*panels, columns=columns, spacing=24)
+    return _finish(
+        "sweeps",
+        "How much relaxing a threshold buys",
+        "Share of candidates eligible as one threshold moves, all others as written (red: protocol value)",
+        "Each panel moves one threshold (its name and unit under the axis) and keeps every other criterion "
+        "as in the scenario. A flat line means the threshold barely matters; a steep one means it decides "
+        "eligibility for many candidates.",
+        chart,
+        data,
+    )
+
+
+def relaxation(frame: pl.DataFrame) -> Chart:
+    """Eligible share after each step of a relaxation plan (relaxation.csv)."""
+    data = _Data()
+    src = data.add(
+        "relaxation",
+        frame.select(_cols(frame, "step", "relaxation", "description", "eligible_fraction", "gain")),
+        "relaxation.csv",
+    )
+    order = frame.sort("step")["relaxation"].unique(maintain_order=True).to_list()
+    tips = [alt.Tooltip("step:O"), alt.Tooltip("relaxation:N")]
+    if "description" in frame.columns:
+        tips.append(alt.Tooltip("description:N"))
+    tips.append(_pct("eligible_fraction", "eligible after this step"))
+    if "gain" in frame.columns:
+        tips.append(_pct("gain", "gain from this step"))
+    enc: dict[str, Any] = {
+        "y": alt.Y("relaxation:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        "x": alt.X(
+            "eligible_fraction:Q", title="Candidates eligible (cumulative)", axis=alt.Axis(format="%")
+        ),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        enc["color"] = alt.Color("scenario:N", title="Scenario")
+        enc["yOffset"] = "scenario:N"
+        tips.insert(0, alt.Tooltip("scenario:N"))
+    chart = (
+        alt.Chart(src)
+        .mark_bar(color="#41ab5d")
+        .encode(**enc)
+        .properties(width=WIDTH - 260, height=max(120, 24 * len(order)))
+    )
+    return _finish(
+        "relaxation",
+        "A relaxation plan, step by step",
+        "Share eligible after applying each relaxation on top of the ones above it",
+        "Relaxations are applied in order, each on top of the previous ones; the bar length is the share of "
+        "candidates eligible once that step is taken.",
+        chart,
+        data,
+    )
+
+

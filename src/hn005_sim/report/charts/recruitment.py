@@ -1,0 +1,379 @@
+"""Charts of recruitment (`run`, `sites`): enrolment fan, time to target, screen failures, sites, curve."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from hn005_sim.report.charts.common import (
+    BAND_COLOURS,
+    MAX_CRITERIA,
+    MAX_SITES,
+    WIDTH,
+    Chart,
+    _axis,
+    _cols,
+    _Data,
+    _finish,
+    _has_scenarios,
+    _pct,
+    _stage_scale,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Recruitment (run)
+
+
+def _rule_layers(target: list[float], deadline: list[float], y_title: str = "target") -> list[alt.Chart]:
+    layers: list[alt.Chart] = []
+    for t in sorted(set(target)):
+        layers.append(alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(t)))
+        layers.append(
+            alt.Chart()
+            .mark_text(align="left", dx=4, dy=-6, color="firebrick")
+            .encode(y=alt.datum(t), x=alt.value(0), text=alt.datum(f"{y_title} {t:g}"))
+        )
+    for d in sorted(set(deadline)):
+        layers.append(alt.Chart().mark_rule(color="#444", strokeDash=[2, 3]).encode(x=alt.datum(d)))
+        layers.append(
+            alt.Chart()
+            .mark_text(align="left", dx=4, y=8, color="#444")
+            .encode(x=alt.datum(d), text=alt.datum(f"deadline {d:g} months"))
+        )
+    return layers
+
+
+def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[float]) -> Chart:
+    """Cumulative enrolment by month: median with 50/80/95% bands (enrollment_curve.csv)."""
+    data = _Data()
+    cols = _cols(frame, "month", "enrolled_mean", "p025", "p10", "p25", "p50", "p75", "p90", "p975")
+    src = data.add("enrolment", frame.select(cols), "enrollment_curve.csv")
+    x = alt.X("month:Q", title="Months since the trial opened")
+    ytitle = "Patients enrolled (cumulative)"
+    tips = [
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("p50:Q", title="median", format=",.0f"),
+        alt.Tooltip("p25:Q", title="25th percentile", format=",.0f"),
+        alt.Tooltip("p75:Q", title="75th percentile", format=",.0f"),
+        alt.Tooltip("p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    base = alt.Chart(src).encode(x=x)
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        colour = alt.Color("scenario:N", title="Scenario")
+        layers: list[Any] = [
+            base.mark_area(opacity=0.18).encode(y=alt.Y("p10:Q", title=ytitle), y2="p90:Q", color=colour),
+            base.mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median for each scenario, shaded: 80% of simulated runs"
+    else:
+        scale = alt.Scale(domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values()))
+        band = "Runs"
+        colour = alt.Color("band:N", scale=scale, title=band)
+
+        def tagged(label: str) -> alt.Chart:
+            # a constant field per layer gives one shared legend for the bands and the median
+            return base.transform_calculate(band=alt.expr.toString(label))
+
+        layers = [
+            tagged("95% of runs")
+            .mark_area()
+            .encode(y=alt.Y("p025:Q", title=ytitle), y2="p975:Q", color=colour),
+            tagged("80% of runs").mark_area().encode(y="p10:Q", y2="p90:Q", color=colour),
+            tagged("50% of runs").mark_area().encode(y="p25:Q", y2="p75:Q", color=colour),
+            tagged("median").mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median of simulated runs with the ranges holding 50%, 80% and 95% of them"
+    chart = alt.layer(*layers, *_rule_layers(target, deadline)).properties(width=WIDTH, height=320)
+    return _finish(
+        "enrolment",
+        "When will the trial be full?",
+        subtitle,
+        "Each simulated run of the trial gives a curve of patients enrolled over time; the dark line is the "
+        "middle run and the bands hold the given share of runs. Where the bands cross the red target line "
+        "shows how early or late the target is reached; the dotted line is the deadline.",
+        chart,
+        data,
+    )
+
+
+def _bin_width(values: np.ndarray) -> float:
+    """A round bin width (months) giving at most about 40 bins."""
+    span = float(values.max() - values.min()) if values.size else 0.0
+    for width in (0.25, 0.5, 1.0, 2.0, 3.0, 6.0, 12.0, 24.0):
+        if span / width <= 40:
+            return width
+    return 10.0 ** math.ceil(math.log10(span / 40))
+
+
+def time_to_target_histogram(frame: pl.DataFrame) -> pl.DataFrame:
+    """Runs reaching the target in each bin of months; bins [bin_start, bin_end), common to scenarios.
+
+    Runs that never reach the target are not binned (their share is in the subtitle and summary.json).
+    """
+    groups = frame["scenario"].unique(maintain_order=True).to_list() if _has_scenarios(frame) else [None]
+    t_all = frame["time_to_target_months"].drop_nulls().drop_nans().to_numpy().astype(float)
+    if t_all.size == 0:
+        return pl.DataFrame(schema={"bin_start": pl.Float64, "bin_end": pl.Float64, "runs": pl.Int64})
+    width = _bin_width(t_all)
+    lo = math.floor(t_all.min() / width) * width
+    n_bins = max(1, math.floor((t_all.max() - lo) / width) + 1)
+    edges = lo + width * np.arange(n_bins + 1)
+    parts = []
+    for g in groups:
+        sub = frame if g is None else frame.filter(pl.col("scenario") == g)
+        t = sub["time_to_target_months"].drop_nulls().drop_nans().to_numpy().astype(float)
+        idx = np.floor((t - lo) / width).astype(np.int64)
+        counts = np.bincount(idx, minlength=n_bins)[:n_bins]
+        part = pl.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "runs": counts.astype(np.int64)})
+        if g is not None:
+            part = part.select(pl.lit(g).alias("scenario"), pl.all())
+        parts.append(part)
+    return pl.concat(parts)
+
+
+def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
+    """Distribution of months to reach the target across runs (time_to_target.csv, binned)."""
+    data = _Data()
+    hist = time_to_target_histogram(frame)
+    src = data.add(
+        "time_to_target",
+        hist,
+        "time_to_target.csv",
+        rows="histogram",
+        column="time_to_target_months",
+        group="scenario" if _has_scenarios(frame) else None,
+    )
+    n = frame.height
+    reached = frame["time_to_target_months"].drop_nulls().drop_nans().len()
+    tips = [
+        alt.Tooltip("bin_start:Q", title="from month", format=".2f"),
+        alt.Tooltip("bin_end:Q", title="to month", format=".2f"),
+        alt.Tooltip("runs:Q", title="runs reaching the target"),
+    ]
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        bars = (
+            alt.Chart(src)
+            .mark_bar(opacity=0.55, binSpacing=0)
+            .encode(
+                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
+                x2="bin_end:Q",
+                y=alt.Y("runs:Q", title="Simulated runs", stack=None, axis=_axis([0, *hist["runs"]])),
+                color=alt.Color("scenario:N", title="Scenario"),
+                tooltip=tips,
+            )
+        )
+        subtitle = "Runs reaching the target in each interval, per scenario"
+    else:
+        bars = (
+            alt.Chart(src)
+            .mark_bar(color="#4292c6", binSpacing=1)
+            .encode(
+                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
+                x2="bin_end:Q",
+                y=alt.Y("runs:Q", title="Simulated runs", axis=_axis([0, *hist["runs"]])),
+                tooltip=tips,
+            )
+        )
+        share = reached / n if n else 0.0
+        subtitle = f"{reached} of {n} runs ({share:.0%}) reached the target within the simulated horizon"
+    chart = alt.layer(bars, *_rule_layers([], deadline)).properties(width=WIDTH, height=260)
+    return _finish(
+        "time_to_target",
+        "How long until the target is reached?",
+        subtitle,
+        "Each bar counts the simulated runs that reached the target in that interval. Runs to the right of "
+        "the dotted deadline line are late; runs that never reached the target are not drawn.",
+        chart,
+        data,
+    )
+
+
+def screen_failures(frame: pl.DataFrame) -> Chart:
+    """Why candidates seen at sites did not enrol (screen_failures.csv)."""
+    data = _Data()
+    cols = _cols(frame, "stage", "criterion_id", "failures_mean", "failures_p10", "failures_p90", "share")
+    ranked = (
+        frame.group_by("stage", "criterion_id")
+        .agg(pl.col("failures_mean").max())
+        .sort(["failures_mean", "criterion_id"], descending=[True, False])
+    )
+    keep = ranked.head(MAX_CRITERIA).select("stage", "criterion_id")
+    shown = frame.join(keep, on=["stage", "criterion_id"], how="semi").select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "screen_failures",
+        shown,
+        "screen_failures.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_CRITERIA} most frequent reasons" if subset else None,
+    )
+    order = ranked.head(MAX_CRITERIA)["criterion_id"].unique(maintain_order=True).to_list()
+    tips = [
+        alt.Tooltip("criterion_id:N", title="reason"),
+        alt.Tooltip("stage:N"),
+        alt.Tooltip("failures_mean:Q", title="candidates per run (mean)", format=",.1f"),
+    ]
+    if "failures_p10" in frame.columns:
+        tips += [
+            alt.Tooltip("failures_p10:Q", title="10th percentile", format=",.0f"),
+            alt.Tooltip("failures_p90:Q", title="90th percentile", format=",.0f"),
+        ]
+    if "share" in frame.columns:
+        tips.append(_pct("share", "share of all losses"))
+    base = alt.Chart(src).encode(
+        y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
+    )
+    enc: dict[str, Any] = {
+        "x": alt.X("failures_mean:Q", title="Candidates lost per run (mean)"),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
+    else:
+        enc["color"] = alt.Color("stage:N", title="Lost at", scale=_stage_scale(frame))
+    layers = [base.mark_bar().encode(**enc)]
+    if "failures_p10" in frame.columns and "failures_p90" in frame.columns:
+        eb: dict[str, Any] = {"x": "failures_p10:Q", "x2": "failures_p90:Q"}
+        if _has_scenarios(frame):
+            eb["yOffset"] = "scenario:N"
+        layers.append(base.mark_rule(color="black").encode(**eb))
+    chart = alt.layer(*layers).properties(width=WIDTH - 220, height=max(140, 18 * len(order)))
+    return _finish(
+        "screen_failures",
+        "Why candidates seen at the sites did not enrol",
+        "Candidates lost per simulated run, by reason (black: 10th to 90th percentile)",
+        "Counts are per run of the whole trial. Prescreen losses cost a chart review; screening losses "
+        "cost a consent and a screening visit; consent and withdrawal are candidates who were eligible "
+        "but did not go on.",
+        chart,
+        data,
+    )
+
+
+def sites(frame: pl.DataFrame) -> Chart:
+    """Enrolment per site with its spread across runs (sites.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "site",
+        "region",
+        "activation_month_mean",
+        "never_activated_fraction",
+        "enrolled_mean",
+        "enrolled_p10",
+        "enrolled_p90",
+        "zero_enrolled_fraction",
+    )
+    ranked = frame.sort(["enrolled_mean", "site"], descending=[True, False])
+    keep = ranked["site"].unique(maintain_order=True).head(MAX_SITES).to_list()
+    shown = frame.filter(pl.col("site").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "sites",
+        shown,
+        "sites.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_SITES} sites enrolling most" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("site:N"),
+        alt.Tooltip("region:N"),
+        alt.Tooltip("enrolled_mean:Q", title="enrolled (mean)", format=",.1f"),
+    ]
+    for col, title, fmt in (
+        ("enrolled_p10", "10th percentile", ",.0f"),
+        ("enrolled_p90", "90th percentile", ",.0f"),
+        ("activation_month_mean", "opens at month (mean)", ".1f"),
+        ("never_activated_fraction", "never opens", ".0%"),
+        ("zero_enrolled_fraction", "enrols no one", ".0%"),
+    ):
+        if col in frame.columns:
+            tips.append(alt.Tooltip(f"{col}:Q", title=title, format=fmt))
+    # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
+    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=320)))
+    enc: dict[str, Any] = {
+        "x": alt.X("enrolled_mean:Q", title="Patients enrolled per run (mean)"),
+        "color": alt.Color("region:N", title="Region"),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
+    layers = [base.mark_bar().encode(**enc)]
+    if "enrolled_p10" in frame.columns and "enrolled_p90" in frame.columns:
+        eb: dict[str, Any] = {"x": "enrolled_p10:Q", "x2": "enrolled_p90:Q"}
+        if _has_scenarios(frame):
+            eb["yOffset"] = "scenario:N"
+        layers.append(base.mark_rule(color="black").encode(**eb))
+    chart = alt.layer(*layers).properties(width=WIDTH - 200, height=max(60, 20 * len(keep)))
+    return _finish(
+        "sites",
+        "Enrolment per site",
+        "Mean patients enrolled per simulated run (black: 10th to 90th percentile)",
+        "Sites differ in how fast they recruit and when they open; the spread shows how much a site's "
+        "contribution varies from run to run. Hover for how often a site never opens or enrols no one.",
+        chart,
+        data,
+    )
+
+
+def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
+    """Probability of reaching the target by number of sites (sites command's curve.csv)."""
+    data = _Data()
+    x_col = "sites" if "sites" in frame.columns else "total_sites"
+    src = data.add(
+        "site_curve",
+        frame.select(_cols(frame, x_col, "probability_of_success", "expected_enrolled", "method")),
+        "curve.csv",
+    )
+    tips = [
+        alt.Tooltip(f"{x_col}:Q", title="sites"),
+        _pct("probability_of_success", "probability of success"),
+    ]
+    if "expected_enrolled" in frame.columns:
+        tips.append(alt.Tooltip("expected_enrolled:Q", title="expected enrolled", format=",.1f"))
+    enc: dict[str, Any] = {
+        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=_axis(frame[x_col].to_list())),
+        "y": alt.Y(
+            "probability_of_success:Q",
+            title="Probability of reaching the target",
+            axis=alt.Axis(format="%"),
+            scale=alt.Scale(domain=[0, 1]),
+        ),
+        "tooltip": tips,
+    }
+    colour_field = "scenario" if _has_scenarios(frame) else ("method" if "method" in frame.columns else None)
+    if colour_field:
+        enc["color"] = alt.Color(f"{colour_field}:N", title=colour_field.capitalize())
+        tips.insert(0, alt.Tooltip(f"{colour_field}:N"))
+        if colour_field == "scenario" and "method" in frame.columns:
+            enc["strokeDash"] = alt.StrokeDash("method:N", title="Method")
+    layers: list[Any] = [alt.Chart(src).mark_line(point=True).encode(**enc)]
+    if probability is not None:
+        layers.append(
+            alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(probability))
+        )
+    chart = alt.layer(*layers).properties(width=WIDTH, height=280)
+    how = ("Each point is a site count; the red dashed line is the probability asked for "
+           f"({probability:.0%}). The first point above it is the smallest number of sites that meets the "
+           "goal under this recruitment model." if probability is not None else
+           "Each point is a site count. The first point at the probability you need is the smallest number "
+           "of sites that meets the goal under this recruitment model.")
+    return _finish(
+        "site_curve",
+        "How many sites do we need?",
+        "Probability of enrolling the target by the deadline, by number of sites",
+        how,
+        chart,
+        data,
+    )
+
+

@@ -1,0 +1,166 @@
+"""Charts of drug supply (`run`, `supply`): demand and inventory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+from hn005_sim.report.charts.common import (
+    MAX_LOCATIONS,
+    WIDTH,
+    Chart,
+    _cols,
+    _Data,
+    _finish,
+    _has_scenarios,
+    _pct,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Supply (run)
+
+
+def drug_demand(frame: pl.DataFrame) -> Chart:
+    """Units dispensed per month per drug, median with 10th-90th percentile band (drug_demand.csv)."""
+    data = _Data()
+    src = data.add(
+        "drug_demand",
+        frame.select(_cols(frame, "month", "drug", "units_p10", "units_p50", "units_p90")),
+        "drug_demand.csv",
+    )
+    tips = [
+        alt.Tooltip("drug:N"),
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("units_p50:Q", title="median packs", format=",.0f"),
+        alt.Tooltip("units_p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("units_p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        colour = alt.Color("scenario:N", title="Scenario")
+        layers = [
+            base.mark_area(opacity=0.2).encode(
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q", color=colour
+            ),
+            base.mark_line().encode(y="units_p50:Q", color=colour, tooltip=tips),
+        ]
+    else:
+        layers = [
+            base.mark_area(opacity=0.35, color="#9ecae1").encode(
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q"
+            ),
+            base.mark_line(color="#08306b").encode(y="units_p50:Q", tooltip=tips),
+        ]
+    chart = (
+        alt.layer(*layers)
+        .properties(width=WIDTH, height=150)
+        .facet(
+            row=alt.Row(
+                "drug:N",
+                title=None,
+                header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=12, labelFontWeight="bold"),
+            ),
+        )
+        .resolve_scale(y="independent")
+    )
+    return _finish(
+        "drug_demand",
+        "How much of each drug is dispensed each month",
+        "Median packs dispensed per month across runs, shaded: 10th to 90th percentile",
+        "Counts are packs: a box of capsules, a vial, a bottle of tablets (supply.csv gives units per "
+        "pack). Demand grows as patients enrol "
+        "and falls as they stop treatment; the band shows how much it varies between runs.",
+        chart,
+        data,
+    )
+
+
+def inventory(frame: pl.DataFrame) -> Chart:
+    """Stock on hand and probability of a stock-out by location and drug (inventory.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "month",
+        "location",
+        "drug",
+        "on_hand_p10",
+        "on_hand_p50",
+        "on_hand_p90",
+        "stockout_probability",
+    )
+    locations = frame["location"].unique(maintain_order=True).to_list()
+    if len(locations) > MAX_LOCATIONS:
+        risk_col = "stockout_probability" if "stockout_probability" in frame.columns else "on_hand_p50"
+        desc = risk_col == "stockout_probability"
+        ranked = frame.group_by("location").agg(pl.col(risk_col).max() if desc else pl.col(risk_col).min())
+        ranked = ranked.sort([risk_col, "location"], descending=[desc, False])
+        depot = [loc for loc in locations if "depot" in loc.lower()][:1]
+        rest = [loc for loc in ranked["location"].to_list() if loc not in depot]
+        keep = depot + rest[: MAX_LOCATIONS - len(depot)]
+    else:
+        keep = locations
+    shown = frame.filter(pl.col("location").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "inventory",
+        shown,
+        "inventory.csv",
+        rows="subset" if subset else "all",
+        why=f"the depot and the {MAX_LOCATIONS} locations most at risk" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("location:N"),
+        alt.Tooltip("drug:N"),
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("on_hand_p50:Q", title="median on hand", format=",.0f"),
+        alt.Tooltip("on_hand_p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("on_hand_p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    if "stockout_probability" in frame.columns:
+        tips.append(_pct("stockout_probability", "chance of a stock-out"))
+    colour = alt.Color("location:N", title="Location")
+    base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
+    stock = alt.layer(
+        base.mark_area(opacity=0.15).encode(
+            y=alt.Y("on_hand_p10:Q", title="Packs on hand"), y2="on_hand_p90:Q", color=colour
+        ),
+        base.mark_line().encode(y="on_hand_p50:Q", color=colour, tooltip=tips),
+    ).properties(width=(WIDTH - 80) // 2, height=150)
+    panels: list[Any] = [stock]
+    if "stockout_probability" in frame.columns:
+        risk = (
+            base.mark_line(interpolate="step-after")
+            .encode(
+                y=alt.Y(
+                    "stockout_probability:Q",
+                    title="Chance of a stock-out",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1]),
+                ),
+                color=colour,
+                tooltip=tips,
+            )
+            .properties(width=(WIDTH - 80) // 2, height=150)
+        )
+        panels.append(risk)
+    # one row per drug (packs differ between drugs), stock beside stock-out risk
+    chart = alt.vconcat(
+        *[
+            alt.hconcat(*[p.transform_filter(alt.datum.drug == d) for p in panels]).properties(
+                title=alt.TitleParams(d, anchor="start", fontSize=13)
+            )
+            for d in shown["drug"].unique(maintain_order=True).to_list()
+        ]
+    )
+    return _finish(
+        "inventory",
+        "Stock on hand and the risk of running out",
+        "Median packs on hand (shaded: 10th to 90th percentile) and the share of runs out of stock, by month",
+        "Left: stock at each location; right: the share of simulated runs in which that location has run out "
+        "that month. A site running out means a patient's dose is late.",
+        chart,
+        data,
+    )
