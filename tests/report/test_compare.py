@@ -107,6 +107,19 @@ def test_compare_cells_read_as_the_report_does():
     assert warning is not None and "a: 200" in warning and "b: 20" in warning
 
 
+def test_compare_says_when_the_inputs_ask_different_questions():
+    """P(target by the deadline) of a 12-month baseline beside a 24-month network is not one question."""
+    from hn005_sim.commands.compare import question_mismatch
+
+    same = {"target_enrolled": 110, "deadline_months": 12}
+    assert question_mismatch({"a": same, "b": dict(same)}) is None
+    warning = question_mismatch({"a": same, "b": {"target_enrolled": 110, "deadline_months": 24}})
+    assert warning is not None and "deadline (months): a 12, b 24" in warning
+    assert not warning.startswith("inputs differ in target")
+    both = question_mismatch({"a": same, "b": {"target_enrolled": 120, "deadline_months": 24}})
+    assert both is not None and "target: a 110, b 120" in both and "deadline" in both
+
+
 def test_sites_needed_row_says_when_no_allocation_reaches_the_probability():
     from hn005_sim.report.tables import key_figures
 

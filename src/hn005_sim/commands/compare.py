@@ -208,6 +208,20 @@ def replicate_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
+def question_mismatch(summaries: dict[str, dict[str, Any]]) -> str | None:
+    """A warning when the inputs ask different questions: P(target by deadline) and enrolled by the deadline
+    then differ partly because the target or the deadline does, not only because the scenario does."""
+    parts = []
+    for key, word in (("target_enrolled", "target"), ("deadline_months", "deadline (months)")):
+        values = {n: s.get(key) for n, s in summaries.items() if s.get(key) is not None}
+        if len(set(values.values())) > 1:
+            parts.append(f"{word}: " + ", ".join(f"{n} {v:g}" for n, v in values.items()))
+    if parts:
+        return ("inputs differ in " + "; ".join(parts) + ": the figures 'by the deadline' answer different "
+                "questions (compare months to target, or give them one deadline)")
+    return None
+
+
 def compare(
     inputs: InputsArg,
     out: OutOpt,
@@ -307,7 +321,8 @@ def compare(
         figures = {}  # not paired: no interval for any difference
     diffs = scenario_differences(names, summaries, figures)
     header, rows = comparison_rows(summaries, diffs)
-    mismatch = unpaired or replicate_mismatch(summaries)
+    mismatch = "; ".join(w for w in (unpaired or replicate_mismatch(summaries), question_mismatch(summaries))
+                         if w) or None
     with output_dir(out, force=force) as o:
         o.write_rows("comparison.csv", header, rows)
         written = ["comparison.csv"]
