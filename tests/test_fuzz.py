@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime as dt
 import io
-import json
-import math
 import os
 import signal
 import tomllib
@@ -31,6 +28,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+# the TOML writer and document walkers of the hostile-input tests (tests/ is on sys.path)
+from test_hostile_input import set_in, toml_doc, walk
 
 from hn005_sim.cli import main
 from hn005_sim.scenario.load import read_raw
@@ -50,47 +50,6 @@ SETTINGS = dict(
     database=None,
     derandomize=SCALE == 1,
 )
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dt.datetime | dt.date | dt.time):
-        return v.isoformat()
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(type(v))
-
-
-def toml_doc(doc: dict[str, Any]) -> str:
-    return "".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in doc.items())
-
-
-def walk(doc: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
-    out = []
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
-    for k, v in items:
-        out.append(((*prefix, k), v))
-        out.extend(walk(v, (*prefix, k)))
-    return out
-
-
-def set_in(doc: Any, path: tuple, value: Any) -> None:
-    for p in path[:-1]:
-        doc = doc[p]
-    doc[path[-1]] = value
 
 
 def delete_in(doc: Any, path: tuple) -> None:

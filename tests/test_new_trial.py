@@ -9,21 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# the walker of tests/test_sources.py (tests/ is on sys.path: pytest's rootdir-based import)
+from test_sources import figures_without_source
+
 from hn005_sim.cli import main
-
-FIGURE_KEYS = {"dist", "value"}
-
-
-def figures_without_source(node, path=""):
-    """As tests/test_sources.py: tables with a `dist` or `value` and no `source`."""
-    if isinstance(node, dict):
-        if FIGURE_KEYS & node.keys() and not str(node.get("source", "")).strip():
-            yield path or "(top)"
-        for key, value in node.items():
-            yield from figures_without_source(value, f"{path}.{key}" if path else key)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from figures_without_source(value, f"{path}[{i}]")
 
 FILES = ("base.toml", "criteria.toml", "regimen.toml", "supply.toml", "comparators.toml")
 
