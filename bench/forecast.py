@@ -4,10 +4,12 @@
 
 1. The whole analytic command (process start, reading, posterior, exact quantiles, additional-sites
    search, report) on a synthetic observed file of --sites sites of plans/china_network.toml at month 12.
-2. The DES continuation of scenarios/baseline.toml from plans/observed/alter_hn005_month12.csv: seconds
-   per replicate (the `des.seconds_per_replicate` of summary.json).
+2. The DES continuation of scenarios/baseline.toml from plans/observed/alter_hn005_month12.csv (with
+   --deadline 30: the baseline's own deadline is month 12): seconds per replicate (the `des.seconds_per_replicate` of summary.json).
 3. The calibration back-test of tests/recruitment/test_forecast.py (coverage of the 50/80/95% predictive
    intervals and of the plug-in intervals) at two amounts of data.
+Prints BENCH lines (bench/run_all.py) with no targets: issue 13 set none on time, and coverage is a model
+figure (tested in tests/recruitment/test_forecast.py), not a performance target.
 Figures depend on the machine and its load.
 """
 
@@ -42,8 +44,8 @@ def observed_file(path: Path, sites: int, seed: int = 1) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(args: list[str]) -> tuple[str, dict]:
-    """Wall time and CPU time (user + system) of the whole command, and its summary."""
+def run(args: list[str]) -> tuple[str, dict, float]:
+    """Wall time and CPU time (user + system) of the whole command as text, its summary, the wall time."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(
@@ -52,7 +54,7 @@ def run(args: list[str]) -> tuple[str, dict]:
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return f"{wall:.2f} s wall, {cpu:.2f} s CPU", json.loads(out.stdout)
+    return f"{wall:.2f} s wall, {cpu:.2f} s CPU", json.loads(out.stdout), wall
 
 
 def main() -> None:
@@ -74,7 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         obs = Path(tmp) / "observed.csv"
         observed_file(obs, a.sites)
-        wall, s = run(
+        wall, s, secs = run(
             [
                 "forecast",
                 "plans/china_network.toml",
@@ -91,14 +93,15 @@ def main() -> None:
             f"(P = {s['prob_target_by_deadline']:.3f}, additional {s['additional_sites']}, "
             f"feasible {s['additional_sites_detail']['feasible']})"
         )
+        print(f"BENCH forecast_analytic_{a.sites}_sites_with_report {secs:.2f} s")
         base = ["forecast", "plans/china_network.toml", "--observed", str(obs), "--as-of", "12"]
         for extra, what in (([], "no --out (no report)"), (["--target", "400"], "--target 400, no --out")):
-            wall, s = run(base + extra)
+            wall, s, _ = run(base + extra)
             print(
                 f"  {what}: {wall} (P = {s['prob_target_by_deadline']:.3f}, "
                 f"additional {s['additional_sites']}, feasible {s['additional_sites_detail']['feasible']})"
             )
-        wall, s = run(
+        wall, s, _ = run(
             [
                 "forecast",
                 "scenarios/baseline.toml",
@@ -106,6 +109,8 @@ def main() -> None:
                 "plans/observed/alter_hn005_month12.csv",
                 "--as-of",
                 "12",
+                "--deadline",
+                "30",
                 "--method",
                 "des",
                 "--replicates",
@@ -119,6 +124,7 @@ def main() -> None:
             f"DES continuation of the baseline from month 12: {d['seconds_per_replicate'] * 1000:.0f} ms per "
             f"replicate ({a.replicates} replicates, jobs {a.jobs}; whole command {wall})"
         )
+        print(f"BENCH forecast_des_per_replicate {d['seconds_per_replicate'] * 1000:.1f} ms")
     from tests.recruitment.test_forecast import backtest
 
     for t0, target in ((6.0, 40), (18.0, 60)):
@@ -126,6 +132,8 @@ def main() -> None:
         cells = ", ".join(f"{int(100 * lv)}%: {c:.3f} (plug-in {p:.3f})" for lv, (c, p, _n) in res.items())
         n = next(iter(res.values()))[2]
         print(f"calibration, {n} one-site trials, {t0:g} months of data, target {target}: {cells}")
+        # a model figure, shown without a target (a performance bench sets no target on model outputs)
+        print(f"BENCH forecast_coverage80_one_site_{t0:g}_months {res[0.8][0]:.3f} fraction")
 
 
 def multisite_backtest(trials: int, seed: int = 2022) -> dict[float, tuple[float, float, int]]:

@@ -615,3 +615,24 @@ def test_prob_rate_below_plan_compares_with_the_plans_rate_even_after_refit():
         for s, o in zip(fc.sites, rows, strict=True):
             expected = stats.gamma.cdf(1.2, a + o.enrolled, scale=1 / (b + 6.0))
             assert s.prob_rate_below_plan == pytest.approx(expected, rel=1e-12)
+
+
+def docs_forecast_commands() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "forecast.md").read_text()
+    return [ln.strip() for ln in text.splitlines() if ln.strip().startswith("hn005-sim forecast ")]
+
+
+@pytest.mark.parametrize("command", docs_forecast_commands(), ids=lambda c: c.split()[2])
+def test_docs_forecast_commands_run(command, tmp_path, monkeypatch):
+    """The commands docs/forecast.md shows run as written (fewer replicates: the check is that they are
+    valid, e.g. an --as-of before the scenario's deadline)."""
+    import shlex
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    args = shlex.split(command)[1:]
+    args = [str(tmp_path / a) if a.startswith("out/") else a for a in args]
+    if "--replicates" in args:
+        args[args.index("--replicates") + 1] = "4"
+    if "--jobs" in args:
+        args[args.index("--jobs") + 1] = "1"
+    assert main([*args, "-q"] if "-q" not in args else args) == 0, command
