@@ -19,6 +19,7 @@ judged at prescreen (prescreen-stage criteria first, then screening-stage ones, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -182,43 +183,167 @@ class ScreenerSource:
         return ok, reason
 
     def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
+        return self.finish(self.prescreen([JudgeRequest(rng, n, retest, rescreen_if_fail, chart)]))[0]
+
+    def judge_many(self, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:
+        """`judge` of each request, the requests' criteria evaluated together (see `prescreen`)."""
+        return self.finish(self.prescreen(requests))
+
+    def prescreen(self, requests: Sequence[JudgeRequest]) -> list[Prescreened]:
+        """First half of `judge` for several batches at once: each request's candidates drawn from its
+        own generator, its chart from its own generators, and its re-measured labs drawn after them
+        from its generator again, exactly as `judge` draws them one request at a time; the chart
+        decisions and the criteria of all the requests are evaluated in one polars pass each (the
+        rules are row-wise). Two requests must not share a generator. The screening verdicts on the
+        re-measured labs wait for `finish`, which evaluates every batch's new labs in one pass."""
         pop = self._pop
-        frame = pop.sample(self._pop_cfg, n, rng)
-        known = chart.draw(frame) if chart is not None else None
-        s = self._screener.evaluate(frame, known)
-        pre = np.asarray(s.prescreen_pass, dtype=bool)
-        passes = np.asarray(s.passes, dtype=bool)
-        judged_passes = passes if known is None else passes | ~known
-        pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
-        ok, reason = self._verdict(s, known)
-        retest = np.asarray(retest, dtype=bool) & pre
-        again_ok, again_reason = ok.copy(), reason.copy()
-        # one re-measurement and one evaluation for both groups (polars has a fixed cost per call):
-        # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
-        # drawn for every candidate who would be re-screened and used only for those who fail
-        first = np.flatnonzero(retest)
-        again = np.flatnonzero(np.asarray(rescreen_if_fail, dtype=bool) & pre)
-        if first.size or again.size:
+        frames = [pop.sample(self._pop_cfg, r.n, r.rng) for r in requests]
+        charts = [r.chart for r in requests]
+        same_model = all(c is not None for c in charts) and len({id(c.model) for c in charts}) == 1
+        # frames that do not stack, or charts of different models: one request at a time, as always
+        whole = _stack(frames) if same_model or all(c is None for c in charts) else None
+        if whole is None:
+            parts = [self._screener.evaluate(f, c.draw(f) if c is not None else None)
+                     for f, c in zip(frames, charts, strict=True)]
+        else:
+            known = None
+            if same_model:
+                units = [c.draw_units(f.height) for c, f in zip(charts, frames, strict=True)]
+                if units[0] is not None:
+                    known = _stacked_known(charts[0].model, whole, units)
+            parts = _split(self._screener.evaluate(whole, known), [f.height for f in frames])
+        known_parts = [p.known for p in parts]
+        out = []
+        for r, frame, s, known in zip(requests, frames, parts, known_parts, strict=True):
+            pre = np.asarray(s.prescreen_pass, dtype=bool)
+            passes = np.asarray(s.passes, dtype=bool)
+            judged_passes = passes if known is None else passes | ~known
+            pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
+            ok, reason = self._verdict(s, known)
+            retest = np.asarray(r.retest, dtype=bool) & pre
+            # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
+            # drawn for every candidate who would be re-screened and used only for those who fail
+            first = np.flatnonzero(retest)
+            again = np.flatnonzero(np.asarray(r.rescreen_if_fail, dtype=bool) & pre)
             rows = np.concatenate([first, again])
-            sub = pop.retest_labs(self._pop_cfg, frame[rows], rng)
-            sub_ok, sub_reason = self._verdict(self._screener.evaluate(sub),
-                                               None if known is None else known[rows])
-            ok[first], reason[first] = sub_ok[: first.size], sub_reason[: first.size]
-            again_ok[again], again_reason[again] = sub_ok[first.size:], sub_reason[first.size:]
-        return CandidateBatch(
-            prescreen_pass=pre,
-            prescreen_reason=pre_reason,
-            screen_pass=ok,
-            screen_reason=reason,
-            rescreen_pass=again_ok,
-            rescreen_reason=again_reason,
-            retested=retest,
-            bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
-            prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
-            traits=_traits(frame),
-            covariates={c: frame[c].to_numpy().astype(float)
-                        for c in DOSING_COVARIATES if c in frame.columns},
-        )
+            sub = pop.retest_labs(self._pop_cfg, frame[rows], r.rng) if rows.size else None
+            out.append(Prescreened(frame, s, known, pre, pre_reason, ok, reason, retest, first, again, sub))
+        return out
+
+    def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
+        """Second half of `judge`: the screening verdicts on the re-measured labs of every batch in
+        one evaluation (one per batch when their frames do not stack), then each batch's verdicts."""
+        subs = [it.sub for it in items if it.sub is not None]
+        whole = _stack(subs) if len(subs) > 1 else (subs[0] if subs else None)
+        if whole is not None:
+            evaluated = iter(_split(self._screener.evaluate(whole), [f.height for f in subs]))
+        else:
+            evaluated = iter([self._screener.evaluate(f) for f in subs])
+        out = []
+        for it in items:
+            ok, reason = it.ok.copy(), it.reason.copy()
+            again_ok, again_reason = ok.copy(), reason.copy()
+            if it.sub is not None:
+                rows = np.concatenate([it.first, it.again])
+                sub_ok, sub_reason = self._verdict(next(evaluated), None if it.known is None
+                                                   else it.known[rows])
+                f = it.first.size
+                ok[it.first], reason[it.first] = sub_ok[:f], sub_reason[:f]
+                again_ok[it.again], again_reason[it.again] = sub_ok[f:], sub_reason[f:]
+            frame, s = it.frame, it.screening
+            out.append(CandidateBatch(
+                prescreen_pass=it.pre,
+                prescreen_reason=it.pre_reason,
+                screen_pass=ok,
+                screen_reason=reason,
+                rescreen_pass=again_ok,
+                rescreen_reason=again_reason,
+                retested=it.retest,
+                bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
+                prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
+                traits=_traits(frame),
+                covariates={c: frame[c].to_numpy().astype(float)
+                            for c in DOSING_COVARIATES if c in frame.columns},
+            ))
+        return out
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """The arguments of one `CandidateSource.judge` call (a batch of one site's candidates)."""
+
+    rng: np.random.Generator
+    n: int
+    retest: np.ndarray
+    rescreen_if_fail: np.ndarray
+    chart: object = None  # eligibility.chart.SiteChart, or None
+
+
+@dataclass(frozen=True)
+class Prescreened:
+    """A batch after `ScreenerSource.prescreen`: drawn, judged on its first labs, new labs drawn.
+
+    `ok`/`reason` are the verdicts on the first labs (final for the candidates not in `first`);
+    `sub` the re-measured labs of rows `first` then `again` (None when there are none)."""
+
+    frame: object
+    screening: object
+    known: np.ndarray | None
+    pre: np.ndarray
+    pre_reason: np.ndarray
+    ok: np.ndarray
+    reason: np.ndarray
+    retest: np.ndarray
+    first: np.ndarray
+    again: np.ndarray
+    sub: object
+
+
+def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:
+    """`source.judge` of each request: in one evaluation where the source can (`ScreenerSource`),
+    else one call per request, in order."""
+    many = getattr(source, "judge_many", None)
+    if many is not None:
+        return many(requests)
+    return [source.judge(r.rng, r.n, retest=r.retest, rescreen_if_fail=r.rescreen_if_fail,
+                         **({"chart": r.chart} if r.chart is not None else {})) for r in requests]
+
+
+def _stack(frames):
+    """The frames one under the other, or None when their schemas differ (then each is evaluated
+    alone: a relaxed concatenation could change a column's type and so a verdict)."""
+    import polars as pl
+
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0]
+    schema = frames[0].schema
+    if any(f.schema != schema for f in frames[1:]):
+        return None
+    return pl.concat(frames, how="vertical", rechunk=True)
+
+
+def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:
+    """`ChartModel.draw` of stacked frames from each frame's unit draws: the decisions are row-wise."""
+    unit_known = np.concatenate(units) if len(units) > 1 else units[0]
+    return model.decide(whole, unit_known, model.criteria_known(unit_known))
+
+
+def _split(s, sizes: list[int]) -> list:
+    """A Screening of stacked batches cut back into one Screening per batch."""
+    from hn005_sim.eligibility.engine import Screening
+
+    if len(sizes) == 1:
+        return [s]
+    words = s._keys()
+    out, start = [], 0
+    for n in sizes:
+        known = None if s.known is None else s.known[start:start + n]
+        out.append(Screening(s.ids, s.kinds, s.stages, s.table.slice(start, n), words[start:start + n],
+                             known))
+        start += n
+    return out
 
 
 DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
