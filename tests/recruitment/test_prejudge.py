@@ -1,0 +1,184 @@
+"""Judging a replicate's candidates together (des._prejudge, ScreenerSource.prescreen/finish) against
+judging them one batch at a time as a site reaches them: the same candidates, verdicts and records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hn005_sim.recruitment import des
+from hn005_sim.recruitment.candidates import JudgeRequest, _stack, candidate_source, judge_many
+from hn005_sim.recruitment.sites import draw_sites, site_stream
+from hn005_sim.scenario.load import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    return sc
+
+
+@pytest.fixture(scope="module")
+def network():
+    sc, _ = load_scenario(ROOT / "scenarios" / "network_south_china.toml")
+    return sc
+
+
+def _requests(source, sc, seed, sizes):
+    """One request per drawn site (its own population stream and chart), fresh generators each call."""
+    sites = draw_sites(sc.recruitment, seed, 0)
+    mask_rng = np.random.default_rng(99)
+    out = []
+    for site, n in zip(sites, sizes, strict=False):
+        retest = mask_rng.random(n) < 0.3
+        rescreen = mask_rng.random(n) < 0.4
+        out.append(JudgeRequest(site_stream(seed, 0, "population", site.stream_key), n, retest, rescreen,
+                                source.site_chart(seed, 0, site)))
+    assert len(out) == len(sizes)
+    return out
+
+
+def _same_batch(a, b):
+    for name in ("prescreen_pass", "prescreen_reason", "screen_pass", "screen_reason", "rescreen_pass",
+                 "rescreen_reason", "retested", "bsa_m2", "prescreen_unknown"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for name in ("traits", "covariates"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.keys() == y.keys()
+        for k in x:
+            assert np.array_equal(x[k], y[k]), (name, k)
+
+
+def test_judge_many_equals_one_judge_call_per_batch(network):
+    """Batches of different sizes from different sites' streams and charts, evaluated together, give
+    each batch exactly what `judge` gives it alone, and leave every stream where `judge` leaves it."""
+    source = candidate_source(network)
+    sizes = [300, 1024, 57, 700]
+    alone_req = _requests(source, network, 5, sizes)
+    alone = [source.judge(r.rng, r.n, retest=r.retest, rescreen_if_fail=r.rescreen_if_fail, chart=r.chart)
+             for r in alone_req]
+    together_req = _requests(source, network, 5, sizes)
+    together = judge_many(source, together_req)
+    assert len(together) == len(alone)
+    for a, b in zip(alone, together, strict=True):
+        _same_batch(a, b)
+    assert any(b.retested.any() for b in together) and any((~b.prescreen_pass).any() for b in together)
+    for r1, r2 in zip(alone_req, together_req, strict=True):  # the streams are where judge left them
+        assert r1.rng.random() == r2.rng.random()
+        assert [g.random() for g in r1.chart.generators] == [g.random() for g in r2.chart.generators]
+
+
+def test_frames_that_do_not_stack_are_evaluated_one_by_one():
+    a = pl.DataFrame({"x": [1, 2]})
+    assert _stack([a, pl.DataFrame({"x": [1.5]})]) is None
+    assert _stack([a, a]).height == 4
+    assert _stack([a]) is a
+
+
+def _run(sc, replicates, monkeypatch, *, lazy: bool):
+    """Records of `replicates`, and per replicate the (batches drawn, batches reached) of every site
+    and the stop-day bounds `_prejudge` used. lazy: no judging ahead (every batch judged as the site
+    reaches it, the code path before _prejudge)."""
+    seen, bounds = [], []
+    log = des._arrivals_log
+
+    def spy_log(st, pools, arrivals_of, clocks):
+        seen.append([(p.drawn // p.batch, p.n // p.batch) for p in pools])
+        return log(st, pools, arrivals_of, clocks)
+
+    bound = des._stop_bound
+
+    def spy_bound(*args):
+        bounds.append(bound(*args))
+        return bounds[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(des, "_arrivals_log", spy_log)
+        m.setattr(des, "_stop_bound", spy_bound)
+        if lazy:
+            m.setattr(des, "_prejudge", lambda *a: None)
+        source = candidate_source(sc)
+        recs = []
+        for r in replicates:
+            bounds.append(None)  # separates the replicates
+            recs.append(des.simulate_recruitment(sc, source, 3, r, keep_events=True)[0])
+    return recs, seen, bounds
+
+
+def _same_record(a, b):
+    for f in a.__dataclass_fields__:
+        x, y = getattr(a, f), getattr(b, f)
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f
+        elif isinstance(x, dict):
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), f
+        elif isinstance(x, float) and np.isnan(x):
+            assert np.isnan(y), f
+        else:
+            assert x == y, f
+
+
+def _stops(recs, bounds, horizon, target):
+    """Each replicate's stop day beside the bounds used for it."""
+    out, i = [], -1
+    for b in bounds:
+        if b is None:
+            i += 1
+            continue
+        rec = recs[i]
+        out.append((b, rec.time_to_target_day if rec.enrolled >= target else horizon))
+    return out
+
+
+@pytest.mark.parametrize("name,batch", [("baseline", None), ("network", None), ("baseline", 128)])
+def test_judging_ahead_changes_no_record_and_judges_only_reached_batches(name, batch, request, monkeypatch):
+    """The same records, event traces included, with and without judging ahead; every batch judged
+    ahead is one the site reaches; the stop-day bound is below the stop. With batches of 128 the
+    baseline needs many rounds and leaves later batches to be judged as the site reaches them."""
+    sc = request.getfixturevalue(name)
+    if batch is not None:
+        rec = sc.recruitment.model_copy(update={"candidate_batch": batch})
+        sc = sc.model_copy(update={"recruitment": rec})
+    reps = range(3)
+    ahead, seen, bounds = _run(sc, reps, monkeypatch, lazy=False)
+    lazy, seen_lazy, _ = _run(sc, reps, monkeypatch, lazy=True)
+    for a, b in zip(ahead, lazy, strict=True):
+        _same_record(a, b)
+    assert seen == seen_lazy  # the same batches drawn (none judged that the site does not reach)
+    assert all(drawn == reached for rep in seen for drawn, reached in rep)
+    horizon = sc.recruitment.horizon_days
+    stops = _stops(ahead, bounds, horizon, sc.trial.target_enrolled)
+    assert stops and all(b <= stop for b, stop in stops)
+    if name == "baseline":
+        assert max(b for b, _ in stops) > 0  # the bound is not trivially 0
+    if batch == 128:
+        # rounds ahead (several bounds per replicate) and batches left for the simulation
+        assert max(reached for rep in seen for _, reached in rep) > 2
+        assert len(bounds) > 2 * len(reps)
+
+
+def test_judging_ahead_is_what_the_simulation_uses(baseline, monkeypatch):
+    """Without judging ahead the simulation judges every batch it reaches itself; with it, only the
+    batches the stop-day bound could not certify (the baseline's second batch, some of the time): the
+    comparison above compares two paths."""
+    calls = []
+    source = candidate_source(baseline)
+    orig = source.judge_many
+    monkeypatch.setattr(source, "judge_many", lambda reqs: calls.extend(reqs) or orig(reqs))
+    reps = range(10)
+    for r in reps:
+        des.simulate_recruitment(baseline, source, 3, r)
+    ahead = len(calls)
+    calls.clear()
+    monkeypatch.setattr(des, "_prejudge", lambda *a: None)
+    reached = 0
+    for r in reps:
+        rec, _ = des.simulate_recruitment(baseline, source, 3, r)
+        reached += -(-rec.candidates // baseline.recruitment.candidate_batch)
+    assert len(calls) >= reached >= 2 * len(reps)
+    assert ahead < len(calls) / 2
