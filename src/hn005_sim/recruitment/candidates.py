@@ -321,7 +321,7 @@ def _stack(frames):
     schema = frames[0].schema
     if any(f.schema != schema for f in frames[1:]):
         return None
-    return pl.concat(frames, how="vertical", rechunk=True)
+    return pl.concat(frames, how="vertical", rechunk=False)
 
 
 def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:
