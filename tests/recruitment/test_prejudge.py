@@ -182,3 +182,42 @@ def test_judging_ahead_is_what_the_simulation_uses(baseline, monkeypatch):
         reached += -(-rec.candidates // baseline.recruitment.candidate_batch)
     assert len(calls) >= reached >= 2 * len(reps)
     assert ahead < len(calls) / 2
+
+
+@pytest.mark.parametrize("name,reps,together", [("baseline", range(5, 11), 4), ("network", range(3), 3)])
+def test_replicates_judged_together_give_each_replicate_its_own_record(name, reps, together, request,
+                                                                       monkeypatch):
+    """simulate_recruitment_many (a worker's batch, its replicates' candidates judged together) gives
+    every replicate the record simulate_recruitment gives it alone, in fewer criteria evaluations."""
+    from hn005_sim.eligibility.engine import Screener
+
+    sc = request.getfixturevalue(name)
+    source = candidate_source(sc)
+    evaluations = []
+    evaluate = Screener.evaluate
+    monkeypatch.setattr(Screener, "evaluate", lambda self, *a, **k: evaluations.append(1) or
+                        evaluate(self, *a, **k))
+    alone = [des.simulate_recruitment(sc, source, 3, r, keep_events=True) for r in reps]
+    n_alone = len(evaluations)
+    evaluations.clear()
+    together_ = des.simulate_recruitment_many(sc, source, 3, reps, keep_events=True, together=together)
+    assert len(together_) == len(alone)
+    for (a, sites_a), (b, sites_b) in zip(alone, together_, strict=True):
+        _same_record(a, b)
+        assert sites_a == sites_b
+    assert len(evaluations) < n_alone
+
+
+def test_replicates_of_a_funnel_source_judged_together():
+    """The funnel source (no staged judging): the same records one by one and together."""
+    from tests.recruitment.test_des import scenario
+
+    sc = scenario(sites=4, rate_mean=10.0, batch=16, target=30, pre=0.5, screen=0.7, consent=0.8,
+                  rescreen=0.3,
+                  screening={"dist": "constant", "value": 9.0})
+    source = candidate_source(sc)
+    alone = [des.simulate_recruitment(sc, source, 2, r, keep_events=True)[0] for r in range(4)]
+    together = [rec for rec, _ in des.simulate_recruitment_many(sc, source, 2, range(4), keep_events=True)]
+    for a, b in zip(alone, together, strict=True):
+        _same_record(a, b)
+    assert all(rec.enrolled == 30 for rec in alone)

@@ -174,8 +174,7 @@ class _Pool:
         return self.arr
 
 
-def _prejudge(source: CandidateSource, pools: list[_Pool], arrivals_of: list[np.ndarray],
-              clocks: list[np.ndarray], target: int, horizon: float) -> None:
+def _prejudge(source: CandidateSource, reps: list[_Replicate]) -> None:
     """Judge, before the simulation and all sites together, the batches the sites certainly reach.
 
     Every site with arrivals reaches its first batch (its process asks for it at day 0). A site asks
@@ -189,47 +188,53 @@ def _prejudge(source: CandidateSource, pools: list[_Pool], arrivals_of: list[np.
 
     Rounds: a site's batch j+1 is drawn after its batch j's re-tested labs (the same stream), so a
     round judges at most one batch per site, every site's in one evaluation; the verdicts on re-tested
-    labs of all the rounds are evaluated together at the end (`ScreenerSource.finish`)."""
+    labs of all the rounds are evaluated together at the end (`ScreenerSource.finish`). Several
+    replicates (`simulate_recruitment_many`) are judged together the same way: their streams are
+    their own, each replicate has its own stop-day bound."""
     staged = callable(getattr(source, "prescreen", None)) and callable(getattr(source, "finish", None))
-    need = [-(-a.size // p.batch) for a, p in zip(arrivals_of, pools, strict=True)]  # batches it can use
-    items: list[list] = [[] for _ in pools]  # per site, its prescreened batches in order
-    ask = [0.0] * len(pools)  # the day the site asks for its next batch, once it passed the last
+    # every site of every replicate, as (replicate, site index)
+    where = [(rep, i) for rep in reps for i in range(len(rep.pools))]
+    for rep in reps:
+        rep.need = [-(-a.size // p.batch) for a, p in zip(rep.arrivals_of, rep.pools, strict=True)]
+        rep.items = [[] for _ in rep.pools]  # per site, its prescreened batches in order
+        rep.ask = [0.0] * len(rep.pools)  # the day the site asks for its next batch
     while True:
-        stop_lb = _stop_bound(pools, items, arrivals_of, clocks, need, target, horizon) \
-            if staged and any(items) else np.inf
-        todo = [i for i, p in enumerate(pools)
-                if p.requested < need[i] and (p.requested == 0 or ask[i] < stop_lb)]
+        bound = {id(rep): _stop_bound(rep) if staged and any(rep.items) else np.inf for rep in reps}
+        todo = [(rep, i) for rep, i in where
+                if rep.pools[i].requested < rep.need[i]
+                and (rep.pools[i].requested == 0 or rep.ask[i] < bound[id(rep)])]
         if not todo:
             break
-        requests = [pools[i].next_request() for i in todo]
+        requests = [rep.pools[i].next_request() for rep, i in todo]
         if not staged:  # a source judged one call per batch (the funnel): the first batches only
-            for i, judged in zip(todo, judge_many(source, requests), strict=True):
-                pools[i].add(judged)
+            for (rep, i), judged in zip(todo, judge_many(source, requests), strict=True):
+                rep.pools[i].add(judged)
             break
-        for i, it in zip(todo, source.prescreen(requests), strict=True):
-            pool, j = pools[i], len(items[i])
-            items[i].append(it)
-            lo, n = j * pool.batch, arrivals_of[i].size
+        for (rep, i), it in zip(todo, source.prescreen(requests), strict=True):
+            pool, j = rep.pools[i], len(rep.items[i])
+            rep.items[i].append(it)
+            lo, n = j * pool.batch, rep.arrivals_of[i].size
             consenting = np.flatnonzero(it.pre & pool.scr[j]["consent"])
             consenting = consenting[consenting + lo < n]
             if consenting.size:
-                ask[i] = float(clocks[i][lo + consenting[-1]])
-    if not staged:
-        for p in pools:
-            p._concat()
-        return
-    flat = [(i, it) for i, its in enumerate(items) for it in its]
-    for (i, _), judged in zip(flat, source.finish([it for _, it in flat]), strict=True):
-        pools[i].add(judged)
-    for p in pools:
-        if p.drawn:
-            p._concat()
+                rep.ask[i] = float(rep.clocks[i][lo + consenting[-1]])
+    if staged:
+        flat = [(rep.pools[i], it) for rep, i in where for it in rep.items[i]]
+        for (pool, _), judged in zip(flat, source.finish([it for _, it in flat]), strict=True):
+            pool.add(judged)
+    for rep in reps:
+        rep.items = None  # the frames: no longer needed
+        for p in rep.pools:
+            if p.drawn:
+                p._concat()
 
 
-def _stop_bound(pools: list[_Pool], items: list[list], arrivals_of: list[np.ndarray],
-                clocks: list[np.ndarray], need: list[int], target: int, horizon: float) -> float:
-    """A lower bound of the day recruitment stops: the horizon, or the target-th earliest day a
-    candidate could be enrolled (no enrolment comes before arrival plus screening time)."""
+def _stop_bound(rep: _Replicate) -> float:
+    """A lower bound of the day the replicate's recruitment stops: the horizon, or the target-th
+    earliest day a candidate could be enrolled (no enrolment comes before arrival plus screening
+    time)."""
+    pools, items, arrivals_of, clocks, need = rep.pools, rep.items, rep.arrivals_of, rep.clocks, rep.need
+    target, horizon = rep.target, rep.horizon
     days = []
     for i, pool in enumerate(pools):
         n, b = arrivals_of[i].size, pool.batch
@@ -405,16 +410,26 @@ def _season(cfg: RecruitmentConfig, start, n_days: int) -> np.ndarray:
     return hit[1]
 
 
-def simulate_recruitment(
-    scenario, source: CandidateSource, seed: int, replicate: int, *, keep_events: bool = False,
-    sites: list[Site] | None = None,
-) -> tuple[ReplicateRecord, list[Site]]:
-    """Run one replicate of the recruitment DES; returns its record and its drawn sites.
+@dataclass
+class _Replicate:
+    """One replicate between its set-up and its run: sites, arrivals, pools and the simpy processes."""
 
-    `sites` replaces the sites drawn from the config (`draw_sites`), e.g. a running trial's sites with
-    their observed opening and posterior rates (recruitment/forecast_des.py); their `index` must be
-    their position in the list. None (the default) draws them as always.
-    """
+    replicate: int
+    target: int
+    horizon: float
+    sites: list[Site]
+    env: simpy.Environment
+    st: _State
+    pools: list[_Pool]
+    arrivals_of: list[np.ndarray]
+    clocks: list[np.ndarray]
+    need: list[int] | None = None
+    items: list[list] | None = None
+    ask: list[float] | None = None
+
+
+def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
+            sites: list[Site] | None) -> _Replicate:
     cfg: RecruitmentConfig = scenario.recruitment
     target = scenario.trial.target_enrolled
     horizon = cfg.horizon_days
@@ -440,12 +455,53 @@ def simulate_recruitment(
             slots = None if site.capacity is None else _Slots(site.capacity)
             env.process(_site_process(env, st, site, arrivals, clocks[-1], pool, slots))
             st.sim_events += 1
-    _prejudge(source, pools, arrivals_of, clocks, target, horizon)
+    return _Replicate(replicate, target, horizon, sites, env, st, pools, arrivals_of, clocks)
+
+
+def _run(rep: _Replicate, n_reasons: int, keep_events: bool) -> tuple[ReplicateRecord, list[Site]]:
+    env, st, horizon = rep.env, rep.st, rep.horizon
     # at the horizon recruitment stops as at the target: whoever is in screening stays pending
     env.timeout(horizon).callbacks.append(lambda _ev: _stop(st, horizon))
     env.run(until=st.done)
-    log = _arrivals_log(st, pools, arrivals_of, clocks)
-    return _record(st, log, sites, pools, replicate, len(source.reason_ids), target, keep_events), sites
+    log = _arrivals_log(st, rep.pools, rep.arrivals_of, rep.clocks)
+    rec = _record(st, log, rep.sites, rep.pools, rep.replicate, n_reasons, rep.target, keep_events)
+    return rec, rep.sites
+
+
+def simulate_recruitment(
+    scenario, source: CandidateSource, seed: int, replicate: int, *, keep_events: bool = False,
+    sites: list[Site] | None = None,
+) -> tuple[ReplicateRecord, list[Site]]:
+    """Run one replicate of the recruitment DES; returns its record and its drawn sites.
+
+    `sites` replaces the sites drawn from the config (`draw_sites`), e.g. a running trial's sites with
+    their observed opening and posterior rates (recruitment/forecast_des.py); their `index` must be
+    their position in the list. None (the default) draws them as always.
+    """
+    rep = _set_up(scenario, source, seed, replicate, sites)
+    _prejudge(source, [rep])
+    return _run(rep, len(source.reason_ids), keep_events)
+
+
+JUDGED_TOGETHER = 10
+"""Replicates whose candidates `simulate_recruitment_many` judges together: the criteria and chart
+decisions of 10 baseline replicates in one evaluation per round, while their drawn candidates (about
+1.3 MB a batch) wait for it."""
+
+
+def simulate_recruitment_many(
+    scenario, source: CandidateSource, seed: int, replicates, *, keep_events: bool = False,
+    together: int = JUDGED_TOGETHER,
+) -> list[tuple[ReplicateRecord, list[Site]]]:
+    """`simulate_recruitment` of each replicate, the same records, with the candidates of up to
+    `together` replicates judged together before their simulations run (`_prejudge`)."""
+    replicates = list(replicates)
+    out = []
+    for lo in range(0, len(replicates), max(1, together)):
+        reps = [_set_up(scenario, source, seed, r, None) for r in replicates[lo:lo + max(1, together)]]
+        _prejudge(source, reps)
+        out.extend(_run(rep, len(source.reason_ids), keep_events) for rep in reps)
+    return out
 
 
 def _arrivals_log(st: _State, pools: list[_Pool], arrivals_of: list[np.ndarray],
