@@ -80,11 +80,15 @@ def test_frames_that_do_not_stack_are_evaluated_one_by_one():
     assert _stack([a]) is a
 
 
-def _run(sc, replicates, monkeypatch, *, lazy: bool):
+def _run(sc, replicates, monkeypatch, *, lazy: bool, shrink: float = 1.0, during: list | None = None):
     """Records of `replicates`, and per replicate the (batches drawn, batches reached) of every site
     and the stop-day bounds `_prejudge` used. lazy: no judging ahead (every batch judged as the site
-    reaches it, the code path before _prejudge)."""
+    reaches it, the code path before _prejudge); shrink: the bounds used x shrink (still lower
+    bounds: more batches left to the simulation); during: gets one item per batch judged during the
+    simulation."""
     seen, bounds = [], []
+    during = [] if during is None else during
+    one_by_one = des.judge_many
     log = des._arrivals_log
 
     def spy_log(st, pools, arrivals_of, clocks):
@@ -94,12 +98,17 @@ def _run(sc, replicates, monkeypatch, *, lazy: bool):
     bound = des._stop_bound
 
     def spy_bound(*args):
-        bounds.append(bound(*args))
+        bounds.append(bound(*args) * shrink)
         return bounds[-1]
+
+    def spy_judge(source, requests):
+        during.extend(requests)
+        return one_by_one(source, requests)
 
     with monkeypatch.context() as m:
         m.setattr(des, "_arrivals_log", spy_log)
         m.setattr(des, "_stop_bound", spy_bound)
+        m.setattr(des, "judge_many", spy_judge)
         if lazy:
             m.setattr(des, "_prejudge", lambda *a: None)
         source = candidate_source(sc)
@@ -135,17 +144,21 @@ def _stops(recs, bounds, horizon, target):
     return out
 
 
-@pytest.mark.parametrize("name,batch", [("baseline", None), ("network", None), ("baseline", 128)])
-def test_judging_ahead_changes_no_record_and_judges_only_reached_batches(name, batch, request, monkeypatch):
+@pytest.mark.parametrize("name,batch,shrink", [("baseline", None, 1.0), ("network", None, 1.0),
+                                               ("baseline", 128, 1.0), ("baseline", 128, 0.6)])
+def test_judging_ahead_changes_no_record_and_judges_only_reached_batches(name, batch, shrink, request,
+                                                                         monkeypatch):
     """The same records, event traces included, with and without judging ahead; every batch judged
     ahead is one the site reaches; the stop-day bound is below the stop. With batches of 128 the
-    baseline needs many rounds and leaves later batches to be judged as the site reaches them."""
+    baseline needs many rounds; with the bound shrunk (a lower bound still) some batches are left to
+    be judged as the site reaches them, after the batches judged ahead (their streams carry on)."""
     sc = request.getfixturevalue(name)
     if batch is not None:
         rec = sc.recruitment.model_copy(update={"candidate_batch": batch})
         sc = sc.model_copy(update={"recruitment": rec})
     reps = range(3)
-    ahead, seen, bounds = _run(sc, reps, monkeypatch, lazy=False)
+    during = []
+    ahead, seen, bounds = _run(sc, reps, monkeypatch, lazy=False, shrink=shrink, during=during)
     lazy, seen_lazy, _ = _run(sc, reps, monkeypatch, lazy=True)
     for a, b in zip(ahead, lazy, strict=True):
         _same_record(a, b)
@@ -156,16 +169,18 @@ def test_judging_ahead_changes_no_record_and_judges_only_reached_batches(name, b
     assert stops and all(b <= stop for b, stop in stops)
     if name == "baseline":
         assert max(b for b, _ in stops) > 0  # the bound is not trivially 0
-    if batch == 128:
-        # rounds ahead (several bounds per replicate) and batches left for the simulation
+    if batch == 128:  # rounds ahead: several bounds per replicate
         assert max(reached for rep in seen for _, reached in rep) > 2
         assert len(bounds) > 2 * len(reps)
+    if shrink < 1:  # batches judged during the simulation, after batches judged ahead
+        ahead_only = sum(drawn for rep in seen for drawn, _ in rep) - len(during)
+        assert during and ahead_only > sum(1 for rep in seen for drawn, _ in rep if drawn)
 
 
 def test_judging_ahead_is_what_the_simulation_uses(baseline, monkeypatch):
     """Without judging ahead the simulation judges every batch it reaches itself; with it, only the
-    batches the stop-day bound could not certify (the baseline's second batch, some of the time): the
-    comparison above compares two paths."""
+    batches the stop-day bound could not certify (none of the baseline's here): the comparison above
+    compares two paths."""
     calls = []
     source = candidate_source(baseline)
     orig = source.judge_many

@@ -204,7 +204,11 @@ def _prejudge(source: CandidateSource, reps: list[_Replicate]) -> None:
                 if rep.pools[i].requested < rep.need[i]
                 and (rep.pools[i].requested == 0 or rep.ask[i] < bound[id(rep)])]
         if not todo:
-            break
+            blocked = any(rep.pools[i].requested < rep.need[i] and rep.ask[i] < rep.horizon
+                          for rep, i in where)
+            if not (staged and blocked and _finish(source, reps, where)):
+                break
+            continue  # the bound again, on the verdicts of the re-tested labs
         requests = [rep.pools[i].next_request() for rep, i in todo]
         if not staged:  # a source judged one call per batch (the funnel): the first batches only
             for (rep, i), judged in zip(todo, judge_many(source, requests), strict=True):
@@ -219,14 +223,24 @@ def _prejudge(source: CandidateSource, reps: list[_Replicate]) -> None:
             if consenting.size:
                 rep.ask[i] = float(rep.clocks[i][lo + consenting[-1]])
     if staged:
-        flat = [(rep.pools[i], it) for rep, i in where for it in rep.items[i]]
-        for (pool, _), judged in zip(flat, source.finish([it for _, it in flat]), strict=True):
-            pool.add(judged)
+        _finish(source, reps, where)
     for rep in reps:
         rep.items = None  # the frames: no longer needed
         for p in rep.pools:
             if p.drawn:
                 p._concat()
+
+
+def _finish(source, reps: list[_Replicate], where) -> bool:
+    """The screening verdicts on re-tested labs of every batch prescreened and not finished, in one
+    evaluation, the batches then added to their pools (in order); False when there were none."""
+    flat = [(rep.pools[i], it) for rep, i in where
+            for it in rep.items[i][rep.pools[i].drawn // rep.pools[i].batch:]]
+    if not flat:
+        return False
+    for (pool, _), judged in zip(flat, source.finish([it for _, it in flat]), strict=True):
+        pool.add(judged)
+    return True
 
 
 def _stop_bound(rep: _Replicate) -> float:
@@ -243,12 +257,20 @@ def _stop_bound(rep: _Replicate) -> float:
         for j in range(need[i]):
             scr = pool.scr[j]
             could = scr["consent"] & ~scr["withdraw"]
-            if j < len(items[i]):
+            day = None
+            if j < pool.drawn // b:  # judged to the end: enrolled after one screening, or two
+                ok, again = pool.cols["ok"][j], scr["rescreen"] & pool.cols["ok2"][j]
+                could = could & pool.cols["pre"][j] & (ok | again)
+                day = ok
+            elif j < len(items[i]):  # judged on the first labs: the re-tested may pass
                 it = items[i][j]
                 could = could & it.pre & (it.ok | it.retest | scr["rescreen"])
             k = np.flatnonzero(could[: n - j * b])
             if k.size:
-                days.append(clocks[i][j * b + k] + scr["duration"][k])
+                first = clocks[i][j * b + k] + scr["duration"][k]
+                if day is not None:  # arrival + screening (+ delay + the second screening)
+                    first = np.where(day[k], first, first + scr["delay"][k] + scr["duration2"][k])
+                days.append(first)
     if target <= 0:
         return 0.0
     every = np.concatenate(days) if days else np.empty(0)
