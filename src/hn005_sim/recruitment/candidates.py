@@ -19,6 +19,7 @@ judged at prescreen (prescreen-stage criteria first, then screening-stage ones, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -203,23 +204,22 @@ class ScreenerSource:
         # frames that do not stack, or charts of different models: one request at a time, as always
         whole = _stack(frames) if same_model or all(c is None for c in charts) else None
         if whole is None:
-            parts = [self._screener.evaluate(f, c.draw(f) if c is not None else None)
-                     for f, c in zip(frames, charts, strict=True)]
+            verdicts = [self._first_verdicts(self._screener.evaluate(f, c.draw(f) if c is not None else None))
+                        for f, c in zip(frames, charts, strict=True)]
         else:
             known = None
             if same_model:
                 units = [c.draw_units(f.height) for c, f in zip(charts, frames, strict=True)]
                 if units[0] is not None:
                     known = _stacked_known(charts[0].model, whole, units)
-            parts = _split(self._screener.evaluate(whole, known), [f.height for f in frames])
-        known_parts = [p.known for p in parts]
+            # the verdicts of every row at once, then cut back into the requests' batches
+            every = self._first_verdicts(self._screener.evaluate(whole, known))
+            bounds = np.cumsum([0] + [f.height for f in frames])
+            verdicts = [tuple(None if a is None else a[lo:hi] for a in every)
+                        for lo, hi in itertools.pairwise(bounds)]
         out = []
-        for r, frame, s, known in zip(requests, frames, parts, known_parts, strict=True):
-            pre = np.asarray(s.prescreen_pass, dtype=bool)
-            passes = np.asarray(s.passes, dtype=bool)
-            judged_passes = passes if known is None else passes | ~known
-            pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
-            ok, reason = self._verdict(s, known)
+        for r, frame, (known, pre, pre_reason, ok, reason, unknown) in zip(requests, frames, verdicts,
+                                                                           strict=True):
             retest = np.asarray(r.retest, dtype=bool) & pre
             # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
             # drawn for every candidate who would be re-screened and used only for those who fail
@@ -227,30 +227,48 @@ class ScreenerSource:
             again = np.flatnonzero(np.asarray(r.rescreen_if_fail, dtype=bool) & pre)
             rows = np.concatenate([first, again])
             sub = pop.retest_labs(self._pop_cfg, frame[rows], r.rng) if rows.size else None
-            out.append(Prescreened(frame, s, known, pre, pre_reason, ok, reason, retest, first, again, sub))
+            out.append(Prescreened(frame, unknown, known, pre, pre_reason, ok, reason, retest, first, again,
+                                   sub))
         return out
+
+    def _first_verdicts(self, s) -> tuple:
+        """(known, prescreen pass, its reason, screening pass and reason on the first labs, passes
+        prescreen with a criterion undecided) of a Screening."""
+        known = s.known
+        pre = np.asarray(s.prescreen_pass, dtype=bool)
+        passes = np.asarray(s.passes, dtype=bool)
+        judged_passes = passes if known is None else passes | ~known
+        pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
+        ok, reason = self._verdict(s, known)
+        return known, pre, pre_reason, ok, reason, np.asarray(s.prescreen_outcome == UNKNOWN)
 
     def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
         """Second half of `judge`: the screening verdicts on the re-measured labs of every batch in
         one evaluation (one per batch when their frames do not stack), then each batch's verdicts."""
-        subs = [it.sub for it in items if it.sub is not None]
+        with_sub = [it for it in items if it.sub is not None]
+        subs = [it.sub for it in with_sub]
+        knowns = [None if it.known is None else it.known[np.concatenate([it.first, it.again])]
+                  for it in with_sub]
         whole = _stack(subs) if len(subs) > 1 else (subs[0] if subs else None)
-        if whole is not None:
-            evaluated = iter(_split(self._screener.evaluate(whole), [f.height for f in subs]))
+        if whole is not None and len({k is None for k in knowns}) == 1:
+            # the verdicts of every re-tested row at once, then cut back into the batches
+            known = None if knowns[0] is None else np.concatenate(knowns)
+            all_ok, all_reason = self._verdict(self._screener.evaluate(whole), known)
+            cuts = itertools.pairwise(np.cumsum([0] + [f.height for f in subs]))
+            verdicts = iter([(all_ok[lo:hi], all_reason[lo:hi]) for lo, hi in cuts])
         else:
-            evaluated = iter([self._screener.evaluate(f) for f in subs])
+            verdicts = iter([self._verdict(self._screener.evaluate(f), k)
+                             for f, k in zip(subs, knowns, strict=True)])
         out = []
         for it in items:
             ok, reason = it.ok.copy(), it.reason.copy()
             again_ok, again_reason = ok.copy(), reason.copy()
             if it.sub is not None:
-                rows = np.concatenate([it.first, it.again])
-                sub_ok, sub_reason = self._verdict(next(evaluated), None if it.known is None
-                                                   else it.known[rows])
+                sub_ok, sub_reason = next(verdicts)
                 f = it.first.size
                 ok[it.first], reason[it.first] = sub_ok[:f], sub_reason[:f]
                 again_ok[it.again], again_reason[it.again] = sub_ok[f:], sub_reason[f:]
-            frame, s = it.frame, it.screening
+            frame = it.frame
             out.append(CandidateBatch(
                 prescreen_pass=it.pre,
                 prescreen_reason=it.pre_reason,
@@ -260,7 +278,7 @@ class ScreenerSource:
                 rescreen_reason=again_reason,
                 retested=it.retest,
                 bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
-                prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
+                prescreen_unknown=it.unknown,
                 traits=_traits(frame),
                 covariates={c: frame[c].to_numpy().astype(float)
                             for c in DOSING_COVARIATES if c in frame.columns},
@@ -287,7 +305,7 @@ class Prescreened:
     `sub` the re-measured labs of rows `first` then `again` (None when there are none)."""
 
     frame: object
-    screening: object
+    unknown: np.ndarray  # passes prescreen with a prescreen criterion undecided (chart review)
     known: np.ndarray | None
     pre: np.ndarray
     pre_reason: np.ndarray
@@ -328,22 +346,6 @@ def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:
     """`ChartModel.draw` of stacked frames from each frame's unit draws: the decisions are row-wise."""
     unit_known = np.concatenate(units) if len(units) > 1 else units[0]
     return model.decide(whole, unit_known, model.criteria_known(unit_known))
-
-
-def _split(s, sizes: list[int]) -> list:
-    """A Screening of stacked batches cut back into one Screening per batch."""
-    from hn005_sim.eligibility.engine import Screening
-
-    if len(sizes) == 1:
-        return [s]
-    words = s._keys()
-    out, start = [], 0
-    for n in sizes:
-        known = None if s.known is None else s.known[start:start + n]
-        out.append(Screening(s.ids, s.kinds, s.stages, s.table.slice(start, n), words[start:start + n],
-                             known))
-        start += n
-    return out
 
 
 DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
