@@ -3,26 +3,28 @@
     .venv/bin/python bench/recruitment.py [--replicates 1000] [--jobs 2] [--repeats 3] [--quick]
 
 Prints (BENCH lines, see bench/run_all.py):
-1. recruitment_ms_per_replicate: `simulate_recruitment` of the baseline on one core, population model
-   and criteria engine included (median of --repeats runs; target < 40 ms so that, with supply at
-   < 30 ms, 1,000 replicates fit in 60 s on 2 cores);
+1. recruitment_ms_per_replicate: the baseline's recruitment on one core as `run` simulates it
+   (`simulate_recruitment_many`: a worker's replicates, their candidates judged together), population
+   model, chart review and criteria engine included (median of --repeats runs; target < 40 ms so
+   that, with supply at < 30 ms, 1,000 replicates fit in 60 s on 2 cores);
 2. recruitment_1000_reps_jobs2: seconds for 1,000 full baseline replicates (recruitment + treatment +
    supply) with --jobs 2 (target < 60 s), and for recruitment alone (no target);
 3. des_overhead_per_scheduled_event: the recruitment DES alone (verdicts drawn by the funnel source)
    in seconds per simpy event scheduled, over a bare simpy loop's seconds per timeout (target <= 5x);
-   _with_judging: the baseline's replicate as users run it (population model, chart review and
-   criteria engine in the time) per simpy event it schedules, over the same bare loop (no target).
-   The denominator is every event pushed onto simpy's queue (simpy's own event counter at the end of
-   the run: process starts and ends, arrivals followed in time, screening timeouts, slot hand-overs,
-   the horizon), processed or not;
-4. recruitment_vs_large_batch_judging: `simulate_recruitment` of a replicate over the bare cost of
-   judging the same candidates in one large batch: one `judge` call for all the candidates the
-   replicate draws and judges (every site's batches; a batch is 1,024 candidates whatever the site
-   uses of it, so that the candidates do not depend on the batches' order), with the replicate's
-   re-test and re-screen masks and a chart-review draw, as the replicate judges them (target <= 2x,
-   issue 16); _arrived: over judging only the candidates who arrived before the stop, without re-tests
-   or chart review (the figure issue 16 first quoted; no target).
-Ratios come from >= 5 interleaved rounds (A B C D ... in each; medians of per-round ratios); nothing
+   _with_judging: the baseline's recruitment as `run` simulates it (judging included) per simpy event
+   it schedules, over the same bare loop (no target). The denominator is every event pushed onto
+   simpy's queue (simpy's own event counter at the end of each run: process starts and ends, arrivals
+   followed in time, screening timeouts, slot hand-overs, the horizon), processed or not;
+4. recruitment_vs_large_batch_judging: the recruitment of a worker's 10 replicates as `run` simulates
+   it over the bare cost of judging the same candidates at large-batch rates: one `judge` call for
+   all the candidates those replicates draw and judge (every site's batches; a batch is 1,024
+   candidates whatever the site uses of it, so that the candidates do not depend on when a site
+   stops), with their re-test and re-screen masks and a chart-review draw, as the replicates judge
+   them (target <= 2x, issue 16); _per_replicate: over one such call per replicate (its ~2,000
+   candidates in one batch; no target); _arrived: over one call per replicate for only the
+   candidates who arrived before the stop, without re-tests or chart review (the figure issue 16
+   first quoted; no target).
+Ratios come from >= 7 interleaved rounds (A B C D ... in each; medians of per-round ratios); nothing
 is extrapolated from --quick's replicates. Figures depend on the machine and its load; run it idle.
 """
 
@@ -32,6 +34,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import simpy
@@ -40,7 +43,7 @@ from hn005_sim.montecarlo import run_scenario
 from hn005_sim.recruitment import des
 from hn005_sim.recruitment.candidates import FunnelSource, candidate_source
 from hn005_sim.recruitment.config import Funnel
-from hn005_sim.recruitment.des import simulate_recruitment
+from hn005_sim.recruitment.des import JUDGED_TOGETHER, simulate_recruitment, simulate_recruitment_many
 from hn005_sim.recruitment.sites import draw_sites
 from hn005_sim.scenario.load import load_scenario
 
@@ -64,20 +67,20 @@ def bare_simpy(events: int, processes: int = 10) -> float:
 
 
 class _CountingEnv(simpy.Environment):
-    """simpy's Environment, remembering the last one made: its event counter (`_eid`, one per event
-    pushed onto the queue) gives the events a run scheduled."""
+    """simpy's Environment, remembering those made: an environment's event counter (`_eid`, one per
+    event pushed onto its queue, by simpy or by des._At) gives the events its run scheduled."""
 
-    last: simpy.Environment | None = None
+    made: ClassVar[list[simpy.Environment]] = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _CountingEnv.last = self
+        _CountingEnv.made.append(self)
 
 
 def _scheduled() -> int:
-    """Events the last simulation scheduled in simpy (all of them: the counter is shared by every
-    schedule call and by des._At)."""
-    return next(_CountingEnv.last._eid)
+    """Events the simulations made since the last call scheduled in simpy."""
+    made, _CountingEnv.made = _CountingEnv.made, []
+    return sum(next(env._eid) for env in made)
 
 
 def _funnel_scenario(scenario):
@@ -95,6 +98,7 @@ def des_events(scenario, replicates: list[int]) -> tuple[int, float]:
     source, so no population model or criteria engine in the time)."""
     sc, source = _funnel_scenario(scenario)
     scheduled, secs = 0, 0.0
+    _scheduled()
     for r in replicates:
         t = time.perf_counter()
         simulate_recruitment(sc, source, 1, r)
@@ -103,39 +107,44 @@ def des_events(scenario, replicates: list[int]) -> tuple[int, float]:
     return scheduled, secs
 
 
-def judged_candidates(scenario, source, replicate: int) -> tuple[float, int, int, dict]:
-    """One replicate as users run it: seconds, simpy events scheduled, candidates arrived before the
-    stop, and the candidates it drew and judged (their count and re-test/re-screen masks)."""
-    seen = {}
+def judged_candidates(scenario, source, replicates: list[int]) -> tuple[float, int, list[int], list[dict]]:
+    """Replicates as `run` simulates a worker's batch of them (`simulate_recruitment_many`): seconds,
+    simpy events scheduled, per replicate the candidates arrived before the stop and the candidates
+    it drew and judged (their re-test/re-screen masks)."""
+    seen = []
     log = des._arrivals_log
 
     def spy(st, pools, arrivals_of, clocks):
-        seen["pools"] = pools
+        seen.append(pools)
         return log(st, pools, arrivals_of, clocks)
 
     des._arrivals_log = spy
+    _scheduled()
     try:
         t = time.perf_counter()
-        rec, _ = simulate_recruitment(scenario, source, 1, replicate)
+        out = simulate_recruitment_many(scenario, source, 1, replicates)
         secs = time.perf_counter() - t
     finally:
         des._arrivals_log = log
+    scheduled = _scheduled()
     window = scenario.recruitment.lab_window_days.value
-    pools = [p for p in seen["pools"] if p.drawn]
-    consent = np.concatenate([p.arr["consent"] for p in pools])
-    duration = np.concatenate([p.arr["duration"] for p in pools])
-    rescreen = np.concatenate([p.arr["rescreen"] for p in pools])
-    masks = {"retest": consent & (duration > window), "rescreen_if_fail": consent & rescreen}
-    return secs, _scheduled(), rec.candidates, masks
+    masks = []
+    for pools in seen:
+        pools = [p for p in pools if p.drawn]
+        consent = np.concatenate([p.arr["consent"] for p in pools])
+        duration = np.concatenate([p.arr["duration"] for p in pools])
+        rescreen = np.concatenate([p.arr["rescreen"] for p in pools])
+        masks.append({"retest": consent & (duration > window), "rescreen_if_fail": consent & rescreen})
+    return secs, scheduled, [rec.candidates for rec, _ in out], masks
 
 
 def recruitment_ms(scenario, replicates: int) -> float:
-    """Milliseconds per replicate of `simulate_recruitment` (population + criteria included), one core."""
+    """Milliseconds per replicate of the recruitment as `run` simulates it (population + criteria
+    included), one core."""
     source = candidate_source(scenario)
     simulate_recruitment(scenario, source, 1, 0)  # warm-up: compiled criteria, first-call costs
     t = time.perf_counter()
-    for r in range(replicates):
-        simulate_recruitment(scenario, source, 1, r)
+    simulate_recruitment_many(scenario, source, 1, range(replicates))
     return 1000 * (time.perf_counter() - t) / replicates
 
 
@@ -172,50 +181,52 @@ def main() -> None:
     print(f"  mean candidates per replicate {res.summary['funnel_mean']['candidates']:.0f}, "
           f"enrolled {res.summary['funnel_mean']['enrolled']:.1f}")
 
-    # interleaved rounds (>= 5): in each, the DES with the funnel source, then per replicate the DES as
-    # users run it (population model, chart review and criteria engine), the same candidates judged in
-    # one large batch, the arrived candidates judged in one batch, and bare simpy loops of the same
-    # event counts; each ratio is a median of per-round ratios
-    n = max(reps // 50, 10)
-    rounds = max(args.repeats, 5)
+    # interleaved rounds (>= 5): in each, the DES with the funnel source, then a worker's batch of
+    # replicates as `run` simulates it (population model, chart review and criteria engine), the same
+    # candidates judged in one large batch, per replicate, and only the arrived ones, and bare simpy
+    # loops of the same event counts; each ratio is a median of per-round ratios
+    n = JUDGED_TOGETHER
+    rounds = max(args.repeats, 7)
     source = candidate_source(sc)
     chart_site = draw_sites(sc.recruitment, 1, 0)[0]
     simulate_recruitment(sc, source, 1, 0)  # warm-up
     simpy.Environment = _CountingEnv  # the DES makes its Environment through the module
-    sched, with_judging, judge_ratio, arrived_ratio = [], [], [], []
+    sched, with_judging, large, per_rep, arrived_ratio = [], [], [], [], []
     for i in range(rounds):
         reps_i = list(range(i * n, (i + 1) * n))
         scheduled, secs = des_events(sc, reps_i)
         sched.append(secs / bare_simpy(scheduled))
-        real_secs = judge_secs = arrived_secs = 0.0
-        real_sched = drawn = arrived = 0
-        for r in reps_i:
-            secs_r, sched_r, arrived_r, masks = judged_candidates(sc, source, r)
-            real_secs += secs_r
-            real_sched += sched_r
-            arrived += arrived_r
-            drawn += masks["retest"].size
-            rng = np.random.default_rng(r)
+        real_secs, real_sched, arrived, masks = judged_candidates(sc, source, reps_i)
+        rng = np.random.default_rng(i)
+        chart = source.site_chart(1, i, chart_site)
+        every = {k: np.concatenate([m[k] for m in masks]) for k in masks[0]}
+        t = time.perf_counter()
+        source.judge(rng, every["retest"].size, **every, **({"chart": chart} if chart else {}))
+        large_secs = time.perf_counter() - t
+        per_secs = arrived_secs = 0.0
+        for r, m, a in zip(reps_i, masks, arrived, strict=True):
             chart = source.site_chart(1, r, chart_site)
             t = time.perf_counter()
-            source.judge(rng, masks["retest"].size, **masks, **({"chart": chart} if chart else {}))
-            judge_secs += time.perf_counter() - t
-            none = np.zeros(arrived_r, bool)
+            source.judge(rng, m["retest"].size, **m, **({"chart": chart} if chart else {}))
+            per_secs += time.perf_counter() - t
+            none = np.zeros(a, bool)
             t = time.perf_counter()
-            source.judge(rng, arrived_r, retest=none, rescreen_if_fail=none)
+            source.judge(rng, a, retest=none, rescreen_if_fail=none)
             arrived_secs += time.perf_counter() - t
         with_judging.append(real_secs / bare_simpy(real_sched))
-        judge_ratio.append(real_secs / judge_secs)
+        large.append(real_secs / large_secs)
+        per_rep.append(real_secs / per_secs)
         arrived_ratio.append(real_secs / arrived_secs)
-        print(f"round {i + 1}: DES alone {secs:.2f} s for {scheduled} scheduled simpy events; as run "
-              f"{real_secs:.2f} s for {real_sched} events ({1000 * real_secs / n:.1f} ms/replicate); "
-              f"the {drawn} candidates drawn judged in one batch per replicate {judge_secs:.2f} s, the "
-              f"{arrived} arrived {arrived_secs:.2f} s")
+        print(f"round {i + 1}: DES alone {secs:.2f} s for {scheduled} scheduled simpy events; {n} replicates "
+              f"as run {real_secs:.2f} s for {real_sched} events ({1000 * real_secs / n:.1f} ms/replicate); "
+              f"the {every['retest'].size} candidates drawn judged in one batch {large_secs:.2f} s, one "
+              f"batch per replicate {per_secs:.2f} s; the {sum(arrived)} arrived {arrived_secs:.2f} s")
     print(f"DES overhead per scheduled simpy event (every event pushed onto simpy's queue) over a bare "
           f"simpy timeout, median of {rounds} rounds")
     print(f"BENCH des_overhead_per_scheduled_event {statistics.median(sched):.2f} x target <= 5")
     print(f"BENCH des_overhead_per_scheduled_event_with_judging {statistics.median(with_judging):.2f} x")
-    print(f"BENCH recruitment_vs_large_batch_judging {statistics.median(judge_ratio):.2f} x target <= 2")
+    print(f"BENCH recruitment_vs_large_batch_judging {statistics.median(large):.2f} x target <= 2")
+    print(f"BENCH recruitment_vs_large_batch_judging_per_replicate {statistics.median(per_rep):.2f} x")
     print(f"BENCH recruitment_vs_large_batch_judging_arrived {statistics.median(arrived_ratio):.2f} x")
 
 
