@@ -236,3 +236,21 @@ def test_replicates_of_a_funnel_source_judged_together():
     for a, b in zip(alone, together, strict=True):
         _same_record(a, b)
     assert all(rec.enrolled == 30 for rec in alone)
+
+
+@pytest.mark.parametrize("n,k,p", [(0, 5, 0.5), (9, 1, 0.5), (400, 66, 0.97), (300, 130, 0.9), (200, 64, 0.5),
+                                   (50, 3, 1.0)])
+def test_first_failure_from_packed_words_is_the_first_failing_column(n, k, p):
+    """_lowest_failure on the engine's packed failure words against a loop over the columns in
+    protocol order, for column sets spanning one, two and three 64-bit words."""
+    from hn005_sim.eligibility.engine import pack_failures
+    from hn005_sim.recruitment.candidates import _column_mask, _lowest_failure
+
+    rng = np.random.default_rng(k)
+    passes = rng.random((n, k)) < p
+    words = pack_failures(passes)
+    for cols in (np.arange(k), np.sort(rng.permutation(k)[: max(1, k // 2)]), np.array([k - 1]),
+                 np.array([], dtype=np.int64)):
+        got = _lowest_failure(words, _column_mask(cols, k))
+        want = [next((int(c) for c in cols if not passes[i, c]), -1) for i in range(n)]
+        assert got.tolist() == want

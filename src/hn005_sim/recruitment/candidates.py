@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hn005_sim.eligibility.chart import UNKNOWN
+from hn005_sim.eligibility.engine import pack_failures
 from hn005_sim.recruitment.config import Funnel
 from hn005_sim.scenario.errors import ConfigError
 
@@ -113,13 +113,28 @@ class FunnelSource:
         )
 
 
-def _first_failure(passes: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Index (into all criteria) of the first failing criterion among `columns`; -1 when none fails."""
-    if columns.size == 0:
-        return np.full(passes.shape[0], -1)
-    fails = ~passes[:, columns]
-    first = np.argmax(fails, axis=1)
-    return np.where(fails.any(axis=1), columns[first], -1)
+def _column_mask(columns: np.ndarray, k: int) -> np.ndarray:
+    """(ceil(k/64),) uint64: bit j of word c set for column 64c+j in `columns` (the engine's layout)."""
+    mask = np.zeros((k + 63) // 64, dtype=np.uint64)
+    for c in np.asarray(columns, dtype=np.int64).tolist():
+        mask[c // 64] |= np.uint64(1) << np.uint64(c % 64)
+    return mask
+
+
+def _lowest_failure(words: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Index of the first failing criterion, in protocol order, among the columns of `mask`, from the
+    packed failure words (n, w) (`Screening.words`; bit j of word c: fails criterion 64c+j); -1 when
+    none fails. The lowest set bit of words & mask, isolated by x & -x, its index read from the
+    exponent of that power of two (exact in float64)."""
+    out = np.full(words.shape[0], -1, dtype=np.int64)
+    for c in reversed(range(words.shape[1])):  # a lower word's bit comes first
+        m = words[:, c] & mask[c]
+        hit = np.flatnonzero(m)
+        if hit.size:
+            m = m[hit]
+            low = m & (~m + np.uint64(1))
+            out[hit] = 64 * c + np.frexp(low.astype(np.float64))[1] - 1
+    return out
 
 
 class ScreenerSource:
@@ -152,6 +167,8 @@ class ScreenerSource:
         self._pre_cols = np.flatnonzero(stages == "prescreen")
         self._scr_cols = np.flatnonzero(stages != "prescreen")
         self._order = np.concatenate([self._pre_cols, self._scr_cols])
+        k = len(self.reason_ids)
+        self._pre_mask, self._scr_mask = _column_mask(self._pre_cols, k), _column_mask(self._scr_cols, k)
         from hn005_sim.eligibility.chart import ChartModel
 
         self._chart = ChartModel.build(getattr(scenario, "chart_review", None), self._screener)
@@ -173,15 +190,21 @@ class ScreenerSource:
     def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if
         none: a re-test moved it) of a Screening."""
-        passes = np.asarray(s.passes, dtype=bool)
+        fails = _fail_words(s)
         ok = np.asarray(s.eligible, dtype=bool).copy()
         if known is None:
-            reason = _first_failure(passes, self._scr_cols)
-        else:
-            reason = _first_failure(passes | known, self._order)
+            reason = _lowest_failure(fails, self._scr_mask)
+        else:  # first among the criteria not known at prescreen: prescreen-stage ones, then the others
+            open_ = fails & ~pack_failures(~np.asarray(known, dtype=bool))
+            reason = _lowest_failure(open_, self._pre_mask)
+            rest = np.flatnonzero(reason < 0)
+            reason[rest] = _lowest_failure(open_[rest], self._scr_mask)
         # a failure the re-test moved into a chart-review criterion is still a screening failure
-        reason = np.where(ok, -1, np.where(reason >= 0, reason, _first_failure(passes, self._pre_cols)))
-        return ok, reason
+        out = np.where(ok, -1, reason)
+        moved = np.flatnonzero(~ok & (reason < 0))
+        if moved.size:
+            out[moved] = _lowest_failure(fails[moved], self._pre_mask)
+        return ok, out
 
     def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
         return self.finish(self.prescreen([JudgeRequest(rng, n, retest, rescreen_if_fail, chart)]))[0]
@@ -235,12 +258,20 @@ class ScreenerSource:
         """(known, prescreen pass, its reason, screening pass and reason on the first labs, passes
         prescreen with a criterion undecided) of a Screening."""
         known = s.known
-        pre = np.asarray(s.prescreen_pass, dtype=bool)
-        passes = np.asarray(s.passes, dtype=bool)
-        judged_passes = passes if known is None else passes | ~known
-        pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
+        fails = _fail_words(s)
+        # on the packed words (Screening.prescreen_pass / prescreen_outcome, without the bool matrix)
+        if known is None:
+            judged = fails & self._pre_mask
+            pre = ~judged.any(axis=1)
+            unknown = np.zeros(pre.shape, dtype=bool)
+        else:
+            known_bits = pack_failures(~np.asarray(known, dtype=bool))  # bit set: known at prescreen
+            judged = fails & known_bits
+            pre = ~judged.any(axis=1)
+            unknown = pre & (~known_bits & self._pre_mask).any(axis=1)
+        pre_reason = np.where(pre, -1, _lowest_failure(judged, self._pre_mask))
         ok, reason = self._verdict(s, known)
-        return known, pre, pre_reason, ok, reason, np.asarray(s.prescreen_outcome == UNKNOWN)
+        return known, pre, pre_reason, ok, reason, unknown
 
     def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
         """Second half of `judge`: the screening verdicts on the re-measured labs of every batch in
@@ -325,6 +356,11 @@ def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> lis
         return many(requests)
     return [source.judge(r.rng, r.n, retest=r.retest, rescreen_if_fail=r.rescreen_if_fail,
                          **({"chart": r.chart} if r.chart is not None else {})) for r in requests]
+
+
+def _fail_words(s) -> np.ndarray:
+    """A Screening's failure words (n, ceil(k/64)) uint64, as the engine packed them."""
+    return s.words if s.words is not None else pack_failures(np.asarray(s.passes, dtype=bool))
 
 
 def _stack(frames):

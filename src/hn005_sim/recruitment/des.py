@@ -508,7 +508,7 @@ def simulate_recruitment(
 JUDGED_TOGETHER = 10
 """Replicates whose candidates `simulate_recruitment_many` judges together: the criteria and chart
 decisions of 10 baseline replicates in one evaluation per round, while their drawn candidates (about
-1.3 MB a batch) wait for it."""
+0.4 MB a batch of 1,024) wait for it."""
 
 
 def simulate_recruitment_many(
