@@ -508,7 +508,8 @@ def simulate_recruitment(
 JUDGED_TOGETHER = 10
 """Replicates whose candidates `simulate_recruitment_many` judges together: the criteria and chart
 decisions of 10 baseline replicates in one evaluation per round, while their drawn candidates (about
-0.4 MB a batch of 1,024) wait for it."""
+0.4 MB a batch of 1,024) wait for it. Measured (CPU per baseline replicate, medians of 5 interleaved
+rounds, under load): 5 together 27.3 ms, 10 21.9 ms, 20 23.8 ms; 50 24.5 ms against 20.7 ms for 10."""
 
 
 def simulate_recruitment_many(
