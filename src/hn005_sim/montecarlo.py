@@ -33,7 +33,7 @@ import polars as pl
 from hn005_sim import rng as rngmod
 from hn005_sim.recruitment.candidates import CandidateSource, candidate_source
 from hn005_sim.recruitment.config import MONTH_DAYS
-from hn005_sim.recruitment.des import ReplicateRecord, simulate_recruitment
+from hn005_sim.recruitment.des import ReplicateRecord, simulate_recruitment, simulate_recruitment_many
 from hn005_sim.scenario.errors import ConfigError
 
 QUANTILES = (0.025, 0.10, 0.25, 0.50, 0.75, 0.90, 0.975)
@@ -372,11 +372,14 @@ def _supply_module(scenario):
 
 
 def run_replicate(
-    scenario, seed: int, replicate: int, source: CandidateSource | None = None
+    scenario, seed: int, replicate: int, source: CandidateSource | None = None, *, recruited=None
 ) -> ReplicateRecord:
-    """One replicate; depends only on (scenario, seed, replicate)."""
-    source = _source_for(scenario) if source is None else source
-    rec, sites = simulate_recruitment(scenario, source, seed, replicate)
+    """One replicate; depends only on (scenario, seed, replicate). `recruited`: its recruitment
+    (record, sites), simulated already (`simulate_recruitment_many`)."""
+    if recruited is None:
+        source = _source_for(scenario) if source is None else source
+        recruited = simulate_recruitment(scenario, source, seed, replicate)
+    rec, sites = recruited
     supply = _supply_module(scenario)
     if supply is not None:
         enrolments = pl.DataFrame({
@@ -422,7 +425,10 @@ def run_batch(scenario, seed: int, start: int, stop: int, uncertain=None) -> lis
         return [run_replicate(sc, seed, r) for r in range(start, stop)
                 for sc in (uncertain.scenario_for(seed, r),)]
     source = _source_for(scenario)
-    return [run_replicate(scenario, seed, r, source) for r in range(start, stop)]
+    # the recruitment of the task's replicates first, their candidates judged together (des._prejudge)
+    recruited = simulate_recruitment_many(scenario, source, seed, range(start, stop))
+    return [run_replicate(scenario, seed, r, source, recruited=rs)
+            for r, rs in zip(range(start, stop), recruited, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -313,3 +313,14 @@ class SiteChart:
 
     def draw(self, frame: pl.DataFrame) -> np.ndarray | None:
         return self.model.draw(self.generators, self.probabilities, frame)
+
+    def draw_units(self, n: int) -> np.ndarray | None:
+        """The first half of `draw` for the next n candidates: (n, units) bool, the unit is in the
+        chart (the same draws as `draw`); None without a [chart_review] model. `ChartModel.decide`
+        then turns them into criteria known, row by row (so batches can be decided together)."""
+        if self.model.cfg is None:
+            return None
+        unit_known = np.empty((n, len(self.model.units)), dtype=bool)
+        for j, (gen, p) in enumerate(zip(self.generators, self.probabilities, strict=True)):
+            unit_known[:, j] = gen.random(n) < p
+        return unit_known

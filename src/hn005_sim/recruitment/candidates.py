@@ -19,12 +19,14 @@ judged at prescreen (prescreen-stage criteria first, then screening-stage ones, 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from hn005_sim.eligibility.chart import UNKNOWN
+from hn005_sim.eligibility.engine import pack_failures
 from hn005_sim.recruitment.config import Funnel
 from hn005_sim.scenario.errors import ConfigError
 
@@ -111,13 +113,28 @@ class FunnelSource:
         )
 
 
-def _first_failure(passes: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Index (into all criteria) of the first failing criterion among `columns`; -1 when none fails."""
-    if columns.size == 0:
-        return np.full(passes.shape[0], -1)
-    fails = ~passes[:, columns]
-    first = np.argmax(fails, axis=1)
-    return np.where(fails.any(axis=1), columns[first], -1)
+def _column_mask(columns: np.ndarray, k: int) -> np.ndarray:
+    """(ceil(k/64),) uint64: bit j of word c set for column 64c+j in `columns` (the engine's layout)."""
+    mask = np.zeros((k + 63) // 64, dtype=np.uint64)
+    for c in np.asarray(columns, dtype=np.int64).tolist():
+        mask[c // 64] |= np.uint64(1) << np.uint64(c % 64)
+    return mask
+
+
+def _lowest_failure(words: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Index of the first failing criterion, in protocol order, among the columns of `mask`, from the
+    packed failure words (n, w) (`Screening.words`; bit j of word c: fails criterion 64c+j); -1 when
+    none fails. The lowest set bit of words & mask, isolated by x & -x, its index read from the
+    exponent of that power of two (exact in float64)."""
+    out = np.full(words.shape[0], -1, dtype=np.int64)
+    for c in reversed(range(words.shape[1])):  # a lower word's bit comes first
+        m = words[:, c] & mask[c]
+        hit = np.flatnonzero(m)
+        if hit.size:
+            m = m[hit]
+            low = m & (~m + np.uint64(1))
+            out[hit] = 64 * c + np.frexp(low.astype(np.float64))[1] - 1
+    return out
 
 
 class ScreenerSource:
@@ -150,6 +167,8 @@ class ScreenerSource:
         self._pre_cols = np.flatnonzero(stages == "prescreen")
         self._scr_cols = np.flatnonzero(stages != "prescreen")
         self._order = np.concatenate([self._pre_cols, self._scr_cols])
+        k = len(self.reason_ids)
+        self._pre_mask, self._scr_mask = _column_mask(self._pre_cols, k), _column_mask(self._scr_cols, k)
         from hn005_sim.eligibility.chart import ChartModel
 
         self._chart = ChartModel.build(getattr(scenario, "chart_review", None), self._screener)
@@ -171,54 +190,198 @@ class ScreenerSource:
     def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if
         none: a re-test moved it) of a Screening."""
-        passes = np.asarray(s.passes, dtype=bool)
+        fails = _fail_words(s)
         ok = np.asarray(s.eligible, dtype=bool).copy()
         if known is None:
-            reason = _first_failure(passes, self._scr_cols)
-        else:
-            reason = _first_failure(passes | known, self._order)
+            reason = _lowest_failure(fails, self._scr_mask)
+        else:  # first among the criteria not known at prescreen: prescreen-stage ones, then the others
+            open_ = fails & ~pack_failures(~np.asarray(known, dtype=bool))
+            reason = _lowest_failure(open_, self._pre_mask)
+            rest = np.flatnonzero(reason < 0)
+            reason[rest] = _lowest_failure(open_[rest], self._scr_mask)
         # a failure the re-test moved into a chart-review criterion is still a screening failure
-        reason = np.where(ok, -1, np.where(reason >= 0, reason, _first_failure(passes, self._pre_cols)))
-        return ok, reason
+        out = np.where(ok, -1, reason)
+        moved = np.flatnonzero(~ok & (reason < 0))
+        if moved.size:
+            out[moved] = _lowest_failure(fails[moved], self._pre_mask)
+        return ok, out
 
     def judge(self, rng, n, *, retest, rescreen_if_fail, chart=None):
+        return self.finish(self.prescreen([JudgeRequest(rng, n, retest, rescreen_if_fail, chart)]))[0]
+
+    def judge_many(self, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:
+        """`judge` of each request, the requests' criteria evaluated together (see `prescreen`)."""
+        return self.finish(self.prescreen(requests))
+
+    def prescreen(self, requests: Sequence[JudgeRequest]) -> list[Prescreened]:
+        """First half of `judge` for several batches at once: each request's candidates drawn from its
+        own generator, its chart from its own generators, and its re-measured labs drawn after them
+        from its generator again, exactly as `judge` draws them one request at a time; the chart
+        decisions and the criteria of all the requests are evaluated in one polars pass each (the
+        rules are row-wise). Two requests must not share a generator. The screening verdicts on the
+        re-measured labs wait for `finish`, which evaluates every batch's new labs in one pass."""
         pop = self._pop
-        frame = pop.sample(self._pop_cfg, n, rng)
-        known = chart.draw(frame) if chart is not None else None
-        s = self._screener.evaluate(frame, known)
-        pre = np.asarray(s.prescreen_pass, dtype=bool)
-        passes = np.asarray(s.passes, dtype=bool)
-        judged_passes = passes if known is None else passes | ~known
-        pre_reason = np.where(pre, -1, _first_failure(judged_passes, self._pre_cols))
-        ok, reason = self._verdict(s, known)
-        retest = np.asarray(retest, dtype=bool) & pre
-        again_ok, again_reason = ok.copy(), reason.copy()
-        # one re-measurement and one evaluation for both groups (polars has a fixed cost per call):
-        # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
-        # drawn for every candidate who would be re-screened and used only for those who fail
-        first = np.flatnonzero(retest)
-        again = np.flatnonzero(np.asarray(rescreen_if_fail, dtype=bool) & pre)
-        if first.size or again.size:
+        frames = [pop.sample(self._pop_cfg, r.n, r.rng) for r in requests]
+        charts = [r.chart for r in requests]
+        same_model = all(c is not None for c in charts) and len({id(c.model) for c in charts}) == 1
+        # frames that do not stack, or charts of different models: one request at a time, as always
+        whole = _stack(frames) if same_model or all(c is None for c in charts) else None
+        if whole is None:
+            verdicts = [self._first_verdicts(self._screener.evaluate(f, c.draw(f) if c is not None else None))
+                        for f, c in zip(frames, charts, strict=True)]
+        else:
+            known = None
+            if same_model:
+                units = [c.draw_units(f.height) for c, f in zip(charts, frames, strict=True)]
+                if units[0] is not None:
+                    known = _stacked_known(charts[0].model, whole, units)
+            # the verdicts of every row at once, then cut back into the requests' batches
+            every = self._first_verdicts(self._screener.evaluate(whole, known))
+            bounds = np.cumsum([0] + [f.height for f in frames])
+            verdicts = [tuple(None if a is None else a[lo:hi] for a in every)
+                        for lo, hi in itertools.pairwise(bounds)]
+        out = []
+        for r, frame, (known, pre, pre_reason, ok, reason, unknown) in zip(requests, frames, verdicts,
+                                                                           strict=True):
+            retest = np.asarray(r.retest, dtype=bool) & pre
+            # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
+            # drawn for every candidate who would be re-screened and used only for those who fail
+            first = np.flatnonzero(retest)
+            again = np.flatnonzero(np.asarray(r.rescreen_if_fail, dtype=bool) & pre)
             rows = np.concatenate([first, again])
-            sub = pop.retest_labs(self._pop_cfg, frame[rows], rng)
-            sub_ok, sub_reason = self._verdict(self._screener.evaluate(sub),
-                                               None if known is None else known[rows])
-            ok[first], reason[first] = sub_ok[: first.size], sub_reason[: first.size]
-            again_ok[again], again_reason[again] = sub_ok[first.size:], sub_reason[first.size:]
-        return CandidateBatch(
-            prescreen_pass=pre,
-            prescreen_reason=pre_reason,
-            screen_pass=ok,
-            screen_reason=reason,
-            rescreen_pass=again_ok,
-            rescreen_reason=again_reason,
-            retested=retest,
-            bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
-            prescreen_unknown=np.asarray(s.prescreen_outcome == UNKNOWN),
-            traits=_traits(frame),
-            covariates={c: frame[c].to_numpy().astype(float)
-                        for c in DOSING_COVARIATES if c in frame.columns},
-        )
+            sub = pop.retest_labs(self._pop_cfg, frame[rows], r.rng) if rows.size else None
+            out.append(Prescreened(frame, unknown, known, pre, pre_reason, ok, reason, retest, first, again,
+                                   sub))
+        return out
+
+    def _first_verdicts(self, s) -> tuple:
+        """(known, prescreen pass, its reason, screening pass and reason on the first labs, passes
+        prescreen with a criterion undecided) of a Screening."""
+        known = s.known
+        fails = _fail_words(s)
+        # on the packed words (Screening.prescreen_pass / prescreen_outcome, without the bool matrix)
+        if known is None:
+            judged = fails & self._pre_mask
+            pre = ~judged.any(axis=1)
+            unknown = np.zeros(pre.shape, dtype=bool)
+        else:
+            known_bits = pack_failures(~np.asarray(known, dtype=bool))  # bit set: known at prescreen
+            judged = fails & known_bits
+            pre = ~judged.any(axis=1)
+            unknown = pre & (~known_bits & self._pre_mask).any(axis=1)
+        pre_reason = np.where(pre, -1, _lowest_failure(judged, self._pre_mask))
+        ok, reason = self._verdict(s, known)
+        return known, pre, pre_reason, ok, reason, unknown
+
+    def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
+        """Second half of `judge`: the screening verdicts on the re-measured labs of every batch in
+        one evaluation (one per batch when their frames do not stack), then each batch's verdicts."""
+        with_sub = [it for it in items if it.sub is not None]
+        subs = [it.sub for it in with_sub]
+        knowns = [None if it.known is None else it.known[np.concatenate([it.first, it.again])]
+                  for it in with_sub]
+        whole = _stack(subs) if len(subs) > 1 else (subs[0] if subs else None)
+        if whole is not None and len({k is None for k in knowns}) == 1:
+            # the verdicts of every re-tested row at once, then cut back into the batches
+            known = None if knowns[0] is None else np.concatenate(knowns)
+            all_ok, all_reason = self._verdict(self._screener.evaluate(whole), known)
+            cuts = itertools.pairwise(np.cumsum([0] + [f.height for f in subs]))
+            verdicts = iter([(all_ok[lo:hi], all_reason[lo:hi]) for lo, hi in cuts])
+        else:
+            verdicts = iter([self._verdict(self._screener.evaluate(f), k)
+                             for f, k in zip(subs, knowns, strict=True)])
+        out = []
+        for it in items:
+            ok, reason = it.ok.copy(), it.reason.copy()
+            again_ok, again_reason = ok.copy(), reason.copy()
+            if it.sub is not None:
+                sub_ok, sub_reason = next(verdicts)
+                f = it.first.size
+                ok[it.first], reason[it.first] = sub_ok[:f], sub_reason[:f]
+                again_ok[it.again], again_reason[it.again] = sub_ok[f:], sub_reason[f:]
+            frame = it.frame
+            out.append(CandidateBatch(
+                prescreen_pass=it.pre,
+                prescreen_reason=it.pre_reason,
+                screen_pass=ok,
+                screen_reason=reason,
+                rescreen_pass=again_ok,
+                rescreen_reason=again_reason,
+                retested=it.retest,
+                bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
+                prescreen_unknown=it.unknown,
+                traits=_traits(frame),
+                covariates={c: frame[c].to_numpy().astype(float)
+                            for c in DOSING_COVARIATES if c in frame.columns},
+            ))
+        return out
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """The arguments of one `CandidateSource.judge` call (a batch of one site's candidates)."""
+
+    rng: np.random.Generator
+    n: int
+    retest: np.ndarray
+    rescreen_if_fail: np.ndarray
+    chart: object = None  # eligibility.chart.SiteChart, or None
+
+
+@dataclass(frozen=True)
+class Prescreened:
+    """A batch after `ScreenerSource.prescreen`: drawn, judged on its first labs, new labs drawn.
+
+    `ok`/`reason` are the verdicts on the first labs (final for the candidates not in `first`);
+    `sub` the re-measured labs of rows `first` then `again` (None when there are none)."""
+
+    frame: object
+    unknown: np.ndarray  # passes prescreen with a prescreen criterion undecided (chart review)
+    known: np.ndarray | None
+    pre: np.ndarray
+    pre_reason: np.ndarray
+    ok: np.ndarray
+    reason: np.ndarray
+    retest: np.ndarray
+    first: np.ndarray
+    again: np.ndarray
+    sub: object
+
+
+def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:
+    """`source.judge` of each request: in one evaluation where the source can (`ScreenerSource`),
+    else one call per request, in order."""
+    many = getattr(source, "judge_many", None)
+    if many is not None:
+        return many(requests)
+    return [source.judge(r.rng, r.n, retest=r.retest, rescreen_if_fail=r.rescreen_if_fail,
+                         **({"chart": r.chart} if r.chart is not None else {})) for r in requests]
+
+
+def _fail_words(s) -> np.ndarray:
+    """A Screening's failure words (n, ceil(k/64)) uint64, as the engine packed them."""
+    return s.words if s.words is not None else pack_failures(np.asarray(s.passes, dtype=bool))
+
+
+def _stack(frames):
+    """The frames one under the other, or None when their schemas differ (then each is evaluated
+    alone: a relaxed concatenation could change a column's type and so a verdict)."""
+    import polars as pl
+
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0]
+    schema = frames[0].schema
+    if any(f.schema != schema for f in frames[1:]):
+        return None
+    return pl.concat(frames, how="vertical", rechunk=False)
+
+
+def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:
+    """`ChartModel.draw` of stacked frames from each frame's unit draws: the decisions are row-wise."""
+    unit_known = np.concatenate(units) if len(units) > 1 else units[0]
+    return model.decide(whole, unit_known, model.criteria_known(unit_known))
 
 
 DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
