@@ -1,9 +1,9 @@
-"""The supply chain of one replicate as a simpy model: depot -> sites -> patients.
+"""The supply chain of one replicate as a discrete-event model: depot -> sites -> patients.
 
 Treatment and supply do not feed back on recruitment, so the enrolment record of the recruitment
 simulation is the input. Every patient's course is planned up front in numpy (treatment/course.py
 `plan_courses`: what each cycle needs, the packs each visit dispenses under the partial-pack rule, the
-returns and the cycle gaps), so simpy only runs what depends on stock and time:
+returns and the cycle gaps), so the event loop only runs what depends on stock and time:
 - `_patient`: one per enrolled patient, from first dose: at each cycle visit the site dispenses the
   planned packs; if any presentation is short the whole cycle waits for stock (a stock-out), an
   emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
@@ -20,15 +20,24 @@ returns and the cycle gaps), so simpy only runs what depends on stock and time:
 
 Totals that follow from the plan once each patient's number of cycles is known (units taken,
 returned, held) are summed in numpy after the run.
+
+The event loop (`_loop`) is a plain heap of (day, sequence number, process) with simpy's semantics, so
+the events, their order and the random draws are those of the simpy model this replaced (the stored
+back-test is unchanged): a process is a generator that yields a delay in days (a timeout: resumed at
+now + delay, after every event already scheduled for that day) or a site's list of waiters (resumed, in
+the order they waited, by an event scheduled when a shipment arrives there); a process started while
+an event is handled (a lot release, a delivery) runs to its first yield after that event and before
+the next one (simpy's urgent initialisation); the loop stops before the first event at the horizon.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from heapq import heappop, heappush
+from itertools import count
 
 import numpy as np
-import simpy
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.inventory import Stock
@@ -103,7 +112,10 @@ class SupplyModel:
                  enrolments: list[EnrolmentRow], horizon_day: float, rng_treatment: np.random.Generator,
                  rng_supply: np.random.Generator, levels=None, weights: dict[str, float] | None = None):
         self.regimen, self.cfg = regimen, supply
-        self.env = simpy.Environment()
+        self.now = 0.0
+        self._heap: list[tuple] = []  # (day, sequence number, process or None, waiters or None)
+        self._seq = count()
+        self._pending: list = []  # processes started by the event being handled
         self.horizon = float(horizon_day)
         self.rng = rng_supply
         pres = supply.presentations
@@ -138,7 +150,7 @@ class SupplyModel:
                            * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
                            for t, x in zip(self.tier, sites, strict=True)]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
-        self.restock = [self.env.event() for _ in range(S)]
+        self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
         self.waiting = [0] * S
         self.waiting_need = [[0] * P for _ in range(S)]  # packs the waiting patients need
         self.active = [0] * S
@@ -192,18 +204,18 @@ class SupplyModel:
         pres = self.cfg.presentations[p]
         self.lot_seq += 1
         life_days = (pres.shelf_life_months - pres.age_at_release_months) * DAYS_PER_MONTH
-        self.depot.add(p, self.env.now + life_days, self.lot_seq, pres.lot_size_packs)
+        self.depot.add(p, self.now + life_days, self.lot_seq, pres.lot_size_packs)
         self.released[p] += pres.lot_size_packs
 
     def _release(self, p: int):
-        yield self.env.timeout(self.cfg.depot.release_lead_days)
+        yield self.cfg.depot.release_lead_days
         self.on_order[p] -= self.cfg.presentations[p].lot_size_packs
         self._release_lot(p)
         self._review_all()  # sites below their trigger get the new lot now, not at the next review
 
     def _demand_ahead(self) -> bool:
         """Whether any more dispensing can happen: a site still recruiting or a patient on treatment."""
-        now = self.env.now
+        now = self.now
         if now >= self.horizon:
             return False
         if any(self.active) or now <= self.last_enrol_day:
@@ -218,7 +230,7 @@ class SupplyModel:
         ordered now would arrive: stock that enters its do-not-ship window within the release lead time
         is replaced before it goes, instead of leaving the depot empty for a whole lead time.
         """
-        now = self.env.now
+        now = self.now
         depot = self.depot
         lots = depot.lots[p]
         if lots and lots[0][0] - depot.window_days <= now:
@@ -242,7 +254,7 @@ class SupplyModel:
             return
         while usable + self.on_order[p] < reorder:
             self.on_order[p] += pres.lot_size_packs
-            self.env.process(self._release(p))
+            self._pending.append(self._release(p))
 
     def _network_need(self, p: int) -> tuple[int, int, float]:
         """Echelon stock of presentation p (see `_network_all`)."""
@@ -252,7 +264,7 @@ class SupplyModel:
     def _counted_top(self, s: int) -> list[int] | None:
         """The max levels of site s if its stock counts in the network's (open for supply), else None."""
         site = self.sites[s]
-        if site.activation_day is None or site.activation_day > self.env.now:
+        if site.activation_day is None or site.activation_day > self.now:
             return None
         if not self._site_open_for_supply(s):
             return None  # closed with no one on treatment: its stock is not the network's any more
@@ -265,12 +277,12 @@ class SupplyModel:
         own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
         so a network of sites filling up to their levels does not empty the depot."""
         P = self.P
-        soon = self.env.now + self.cfg.depot.release_lead_days
+        soon = self.now + self.cfg.depot.release_lead_days
         extra, held, rate = [0] * P, [0] * P, [0.0] * P
         for s, site in enumerate(self.sites):
             if site.activation_day is None or site.activation_day > soon:
                 continue
-            if site.activation_day > self.env.now:  # opens soon: it will be seeded
+            if site.activation_day > self.now:  # opens soon: it will be seeded
                 for p, n in enumerate(self.base_levels[s][0]):
                     extra[p] += n
                 continue
@@ -308,7 +320,7 @@ class SupplyModel:
         for p, w in enumerate(want):
             if w <= 0:
                 continue
-            self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
+            self.wasted_expiry_depot[p] += self.depot.purge(p, self.now)
             got = self.depot.take(p, w)
             n = sum(g[2] for g in got)
             held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
@@ -325,19 +337,20 @@ class SupplyModel:
         if items:
             self.shipments += 1
             self.emergency_shipments += emergency
-            self.env.process(self._deliver(s, items, self._lead(s, emergency)))
+            self._pending.append(self._deliver(s, items, self._lead(s, emergency)))
 
     def _deliver(self, s: int, items, lead: float):
-        yield self.env.timeout(lead)
+        yield lead
         st = self.stock[s]
         transit = self.transit[s]
         for p, got in items:
             for expiry, lot, n in got:
                 st.add(p, expiry, lot, n)
                 transit[p] -= n
-            self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
-        ev, self.restock[s] = self.restock[s], self.env.event()
-        ev.succeed()
+            self.wasted_expiry_sites[p] += st.purge(p, self.now)
+        waiters, self.restock[s] = self.restock[s], []
+        if waiters:  # they resume after the events already scheduled for today
+            heappush(self._heap, (self.now, next(self._seq), None, waiters))
 
     def _position(self, s: int) -> list[int]:
         """Stock position per presentation at site s: packs in transit plus packs on hand that will still
@@ -345,7 +358,7 @@ class SupplyModel:
         enter its do-not-dispense window is replaced before it goes rather than after (lots already in
         the window are written off first)."""
         st = self.stock[s]
-        now = self.env.now
+        now = self.now
         win = st.window_days
         until = now + self.cover_days[s] + win
         out = []
@@ -360,7 +373,7 @@ class SupplyModel:
 
     def _site_open_for_supply(self, s: int) -> bool:
         site = self.sites[s]
-        now = self.env.now
+        now = self.now
         if site.activation_day is None or now < site.activation_day or now >= self.horizon:
             return False
         return self.active[s] > 0 or site.close_day is None or now < site.close_day
@@ -408,13 +421,13 @@ class SupplyModel:
             self._depot_check(p, None if net is None else (net[0][p], net[1][p], net[2][p]))
 
     def _review(self):
-        while self.env.now < self.horizon:
+        while self.now < self.horizon:
             self._review_all()
-            yield self.env.timeout(self.cfg.review_days)
+            yield self.cfg.review_days
 
     def _activation(self, s: int):
         site = self.sites[s]
-        yield self.env.timeout(site.activation_day)
+        yield site.activation_day
         init = self.base_levels[s][0]
         pos = self._position(s)
         self._ship(s, [a - b for a, b in zip(init, pos, strict=True)], emergency=False)
@@ -422,14 +435,14 @@ class SupplyModel:
     def _snapshots(self):
         for m in range(self.n_months):
             t = m * DAYS_PER_MONTH
-            if t > self.env.now:
-                yield self.env.timeout(t - self.env.now)
+            if t > self.now:
+                yield t - self.now
             for p in range(self.P):
-                self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
+                self.wasted_expiry_depot[p] += self.depot.purge(p, self.now)
                 self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
                 tot = 0
                 for s, st in enumerate(self.stock):
-                    self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
+                    self.wasted_expiry_sites[p] += st.purge(p, self.now)
                     tot += st.on_hand(p) + self.transit[s][p]
                 self.on_hand_sites_monthly[m, p] = tot
 
@@ -445,8 +458,7 @@ class SupplyModel:
         self.site_levels[s] = None
 
     def _patient(self, i: int, s: int, first_day: float):
-        env = self.env
-        yield env.timeout(first_day - env.now)
+        yield first_day - self.now
         plan, P = self.plan, self.P
         bound = int(plan.cycles[i])
         off = int(plan.offset[i])
@@ -480,7 +492,7 @@ class SupplyModel:
         k = 0
         capped = False
         while True:
-            t = env.now
+            t = self.now
             # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
             if t >= end_day or (end_bound and k >= bound):
                 reason = END_REASONS[plan.end_reason[i]]
@@ -517,7 +529,7 @@ class SupplyModel:
                     break
             if short:
                 yield from self._wait(off + k, s, items, short, capped)
-                t = env.now
+                t = self.now
             for p, n in items:
                 expiry = st.dispense(p, n)
                 if expiry - t < margin[p]:
@@ -535,7 +547,7 @@ class SupplyModel:
                 if totals[p] + transit[p] < trig[p]:
                     self._resupply(s)
                     break
-            yield env.timeout(gaps[k - 1])
+            yield gaps[k - 1]
         if predictive:
             self._set_rate(s, rate, [0.0] * P)
         self.active[s] -= 1
@@ -543,8 +555,8 @@ class SupplyModel:
 
     def _wait(self, cell: int, s: int, items: list[tuple[int, int]], short: list[int], capped: bool):
         """A stock-out: count it, ask for an emergency shipment, wait until every item is on hand."""
-        env, st = self.env, self.stock[s]
-        asked = env.now
+        st = self.stock[s]
+        asked = self.now
         m = self._month(asked)
         want = dict(items)
         for p in short:
@@ -562,35 +574,71 @@ class SupplyModel:
             for p, n in items:
                 need[p] += n
             self._resupply(s, emergency=True)
-            yield self.restock[s]
+            yield self.restock[s]  # resumed by the next delivery to the site
             self.waiting[s] -= 1
             for p, n in items:
                 need[p] -= n
             for p, _ in items:
-                self.wasted_expiry_sites[p] += st.purge(p, env.now)
+                self.wasted_expiry_sites[p] += st.purge(p, self.now)
             short = [p for p, n in items if st.totals[p] < n]
         cap_cols = self.plan.capped_columns
         drugs = {self.drug_of[p] for p in range(self.P)
                  if self.plan.need[cell, p] and not (capped and cap_cols[p])}
         for drug in drugs:
-            self.patient_days_without[drug] += env.now - asked
+            self.patient_days_without[drug] += self.now - asked
 
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> None:
-        env = self.env
+        if self.horizon <= self.now:
+            raise ValueError(f"until ({self.horizon}) must be greater than the current simulation time")
+        start = self._pending
         for p, pres in enumerate(self.cfg.presentations):
             for _ in range(pres.initial_lots):
                 self._release_lot(p)
         for s, site in enumerate(self.sites):
             if site.activation_day is not None and site.activation_day < self.horizon:
-                env.process(self._activation(s))
+                start.append(self._activation(s))
         for i, e in enumerate(self.enrolments):
             if e.day < self.horizon:
-                env.process(self._patient(i, self.site_index[e.site], e.day))
-        env.process(self._review())
-        env.process(self._snapshots())
-        env.run(until=self.horizon)
+                start.append(self._patient(i, self.site_index[e.site], e.day))
+        start.append(self._review())
+        start.append(self._snapshots())
+        self._loop()
         self._totals()
+
+    def _loop(self) -> None:
+        """Run the processes to the horizon (see the module's docstring for the semantics)."""
+        heap, pending, seq, horizon = self._heap, self._pending, self._seq, self.horizon
+        while True:
+            if pending:  # processes started by the last event run to their first yield, in order
+                now = self.now
+                for g in pending:  # (a starting process may start more: they are appended)
+                    d = next(g, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(g)
+                        else:
+                            heappush(heap, (now + d, next(seq), g, None))
+                pending.clear()
+            if not heap or heap[0][0] >= horizon:
+                return
+            now, _, g, waiters = heappop(heap)
+            self.now = now
+            if g is not None:
+                d = next(g, None)
+                if d is not None:
+                    if d.__class__ is list:
+                        d.append(g)
+                    else:
+                        heappush(heap, (now + d, next(seq), g, None))
+            else:  # a delivery's waiters, in the order they waited
+                for g in waiters:
+                    d = next(g, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(g)
+                        else:
+                            heappush(heap, (now + d, next(seq), g, None))
 
     def _treatment_counts(self) -> dict[str, int]:
         """Integer counts of the courses of the patients who started treatment within the horizon (so
