@@ -158,8 +158,15 @@ class SupplyModel:
         self.on_order = [0] * P  # packs ordered for release to the depot, not yet released
         self.lot_seq = 0
         self.lead_by_region = supply.shipping.lead_days_by_region
+        # figures read at every event, looked up once
+        self.release_lead = float(supply.depot.release_lead_days)
+        self.lead_cycles = supply.depot.release_lead_days / regimen.cycle_days
+        self.network_reorder = bool(supply.depot.network_reorder)
+        self.reorder_packs = [q.depot_reorder_packs for q in pres]
+        self.lot_size = [q.lot_size_packs for q in pres]
+        self.activation = [x.activation_day for x in sites]
+        self.close = [x.close_day for x in sites]
         self.lead_pool: dict[tuple[bool, str], list[float]] = {}
-        self.items_cache: dict[tuple, list[tuple[int, int]]] = {}
         # counters (packs unless named otherwise)
         self.released = [0] * P
         self.shipped = [0] * P
@@ -193,10 +200,23 @@ class SupplyModel:
                                  supply.partial_packs == "carry_over")
         self.max_cycles = max_cycles
         # what each patient did, read after the run
-        self.n_given = np.zeros(n, dtype=np.int64)
+        self.n_given = [0] * n  # (arrays after the run)
         self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the capped drug's cap
         self.reason = [""] * n  # "" while on treatment (or never started)
-        self.visit_day = np.full(self.plan.need.shape[0], np.nan)  # per planned cell
+        self.visit_day = [math.nan] * self.plan.need.shape[0]  # per planned cell
+        # the plan as Python lists, read visit by visit (numpy item access is slower than a list's)
+        plan = self.plan
+        L = self._plan_lists = {k: getattr(plan, k).tolist() for k in (
+            "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
+            "capped_columns", "toxicity_end", "end_reason", "need")}
+        L["units_per_pack"] = self.units_per_pack.tolist()
+        cache: dict[tuple, list[tuple[int, int]]] = {}
+        items = L["items"] = []
+        for row in map(tuple, plan.packs.tolist()):
+            got = cache.get(row)
+            if got is None:
+                got = cache[row] = [(p, n) for p, n in enumerate(row) if n]
+            items.append(got)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
 
     # ---- depot ---------------------------------------------------------------------------------------
@@ -235,25 +255,25 @@ class SupplyModel:
         lots = depot.lots[p]
         if lots and lots[0][0] - depot.window_days <= now:
             self.wasted_expiry_depot[p] += depot.purge(p, now)
-        reorder = self.cfg.presentations[p].depot_reorder_packs
-        lead_end = now + self.cfg.depot.release_lead_days + depot.window_days
+        reorder = self.reorder_packs[p]
+        lead_end = now + self.release_lead + depot.window_days
         usable = depot.totals[p]
         if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
             usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
-        if self.cfg.depot.network_reorder:
+        if self.network_reorder:
             extra, held, rate = net if net is not None else self._network_need(p)
             # the depot's own reorder point: the configured one, or the active patients' need over the
             # release lead time when that is more (a network recruiting faster treats more at once)
-            lead_cycles = self.cfg.depot.release_lead_days / self.regimen.cycle_days
-            reorder = max(reorder, math.ceil(rate * lead_cycles - 1e-9)) + extra
+            reorder = max(reorder, math.ceil(rate * self.lead_cycles - 1e-9)) + extra
             usable += held
-        if usable + self.on_order[p] >= reorder:
+        on_order = self.on_order
+        if usable + on_order[p] >= reorder:
             return
-        pres = self.cfg.presentations[p]
         if not self._demand_ahead():
             return
-        while usable + self.on_order[p] < reorder:
-            self.on_order[p] += pres.lot_size_packs
+        lot = self.lot_size[p]
+        while usable + on_order[p] < reorder:
+            on_order[p] += lot
             self._pending.append(self._release(p))
 
     def _network_need(self, p: int) -> tuple[int, int, float]:
@@ -277,23 +297,32 @@ class SupplyModel:
         own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
         so a network of sites filling up to their levels does not empty the depot."""
         P = self.P
-        soon = self.now + self.cfg.depot.release_lead_days
+        now = self.now
+        soon = now + self.release_lead
         extra, held, rate = [0] * P, [0] * P, [0.0] * P
-        for s, site in enumerate(self.sites):
-            if site.activation_day is None or site.activation_day > soon:
+        rP = range(P)
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels = self.active, self.close, self.site_levels
+        for s, a in enumerate(self.activation):
+            if a is None or a > soon:
                 continue
-            if site.activation_day > self.now:  # opens soon: it will be seeded
+            if a > now:  # opens soon: it will be seeded
                 for p, n in enumerate(self.base_levels[s][0]):
                     extra[p] += n
                 continue
-            top = self._counted_top(s)
-            if top is None:
+            # counted while open for supply (closed with no one on treatment: its stock is not the
+            # network's any more), at its max now (raised by the predictive forecast)
+            c = close[s]
+            if not open_now or not (active[s] > 0 or c is None or now < c):
                 continue
+            top = (site_levels[s] or self._levels_of(s))[1]
             totals, transit, need = self.stock[s].totals, self.transit[s], self.need_rate[s]
-            for p in range(P):
-                extra[p] += top[p]
+            for p in rP:
+                t = top[p]
+                extra[p] += t
                 # stock above a site's max serves only that site (no transfers): counted up to the max
-                held[p] += min(totals[p] + transit[p], top[p])
+                h = totals[p] + transit[p]
+                held[p] += h if h < t else t
                 rate[p] += need[p]
         return extra, held, rate
 
@@ -313,15 +342,24 @@ class SupplyModel:
         """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
         items = []
         transit = self.transit[s]
-        # the network's stock before this shipment; taking from the depot changes only site s's share
-        net = self._network_all() if self.cfg.depot.network_reorder else None
-        top = self._counted_top(s) if net is not None else None
+        net = top = None
+        first = True
         totals = self.stock[s].totals
+        depot = self.depot
         for p, w in enumerate(want):
             if w <= 0:
                 continue
-            self.wasted_expiry_depot[p] += self.depot.purge(p, self.now)
-            got = self.depot.take(p, w)
+            if first:
+                first = False
+                if self.network_reorder:
+                    # the network's stock before this shipment; taking from the depot changes only site
+                    # s's share
+                    net = self._network_all()
+                    top = self._counted_top(s)
+            lots = depot.lots[p]
+            if lots and lots[0][0] - depot.window_days <= self.now:
+                self.wasted_expiry_depot[p] += depot.purge(p, self.now)
+            got = depot.take(p, w)
             n = sum(g[2] for g in got)
             held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
             if n:
@@ -349,8 +387,12 @@ class SupplyModel:
                 transit[p] -= n
             self.wasted_expiry_sites[p] += st.purge(p, self.now)
         waiters, self.restock[s] = self.restock[s], []
-        if waiters:  # they resume after the events already scheduled for today
-            heappush(self._heap, (self.now, next(self._seq), None, waiters))
+        if waiters:
+            self._wake(waiters)
+
+    def _wake(self, waiters: list) -> None:
+        """Resume the waiters after the events already scheduled for today (simpy's event succeed)."""
+        heappush(self._heap, (self.now, next(self._seq), None, waiters))
 
     def _position(self, s: int) -> list[int]:
         """Stock position per presentation at site s: packs in transit plus packs on hand that will still
@@ -362,13 +404,18 @@ class SupplyModel:
         win = st.window_days
         until = now + self.cover_days[s] + win
         out = []
+        transit, totals = self.transit[s], st.totals
         for p, lots in enumerate(st.lots):
-            if lots and lots[0][0] - win <= now:
-                self.wasted_expiry_sites[p] += st.purge(p, now)
-            if lots and lots[0][0] <= until:
-                out.append(sum(n for expiry, _lot, n in lots if expiry > until) + self.transit[s][p])
-            else:
-                out.append(st.totals[p] + self.transit[s][p])
+            if lots:
+                e = lots[0][0]
+                if e - win <= now:
+                    self.wasted_expiry_sites[p] += st.purge(p, now)
+                    if lots:
+                        e = lots[0][0]
+                if lots and e <= until:
+                    out.append(sum(n for expiry, _lot, n in lots if expiry > until) + transit[p])
+                    continue
+            out.append(totals[p] + transit[p])
         return out
 
     def _site_open_for_supply(self, s: int) -> bool:
@@ -400,7 +447,7 @@ class SupplyModel:
     def _resupply(self, s: int, emergency: bool = False) -> None:
         if not self.waiting[s] and not self._site_open_for_supply(s):
             return
-        trig, top = self._levels_of(s)
+        trig, top = self.site_levels[s] or self._levels_of(s)
         pos = self._position(s)
         if emergency:
             # an emergency shipment always covers what the waiting patients need, whatever the levels
@@ -416,9 +463,13 @@ class SupplyModel:
                 self._resupply(s, emergency=True)
             elif not emergency_only:
                 self._resupply(s)
-        net = self._network_all() if self.cfg.depot.network_reorder else None
-        for p in range(self.P):
-            self._depot_check(p, None if net is None else (net[0][p], net[1][p], net[2][p]))
+        if self.network_reorder:
+            extra, held, rate = self._network_all()
+            for p in range(self.P):
+                self._depot_check(p, (extra[p], held[p], rate[p]))
+        else:
+            for p in range(self.P):
+                self._depot_check(p)
 
     def _review(self):
         while self.now < self.horizon:
@@ -459,34 +510,29 @@ class SupplyModel:
 
     def _patient(self, i: int, s: int, first_day: float):
         yield first_day - self.now
-        plan, P = self.plan, self.P
-        bound = int(plan.cycles[i])
-        off = int(plan.offset[i])
-        cells = slice(off, off + bound)
+        P, L = self.P, self._plan_lists
+        bound = L["cycles"][i]
+        off = L["offset"][i]
         # the packs of each planned visit as (presentation, packs) pairs; few distinct rows, so shared
-        cache = self.items_cache
-        visits = []
-        for row in map(tuple, plan.packs[cells].tolist()):
-            items = cache.get(row)
-            if items is None:
-                items = cache[row] = [(p, n) for p, n in enumerate(row) if n]
-            visits.append(items)
-        gaps = plan.gap_days[cells].tolist()
-        other_on = plan.other_on[cells].tolist()
-        changed = plan.rate_changed[cells].tolist()
-        end_day = first_day + float(plan.end_offset_days[i])
-        cap_day = first_day + float(plan.cap_offset_days[i])
-        cap_cols = plan.capped_columns.tolist()
-        tox_end = int(plan.toxicity_end[i])
+        visits = L["items"][off:off + bound]
+        gaps = L["gap_days"][off:off + bound]
+        other_on = L["other_on"][off:off + bound]
+        changed = L["rate_changed"][off:off + bound]
+        end_day = first_day + L["end_offset_days"][i]
+        cap_day = first_day + L["cap_offset_days"][i]
+        cap_cols = L["capped_columns"]
+        tox_end = L["toxicity_end"][i]
         K = self.max_cycles
-        end_bound = bound < min(K, tox_end)  # the plan's last visit is the one before the calendar end
+        k_stop = min(K, tox_end)
+        end_bound = bound < k_stop  # the plan's last visit is the one before the calendar end
         predictive = self.predictive[s]
         rate = [0.0] * P
-        upp = self.units_per_pack.tolist()
+        upp = L["units_per_pack"]
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
         dispensed, margin = self.dispensed, self.min_dispense_margin
+        site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
         all_items = [(p, 0) for p in range(P)]
         self.active[s] += 1
         k = 0
@@ -495,13 +541,10 @@ class SupplyModel:
             t = self.now
             # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
             if t >= end_day or (end_bound and k >= bound):
-                reason = END_REASONS[plan.end_reason[i]]
+                reason = END_REASONS[L["end_reason"][i]]
                 break
-            if k >= K:
-                reason = "horizon"
-                break
-            if k >= tox_end:
-                reason = "toxicity"
+            if k >= k_stop:
+                reason = "horizon" if k >= K else "toxicity"
                 break
             items = visits[k]
             new_cap = not capped and t >= cap_day
@@ -516,7 +559,7 @@ class SupplyModel:
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
                 new = [0.0 if capped and cc else n / u
-                       for n, u, cc in zip(plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
+                       for n, u, cc in zip(L["need"][off + k], upp, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
@@ -531,16 +574,22 @@ class SupplyModel:
                 yield from self._wait(off + k, s, items, short, capped)
                 t = self.now
             for p, n in items:
-                expiry = st.dispense(p, n)
+                lot = lots[p][0]  # Stock.dispense, inlined for the usual case (the first lot covers it)
+                expiry = lot[0]
+                if lot[2] > n:
+                    lot[2] -= n
+                    totals[p] -= n
+                else:
+                    st.dispense(p, n)
                 if expiry - t < margin[p]:
                     margin[p] = expiry - t
                 dispensed[p] += n
-            self.visit_day[off + k] = t
+            visit_day[off + k] = t
             k += 1
-            self.n_given[i] = k
+            n_given[i] = k
             # review the site when this dispensing took a presentation below its trigger (or the
             # predictive levels moved); expiry and other changes wait for the weekly review
-            trig = (self.site_levels[s] or self._levels_of(s))[0]
+            trig = (site_levels[s] or self._levels_of(s))[0]
             if rate_moved or short:
                 items = all_items
             for p, _ in items:
@@ -664,6 +713,8 @@ class SupplyModel:
     def _totals(self) -> None:
         """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
         cycles given (the capped drug only before the cap)."""
+        self.n_given = np.array(self.n_given, dtype=np.int64)
+        self.visit_day = np.array(self.visit_day, dtype=float)
         plan, P = self.plan, self.P
         n = len(self.enrolments)
         pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
