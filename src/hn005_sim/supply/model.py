@@ -448,6 +448,18 @@ class SupplyModel:
         if not self.waiting[s] and not self._site_open_for_supply(s):
             return
         trig, top = self.site_levels[s] or self._levels_of(s)
+        if not emergency:
+            # the usual review: stock on hand + in transit above the trigger and no lot near its window
+            # (then the position is on hand + in transit, see `_position`): nothing to do
+            st = self.stock[s]
+            now = self.now
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                    break
+            else:
+                return
         pos = self._position(s)
         if emergency:
             # an emergency shipment always covers what the waiting patients need, whatever the levels
@@ -463,13 +475,30 @@ class SupplyModel:
                 self._resupply(s, emergency=True)
             elif not emergency_only:
                 self._resupply(s)
-        if self.network_reorder:
+        self._depot_review()
+
+    def _depot_review(self) -> None:
+        """`_depot_check` of every presentation, the network's stock computed once; the usual case (the
+        depot's position at or above its reorder point, nothing near the do-not-ship window) inline."""
+        now = self.now
+        depot = self.depot
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        network = self.network_reorder
+        if network:
             extra, held, rate = self._network_all()
-            for p in range(self.P):
-                self._depot_check(p, (extra[p], held[p], rate[p]))
-        else:
-            for p in range(self.P):
-                self._depot_check(p)
+        on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
+        for p, lots in enumerate(depot.lots):
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+                continue
+            usable = depot.totals[p]
+            reorder = reorder_packs[p]
+            if network:
+                reorder = max(reorder, math.ceil(rate[p] * lead_cycles - 1e-9)) + extra[p]
+                usable += held[p]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
 
     def _review(self):
         while self.now < self.horizon:
