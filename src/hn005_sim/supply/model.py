@@ -166,6 +166,10 @@ class SupplyModel:
         self.lot_size = [q.lot_size_packs for q in pres]
         self.activation = [x.activation_day for x in sites]
         self.close = [x.close_day for x in sites]
+        # `_network_all`'s sums and each site's share: (status 0 not counted / 1 opening soon / 2 counted,
+        # levels, on hand, in transit, levels counted, stock counted)
+        self._net_cache: list[tuple] = [(0, None, None, None, None, None)] * S
+        self._net_extra, self._net_held, self._net_rate = [0] * P, [0] * P, [0.0] * P
         self.lead_pool: dict[tuple[bool, str], list[float]] = {}
         # counters (packs unless named otherwise)
         self.released = [0] * P
@@ -295,7 +299,76 @@ class SupplyModel:
         levels of those opening within the release lead time; their stock on hand + in transit, each up to
         its max; packs per cycle the active patients need, predictive tiers). The depot reorders while its
         own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
-        so a network of sites filling up to their levels does not empty the depot."""
+        so a network of sites filling up to their levels does not empty the depot.
+
+        `_network_full` computed incrementally: each site's share is kept with what it was computed from
+        (its status, its levels object, its stock on hand and in transit) and recomputed only when one of
+        those changed; the integer sums move by the changed shares, the packs-per-cycle sums (floats) are
+        summed again in site order, as `_network_full` does, whenever a counted site's levels or the set of
+        counted sites changed (a site's need changes only with its levels: `_set_rate`)."""
+        P = self.P
+        now = self.now
+        soon = now + self.release_lead
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels, transit = self.active, self.close, self.site_levels, self.transit
+        cache, extra, held = self._net_cache, self._net_extra, self._net_held
+        rP = range(P)
+        rate_stale = False
+        for s, a in enumerate(self.activation):
+            if a is None:
+                continue
+            if a > soon:
+                status = 0
+            elif a > now:  # opens soon: it will be seeded
+                status = 1
+            else:
+                # counted while open for supply (closed with no one on treatment: its stock is not the
+                # network's any more), at its max now (raised by the predictive forecast)
+                c = close[s]
+                status = 2 if open_now and (active[s] > 0 or c is None or now < c) else 0
+            old = cache[s]
+            if status == 2:
+                lv = site_levels[s] or self._levels_of(s)
+                tot, tr = self.stock[s].totals, transit[s]
+                if old[0] == 2 and old[1] is lv and old[2] == tot and old[3] == tr:
+                    continue
+                top = lv[1]
+                h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
+                new = (2, lv, tot.copy(), tr.copy(), top, h)
+                if old[0] != 2 or old[1] is not lv:
+                    rate_stale = True
+            elif status == old[0]:
+                continue
+            elif status == 1:
+                new = (1, None, None, None, self.base_levels[s][0], None)
+                rate_stale = rate_stale or old[0] == 2
+            else:
+                new = (0, None, None, None, None, None)
+                rate_stale = rate_stale or old[0] == 2
+            if old[0]:  # take the old share out
+                for p in rP:
+                    extra[p] -= old[4][p]
+                if old[0] == 2:
+                    for p in rP:
+                        held[p] -= old[5][p]
+            if status:
+                for p in rP:
+                    extra[p] += new[4][p]
+                if status == 2:
+                    for p in rP:
+                        held[p] += new[5][p]
+            cache[s] = new
+        if rate_stale:
+            rate = self._net_rate = [0.0] * P
+            for s, c in enumerate(cache):
+                if c[0] == 2:
+                    need = self.need_rate[s]
+                    for p in rP:
+                        rate[p] += need[p]
+        return extra.copy(), held.copy(), self._net_rate.copy()
+
+    def _network_full(self) -> tuple[list[int], list[int], list[float]]:
+        """`_network_all` computed from scratch (the definition; tests check the two agree)."""
         P = self.P
         now = self.now
         soon = now + self.release_lead
