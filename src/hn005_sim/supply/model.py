@@ -212,16 +212,27 @@ class SupplyModel:
         plan = self.plan
         L = self._plan_lists = {k: getattr(plan, k).tolist() for k in (
             "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
-            "capped_columns", "toxicity_end", "end_reason", "need")}
+            "capped_columns", "toxicity_end", "end_reason")}
         L["units_per_pack"] = self.units_per_pack.tolist()
-        cache: dict[tuple, list[tuple[int, int]]] = {}
-        items = L["items"] = []
-        for row in map(tuple, plan.packs.tolist()):
-            got = cache.get(row)
-            if got is None:
-                got = cache[row] = [(p, n) for p, n in enumerate(row) if n]
-            items.append(got)
+        L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
+
+    @staticmethod
+    def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
+        """The packs of each planned visit as (presentation, packs) pairs, one shared list per distinct row
+        (few distinct rows: found by one integer key per row, the row's digits in base max + 1)."""
+        cells, P = packs.shape
+        base = int(packs.max(initial=0)) + 1
+        if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
+            keys = list(map(tuple, packs.tolist()))
+        else:
+            keys = (packs @ (base ** np.arange(P, dtype=np.int64))).tolist()
+        first: dict = {}
+        for c, key in enumerate(keys):
+            if key not in first:
+                first[key] = c
+        rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
+        return [rows[key] for key in keys]
 
     # ---- depot ---------------------------------------------------------------------------------------
     def _release_lot(self, p: int):
@@ -661,7 +672,7 @@ class SupplyModel:
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
                 new = [0.0 if capped and cc else n / u
-                       for n, u, cc in zip(L["need"][off + k], upp, cap_cols, strict=True)]
+                       for n, u, cc in zip(self.plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
