@@ -430,6 +430,10 @@ class SupplyModel:
         first = True
         totals = self.stock[s].totals
         depot = self.depot
+        now = self.now
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        on_order, reorder_packs = self.on_order, self.reorder_packs
         for p, w in enumerate(want):
             if w <= 0:
                 continue
@@ -451,11 +455,22 @@ class SupplyModel:
                 self.shipped[p] += n
                 transit[p] += n
                 self.shipments_with[p] += 1
-            if net is None:
-                self._depot_check(p)
-            else:
+            if net is not None:
                 held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
-                self._depot_check(p, (net[0][p], net[1][p] - held_before + held_after, net[2][p]))
+                q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+            else:
+                q = None
+            # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
+            # the reorder point: nothing to do) inline
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):
+                self._depot_check(p, q)
+                continue
+            usable, reorder = depot.totals[p], reorder_packs[p]
+            if q is not None:
+                reorder = max(reorder, math.ceil(q[2] * self.lead_cycles - 1e-9)) + q[0]
+                usable += q[1]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, q)
         if items:
             self.shipments += 1
             self.emergency_shipments += emergency
@@ -521,10 +536,18 @@ class SupplyModel:
                 c = self.forecast_cycles[s]
                 rate = self.need_rate[s]
                 safe = self.safety[s]
-                trig = [max(a, math.ceil(r * c / 2 - 1e-9) + k if r else 0)
-                        for a, r, k in zip(trig, rate, safe, strict=True)]
-                top = [max(a, math.ceil(r * c - 1e-9) + k if r else 0)
-                       for a, r, k in zip(top, rate, safe, strict=True)]
+                ceil = math.ceil
+                trig2, top2 = [], []
+                for a, b, r, k in zip(trig, top, rate, safe, strict=True):
+                    if r:
+                        x = ceil(r * c / 2 - 1e-9) + k
+                        trig2.append(a if a >= x else x)
+                        x = ceil(r * c - 1e-9) + k
+                        top2.append(b if b >= x else x)
+                    else:
+                        trig2.append(a if a >= 0 else 0)
+                        top2.append(b if b >= 0 else 0)
+                trig, top = trig2, top2
             got = self.site_levels[s] = (trig, top)
         return got
 
@@ -616,7 +639,8 @@ class SupplyModel:
 
     def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
         rate = self.need_rate[s]
-        for p, (a, b) in enumerate(zip(old, new, strict=True)):
+        for p in range(self.P):
+            a, b = old[p], new[p]
             if a != b:
                 rate[p] += b - a
         self.site_levels[s] = None
@@ -646,7 +670,7 @@ class SupplyModel:
         transit = self.transit[s]
         dispensed, margin = self.dispensed, self.min_dispense_margin
         site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
-        all_items = [(p, 0) for p in range(P)]
+        all_p = range(P)
         self.active[s] += 1
         k = 0
         capped = False
@@ -686,6 +710,10 @@ class SupplyModel:
             if short:
                 yield from self._wait(off + k, s, items, short, capped)
                 t = self.now
+            # review the site when this dispensing takes a presentation below its trigger (or the
+            # predictive levels moved: any presentation); expiry and other changes wait for the weekly review
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            low = False
             for p, n in items:
                 lot = lots[p][0]  # Stock.dispense, inlined for the usual case (the first lot covers it)
                 expiry = lot[0]
@@ -697,18 +725,19 @@ class SupplyModel:
                 if expiry - t < margin[p]:
                     margin[p] = expiry - t
                 dispensed[p] += n
+                if totals[p] + transit[p] < trig[p]:
+                    low = True
             visit_day[off + k] = t
             k += 1
             n_given[i] = k
-            # review the site when this dispensing took a presentation below its trigger (or the
-            # predictive levels moved); expiry and other changes wait for the weekly review
-            trig = (site_levels[s] or self._levels_of(s))[0]
             if rate_moved or short:
-                items = all_items
-            for p, _ in items:
-                if totals[p] + transit[p] < trig[p]:
-                    self._resupply(s)
-                    break
+                low = False
+                for p in all_p:
+                    if totals[p] + transit[p] < trig[p]:
+                        low = True
+                        break
+            if low:
+                self._resupply(s)
             yield gaps[k - 1]
         if predictive:
             self._set_rate(s, rate, [0.0] * P)
