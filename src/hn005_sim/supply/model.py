@@ -341,11 +341,18 @@ class SupplyModel:
             if status == 2:
                 lv = site_levels[s] or self._levels_of(s)
                 tot, tr = self.stock[s].totals, transit[s]
-                if old[0] == 2 and old[1] is lv and old[2] == tot and old[3] == tr:
+                same_levels = old[0] == 2 and old[1] is lv
+                if same_levels and old[2] == tot and old[3] == tr:
                     continue
                 top = lv[1]
                 h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
                 new = (2, lv, tot.copy(), tr.copy(), top, h)
+                if same_levels:  # only its stock moved
+                    oh = old[5]
+                    for p in rP:
+                        held[p] += h[p] - oh[p]
+                    cache[s] = new
+                    continue
                 if old[0] != 2 or old[1] is not lv:
                     rate_stale = True
             elif status == old[0]:
@@ -577,11 +584,30 @@ class SupplyModel:
             self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
 
     def _review_all(self, emergency_only: bool = False) -> None:
-        for s in range(len(self.sites)):
-            if self.waiting[s]:
+        now = self.now
+        open_now = now < self.horizon
+        waiting, active, close, site_levels = self.waiting, self.active, self.close, self.site_levels
+        for s, a in enumerate(self.activation):
+            if waiting[s]:
                 self._resupply(s, emergency=True)
-            elif not emergency_only:
-                self._resupply(s)
+                continue
+            if emergency_only:
+                continue
+            # `_resupply(s)`'s checks inline (a site closed for supply; the usual review: stock on hand
+            # + in transit above the trigger and no lot near its window), the rest in `_resupply`
+            if a is None or now < a or not open_now:
+                continue
+            c = close[s]
+            if not (active[s] > 0 or c is None or now < c):
+                continue
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            st = self.stock[s]
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                    self._resupply(s)
+                    break
         self._depot_review()
 
     def _depot_review(self) -> None:
