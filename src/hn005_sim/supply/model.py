@@ -113,7 +113,7 @@ class SupplyModel:
                  rng_supply: np.random.Generator, levels=None, weights: dict[str, float] | None = None):
         self.regimen, self.cfg = regimen, supply
         self.now = 0.0
-        self._heap: list[tuple] = []  # (day, sequence number, process or None, waiters or None)
+        self._heap: list[tuple] = []  # (day, sequence number, a process or a list of waiting processes)
         self._seq = count()
         self._pending: list = []  # processes started by the event being handled
         self.horizon = float(horizon_day)
@@ -498,7 +498,7 @@ class SupplyModel:
 
     def _wake(self, waiters: list) -> None:
         """Resume the waiters after the events already scheduled for today (simpy's event succeed)."""
-        heappush(self._heap, (self.now, next(self._seq), None, waiters))
+        heappush(self._heap, (self.now, next(self._seq), waiters))
 
     def _position(self, s: int) -> list[int]:
         """Stock position per presentation at site s: packs in transit plus packs on hand that will still
@@ -835,27 +835,27 @@ class SupplyModel:
                         if d.__class__ is list:
                             d.append(g)
                         else:
-                            heappush(heap, (now + d, next(seq), g, None))
+                            heappush(heap, (now + d, next(seq), g))
                 pending.clear()
             if not heap or heap[0][0] >= horizon:
                 return
-            now, _, g, waiters = heappop(heap)
+            now, _, g = heappop(heap)
             self.now = now
-            if g is not None:
+            if g.__class__ is not list:
                 d = next(g, None)
                 if d is not None:
                     if d.__class__ is list:
                         d.append(g)
                     else:
-                        heappush(heap, (now + d, next(seq), g, None))
+                        heappush(heap, (now + d, next(seq), g))
             else:  # a delivery's waiters, in the order they waited
-                for g in waiters:
-                    d = next(g, None)
+                for w in g:
+                    d = next(w, None)
                     if d is not None:
                         if d.__class__ is list:
-                            d.append(g)
+                            d.append(w)
                         else:
-                            heappush(heap, (now + d, next(seq), g, None))
+                            heappush(heap, (now + d, next(seq), w))
 
     def _treatment_counts(self) -> dict[str, int]:
         """Integer counts of the courses of the patients who started treatment within the horizon (so

@@ -109,30 +109,30 @@ class _TracedModel(SupplyModel):
                         if d.__class__ is list:
                             d.append(g)
                         else:
-                            push(heap, (now + d, next(seq), g, None))
+                            push(heap, (now + d, next(seq), g))
                 pending.clear()
             if not heap or heap[0][0] >= horizon:
                 return
-            now, e, g, waiters = heappop(heap)
+            now, e, g = heappop(heap)
             self.now = now
             self.t_current = e
             self.t_processed.append(e)
             self.t_log = self.t_ops[e] = []
-            if g is not None:
+            if g.__class__ is not list:
                 d = next(g, None)
                 if d is not None:
                     if d.__class__ is list:
                         d.append(g)
                     else:
-                        push(heap, (now + d, next(seq), g, None))
+                        push(heap, (now + d, next(seq), g))
             else:
-                for g in waiters:
-                    d = next(g, None)
+                for w in g:
+                    d = next(w, None)
                     if d is not None:
                         if d.__class__ is list:
-                            d.append(g)
+                            d.append(w)
                         else:
-                            push(heap, (now + d, next(seq), g, None))
+                            push(heap, (now + d, next(seq), w))
 
     def _wake(self, waiters: list) -> None:
         self.t_day[self._seq.n] = self.now
