@@ -700,19 +700,20 @@ class SupplyModel:
         self.active[s] += 1
         k = 0
         capped = False
+        k_first = min(bound, k_stop) if end_bound else k_stop  # the first k at which a check below ends
         while True:
             t = self.now
-            # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
-            if t >= end_day or (end_bound and k >= bound):
-                reason = END_REASONS[L["end_reason"][i]]
-                break
-            if k >= k_stop:
-                reason = "horizon" if k >= K else "toxicity"
+            if t >= end_day or k >= k_first:
+                # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
+                if t >= end_day or (end_bound and k >= bound):
+                    reason = END_REASONS[L["end_reason"][i]]
+                else:
+                    reason = "horizon" if k >= K else "toxicity"
                 break
             items = visits[k]
-            new_cap = not capped and t >= cap_day
-            if new_cap:
-                capped = True
+            new_cap = False
+            if not capped and t >= cap_day:
+                new_cap = capped = True
                 self.cap_visit[i] = k
             if capped:
                 if not other_on[k]:
