@@ -107,13 +107,19 @@ def test_the_loop_handles_events_in_simpys_order(seed):
     assert _run_loop(scripts, starts, horizon) == want
 
 
-def test_a_horizon_at_the_start_is_refused_as_simpy_refuses_it(base):
+def test_a_horizon_at_the_start_and_days_before_it_are_refused_as_simpy_refused_them(base):
     with pytest.raises(ValueError, match="must be greater than the current simulation time"):
         simpy.Environment().run(until=0.0)
     reg = deterministic_regimen(base.regimen)
     m = SupplyModel(reg, base.supply, [model_module.SiteRow("S0", "r", 0.0, None)], [], 0.0,
                     np.random.default_rng(0), np.random.default_rng(1))
     with pytest.raises(ValueError, match="must be greater than the current simulation time"):
+        m.run()
+    with pytest.raises(ValueError, match="Negative delay"):
+        simpy.Environment().timeout(-1.0)
+    m = SupplyModel(reg, base.supply, [model_module.SiteRow("S0", "r", -1.0, None)], [], 10.0,
+                    np.random.default_rng(0), np.random.default_rng(1))
+    with pytest.raises(ValueError, match=r"Negative delay -1\.0"):
         m.run()
 
 

@@ -807,8 +807,13 @@ class SupplyModel:
 
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> None:
-        if self.horizon <= self.now:
+        if self.horizon <= self.now:  # (what simpy said, and when: before anything ran)
             raise ValueError(f"until ({self.horizon}) must be greater than the current simulation time")
+        # a site opening or a first dose before day 0 (the horizon is later): simpy's timeout refused it
+        days = [s.activation_day for s in self.sites if s.activation_day is not None]
+        for day in days + [e.day for e in self.enrolments]:
+            if day < 0:
+                raise ValueError(f"Negative delay {day}")
         start = self._pending
         for p, pres in enumerate(self.cfg.presentations):
             for _ in range(pres.initial_lots):
