@@ -650,13 +650,16 @@ class SupplyModel:
             t = m * DAYS_PER_MONTH
             if t > self.now:
                 yield t - self.now
+            now = self.now
             for p in range(self.P):
-                self.wasted_expiry_depot[p] += self.depot.purge(p, self.now)
+                self.wasted_expiry_depot[p] += self.depot.purge(p, now)
                 self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
                 tot = 0
-                for s, st in enumerate(self.stock):
-                    self.wasted_expiry_sites[p] += st.purge(p, self.now)
-                    tot += st.on_hand(p) + self.transit[s][p]
+                for st, transit in zip(self.stock, self.transit, strict=True):
+                    lots = st.lots[p]
+                    if lots and lots[0][0] - st.window_days <= now:  # (Stock.purge: nothing otherwise)
+                        self.wasted_expiry_sites[p] += st.purge(p, now)
+                    tot += st.totals[p] + transit[p]
                 self.on_hand_sites_monthly[m, p] = tot
 
     # ---- patients ------------------------------------------------------------------------------------
