@@ -11,8 +11,9 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
    dispensed, shipped, delivered, released, written off). Both over the same --streams replicates
    (the recruitment DES's enrolments, the horizon `run` uses), interleaved A B A B for --pairs rounds,
    CPU time of this process, median of the per-round ratios;
-2. supply_loop_vs_bare_event_loop: the same with the model's event loop alone (`SupplyModel.run`,
-   the numpy plan built beforehand), to show what is the loop's and what the plan's;
+2. supply_loop_vs_bare_event_loop: the same with `SupplyModel.run` alone (the event loop and the totals
+   summed in numpy after it; the model and its numpy plan built beforehand, untimed), to show what is
+   the loop's and what the plan's;
 3. supply_us_per_event and bare_loop_us_per_event: microseconds per event handled (the median round);
    supply_model_per_replicate: ms CPU per replicate (target < 30 ms);
 4. the same ratio for scenarios/network_south_china.toml (24 sites: most events are shipments and the
