@@ -1,0 +1,99 @@
+"""Row-wise figures of an (n, k) 0/1 matrix held bit-packed, one row per candidate, with numpy.
+
+The engine keeps each candidate's failures as `ceil(k/64)` uint64 words (bit j of word c = column
+64c+j, `engine.fail_words`); the chart-review flags are packed the same way (`pack_rows`). Everything
+restrictiveness needs row by row (the first failing criterion in screening order, per-criterion counts
+among the candidates still in chart review at each step) is computed on these words, never on an
+unpacked (n, k) bool matrix: 16 bytes a candidate for 66 criteria instead of 66.
+
+- `lowest_set`: index of the lowest set bit of `words & mask` (isolated with x & -x, its position by a
+  de Bruijn multiplication and a 64-entry table);
+- `column_counts`: per group and column, rows with the bit set, from one 256-bin histogram per byte
+  column (`np.bincount` of group * 256 + byte, then a 256 x 8 bit table); bytes whose bits are the same
+  on every row are not histogrammed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD = 64
+_BIT_TABLE = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int64)
+"""_BIT_TABLE[v, t] = bit t of byte value v."""
+
+
+def words_for(k: int) -> int:
+    return (k + WORD - 1) // WORD
+
+
+def pack_rows(matrix: np.ndarray) -> np.ndarray:
+    """An (n, k) bool matrix as (n, ceil(k/64)) uint64 words: bit j of word c set when column 64c+j is."""
+    matrix = np.asarray(matrix, dtype=bool)
+    n, k = matrix.shape
+    out = np.zeros((n, words_for(k) * 8), dtype=np.uint8)
+    if k:
+        out[:, : (k + 7) // 8] = np.packbits(matrix, axis=1, bitorder="little")
+    return out.view("<u8").astype(np.uint64, copy=False)
+
+
+def mask_words(indices, k: int) -> np.ndarray:
+    """(ceil(k/64),) uint64: bits set for the given column indices."""
+    out = np.zeros(words_for(k), dtype=np.uint64)
+    for i in np.asarray(indices, dtype=np.int64).ravel():
+        out[i // WORD] |= np.uint64(1) << np.uint64(i % WORD)
+    return out
+
+
+def any_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: the row has a bit set (within `mask`)."""
+    acc = np.zeros(words.shape[0], dtype=np.uint64)
+    for c in range(words.shape[1]):  # word by word: a reduce along a short axis is slow in numpy
+        acc |= words[:, c] if mask is None else words[:, c] & mask[c]
+    return acc != 0
+
+
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+_POWERS = np.uint64(1) << np.arange(64, dtype=np.uint64)
+_DEBRUIJN_INDEX[(_POWERS * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
+"""Leiserson, Prokop and Randall (1998), "Using de Bruijn sequences to index a 1 in a computer word":
+(2**b * D mod 2**64) >> 58 is distinct for each b < 64, so a 64-entry table gives b."""
+
+
+def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n,) int64: index of the lowest set bit of each row of `words & mask`, -1 when none is set."""
+    n, w = words.shape
+    out = np.full(n, -1, dtype=np.int64)
+    one, shift = np.uint64(1), np.uint64(58)
+    for c in reversed(range(w)):  # the lowest word with a bit set wins
+        x = words[:, c] if mask is None else words[:, c] & mask[c]
+        lsb = x & (~x + one)  # two's complement: only the lowest set bit survives
+        at = np.take(_DEBRUIJN_INDEX, ((lsb * _DEBRUIJN) >> shift).view(np.int64)) + WORD * c
+        np.copyto(out, at, where=x != 0)
+    return out
+
+
+def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1) -> np.ndarray:
+    """(groups, k) int64: rows of each group (`group` (n,) ints in [0, groups); None: one group) with
+    bit j set, for the first k bits."""
+    n = words.shape[0]
+    w = words_for(k)
+    out = np.zeros((groups, w * WORD), dtype=np.int64)
+    if n == 0 or k == 0:
+        return out[:, :k]
+    sizes = np.bincount(group, minlength=groups) if group is not None else np.array([n])
+    always = np.array([np.bitwise_and.reduce(words[:, c]) for c in range(w)], dtype=np.uint64)
+    varies = np.array([np.bitwise_or.reduce(words[:, c]) for c in range(w)], dtype=np.uint64) & ~always
+    base = None if group is None else group.astype(np.int64) * 256
+    by_byte = np.ascontiguousarray(words).astype("<u8", copy=False).view(np.uint8)
+    vary_bytes = varies.astype("<u8", copy=False).view(np.uint8)
+    always_bits = np.unpackbits(always.astype("<u8", copy=False).view(np.uint8), bitorder="little")
+    for b in range(min(w * 8, (k + 7) // 8)):
+        cols = slice(8 * b, 8 * b + 8)
+        if vary_bytes[b] == 0:  # every row alike on these 8 bits
+            out[:, cols] = sizes[:, None] * always_bits[cols][None, :]
+            continue
+        idx = by_byte[:, b] if base is None else base + by_byte[:, b]
+        hist = np.bincount(idx, minlength=groups * 256).reshape(groups, 256)
+        out[:, cols] = hist @ _BIT_TABLE
+    return out[:, :k]
