@@ -73,15 +73,20 @@ def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1) -> np.ndarray:
-    """(groups, k) int64: rows of each group (`group` (n,) ints in [0, groups); None: one group) with
-    bit j set, for the first k bits."""
+def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """(groups, k): rows of each group (`group` (n,) ints in [0, groups); None: one group) with bit j
+    set, for the first k bits; int64, or with `weights` (n,) the float64 sums of the rows' weights
+    (exact for integer weights whose sums stay below 2**53)."""
     n = words.shape[0]
     w = words_for(k)
-    out = np.zeros((groups, w * WORD), dtype=np.int64)
+    out = np.zeros((groups, w * WORD), dtype=np.int64 if weights is None else np.float64)
     if n == 0 or k == 0:
         return out[:, :k]
-    sizes = np.bincount(group, minlength=groups) if group is not None else np.array([n])
+    if group is not None:
+        sizes = np.bincount(group, weights=weights, minlength=groups)
+    else:
+        sizes = np.array([n if weights is None else weights.sum()])
     always = np.array([np.bitwise_and.reduce(words[:, c]) for c in range(w)], dtype=np.uint64)
     varies = np.array([np.bitwise_or.reduce(words[:, c]) for c in range(w)], dtype=np.uint64) & ~always
     base = None if group is None else group.astype(np.int64) * 256
@@ -94,6 +99,6 @@ def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, gr
             out[:, cols] = sizes[:, None] * always_bits[cols][None, :]
             continue
         idx = by_byte[:, b] if base is None else base + by_byte[:, b]
-        hist = np.bincount(idx, minlength=groups * 256).reshape(groups, 256)
+        hist = np.bincount(idx, weights=weights, minlength=groups * 256).reshape(groups, 256)
         out[:, cols] = hist @ _BIT_TABLE
     return out[:, :k]

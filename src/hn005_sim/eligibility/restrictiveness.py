@@ -51,13 +51,27 @@ class Figures:
 
 
 def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures:
-    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products."""
+    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products.
+
+    For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
+    without BLAS (`_counted`, the same values); the Shapley values keep their matrix product."""
     fails = pat.fails.astype(np.float64)
     nf = pat.fails.sum(axis=1)
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     pre_ok = pat.prescreen_pass(prescreen)
     one = nf == 1
+    if counts.ndim == 1:
+        return Figures(
+            n=counts.sum(axis=-1),
+            eligible=counts[nf == 0].sum(),
+            prescreen_pass=counts[pre_ok].sum(),
+            prescreen_unknown=counts[pat.prescreen_unknown()].sum(),
+            fail=_counted(pat, counts),
+            sole=np.bincount(pat.fails[one].argmax(axis=1), weights=counts[one],
+                             minlength=pat.fails.shape[1]).astype(np.float64),
+            shapley=(counts * inv) @ fails,
+        )
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
@@ -67,6 +81,14 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
         sole=counts[..., one] @ fails[one],
         shapley=(counts * inv) @ fails,
     )
+
+
+def _counted(pat: Patterns, counts: np.ndarray) -> np.ndarray:
+    """(k,) float64: candidates failing each criterion, `counts @ fails` summed exactly (integer
+    weights) from per-byte histograms of the packed patterns instead of a BLAS product, whose threads
+    wait on each other on a busy machine."""
+    k = pat.fails.shape[1]
+    return bits.column_counts(bits.pack_rows(pat.fails), k, weights=counts)[0]
 
 
 def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str, np.ndarray]:
@@ -230,15 +252,26 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
 
 
 def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
-    """Every pair (i < j, protocol order): candidates failing both, and lift over independence."""
+    """Every pair (i < j, protocol order): candidates failing both, and lift over independence.
+
+    Counted exactly, pair by pair: each pattern failing two or more criteria adds its count to every
+    pair of the criteria it fails (the pairs listed from the pattern's failing criteria, offset by
+    offset), one weighted histogram; the same integers as F^T diag(count) F, without a BLAS product."""
     n = float(pat.count.sum())
-    single = pat.count @ pat.fails.astype(np.float64)
+    k = len(ids)
+    weights = pat.count.astype(np.float64)
+    single = _counted(pat, weights)
     multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
-    # float32 products and sums of integer counts are exact below 2^24 candidates
-    dtype = np.float32 if n < 2**24 else np.float64
-    f = pat.fails[multi].astype(dtype)
-    both = (f.T @ (f * pat.count[multi, None].astype(dtype))).astype(np.float64)
-    a, b = np.triu_indices(len(ids), k=1)
+    row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
+    w = weights[multi][row]
+    both = np.zeros(k * k)
+    for d in range(1, int(np.bincount(row).max(initial=0))):
+        same = row[:-d] == row[d:]
+        if not same.any():
+            break
+        both += np.bincount(col[:-d][same] * k + col[d:][same], weights=w[:-d][same], minlength=k * k)
+    both = both.reshape(k, k)
+    a, b = np.triu_indices(k, k=1)
     expected = single[a] * single[b] / max(n, 1.0)
     lift = np.divide(both[a, b], expected, out=np.full(len(a), np.nan), where=expected > 0)
     return pl.DataFrame(
