@@ -65,12 +65,35 @@ def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     n, w = words.shape
     out = np.full(n, -1, dtype=np.int64)
     one, shift = np.uint64(1), np.uint64(58)
-    for c in reversed(range(w)):  # the lowest word with a bit set wins
-        x = words[:, c] if mask is None else words[:, c] & mask[c]
+    rows = None  # None: every row; else the rows with no bit set in the words before
+    for c in range(w):
+        x = words[:, c] if rows is None else words[rows, c]
+        if mask is not None:
+            x = x & mask[c]
         lsb = x & (~x + one)  # two's complement: only the lowest set bit survives
         at = np.take(_DEBRUIJN_INDEX, ((lsb * _DEBRUIJN) >> shift).view(np.int64)) + WORD * c
-        np.copyto(out, at, where=x != 0)
+        hit = x != 0
+        if rows is None:
+            np.copyto(out, at, where=hit)
+            rows = np.flatnonzero(~hit)
+        else:
+            out[rows[hit]] = at[hit]
+            rows = rows[~hit]
+        if rows.size == 0:
+            break
     return out
+
+
+def pass_bitmap(col) -> np.ndarray:
+    """A polars Boolean Series without nulls as an LSB-first bitmap (uint8, ceil(len/8) bytes; bits
+    past the end are not defined): Arrow's data buffer read in place when it is one aligned chunk."""
+    n_bytes = (len(col) + 7) // 8
+    arr = col.to_arrow()
+    if getattr(arr, "null_count", 1) == 0 and hasattr(arr, "buffers") and arr.offset % 8 == 0:
+        buffers = arr.buffers()
+        if len(buffers) == 2 and buffers[1] is not None:
+            return np.frombuffer(buffers[1], np.uint8, count=n_bytes, offset=arr.offset // 8)
+    return np.packbits(col.fill_null(False).to_numpy().astype(bool), bitorder="little")
 
 
 def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1,

@@ -655,16 +655,25 @@ class Screening:
     def patterns(self) -> Patterns:
         names = key_names(self.k)
         table = self.table.select(names)
-        if self.known is not None:
+        # the prescreen outcome (0..2) rides in the two spare top bits of the last key word when it
+        # has them: (last << 2) | outcome sorts as (last, outcome), one grouping column fewer
+        packed = self.known is not None and 0 < self.k % KEY_BITS <= KEY_BITS - 2
+        if packed:
+            last = self._keys()[:, -1] << np.uint64(2) | self.prescreen_outcome.astype(np.uint64)
+            table = table.with_columns(pl.Series(names[-1], last))
+        elif self.known is not None:
             names = [*names, "_prescreen"]
             table = table.with_columns(pl.Series("_prescreen", self.prescreen_outcome))
         grouped = table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
         keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
+        if packed:
+            outcome = (keys[:, -1] & np.uint64(3)).astype(np.int8)
+            keys[:, -1] >>= np.uint64(2)
         bit = np.arange(self.k)
         fails = ((keys[:, bit // KEY_BITS] >> (bit % KEY_BITS).astype(np.uint64)) & np.uint64(1)).astype(bool)
-        if self.known is not None:
+        if self.known is not None and not packed:
             outcome = grouped["_prescreen"].to_numpy().astype(np.int8)
-        else:
+        elif not packed:
             outcome = np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8)
         return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome)
 

@@ -55,7 +55,7 @@ class _Rows:
         exprs = [self.screener._compiled_expr(i, sql).alias(f"_v{j}") for j, (i, sql) in enumerate(todo)]
         out = self.data.select(exprs)
         for rule, col in zip(todo, out.get_columns(), strict=True):
-            self.passes[rule] = np.packbits(col.to_numpy(), bitorder="little")
+            self.passes[rule] = bits.pass_bitmap(col)
 
     def failing_only(self, touched: frozenset[int]) -> np.ndarray:
         """Bitmap of the rows whose failures all lie in `touched`."""

@@ -251,7 +251,7 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
                          "prescreen_unknown": still - judged, "screen_fail": scr_fail}), by_first.sum(axis=0)
 
 
-def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
+def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = None) -> pl.DataFrame:
     """Every pair (i < j, protocol order): candidates failing both, and lift over independence.
 
     Counted exactly, pair by pair: each pattern failing two or more criteria adds its count to every
@@ -260,7 +260,7 @@ def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
     n = float(pat.count.sum())
     k = len(ids)
     weights = pat.count.astype(np.float64)
-    single = _counted(pat, weights)
+    single = _counted(pat, weights) if single is None else single
     multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
     row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
     w = weights[multi][row]
@@ -403,4 +403,5 @@ def analyse(
         sweeps = threshold_sweeps(screener, screening, frame, rows)
         relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
         summary["relaxation_plan"] = plan
-    return Restrictiveness(summary, crit, fl, cofailure(pat, ids), sweeps, relaxation, base.shapley)
+    return Restrictiveness(summary, crit, fl, cofailure(pat, ids, base.fail), sweeps, relaxation,
+                           base.shapley)
