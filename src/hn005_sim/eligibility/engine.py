@@ -665,7 +665,8 @@ class Screening:
             names = [*names, "_prescreen"]
             table = table.with_columns(pl.Series("_prescreen", self.prescreen_outcome))
         grouped = table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
-        keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
+        keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(
+            grouped.height, len(key_names(self.k)))  # (0, w) for an empty batch, not an error
         if packed:
             outcome = (keys[:, -1] & np.uint64(3)).astype(np.int8)
             keys[:, -1] >>= np.uint64(2)

@@ -224,19 +224,20 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
                              "screen_fail": np.where(pre, 0, dropped)}), None
     fails = screening._keys()
     known = screening.known_words
-    step = np.empty(k, np.int64)
+    step = np.empty(k + 1, np.int64)  # criterion -> its step; step[-1] = k: no criterion
     step[order] = np.arange(k)
+    step[k] = k
     # screening order is the prescreen-stage criteria, then the others, each in protocol order: the
     # first in order is the lowest bit among the prescreen-stage ones, else among the others
-    stage_masks = [bits.mask_words(np.flatnonzero(screening.stages == "prescreen"), k),
-                   bits.mask_words(np.flatnonzero(screening.stages != "prescreen"), k)]
+    pre_mask = bits.mask_words(np.flatnonzero(screening.stages == "prescreen"), k)
+    post_mask = bits.mask_words(np.flatnonzero(screening.stages != "prescreen"), k)
 
     def first_step(words: np.ndarray) -> np.ndarray:
-        first = bits.lowest_set(words, stage_masks[0])
-        none = first < 0
-        if none.any():
-            first[none] = bits.lowest_set(words[none], stage_masks[1])
-        return np.where(first >= 0, step[np.maximum(first, 0)], k)
+        first = bits.lowest_set(words, pre_mask)
+        if bits.any_set(np.bitwise_or.reduce(words, axis=0, keepdims=True), post_mask)[0]:
+            none = first < 0
+            first[none] = bits.lowest_set(words[none], post_mask)
+        return step[first]
 
     f = first_step(fails & known)  # step of the first known failure, k: none
     pre_fail = np.bincount(f, minlength=k + 1)
