@@ -337,6 +337,19 @@ class Screener:
     ) -> dict[int, str]:
         """Rule texts (after substitution) of only the criteria whose rule changes under these
         overrides/readings, by criterion index: the same rule asked twice is the same text."""
+        key = (tuple(sorted((overrides or {}).items())), tuple(sorted((readings or {}).items())))
+        got = self._changed.get(key)
+        if got is None:
+            got = self._changed[key] = self._changed_rules(overrides, readings)
+        return dict(got)
+
+    @cached_property
+    def _changed(self) -> dict[tuple, dict[int, str]]:
+        return {}
+
+    def _changed_rules(
+        self, overrides: Mapping[str, ParamValue] | None, readings: Mapping[str, str] | None
+    ) -> dict[int, str]:
         overrides = dict(overrides or {})
         readings = {**self.cfg.readings, **dict(readings or {})}
         values = {**self.cfg.values(), **overrides}
@@ -502,6 +515,11 @@ class Patterns:
     fails: np.ndarray
     count: np.ndarray
     outcome: np.ndarray | None = None
+
+    @cached_property
+    def fails_float(self) -> np.ndarray:
+        """`fails` as float64 0/1, the operand of the figures' matrix products (made once)."""
+        return self.fails.astype(np.float64)
 
     def prescreen_pass(self, prescreen: np.ndarray) -> np.ndarray:
         """(u,) bool: the pattern's candidates go on to consent (without `outcome`: they fail none of

@@ -41,6 +41,7 @@ class _Rows:
         self.index = np.flatnonzero(~bits.any_set(words, outside))
         self.words = words[self.index]
         self.m = len(self.index)
+        self.m_bytes = (self.m + 7) // 8
         # a frame of the right height even when every changed rule reads no column
         data = frame.select(sorted(columns)) if columns else pl.DataFrame({"_row": np.zeros(frame.height)})
         self.data = data[self.index]
@@ -67,10 +68,21 @@ class _Rows:
 
     def eligible(self, rules: dict[int, str]) -> int:
         """Rows eligible under a change: failures only among its criteria, and each passes its rule."""
-        acc = self.failing_only(frozenset(rules)).copy()
-        for rule in rules.items():
-            acc &= self.passes[rule]
-        return int(np.bitwise_count(acc).sum())
+        return int(self.eligible_many([rules])[0])
+
+    def eligible_many(self, changes: list[dict[int, str]]) -> np.ndarray:
+        """`eligible` of each change; the changes touching the same criteria are counted together,
+        as one AND and popcount over their stacked bitmaps."""
+        out = np.zeros(len(changes), dtype=np.int64)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for j, rules in enumerate(changes):
+            groups.setdefault(tuple(sorted(rules)), []).append(j)
+        for touched, js in groups.items():
+            acc = np.broadcast_to(self.failing_only(frozenset(touched)), (len(js), self.m_bytes)).copy()
+            for i in touched:
+                acc &= np.stack([self.passes[(i, changes[j][i])][: self.m_bytes] for j in js])
+            out[js] = np.bitwise_count(acc).sum(axis=1, dtype=np.int64)
+        return out
 
 
 def _rows_for(screener: Screener, screening: Screening, frame: pl.DataFrame,
@@ -101,8 +113,7 @@ def evaluate_changes(
         if rows is None:
             rows = _rows_for(screener, screening, frame, [e for _, e in todo])
         rows.evaluate(rule for _, e in todo for rule in e.items())
-        for j, e in todo:
-            out[j] = rows.eligible(e)
+        out[[j for j, _ in todo]] = rows.eligible_many([e for _, e in todo])
     return out
 
 

@@ -55,7 +55,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
 
     For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
     without BLAS (`_counted`, the same values); the Shapley values keep their matrix product."""
-    fails = pat.fails.astype(np.float64)
+    fails = pat.fails_float
     nf = pat.fails.sum(axis=1)
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
@@ -101,7 +101,7 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     """
     n = float(pat.count.sum())
     w = pat.count / n
-    fails = pat.fails.astype(np.float64)
+    fails = pat.fails_float
     nf = pat.fails.sum(axis=1)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     elig = (nf == 0).astype(np.float64)
@@ -234,7 +234,7 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
 
     def first_step(words: np.ndarray) -> np.ndarray:
         first = bits.lowest_set(words, pre_mask)
-        if bits.any_set(np.bitwise_or.reduce(words, axis=0, keepdims=True), post_mask)[0]:
+        if any(np.bitwise_or.reduce(words[:, c]) & post_mask[c] for c in range(words.shape[1])):
             none = first < 0
             first[none] = bits.lowest_set(words[none], post_mask)
         return step[first]
