@@ -256,22 +256,21 @@ def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = N
     """Every pair (i < j, protocol order): candidates failing both, and lift over independence.
 
     Counted exactly, pair by pair: each pattern failing two or more criteria adds its count to every
-    pair of the criteria it fails (the pairs listed from the pattern's failing criteria, offset by
-    offset), one weighted histogram; the same integers as F^T diag(count) F, without a BLAS product."""
+    pair of the criteria it fails (every pair listed at once from the pattern's failing criteria), one
+    weighted histogram; the same integers as F^T diag(count) F, without a BLAS product."""
     n = float(pat.count.sum())
     k = len(ids)
     weights = pat.count.astype(np.float64)
     single = _counted(pat, weights) if single is None else single
     multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
     row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
-    w = weights[multi][row]
-    both = np.zeros(k * k)
-    for d in range(1, int(np.bincount(row).max(initial=0))):
-        same = row[:-d] == row[d:]
-        if not same.any():
-            break
-        both += np.bincount(col[:-d][same] * k + col[d:][same], weights=w[:-d][same], minlength=k * k)
-    both = both.reshape(k, k)
+    per_row = np.bincount(row, minlength=int(multi.sum()))  # criteria each pattern fails
+    pos = np.arange(len(row)) - (np.cumsum(per_row) - per_row)[row]  # place among its pattern's
+    partners = per_row[row] - 1 - pos  # later criteria of the same pattern: each pair (first, later) once
+    first = np.repeat(np.arange(len(row)), partners)
+    later = first + np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+    both = np.bincount(col[first] * k + col[later], weights=weights[multi][row[first]],
+                       minlength=k * k).reshape(k, k)
     a, b = np.triu_indices(k, k=1)
     expected = single[a] * single[b] / max(n, 1.0)
     lift = np.divide(both[a, b], expected, out=np.full(len(a), np.nan), where=expected > 0)
