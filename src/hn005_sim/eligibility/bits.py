@@ -64,14 +64,19 @@ def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """(n,) int64: index of the lowest set bit of each row of `words & mask`, -1 when none is set."""
     n, w = words.shape
     out = np.full(n, -1, dtype=np.int64)
-    one, shift = np.uint64(1), np.uint64(58)
+    shift = np.uint64(58)
     rows = None  # None: every row; else the rows with no bit set in the words before
     for c in range(w):
         x = words[:, c] if rows is None else words[rows, c]
         if mask is not None:
             x = x & mask[c]
-        lsb = x & (~x + one)  # two's complement: only the lowest set bit survives
-        at = np.take(_DEBRUIJN_INDEX, ((lsb * _DEBRUIJN) >> shift).view(np.int64)) + WORD * c
+        lsb = np.negative(x)  # two's complement -x: x & -x keeps only the lowest set bit
+        lsb &= x
+        lsb *= _DEBRUIJN
+        lsb >>= shift
+        at = np.take(_DEBRUIJN_INDEX, lsb.view(np.int64))
+        if c:
+            at += WORD * c
         hit = x != 0
         if rows is None:
             np.copyto(out, at, where=hit)
@@ -112,16 +117,20 @@ def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, gr
         sizes = np.array([n if weights is None else weights.sum()])
     always = np.array([np.bitwise_and.reduce(words[:, c]) for c in range(w)], dtype=np.uint64)
     varies = np.array([np.bitwise_or.reduce(words[:, c]) for c in range(w)], dtype=np.uint64) & ~always
-    base = None if group is None else group.astype(np.int64) * 256
+    base = None if group is None else group.astype(np.intp) * 256
     by_byte = np.ascontiguousarray(words).astype("<u8", copy=False).view(np.uint8)
     vary_bytes = varies.astype("<u8", copy=False).view(np.uint8)
     always_bits = np.unpackbits(always.astype("<u8", copy=False).view(np.uint8), bitorder="little")
+    idx = np.empty(n, dtype=np.intp)  # one index buffer for every byte (no allocation per byte)
     for b in range(min(w * 8, (k + 7) // 8)):
         cols = slice(8 * b, 8 * b + 8)
         if vary_bytes[b] == 0:  # every row alike on these 8 bits
             out[:, cols] = sizes[:, None] * always_bits[cols][None, :]
             continue
-        idx = by_byte[:, b] if base is None else base + by_byte[:, b]
+        if base is None:
+            idx[:] = by_byte[:, b]
+        else:
+            np.add(base, by_byte[:, b], out=idx)
         hist = np.bincount(idx, weights=weights, minlength=groups * 256).reshape(groups, 256)
         out[:, cols] = hist @ _BIT_TABLE
     return out[:, :k]
