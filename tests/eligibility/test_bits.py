@@ -164,3 +164,52 @@ def test_cofailure_matches_pair_by_pair(seed, n, k, p_fail):
     assert np.array_equal(table["both_fail"].to_numpy(), both.reshape(-1))
     single = fails.sum(axis=0).astype(np.float64)
     assert np.array_equal(table["expected_if_independent"].to_numpy(), single[a] * single[b] / n)
+
+
+# -- sweeps and relaxation from shared rows and bitmaps --------------------------------------------------
+
+
+def test_every_sweep_point_and_relaxation_step_counts_like_the_whole_frame():
+    """Every sweep point's and every menu item's eligible count (one shared row subset, bitmaps,
+    popcounts) equals the count on the whole frame with the changed pass columns swapped in."""
+    from hn005_sim.eligibility import compile_criteria
+    from hn005_sim.eligibility.relax import _sweep_grid, evaluate_changes, shared_rows
+    from hn005_sim.population import sample
+    from hn005_sim.rng import stream
+    from hn005_sim.scenario.load import load_scenario
+
+    sc, _ = load_scenario("scenarios/baseline.toml")
+    frame = sample(sc.population, 6_000, stream(11, 0, "population"))
+    screener = compile_criteria(sc.criteria, frame.schema)
+    screening = screener.evaluate(frame)
+    _, _, changes = _sweep_grid(screener)
+    changes += [(r.overrides, r.readings) for r in screener.cfg.relaxations]
+    changes.append(({**screener.cfg.relaxations[0].overrides, **screener.cfg.relaxations[1].overrides},
+                     {**screener.cfg.relaxations[0].readings, **screener.cfg.relaxations[1].readings}))
+    got = evaluate_changes(screener, screening, frame, changes, shared_rows(screener, screening, frame))
+    alone = evaluate_changes(screener, screening, frame, changes)  # its own rows
+    base = frame.select(screener.exprs)
+    want = []
+    for overrides, readings in changes:
+        changed = screener.changed_exprs(overrides, readings)
+        swapped = base.with_columns(frame.select([e.alias(screener.ids[i]) for i, e in changed.items()])
+                                    if changed else [])
+        want.append(int(swapped.select(pl.all_horizontal(pl.all()).sum()).item()))
+    assert len(changes) > 200
+    assert got.tolist() == want and alone.tolist() == want
+
+
+def test_changed_rules_keep_the_value_type():
+    """The memo of changed rules tells True from 1 (equal and hashed alike in Python)."""
+    from hn005_sim.eligibility import CriteriaConfig, compile_criteria
+
+    cfg = CriteriaConfig.model_validate({
+        "parameters": {"x": {"value": 2, "unit": "", "source": "assumption: test figure"}},
+        "criterion": [{"id": "c", "kind": "inclusion", "stage": "prescreen", "protocol_text": "a at least x",
+                       "rule": "a >= {x}", "null": "fail"}],
+    })
+    screener = compile_criteria(cfg, {"a": pl.Float64})
+    assert screener.changed_rules({"x": 1}) == {0: "a >= 1"}
+    assert screener.changed_rules({"x": True}) == {0: "a >= TRUE"}
+    assert screener.changed_rules({"x": 1.0}) == {0: "a >= 1"}
+    assert screener.changed_rules({"x": 2}) == {}

@@ -337,7 +337,9 @@ class Screener:
     ) -> dict[int, str]:
         """Rule texts (after substitution) of only the criteria whose rule changes under these
         overrides/readings, by criterion index: the same rule asked twice is the same text."""
-        key = (tuple(sorted((overrides or {}).items())), tuple(sorted((readings or {}).items())))
+        # the value's type is part of the key: True == 1, but they substitute as TRUE and 1
+        key = (tuple(sorted((k, type(v).__name__, v) for k, v in (overrides or {}).items())),
+               tuple(sorted((readings or {}).items())))
         got = self._changed.get(key)
         if got is None:
             got = self._changed[key] = self._changed_rules(overrides, readings)
@@ -690,10 +692,9 @@ class Screening:
             keys[:, -1] >>= np.uint64(2)
         bit = np.arange(self.k)
         fails = ((keys[:, bit // KEY_BITS] >> (bit % KEY_BITS).astype(np.uint64)) & np.uint64(1)).astype(bool)
-        if self.known is not None and not packed:
-            outcome = grouped["_prescreen"].to_numpy().astype(np.int8)
-        elif not packed:
-            outcome = np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8)
+        if not packed:
+            outcome = (grouped["_prescreen"].to_numpy().astype(np.int8) if self.known is not None else
+                       np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8))
         return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome)
 
     def matrix_frame(self, patient_id: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
