@@ -213,3 +213,11 @@ def test_changed_rules_keep_the_value_type():
     assert screener.changed_rules({"x": True}) == {0: "a >= TRUE"}
     assert screener.changed_rules({"x": 1.0}) == {0: "a >= 1"}
     assert screener.changed_rules({"x": 2}) == {}
+
+
+def test_popcount_rows_with_and_without_numpy_bitwise_count(monkeypatch):
+    rows = np.random.default_rng(5).integers(0, 256, (7, 300)).astype(np.uint8)
+    want = np.unpackbits(rows, axis=1).sum(axis=1)
+    assert np.array_equal(bits.popcount_rows(rows), want)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert np.array_equal(bits.popcount_rows(rows), want)

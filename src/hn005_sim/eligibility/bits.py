@@ -22,6 +22,18 @@ _BIT_TABLE = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.
 """_BIT_TABLE[v, t] = bit t of byte value v."""
 
 
+_POP8 = _BIT_TABLE.sum(axis=1).astype(np.uint8)
+"""Set bits of each byte value."""
+
+
+def popcount_rows(bitmaps: np.ndarray) -> np.ndarray:
+    """(r,) int64: set bits of each row of an (r, m) uint8 array (np.bitwise_count from numpy 2.0,
+    a byte table before)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(bitmaps).sum(axis=1, dtype=np.int64)
+    return _POP8[bitmaps].sum(axis=1, dtype=np.int64)
+
+
 def words_for(k: int) -> int:
     return (k + WORD - 1) // WORD
 

@@ -83,7 +83,7 @@ class _Rows:
             acc = np.broadcast_to(self.failing_only(frozenset(touched)), (len(js), self.m_bytes)).copy()
             for i in touched:
                 acc &= np.stack([self.passes[(i, changes[j][i])][: self.m_bytes] for j in js])
-            out[js] = np.bitwise_count(acc).sum(axis=1, dtype=np.int64)
+            out[js] = bits.popcount_rows(acc)
         return out
 
 
