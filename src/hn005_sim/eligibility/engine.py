@@ -519,6 +519,11 @@ class Patterns:
     outcome: np.ndarray | None = None
 
     @cached_property
+    def failed(self) -> np.ndarray:
+        """(u,) int: criteria each pattern fails (made once)."""
+        return self.fails.sum(axis=1)
+
+    @cached_property
     def fails_float(self) -> np.ndarray:
         """`fails` as float64 0/1, the operand of the figures' matrix products (made once)."""
         return self.fails.astype(np.float64)

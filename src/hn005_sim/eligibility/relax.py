@@ -40,7 +40,9 @@ class _Rows:
         outside = ~bits.mask_words(sorted(touched), self.k)
         keep = ~bits.any_set(words, outside)
         self.index = np.flatnonzero(keep)
-        self.words = words[self.index]
+        self.touched = bits.mask_words(sorted(touched), self.k)
+        # each word as its own contiguous column; a row here fails only criteria in `touched`
+        self.words = [np.ascontiguousarray(words[self.index, c]) for c in range(words.shape[1])]
         self.m = len(self.index)
         self.m_bytes = (self.m + 7) // 8
         # a frame of the right height even when every changed rule reads no column; a boolean filter
@@ -64,8 +66,12 @@ class _Rows:
         """Bitmap of the rows whose failures all lie in `touched`."""
         got = self.clear.get(touched)
         if got is None:
-            outside = ~bits.mask_words(sorted(touched), self.k)
-            got = self.clear[touched] = np.packbits(~bits.any_set(self.words, outside), bitorder="little")
+            # a row's failures lie in `touched` when it fails none of the other criteria it could fail
+            other = self.touched & ~bits.mask_words(sorted(touched), self.k)
+            fails = np.zeros(self.m, dtype=np.uint64)
+            for c in np.flatnonzero(other):  # words where it could fail one, only
+                fails |= self.words[c] & other[c]
+            got = self.clear[touched] = np.packbits(fails == 0, bitorder="little")
         return got
 
     def eligible(self, rules: dict[int, str]) -> int:

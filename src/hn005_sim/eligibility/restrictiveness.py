@@ -56,7 +56,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
     For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
     without BLAS (`_counted`, the same values); the Shapley values keep their matrix product."""
     fails = pat.fails_float
-    nf = pat.fails.sum(axis=1)
+    nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     pre_ok = pat.prescreen_pass(prescreen)
@@ -102,7 +102,7 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     n = float(pat.count.sum())
     w = pat.count / n
     fails = pat.fails_float
-    nf = pat.fails.sum(axis=1)
+    nf = pat.failed
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     elig = (nf == 0).astype(np.float64)
     pre = pat.prescreen_pass(prescreen).astype(np.float64)
@@ -262,7 +262,7 @@ def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = N
     k = len(ids)
     weights = pat.count.astype(np.float64)
     single = _counted(pat, weights) if single is None else single
-    multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
+    multi = pat.failed >= 2  # only candidates failing two or more criteria co-fail
     row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
     per_row = np.bincount(row, minlength=int(multi.sum()))  # criteria each pattern fails
     pos = np.arange(len(row)) - (np.cumsum(per_row) - per_row)[row]  # place among its pattern's
