@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from hn005_sim.eligibility.bits import any_set, column_counts, mask_words, pack_rows
 from hn005_sim.eligibility.chart import FAIL, PASS, UNKNOWN
 from hn005_sim.eligibility.columns import CONTRACT_COLUMNS
 from hn005_sim.eligibility.config import CriteriaConfig, Criterion, ParamValue
@@ -329,18 +330,56 @@ class Screener:
 
         Sweeps and the relaxation plan re-evaluate these alone; the other criteria keep their column.
         """
+        return {i: self._compiled_expr(i, sql) for i, sql in self.changed_rules(overrides, readings).items()}
+
+    def changed_rules(
+        self, overrides: Mapping[str, ParamValue] | None = None, readings: Mapping[str, str] | None = None
+    ) -> dict[int, str]:
+        """Rule texts (after substitution) of only the criteria whose rule changes under these
+        overrides/readings, by criterion index: the same rule asked twice is the same text."""
+        # the value's type is part of the key: True == 1, but they substitute as TRUE and 1
+        key = (tuple(sorted((k, type(v).__name__, v) for k, v in (overrides or {}).items())),
+               tuple(sorted((readings or {}).items())))
+        got = self._changed.get(key)
+        if got is None:
+            got = self._changed[key] = self._changed_rules(overrides, readings)
+        return dict(got)
+
+    @cached_property
+    def _changed(self) -> dict[tuple, dict[int, str]]:
+        return {}
+
+    def _changed_rules(
+        self, overrides: Mapping[str, ParamValue] | None, readings: Mapping[str, str] | None
+    ) -> dict[int, str]:
         overrides = dict(overrides or {})
         readings = {**self.cfg.readings, **dict(readings or {})}
         values = {**self.cfg.values(), **overrides}
-        out: dict[int, pl.Expr] = {}
-        for i, c in enumerate(self.compiled):
+        out: dict[int, str] = {}
+        # with the readings as configured only the rules naming an overridden parameter can change
+        candidates = (range(len(self.compiled)) if readings != self.cfg.readings
+                      else sorted({i for p in overrides for i in self._users.get(p, ())}))
+        for i in candidates:
+            c = self.compiled[i]
             text = c.crit.active_rule(readings)
             if text == c.crit.active_rule(self.cfg.readings) and not (c.params & overrides.keys()):
                 continue
             sql = substitute(text, values)
             if sql != c.sql:
-                out[i] = self._compiled_expr(i, sql)
+                out[i] = sql
         return out
+
+    @cached_property
+    def _users(self) -> dict[str, tuple[int, ...]]:
+        users: dict[str, list[int]] = {}
+        for i, c in enumerate(self.compiled):
+            for p in c.params:
+                users.setdefault(p, []).append(i)
+        return {p: tuple(v) for p, v in users.items()}
+
+    def rule_columns(self, i: int, sql: str) -> tuple[str, ...]:
+        """The cohort columns criterion i's pass expression under rule text `sql` reads."""
+        return tuple(dict.fromkeys(self._compiled_expr(i, sql).meta.root_names()))
 
     @cached_property
     def _variants(self) -> dict[tuple[int, str], pl.Expr]:
@@ -479,6 +518,16 @@ class Patterns:
     count: np.ndarray
     outcome: np.ndarray | None = None
 
+    @cached_property
+    def failed(self) -> np.ndarray:
+        """(u,) int: criteria each pattern fails (made once)."""
+        return self.fails.sum(axis=1)
+
+    @cached_property
+    def fails_float(self) -> np.ndarray:
+        """`fails` as float64 0/1, the operand of the figures' matrix products (made once)."""
+        return self.fails.astype(np.float64)
+
     def prescreen_pass(self, prescreen: np.ndarray) -> np.ndarray:
         """(u,) bool: the pattern's candidates go on to consent (without `outcome`: they fail none of
         the criteria `prescreen`, the indices of the prescreen-stage criteria)."""
@@ -585,10 +634,19 @@ class Screening:
         return np.broadcast_to(self.stages == "prescreen", (self.n, self.k))
 
     @cached_property
+    def known_words(self) -> np.ndarray | None:
+        """`known` packed like the failure keys, (n, ceil(k/64)) uint64: bit j of word c set when
+        criterion 64c+j is judged at prescreen; None without a chart model."""
+        if self.known is None:
+            return None
+        return pack_rows(self.known_at_prescreen)
+
+    @cached_property
     def prescreen_pass(self) -> np.ndarray:
         if self.known is None:
             return self._mask_clear(np.flatnonzero(self.stages == "prescreen"))
-        return ~(~self.passes & self.known_at_prescreen).any(axis=1)
+        # no criterion both failed and known: on the packed words, not an (n, k) bool matrix
+        return ~any_set(self._keys() & self.known_words)
 
     @cached_property
     def prescreen_outcome(self) -> np.ndarray:
@@ -596,8 +654,8 @@ class Screening:
         fails on known values), UNKNOWN (no known failure, some prescreen-stage criterion unknown)."""
         out = np.where(self.prescreen_pass, PASS, FAIL).astype(np.int8)
         if self.known is not None:
-            pre = self.stages == "prescreen"
-            unknown = (~self.known[:, pre]).any(axis=1)
+            pre = mask_words(np.flatnonzero(self.stages == "prescreen"), self.k)
+            unknown = any_set(~self.known_words, pre)
             out[self.prescreen_pass & unknown] = UNKNOWN
         return out
 
@@ -605,9 +663,10 @@ class Screening:
     def unknown_at_prescreen_rate(self) -> np.ndarray:
         """(k,) share of candidates for whom the criterion is not judged at prescreen (1 for
         screening-stage criteria, which are judged after consent whatever the chart holds)."""
-        if self.n == 0:
+        if self.n == 0 or self.known is None:
             return np.where(self.stages == "prescreen", 0.0, 1.0)
-        return 1.0 - self.known_at_prescreen.mean(axis=0)
+        # count / n is the mean of the 0/1 column exactly (integer sums below 2**53 are exact)
+        return 1.0 - column_counts(self.known_words, self.k)[0] / self.n
 
     @cached_property
     def first_failure(self) -> np.ndarray:
@@ -621,17 +680,26 @@ class Screening:
     def patterns(self) -> Patterns:
         names = key_names(self.k)
         table = self.table.select(names)
-        if self.known is not None:
+        # the prescreen outcome (0..2) rides in the two spare top bits of the last key word when it
+        # has them: (last << 2) | outcome sorts as (last, outcome), one grouping column fewer
+        packed = self.known is not None and 0 < self.k % KEY_BITS <= KEY_BITS - 2
+        if packed:
+            last = self._keys()[:, -1] << np.uint64(2) | self.prescreen_outcome.astype(np.uint64)
+            table = table.with_columns(pl.Series(names[-1], last))
+        elif self.known is not None:
             names = [*names, "_prescreen"]
             table = table.with_columns(pl.Series("_prescreen", self.prescreen_outcome))
         grouped = table.lazy().group_by(names).agg(pl.len().alias("_n")).sort(names).collect()
-        keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(grouped.height, -1)
+        keys = grouped.select(key_names(self.k)).to_numpy().astype(np.uint64).reshape(
+            grouped.height, len(key_names(self.k)))  # (0, w) for an empty batch, not an error
+        if packed:
+            outcome = (keys[:, -1] & np.uint64(3)).astype(np.int8)
+            keys[:, -1] >>= np.uint64(2)
         bit = np.arange(self.k)
         fails = ((keys[:, bit // KEY_BITS] >> (bit % KEY_BITS).astype(np.uint64)) & np.uint64(1)).astype(bool)
-        if self.known is not None:
-            outcome = grouped["_prescreen"].to_numpy().astype(np.int8)
-        else:
-            outcome = np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8)
+        if not packed:
+            outcome = (grouped["_prescreen"].to_numpy().astype(np.int8) if self.known is not None else
+                       np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8))
         return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome)
 
     def matrix_frame(self, patient_id: np.ndarray | pl.Series | None = None) -> pl.DataFrame:

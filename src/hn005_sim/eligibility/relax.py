@@ -1,43 +1,104 @@
 """What moving a threshold or relaxing a criterion buys: threshold sweeps and a greedy relaxation plan.
 
 Both re-evaluate only the criteria a change touches. A candidate is eligible under the change when
-every untouched criterion passes (read from the failure-pattern keys of the screening) and every
-touched criterion passes under its new rule. Only candidates failing at most as many criteria as the
-change touches can become eligible, so the others are filtered out before any rule is re-run.
+every untouched criterion passes (read from the failure-pattern words of the screening) and every
+touched criterion passes under its new rule. Only candidates whose failures all lie among the touched
+criteria can become eligible, so the others are set aside before any rule is re-run.
+
+Every distinct changed rule (criterion, rule text) is evaluated once, in one polars select over those
+candidates, and kept as a bitmap; a change's eligible count is then the popcount of the AND of the
+bitmaps of its rules and of the candidates whose failures lie among the criteria it touches
+(eligibility/bits.py). Sweep points, and the relaxation plan's greedy steps (which ask for the same
+rules again and again), share them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
 
+from hn005_sim.eligibility import bits
 from hn005_sim.eligibility.config import ParamValue
-from hn005_sim.eligibility.engine import Screener, Screening, bitmask, key_names
+from hn005_sim.eligibility.engine import Screener, Screening
+
+Rule = tuple[int, str]
+"""A criterion's index and its rule text after substitution."""
 
 
-def _subset(screening: Screening, frame: pl.DataFrame, touched: set[int], columns: set[str]) -> pl.DataFrame:
-    """Rows whose failures all lie in `touched` (only they can become eligible), with the columns the
-    touched rules read and the pattern keys; materialised once and shared by every change."""
-    names = key_names(screening.k)
-    keys = screening.table.select(names)
-    data = frame.select(sorted(columns)).hstack(keys) if columns else keys
-    return data.filter(_untouched_pass(sorted(touched), screening.k))
+class _Rows:
+    """The candidates any change of a set could make eligible (failures all among the criteria the
+    changes touch), with the columns the changed rules read, and the pass bitmap of each changed rule
+    on them (evaluated on first request, then reused)."""
+
+    def __init__(self, screener: Screener, screening: Screening, frame: pl.DataFrame, touched: set[int],
+                 columns: set[str]):
+        self.screener = screener
+        self.k = screening.k
+        words = screening._keys()
+        outside = ~bits.mask_words(sorted(touched), self.k)
+        keep = ~bits.any_set(words, outside)
+        self.index = np.flatnonzero(keep)
+        self.touched = bits.mask_words(sorted(touched), self.k)
+        # each word as its own contiguous column; a row here fails only criteria in `touched`
+        self.words = [np.ascontiguousarray(words[self.index, c]) for c in range(words.shape[1])]
+        self.m = len(self.index)
+        self.m_bytes = (self.m + 7) // 8
+        # a frame of the right height even when every changed rule reads no column; a boolean filter
+        # (measured 17 ms against 25 ms for a gather by index, 250,000 of 1,000,000 rows, 45 columns)
+        data = frame.select(sorted(columns)) if columns else pl.DataFrame({"_row": np.zeros(frame.height)})
+        self.data = data.filter(pl.Series(keep))
+        self.passes: dict[Rule, np.ndarray] = {}
+        self.clear: dict[frozenset[int], np.ndarray] = {}
+
+    def evaluate(self, rules: Iterable[Rule]) -> None:
+        """Pass bitmaps of the rules not evaluated yet, in one polars select."""
+        todo = [r for r in dict.fromkeys(rules) if r not in self.passes]
+        if not todo:
+            return
+        exprs = [self.screener._compiled_expr(i, sql).alias(f"_v{j}") for j, (i, sql) in enumerate(todo)]
+        out = self.data.select(exprs)
+        for rule, col in zip(todo, out.get_columns(), strict=True):
+            self.passes[rule] = bits.pass_bitmap(col)
+
+    def failing_only(self, touched: frozenset[int]) -> np.ndarray:
+        """Bitmap of the rows whose failures all lie in `touched`."""
+        got = self.clear.get(touched)
+        if got is None:
+            # a row's failures lie in `touched` when it fails none of the other criteria it could fail
+            other = self.touched & ~bits.mask_words(sorted(touched), self.k)
+            fails = np.zeros(self.m, dtype=np.uint64)
+            for c in np.flatnonzero(other):  # words where it could fail one, only
+                fails |= self.words[c] & other[c]
+            got = self.clear[touched] = np.packbits(fails == 0, bitorder="little")
+        return got
+
+    def eligible(self, rules: dict[int, str]) -> int:
+        """Rows eligible under a change: failures only among its criteria, and each passes its rule."""
+        return int(self.eligible_many([rules])[0])
+
+    def eligible_many(self, changes: list[dict[int, str]]) -> np.ndarray:
+        """`eligible` of each change; the changes touching the same criteria are counted together,
+        as one AND and popcount over their stacked bitmaps."""
+        out = np.zeros(len(changes), dtype=np.int64)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for j, rules in enumerate(changes):
+            groups.setdefault(tuple(sorted(rules)), []).append(j)
+        for touched, js in groups.items():
+            acc = np.broadcast_to(self.failing_only(frozenset(touched)), (len(js), self.m_bytes)).copy()
+            for i in touched:
+                acc &= np.stack([self.passes[(i, changes[j][i])][: self.m_bytes] for j in js])
+            out[js] = bits.popcount_rows(acc)
+        return out
 
 
-def _untouched_pass(touched: list[int], k: int) -> pl.Expr:
-    masks = bitmask(touched, k)
-    full = (1 << 64) - 1
-    return pl.all_horizontal(
-        [(pl.col(c) & pl.lit(full ^ m, dtype=pl.UInt64)) == 0
-         for c, m in zip(key_names(k), masks, strict=True)]
-    )
-
-
-def _eligible_count(changed: Mapping[int, pl.Expr], k: int) -> pl.Expr:
-    parts = [_untouched_pass(list(changed), k), *changed.values()]
-    return pl.all_horizontal(parts).sum()
+def _rows_for(screener: Screener, screening: Screening, frame: pl.DataFrame,
+              changes: list[dict[int, str]]) -> _Rows:
+    """`_Rows` covering every change of the list."""
+    touched = {i for e in changes for i in e}
+    columns = {c for e in changes for i, sql in e.items() for c in screener.rule_columns(i, sql)}
+    return _Rows(screener, screening, frame, touched, columns)
 
 
 def evaluate_changes(
@@ -45,33 +106,28 @@ def evaluate_changes(
     screening: Screening,
     frame: pl.DataFrame,
     changes: list[tuple[dict[str, ParamValue], dict[str, str]]],
-    rows: pl.DataFrame | None = None,
+    rows: _Rows | None = None,
 ) -> np.ndarray:
-    """Eligible count under each (overrides, readings) change, in one polars pass over the rows that
-    could become eligible under any of them (`rows`: a `_subset` covering every change, if known)."""
+    """Eligible count under each (overrides, readings) change: every distinct changed rule evaluated
+    once over the rows that could become eligible under any of the changes (`rows`: a `_Rows`
+    covering every change, if known), the counts from bitmaps."""
     if not changes:
         return np.zeros(0, dtype=np.int64)
-    exprs = [screener.changed_exprs(o, r) for o, r in changes]
+    rules = [screener.changed_rules(o, r) for o, r in changes]
     eligible_now = int(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum())
     out = np.full(len(changes), eligible_now, dtype=np.int64)
-    todo = [(j, e) for j, e in enumerate(exprs) if e]
+    todo = [(j, e) for j, e in enumerate(rules) if e]
     if todo:
-        touched = {i for _, e in todo for i in e}
-        columns = {c for _, e in todo for x in e.values() for c in x.meta.root_names()}
         if rows is None:
-            rows = _subset(screening, frame, touched, columns)
-        res = rows.select([_eligible_count(e, screening.k).alias(f"c{j}") for j, e in todo])
-        for j, _ in todo:
-            out[j] = int(res[f"c{j}"][0] or 0)
+            rows = _rows_for(screener, screening, frame, [e for _, e in todo])
+        rows.evaluate(rule for _, e in todo for rule in e.items())
+        out[[j for j, _ in todo]] = rows.eligible_many([e for _, e in todo])
     return out
 
 
-def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFrame) -> pl.DataFrame:
-    """Eligible fraction as each numeric threshold moves over its sweep range (others fixed).
-
-    Columns: parameter, value, eligible_fraction, is_current, unit (the parameter's unit, "" if none).
-    The current value is always a row.
-    """
+def _sweep_grid(screener: Screener) -> tuple[list[tuple[str, float, bool]], list[str],
+                                              list[tuple[dict[str, ParamValue], dict[str, str]]]]:
+    """The sweep points: (parameter, value, is_current) rows, their units, and their changes."""
     values = screener.cfg.values()
     rows: list[tuple[str, float, bool]] = []
     units: list[str] = []
@@ -87,14 +143,34 @@ def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFra
             rows.append((name, float(v), is_current))
             units.append(param.unit or "")
             changes.append(({} if is_current else {name: value}, {}))
-    counts = evaluate_changes(screener, screening, frame, changes)
+    return rows, units, changes
+
+
+def shared_rows(screener: Screener, screening: Screening, frame: pl.DataFrame) -> _Rows | None:
+    """One `_Rows` for the threshold sweeps and the relaxation menu together (one gather of the rows
+    and columns, each changed rule evaluated once for both); None when nothing would change."""
+    _, _, changes = _sweep_grid(screener)
+    rules = [screener.changed_rules(o, r) for o, r in changes]
+    rules += [screener.changed_rules(r.overrides, r.readings) for r in screener.cfg.relaxations]
+    return _rows_for(screener, screening, frame, rules) if any(rules) else None
+
+
+def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFrame,
+                     rows: _Rows | None = None) -> pl.DataFrame:
+    """Eligible fraction as each numeric threshold moves over its sweep range (others fixed).
+
+    Columns: parameter, value, eligible_fraction, is_current, unit (the parameter's unit, "" if none).
+    The current value is always a row. `rows`: a `shared_rows` of the same screening, if known.
+    """
+    points, units, changes = _sweep_grid(screener)
+    counts = evaluate_changes(screener, screening, frame, changes, rows)
     n = max(screening.n, 1)
     return pl.DataFrame(
         {
-            "parameter": [r[0] for r in rows],
-            "value": [r[1] for r in rows],
+            "parameter": [r[0] for r in points],
+            "value": [r[1] for r in points],
             "eligible_fraction": counts / n,
-            "is_current": [r[2] for r in rows],
+            "is_current": [r[2] for r in points],
             "unit": units,
         },
         schema={"parameter": pl.String, "value": pl.Float64, "eligible_fraction": pl.Float64,
@@ -103,14 +179,16 @@ def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFra
 
 
 def relaxation_plan(
-    screener: Screener, screening: Screening, frame: pl.DataFrame, target_fraction: float | None = None
+    screener: Screener, screening: Screening, frame: pl.DataFrame, target_fraction: float | None = None,
+    rows: _Rows | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """Greedy plan over the configured relaxation menu: at each step apply the relaxation with the
     largest gain in eligible fraction, until the target is reached (or, without a target, until no
     relaxation gains anything). Greedy by gain approximates the smallest reaching set (set-cover-like
     problem; exact search is exponential in the menu size).
 
-    Columns: step (0 = as configured), relaxation, description, eligible_fraction, gain.
+    Columns: step (0 = as configured), relaxation, description, eligible_fraction, gain. `rows`: a
+    `shared_rows` of the same screening, if known.
     """
     cfg = screener.cfg
     target = target_fraction if target_fraction is not None else cfg.target_eligible_fraction
@@ -121,10 +199,9 @@ def relaxation_plan(
     applied_r: dict[str, str] = {}
     remaining = list(cfg.relaxations)
     # every row that any combination of the menu could make eligible, with the columns it reads
-    menu = [screener.changed_exprs(r.overrides, r.readings) for r in remaining]
-    touched = {i for e in menu for i in e}
-    columns = {c for e in menu for x in e.values() for c in x.meta.root_names()}
-    rows = _subset(screening, frame, touched, columns) if touched else None
+    if rows is None:
+        menu = [screener.changed_rules(r.overrides, r.readings) for r in remaining]
+        rows = _rows_for(screener, screening, frame, menu) if any(menu) else None
     while remaining and (target is None or frac < target):
         changes = [({**applied_o, **r.overrides}, {**applied_r, **r.readings}) for r in remaining]
         fracs = evaluate_changes(screener, screening, frame, changes, rows) / n

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from hn005_sim.eligibility import bits
 from hn005_sim.eligibility.engine import Patterns, Screener, Screening
 
 RESAMPLE_LIMIT = 2_000_000
@@ -50,13 +51,27 @@ class Figures:
 
 
 def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures:
-    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products."""
-    fails = pat.fails.astype(np.float64)
-    nf = pat.fails.sum(axis=1)
+    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products.
+
+    For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
+    without BLAS (`_counted`, the same values); the Shapley values keep their matrix product."""
+    fails = pat.fails_float
+    nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     pre_ok = pat.prescreen_pass(prescreen)
     one = nf == 1
+    if counts.ndim == 1:
+        return Figures(
+            n=counts.sum(axis=-1),
+            eligible=counts[nf == 0].sum(),
+            prescreen_pass=counts[pre_ok].sum(),
+            prescreen_unknown=counts[pat.prescreen_unknown()].sum(),
+            fail=_counted(pat, counts),
+            sole=np.bincount(pat.fails[one].argmax(axis=1), weights=counts[one],
+                             minlength=pat.fails.shape[1]).astype(np.float64),
+            shapley=(counts * inv) @ fails,
+        )
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
@@ -66,6 +81,14 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
         sole=counts[..., one] @ fails[one],
         shapley=(counts * inv) @ fails,
     )
+
+
+def _counted(pat: Patterns, counts: np.ndarray) -> np.ndarray:
+    """(k,) float64: candidates failing each criterion, `counts @ fails` summed exactly (integer
+    weights) from per-byte histograms of the packed patterns instead of a BLAS product, whose threads
+    wait on each other on a busy machine."""
+    k = pat.fails.shape[1]
+    return bits.column_counts(bits.pack_rows(pat.fails), k, weights=counts)[0]
 
 
 def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str, np.ndarray]:
@@ -78,8 +101,8 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     """
     n = float(pat.count.sum())
     w = pat.count / n
-    fails = pat.fails.astype(np.float64)
-    nf = pat.fails.sum(axis=1)
+    fails = pat.fails_float
+    nf = pat.failed
     inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     elig = (nf == 0).astype(np.float64)
     pre = pat.prescreen_pass(prescreen).astype(np.float64)
@@ -158,11 +181,12 @@ def funnel(pat: Patterns, order: np.ndarray, ids: tuple[str, ...], stages: np.nd
     )
 
 
-CHART_CHUNK = 1 << 17
-"""Candidates per block when the chart funnel is computed row by row (bounds its memory)."""
-
-
 def chart_funnel(screening: Screening, fl: pl.DataFrame) -> pl.DataFrame:
+    """The funnel as chart review sees it (`_chart_counts`)."""
+    return _chart_counts(screening, fl)[0]
+
+
+def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray | None]:
     """The funnel as chart review sees it, in the order of the funnel `fl` (one row per step):
 
     - `prescreen_pass`: candidates still in chart review at this step who pass this criterion on
@@ -177,7 +201,15 @@ def chart_funnel(screening: Screening, fl: pl.DataFrame) -> pl.DataFrame:
     At each step prescreen_pass + prescreen_fail + prescreen_unknown = candidates still in chart
     review; prescreen_fail + screen_fail sums to the candidates excluded. Without a chart model
     (`screening.known` None) the prescreen-stage criteria come first and are all known, so the columns
-    follow from the funnel itself; otherwise they are counted row by row, in blocks.
+    follow from the funnel itself; otherwise they are counted on the packed failure and known words
+    (eligibility/bits.py): with f the step of a candidate's first known failure (k: none), the
+    candidates still in review at step s are those with f >= s, and of them the ones whose criterion
+    at step s is known, K_s, are counted per f in one histogram pass; a known failure at step s among
+    them is the removal at s itself, so prescreen_pass = K_s - prescreen_fail and prescreen_unknown =
+    (candidates with f >= s) - K_s.
+
+    Also returns, per criterion, the candidates for whom it is known at prescreen (None without a
+    chart model), from the same histograms.
     """
     order = screening.order
     k = len(order)
@@ -189,46 +221,57 @@ def chart_funnel(screening: Screening, fl: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame({"prescreen_pass": np.where(pre, remaining, 0),
                              "prescreen_fail": np.where(pre, dropped, 0),
                              "prescreen_unknown": np.where(pre, 0, passed).astype(np.int64),
-                             "screen_fail": np.where(pre, 0, dropped)})
-    judged_pass = np.zeros(k, np.int64)
-    pre_fail = np.zeros(k, np.int64)
-    unknown = np.zeros(k, np.int64)
-    scr_fail = np.zeros(k, np.int64)
-    # rows removed at chart review at step f (f = k: never) count at steps j <= f
-    at_or_after = np.arange(k + 1)[:, None] >= np.arange(k)[None, :]
-    for start in range(0, screening.n, CHART_CHUNK):
-        stop = min(start + CHART_CHUNK, screening.n)
-        passes = screening.passes_of(start, stop)[:, order]
-        known = screening.known[start:stop][:, order]
-        kfail = ~passes & known
-        has = kfail.any(axis=1)
-        first = np.where(has, kfail.argmax(axis=1), k)
-        pre_fail += np.bincount(first[has], minlength=k)
-        # per (removal step f, criterion j): unknown and judged-pass counts, as one matrix product
-        # (float32 sums of 0/1 are exact below 2^24 rows, and a block has far fewer)
-        onehot = np.zeros((stop - start, k + 1), np.float32)
-        onehot[np.arange(stop - start), first] = 1.0
-        counts = onehot.T @ np.hstack([~known, passes & known]).astype(np.float32)
-        counts = np.rint(counts).astype(np.int64) * np.hstack([at_or_after, at_or_after])
-        unknown += counts[:, :k].sum(axis=0)
-        judged_pass += counts[:, k:].sum(axis=0)
-        fails = ~passes[~has]
-        has2 = fails.any(axis=1)
-        scr_fail += np.bincount(fails.argmax(axis=1)[has2], minlength=k)
-    return pl.DataFrame({"prescreen_pass": judged_pass, "prescreen_fail": pre_fail,
-                         "prescreen_unknown": unknown, "screen_fail": scr_fail})
+                             "screen_fail": np.where(pre, 0, dropped)}), None
+    fails = screening._keys()
+    known = screening.known_words
+    step = np.empty(k + 1, np.int64)  # criterion -> its step; step[-1] = k: no criterion
+    step[order] = np.arange(k)
+    step[k] = k
+    # screening order is the prescreen-stage criteria, then the others, each in protocol order: the
+    # first in order is the lowest bit among the prescreen-stage ones, else among the others
+    pre_mask = bits.mask_words(np.flatnonzero(screening.stages == "prescreen"), k)
+    post_mask = bits.mask_words(np.flatnonzero(screening.stages != "prescreen"), k)
+
+    def first_step(words: np.ndarray) -> np.ndarray:
+        first = bits.lowest_set(words, pre_mask)
+        if any(np.bitwise_or.reduce(words[:, c]) & post_mask[c] for c in range(words.shape[1])):
+            none = first < 0
+            first[none] = bits.lowest_set(words[none], post_mask)
+        return step[first]
+
+    f = first_step(fails & known)  # step of the first known failure, k: none
+    pre_fail = np.bincount(f, minlength=k + 1)
+    still = pre_fail[::-1].cumsum()[::-1][:k]  # candidates with f >= s
+    by_first = bits.column_counts(known, k, f, k + 1)  # (f, criterion): known
+    reach = by_first[::-1].cumsum(axis=0)[::-1]  # (s, criterion): known, with f >= s
+    judged = reach[np.arange(k), order]
+    passed = f == k
+    later = first_step(fails[passed])
+    scr_fail = np.bincount(later[later < k], minlength=k)
+    return pl.DataFrame({"prescreen_pass": judged - pre_fail[:k], "prescreen_fail": pre_fail[:k],
+                         "prescreen_unknown": still - judged, "screen_fail": scr_fail}), by_first.sum(axis=0)
 
 
-def cofailure(pat: Patterns, ids: tuple[str, ...]) -> pl.DataFrame:
-    """Every pair (i < j, protocol order): candidates failing both, and lift over independence."""
+def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = None) -> pl.DataFrame:
+    """Every pair (i < j, protocol order): candidates failing both, and lift over independence.
+
+    Counted exactly, pair by pair: each pattern failing two or more criteria adds its count to every
+    pair of the criteria it fails (every pair listed at once from the pattern's failing criteria), one
+    weighted histogram; the same integers as F^T diag(count) F, without a BLAS product."""
     n = float(pat.count.sum())
-    single = pat.count @ pat.fails.astype(np.float64)
-    multi = pat.fails.sum(axis=1) >= 2  # only candidates failing two or more criteria co-fail
-    # float32 products and sums of integer counts are exact below 2^24 candidates
-    dtype = np.float32 if n < 2**24 else np.float64
-    f = pat.fails[multi].astype(dtype)
-    both = (f.T @ (f * pat.count[multi, None].astype(dtype))).astype(np.float64)
-    a, b = np.triu_indices(len(ids), k=1)
+    k = len(ids)
+    weights = pat.count.astype(np.float64)
+    single = _counted(pat, weights) if single is None else single
+    multi = pat.failed >= 2  # only candidates failing two or more criteria co-fail
+    row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
+    per_row = np.bincount(row, minlength=int(multi.sum()))  # criteria each pattern fails
+    pos = np.arange(len(row)) - (np.cumsum(per_row) - per_row)[row]  # place among its pattern's
+    partners = per_row[row] - 1 - pos  # later criteria of the same pattern: each pair (first, later) once
+    first = np.repeat(np.arange(len(row)), partners)
+    later = first + np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+    both = np.bincount(col[first] * k + col[later], weights=weights[multi][row[first]],
+                       minlength=k * k).reshape(k, k)
+    a, b = np.triu_indices(k, k=1)
     expected = single[a] * single[b] / max(n, 1.0)
     lift = np.divide(both[a, b], expected, out=np.full(len(a), np.nan), where=expected > 0)
     return pl.DataFrame(
@@ -280,7 +323,11 @@ def analyse(
     n = int(pat.count.sum())
     eligible = round(float(base.eligible))
     fl = funnel(pat, screening.order, ids, stages)
-    fl = fl.hstack(chart_funnel(screening, fl))
+    chart, known_count = _chart_counts(screening, fl)
+    fl = fl.hstack(chart)
+    # the share not known at prescreen, from the chart funnel's counts (Screening computes the same)
+    unknown_rate = (1.0 - known_count / n if known_count is not None and n > 0
+                    else screening.unknown_at_prescreen_rate)
     drop_share = np.zeros(len(ids))
     drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
 
@@ -329,7 +376,7 @@ def analyse(
             "sole_fail_rate_hi": per_crit["sole_fail_rate"][1],
             "shapley_share_lo": per_crit["shapley_share"][0],
             "shapley_share_hi": per_crit["shapley_share"][1],
-            "unknown_at_prescreen_rate": screening.unknown_at_prescreen_rate,
+            "unknown_at_prescreen_rate": unknown_rate,
         }
     ).with_columns(pl.col("^.*_(lo|hi)$").fill_nan(None))
 
@@ -350,9 +397,11 @@ def analyse(
     }
     sweeps = relaxation = None
     if screener is not None and frame is not None:
-        from hn005_sim.eligibility.relax import relaxation_plan, threshold_sweeps
+        from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
 
-        sweeps = threshold_sweeps(screener, screening, frame)
-        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction)
+        rows = shared_rows(screener, screening, frame)
+        sweeps = threshold_sweeps(screener, screening, frame, rows)
+        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
         summary["relaxation_plan"] = plan
-    return Restrictiveness(summary, crit, fl, cofailure(pat, ids), sweeps, relaxation, base.shapley)
+    return Restrictiveness(summary, crit, fl, cofailure(pat, ids, base.fail), sweeps, relaxation,
+                           base.shapley)

@@ -1,0 +1,148 @@
+"""Row-wise figures of an (n, k) 0/1 matrix held bit-packed, one row per candidate, with numpy.
+
+The engine keeps each candidate's failures as `ceil(k/64)` uint64 words (bit j of word c = column
+64c+j, `engine.fail_words`); the chart-review flags are packed the same way (`pack_rows`). Everything
+restrictiveness needs row by row (the first failing criterion in screening order, per-criterion counts
+among the candidates still in chart review at each step) is computed on these words, never on an
+unpacked (n, k) bool matrix: 16 bytes a candidate for 66 criteria instead of 66.
+
+- `lowest_set`: index of the lowest set bit of `words & mask` (isolated with x & -x, its position by a
+  de Bruijn multiplication and a 64-entry table);
+- `column_counts`: per group and column, rows with the bit set, from one 256-bin histogram per byte
+  column (`np.bincount` of group * 256 + byte, then a 256 x 8 bit table); bytes whose bits are the same
+  on every row are not histogrammed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD = 64
+_BIT_TABLE = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int64)
+"""_BIT_TABLE[v, t] = bit t of byte value v."""
+
+
+_POP8 = _BIT_TABLE.sum(axis=1).astype(np.uint8)
+"""Set bits of each byte value."""
+
+
+def popcount_rows(bitmaps: np.ndarray) -> np.ndarray:
+    """(r,) int64: set bits of each row of an (r, m) uint8 array (np.bitwise_count from numpy 2.0,
+    a byte table before)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(bitmaps).sum(axis=1, dtype=np.int64)
+    return _POP8[bitmaps].sum(axis=1, dtype=np.int64)
+
+
+def words_for(k: int) -> int:
+    return (k + WORD - 1) // WORD
+
+
+def pack_rows(matrix: np.ndarray) -> np.ndarray:
+    """An (n, k) bool matrix as (n, ceil(k/64)) uint64 words: bit j of word c set when column 64c+j is."""
+    matrix = np.asarray(matrix, dtype=bool)
+    n, k = matrix.shape
+    out = np.zeros((n, words_for(k) * 8), dtype=np.uint8)
+    if k:
+        out[:, : (k + 7) // 8] = np.packbits(matrix, axis=1, bitorder="little")
+    return out.view("<u8").astype(np.uint64, copy=False)
+
+
+def mask_words(indices, k: int) -> np.ndarray:
+    """(ceil(k/64),) uint64: bits set for the given column indices."""
+    out = np.zeros(words_for(k), dtype=np.uint64)
+    for i in np.asarray(indices, dtype=np.int64).ravel():
+        out[i // WORD] |= np.uint64(1) << np.uint64(i % WORD)
+    return out
+
+
+def any_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: the row has a bit set (within `mask`)."""
+    acc = np.zeros(words.shape[0], dtype=np.uint64)
+    for c in range(words.shape[1]):  # word by word: a reduce along a short axis is slow in numpy
+        acc |= words[:, c] if mask is None else words[:, c] & mask[c]
+    return acc != 0
+
+
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+_POWERS = np.uint64(1) << np.arange(64, dtype=np.uint64)
+_DEBRUIJN_INDEX[(_POWERS * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
+"""Leiserson, Prokop and Randall (1998), "Using de Bruijn sequences to index a 1 in a computer word":
+(2**b * D mod 2**64) >> 58 is distinct for each b < 64, so a 64-entry table gives b."""
+
+
+def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n,) int64: index of the lowest set bit of each row of `words & mask`, -1 when none is set."""
+    n, w = words.shape
+    out = np.full(n, -1, dtype=np.int64)
+    shift = np.uint64(58)
+    rows = None  # None: every row; else the rows with no bit set in the words before
+    for c in range(w):
+        x = words[:, c] if rows is None else words[rows, c]
+        if mask is not None:
+            x = x & mask[c]
+        lsb = np.negative(x)  # two's complement -x: x & -x keeps only the lowest set bit
+        lsb &= x
+        lsb *= _DEBRUIJN
+        lsb >>= shift
+        at = np.take(_DEBRUIJN_INDEX, lsb.view(np.int64))
+        if c:
+            at += WORD * c
+        hit = x != 0
+        if rows is None:
+            np.copyto(out, at, where=hit)
+            rows = np.flatnonzero(~hit)
+        else:
+            out[rows[hit]] = at[hit]
+            rows = rows[~hit]
+        if rows.size == 0:
+            break
+    return out
+
+
+def pass_bitmap(col) -> np.ndarray:
+    """A polars Boolean Series without nulls as an LSB-first bitmap (uint8, ceil(len/8) bytes; bits
+    past the end are not defined): Arrow's data buffer read in place when it is one aligned chunk."""
+    n_bytes = (len(col) + 7) // 8
+    arr = col.to_arrow()
+    if getattr(arr, "null_count", 1) == 0 and hasattr(arr, "buffers") and arr.offset % 8 == 0:
+        buffers = arr.buffers()
+        if len(buffers) == 2 and buffers[1] is not None:
+            return np.frombuffer(buffers[1], np.uint8, count=n_bytes, offset=arr.offset // 8)
+    return np.packbits(col.fill_null(False).to_numpy().astype(bool), bitorder="little")
+
+
+def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """(groups, k): rows of each group (`group` (n,) ints in [0, groups); None: one group) with bit j
+    set, for the first k bits; int64, or with `weights` (n,) the float64 sums of the rows' weights
+    (exact for integer weights whose sums stay below 2**53)."""
+    n = words.shape[0]
+    w = words_for(k)
+    out = np.zeros((groups, w * WORD), dtype=np.int64 if weights is None else np.float64)
+    if n == 0 or k == 0:
+        return out[:, :k]
+    if group is not None:
+        sizes = np.bincount(group, weights=weights, minlength=groups)
+    else:
+        sizes = np.array([n if weights is None else weights.sum()])
+    always = np.array([np.bitwise_and.reduce(words[:, c]) for c in range(w)], dtype=np.uint64)
+    varies = np.array([np.bitwise_or.reduce(words[:, c]) for c in range(w)], dtype=np.uint64) & ~always
+    base = None if group is None else group.astype(np.intp) * 256
+    by_byte = np.ascontiguousarray(words).astype("<u8", copy=False).view(np.uint8)
+    vary_bytes = varies.astype("<u8", copy=False).view(np.uint8)
+    always_bits = np.unpackbits(always.astype("<u8", copy=False).view(np.uint8), bitorder="little")
+    idx = np.empty(n, dtype=np.intp)  # one index buffer for every byte (no allocation per byte)
+    for b in range(min(w * 8, (k + 7) // 8)):
+        cols = slice(8 * b, 8 * b + 8)
+        if vary_bytes[b] == 0:  # every row alike on these 8 bits
+            out[:, cols] = sizes[:, None] * always_bits[cols][None, :]
+            continue
+        if base is None:
+            idx[:] = by_byte[:, b]
+        else:
+            np.add(base, by_byte[:, b], out=idx)
+        hist = np.bincount(idx, weights=weights, minlength=groups * 256).reshape(groups, 256)
+        out[:, cols] = hist @ _BIT_TABLE
+    return out[:, :k]

@@ -1,0 +1,223 @@
+"""The bit-packed row figures (eligibility/bits.py) and what restrictiveness derives from them, against
+brute force on unpacked bool matrices: lowest set bit, per-group column counts, the chart-review funnel
+row by row, co-failure pair by pair, prescreen outcomes and failure patterns. Widths span one, two and
+three 64-bit words (k = 63, 64, 65, 130 put bits at every word boundary)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hn005_sim.eligibility import Screening, bits
+from hn005_sim.eligibility.chart import FAIL, PASS, UNKNOWN
+from hn005_sim.eligibility.restrictiveness import analyse, chart_funnel, cofailure, funnel
+
+WIDTHS = st.sampled_from([1, 2, 7, 8, 9, 63, 64, 65, 70, 127, 128, 130])
+
+
+def matrix(seed: int, n: int, k: int, p: float) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, k)) < p
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 70), k=WIDTHS, p=st.floats(0.0, 1.0))
+def test_pack_lowest_any_and_counts_match_the_bool_matrix(seed, n, k, p):
+    m = matrix(seed, n, k, p)
+    words = bits.pack_rows(m)
+    assert words.shape == (n, bits.words_for(k)) and words.dtype == np.uint64
+    # every bit where the matrix has it, nothing past column k
+    for r in range(n):
+        value = sum(int(w) << (64 * c) for c, w in enumerate(words[r]))
+        assert value == sum(1 << j for j in range(k) if m[r, j])
+    expected_low = np.where(m.any(axis=1), m.argmax(axis=1), -1) if k else np.full(n, -1)
+    assert np.array_equal(bits.lowest_set(words), expected_low)
+    assert np.array_equal(bits.any_set(words), m.any(axis=1))
+    sel = np.random.default_rng(seed + 1).random(k) < 0.5
+    mask = bits.mask_words(np.flatnonzero(sel), k)
+    ms = m & sel
+    assert np.array_equal(bits.lowest_set(words, mask), np.where(ms.any(axis=1), ms.argmax(axis=1), -1))
+    assert np.array_equal(bits.any_set(words, mask), ms.any(axis=1))
+    groups = 5
+    g = np.random.default_rng(seed + 2).integers(0, groups, n)
+    brute = np.array([m[g == i].sum(axis=0) for i in range(groups)]).reshape(groups, k)
+    assert np.array_equal(bits.column_counts(words, k, g, groups), brute)
+    assert np.array_equal(bits.column_counts(words, k)[0], m.sum(axis=0))
+    w = np.random.default_rng(seed + 3).integers(1, 1000, n).astype(np.float64)
+    assert np.array_equal(bits.column_counts(words, k, weights=w)[0], (m * w[:, None]).sum(axis=0))
+
+
+def test_column_counts_with_constant_columns():
+    """Bytes alike on every row are not histogrammed: all-set, all-clear and mixed bytes side by side."""
+    m = np.zeros((50, 24), bool)
+    m[:, :8] = True  # byte 0: always set
+    m[::3, 16:24] = True  # byte 2: varies
+    words = bits.pack_rows(m)
+    g = np.arange(50) % 4
+    brute = np.array([m[g == i].sum(axis=0) for i in range(4)])
+    assert np.array_equal(bits.column_counts(words, 24, g, 4), brute)
+
+
+def test_lowest_set_every_bit_of_every_word():
+    """Each single bit 0..191 is found (the de Bruijn table covers all 64 positions of each word)."""
+    k = 192
+    m = np.eye(k, dtype=bool)
+    assert np.array_equal(bits.lowest_set(bits.pack_rows(m)), np.arange(k))
+
+
+@pytest.mark.parametrize("offset", [0, 3, 8, 13])
+def test_pass_bitmap_reads_the_series_bits(offset):
+    values = np.random.default_rng(offset).random(1000) < 0.4
+    col = pl.Series("x", values)[offset:]  # a slice: Arrow offset not a multiple of 8 takes the copy
+    got = np.unpackbits(bits.pass_bitmap(col), bitorder="little")[: len(col)].astype(bool)
+    assert np.array_equal(got, values[offset:])
+
+
+# -- restrictiveness from the packed words -------------------------------------------------------------
+
+
+def brute_chart_funnel(passes: np.ndarray, known: np.ndarray, order: np.ndarray) -> dict[str, np.ndarray]:
+    """Row by row: in chart review until the first known failure; then, if never removed, the first
+    failure on the true values."""
+    n, k = passes.shape
+    out = {c: np.zeros(k, np.int64) for c in ("prescreen_pass", "prescreen_fail", "prescreen_unknown",
+                                               "screen_fail")}
+    for r in range(n):
+        removed = False
+        for s, c in enumerate(order):
+            if not known[r, c]:
+                out["prescreen_unknown"][s] += 1
+            elif passes[r, c]:
+                out["prescreen_pass"][s] += 1
+            else:
+                out["prescreen_fail"][s] += 1
+                removed = True
+                break
+        if not removed:
+            for s, c in enumerate(order):
+                if not passes[r, c]:
+                    out["screen_fail"][s] += 1
+                    break
+    return out
+
+
+def _screening(seed: int, n: int, k: int, p_fail: float, p_known: float, known_after_consent: bool):
+    rng = np.random.default_rng(seed)
+    passes = rng.random((n, k)) >= p_fail
+    stages = np.where(rng.random(k) < 0.7, "prescreen", "screening")
+    known = rng.random((n, k)) < p_known
+    if not known_after_consent:  # as the chart model makes it: screening-stage criteria never known
+        known[:, stages != "prescreen"] = False
+    ids = [f"c{i}" for i in range(k)]
+    return Screening.from_matrix(passes, ids, ["inclusion"] * k, list(stages), known), passes, known
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), k=WIDTHS, p_fail=st.floats(0.0, 0.2),
+       p_known=st.floats(0.0, 1.0), after=st.booleans())
+def test_chart_funnel_matches_row_by_row(seed, n, k, p_fail, p_known, after):
+    s, passes, known = _screening(seed, n, k, p_fail, p_known, after)
+    got = chart_funnel(s, funnel(s.patterns, s.order, s.ids, s.stages))
+    want = brute_chart_funnel(passes, known, s.order)
+    for col, values in want.items():
+        assert np.array_equal(got[col].to_numpy(), values), col
+    # the unknown-at-prescreen share analyse reports is the share of rows with the criterion unknown
+    crit = analyse(s, bootstrap=0).criteria
+    assert np.array_equal(crit["unknown_at_prescreen_rate"].to_numpy(), 1.0 - known.mean(axis=0))
+    assert np.array_equal(s.unknown_at_prescreen_rate, 1.0 - known.mean(axis=0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), k=WIDTHS, p_fail=st.floats(0.0, 0.6),
+       p_known=st.floats(0.0, 1.0))
+def test_prescreen_outcome_and_patterns_match_brute_force(seed, n, k, p_fail, p_known):
+    s, passes, known = _screening(seed, n, k, p_fail, p_known, True)
+    pre = s.stages == "prescreen"
+    known_fail = (~passes & known).any(axis=1)
+    unknown = (~known[:, pre]).any(axis=1)
+    outcome = np.where(known_fail, FAIL, np.where(unknown, UNKNOWN, PASS))
+    assert np.array_equal(s.prescreen_pass, ~known_fail)
+    assert np.array_equal(s.prescreen_outcome, outcome)
+    # distinct (failure pattern, outcome) pairs with their counts, sorted by the pattern words then
+    # the outcome (the order every figure sums in)
+    rows = {}
+    for r in range(n):
+        key = (tuple(int(w) for w in bits.pack_rows(~passes[r : r + 1])[0]), int(outcome[r]))
+        rows[key] = rows.get(key, 0) + 1
+    keys = sorted(rows)
+    pat = s.patterns
+    assert [tuple(int(w) for w in bits.pack_rows(f[None, :])[0]) for f in pat.fails] == [kk[0] for kk in keys]
+    assert pat.outcome.tolist() == [kk[1] for kk in keys]
+    assert pat.count.tolist() == [rows[kk] for kk in keys]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), k=WIDTHS, p_fail=st.floats(0.0, 0.9))
+def test_cofailure_matches_pair_by_pair(seed, n, k, p_fail):
+    s, passes, _ = _screening(seed, n, k, p_fail, 1.0, True)
+    fails = ~passes
+    table = cofailure(s.patterns, s.ids)
+    a, b = np.triu_indices(k, k=1)
+    both = np.array([(fails[:, i] & fails[:, j]).sum() for i, j in zip(a, b, strict=True)], dtype=np.int64)
+    assert np.array_equal(table["both_fail"].to_numpy(), both.reshape(-1))
+    single = fails.sum(axis=0).astype(np.float64)
+    assert np.array_equal(table["expected_if_independent"].to_numpy(), single[a] * single[b] / n)
+
+
+# -- sweeps and relaxation from shared rows and bitmaps --------------------------------------------------
+
+
+def test_every_sweep_point_and_relaxation_step_counts_like_the_whole_frame():
+    """Every sweep point's and every menu item's eligible count (one shared row subset, bitmaps,
+    popcounts) equals the count on the whole frame with the changed pass columns swapped in."""
+    from hn005_sim.eligibility import compile_criteria
+    from hn005_sim.eligibility.relax import _sweep_grid, evaluate_changes, shared_rows
+    from hn005_sim.population import sample
+    from hn005_sim.rng import stream
+    from hn005_sim.scenario.load import load_scenario
+
+    sc, _ = load_scenario("scenarios/baseline.toml")
+    frame = sample(sc.population, 6_000, stream(11, 0, "population"))
+    screener = compile_criteria(sc.criteria, frame.schema)
+    screening = screener.evaluate(frame)
+    _, _, changes = _sweep_grid(screener)
+    changes += [(r.overrides, r.readings) for r in screener.cfg.relaxations]
+    changes.append(({**screener.cfg.relaxations[0].overrides, **screener.cfg.relaxations[1].overrides},
+                     {**screener.cfg.relaxations[0].readings, **screener.cfg.relaxations[1].readings}))
+    got = evaluate_changes(screener, screening, frame, changes, shared_rows(screener, screening, frame))
+    alone = evaluate_changes(screener, screening, frame, changes)  # its own rows
+    base = frame.select(screener.exprs)
+    want = []
+    for overrides, readings in changes:
+        changed = screener.changed_exprs(overrides, readings)
+        swapped = base.with_columns(frame.select([e.alias(screener.ids[i]) for i, e in changed.items()])
+                                    if changed else [])
+        want.append(int(swapped.select(pl.all_horizontal(pl.all()).sum()).item()))
+    assert len(changes) > 200
+    assert got.tolist() == want and alone.tolist() == want
+
+
+def test_changed_rules_keep_the_value_type():
+    """The memo of changed rules tells True from 1 (equal and hashed alike in Python)."""
+    from hn005_sim.eligibility import CriteriaConfig, compile_criteria
+
+    cfg = CriteriaConfig.model_validate({
+        "parameters": {"x": {"value": 2, "unit": "", "source": "assumption: test figure"}},
+        "criterion": [{"id": "c", "kind": "inclusion", "stage": "prescreen", "protocol_text": "a at least x",
+                       "rule": "a >= {x}", "null": "fail"}],
+    })
+    screener = compile_criteria(cfg, {"a": pl.Float64})
+    assert screener.changed_rules({"x": 1}) == {0: "a >= 1"}
+    assert screener.changed_rules({"x": True}) == {0: "a >= TRUE"}
+    assert screener.changed_rules({"x": 1.0}) == {0: "a >= 1"}
+    assert screener.changed_rules({"x": 2}) == {}
+
+
+def test_popcount_rows_with_and_without_numpy_bitwise_count(monkeypatch):
+    rows = np.random.default_rng(5).integers(0, 256, (7, 300)).astype(np.uint8)
+    want = np.unpackbits(rows, axis=1).sum(axis=1)
+    assert np.array_equal(bits.popcount_rows(rows), want)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert np.array_equal(bits.popcount_rows(rows), want)
