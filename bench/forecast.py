@@ -5,7 +5,8 @@
 1. The whole analytic command (process start, reading, posterior, exact quantiles, additional-sites
    search, report) on a synthetic observed file of --sites sites of plans/china_network.toml at month 12.
 2. The DES continuation of scenarios/baseline.toml from plans/observed/alter_hn005_month12.csv (with
-   --deadline 30: the baseline's own deadline is month 12): seconds per replicate (the `des.seconds_per_replicate` of summary.json).
+   --deadline 30: the baseline's own deadline is month 12): seconds per replicate (the
+   `des.seconds_per_replicate` of summary.json).
 3. The calibration back-test of tests/recruitment/test_forecast.py (coverage of the 50/80/95% predictive
    intervals and of the plug-in intervals) at two amounts of data.
 Prints BENCH lines (bench/run_all.py) with no targets: issue 13 set none on time, and coverage is a model
