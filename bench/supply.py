@@ -1,51 +1,134 @@
-"""Benchmark: a full run (recruitment + treatment + supply) of 500 baseline replicates with --jobs 2
-(target < 120 s, wall clock), and the supply model's CPU time per baseline replicate (target < 30 ms).
+"""Benchmark: the supply model of one replicate against a bare event loop replaying its events
+(issue 16: <= 2x), and a full run of baseline replicates with --jobs 2.
 
-    .venv/bin/python bench/supply.py [--replicates 500] [--jobs 2]
+    .venv/bin/python bench/supply.py [--pairs 5] [--streams 30] [--replicates 500] [--jobs 2] [--quick]
 
-Prints `BENCH <name> <value> <unit> target <op> <value>` lines (bench/run_all.py parses them) and the
-run's supply figures (model outputs, shown for information: a stock-out probability is not a
-performance target).
+Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.py parses them):
+1. supply_vs_bare_event_loop (baseline; target <= 2x): `simulate_replicate` as `run` calls it (the
+   treatment plan in numpy, the event loop, the totals) over a plain heapq loop replaying the same
+   events (supply/trace.py `replay`: each event the model's heap held, in the model's order, pushed
+   when the event that scheduled it is handled, doing only the event's stock arithmetic: packs
+   dispensed, shipped, delivered, released, written off). Both over the same --streams replicates
+   (the recruitment DES's enrolments, the horizon `run` uses), interleaved A B A B for --pairs rounds,
+   CPU time of this process, median of the per-round ratios;
+2. supply_loop_vs_bare_event_loop: the same with `SupplyModel.run` alone (the event loop and the totals
+   summed in numpy after it; the model and its numpy plan built beforehand, untimed), to show what is
+   the loop's and what the plan's;
+3. supply_us_per_event and bare_loop_us_per_event: microseconds per event handled (the median round);
+   supply_model_per_replicate: ms CPU per replicate (target < 30 ms);
+4. the same ratio for scenarios/network_south_china.toml (24 sites: most events are shipments and the
+   echelon stock the depot orders on), for information;
+5. full_run_500_jobs2 (target < 120 s), skipped with --quick; the run's supply figures are printed for
+   information (model outputs, not performance targets).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def measure(scenario, streams, pairs: int) -> dict[str, float]:
+    """Interleaved rounds of (the replicate as `run` calls it, its event loop alone, the bare replay)."""
+    from hn005_sim import rng
+    from hn005_sim.supply import simulate
+    from hn005_sim.supply.levels import demand_weights
+    from hn005_sim.supply.trace import replay, trace_supply
+
+    horizon = scenario.recruitment.horizon_days
+    weights = demand_weights(scenario)
+    traces = []
+    for r, (e, s) in enumerate(streams):
+        rec, tr = trace_supply(scenario.regimen, scenario.supply, e, s, horizon,
+                               rng.stream(1, r, "treatment"), rng.stream(1, r, "supply"), weights=weights)
+        totals, handled = replay(tr)
+        # the replay must be the model's events: same count, and its arithmetic ends at the model's stock
+        if handled != tr.events or totals[0] != rec.on_hand_depot.tolist() or \
+                [sum(x) for x in zip(*totals[1:], strict=True)] != rec.on_hand_sites.tolist():
+            sys.exit(f"bench/supply.py: the replay of replicate {r} does not match the model")
+        traces.append(tr)
+    events = sum(t.events for t in traces)
+
+    def replicates() -> float:
+        t0 = time.process_time()
+        for r, (e, s) in enumerate(streams):
+            simulate.simulate_replicate(scenario, e, s, horizon, rng.stream(1, r, "treatment"),
+                                        rng.stream(1, r, "supply"))
+        return time.process_time() - t0
+
+    def loops() -> float:
+        spent = 0.0
+        for r, (e, s) in enumerate(streams):
+            m = simulate.SupplyModel(scenario.regimen, scenario.supply, simulate._sites(s),
+                                     simulate._enrolments(e), horizon, rng.stream(1, r, "treatment"),
+                                     rng.stream(1, r, "supply"), None, weights)
+            t0 = time.process_time()
+            m.run()
+            spent += time.process_time() - t0
+        return spent
+
+    def bare() -> float:
+        t0 = time.process_time()
+        for tr in traces:
+            replay(tr)
+        return time.process_time() - t0
+
+    replicates(), bare()  # warm up
+    rounds = []
+    for _ in range(pairs):
+        a = replicates()
+        b = bare()
+        c = loops()
+        rounds.append((a, b, c))
+    ratio = statistics.median(a / b for a, b, _ in rounds)
+    loop_ratio = statistics.median(c / b for _, b, c in rounds)
+    mid = sorted(rounds, key=lambda x: x[0] / x[1])[len(rounds) // 2]
+    return {"ratio": ratio, "loop_ratio": loop_ratio, "model_us": mid[0] / events * 1e6,
+            "bare_us": mid[1] / events * 1e6, "loop_us": mid[2] / events * 1e6,
+            "ms_per_replicate": mid[0] / len(streams) * 1000, "events_per_replicate": events / len(streams)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--replicates", type=int, default=500)
+    ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds (>= 5)")
+    ap.add_argument("--streams", type=int, default=30, help="replicates timed in each round")
+    ap.add_argument("--replicates", type=int, default=500, help="replicates of the full run")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="10 streams, no full run")
     args = ap.parse_args()
+    if args.pairs < 5:
+        ap.error("--pairs must be at least 5")
+    n_streams = 10 if args.quick else args.streams
 
-    from hn005_sim import rng
     from hn005_sim.montecarlo import run_scenario
     from hn005_sim.recruitment.candidates import candidate_source
     from hn005_sim.scenario.load import load_scenario
     from hn005_sim.supply.search import enrolments_for
-    from hn005_sim.supply.simulate import simulate_replicate
 
+    for name, target in (("baseline", "target <= 2"), ("network_south_china", "")):
+        sc, _ = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+        source = candidate_source(sc)
+        streams = [enrolments_for(sc, 1, r, source) for r in range(n_streams)]
+        f = measure(sc, streams, args.pairs)
+        tag = "" if name == "baseline" else f"_{name}"
+        print(f"{name}: {f['events_per_replicate']:.0f} events per replicate; replicate "
+              f"{f['ms_per_replicate']:.1f} ms CPU ({f['model_us']:.2f} us/event; loop alone "
+              f"{f['loop_us']:.2f}), bare replay {f['bare_us']:.2f} us/event; median of {args.pairs} rounds")
+        print(f"BENCH supply_vs_bare_event_loop{tag} {f['ratio']:.2f} x {target}".rstrip())
+        print(f"BENCH supply_loop_vs_bare_event_loop{tag} {f['loop_ratio']:.2f} x")
+        print(f"BENCH supply_us_per_event{tag} {f['model_us']:.2f} us")
+        print(f"BENCH bare_loop_us_per_event{tag} {f['bare_us']:.2f} us")
+        if name == "baseline":
+            print(f"BENCH supply_model_per_replicate {f['ms_per_replicate']:.1f} ms target < 30")
+
+    if args.quick:
+        return
     sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
-
-    # the supply model alone, on the recruitment DES's enrolments, with the horizon `run` uses
-    source = candidate_source(sc)
-    streams = [enrolments_for(sc, 1, r, source) for r in range(30)]
-    horizon = sc.recruitment.horizon_days
-    simulate_replicate(sc, *streams[0], horizon, rng.stream(1, 0, "treatment"), rng.stream(1, 0, "supply"))
-    # CPU time of this process: the figure does not depend on what else the (shared) machine runs
-    t0 = time.process_time()
-    recs = [simulate_replicate(sc, e, s, horizon, rng.stream(1, r, "treatment"), rng.stream(1, r, "supply"))
-            for r, (e, s) in enumerate(streams)]
-    per_ms = (time.process_time() - t0) / len(streams) * 1000
-    cycles = sum(r.cycles_given for r in recs) / len(recs)
-    print(f"supply model: {per_ms:.1f} ms CPU per replicate ({cycles:.0f} cycle visits on average)")
-    print(f"BENCH supply_model_per_replicate {per_ms:.1f} ms target < 30")
-
     t0 = time.perf_counter()
     result = run_scenario(sc, args.replicates, 1, jobs=args.jobs)
     wall = time.perf_counter() - t0

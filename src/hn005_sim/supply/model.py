@@ -1,9 +1,9 @@
-"""The supply chain of one replicate as a simpy model: depot -> sites -> patients.
+"""The supply chain of one replicate as a discrete-event model: depot -> sites -> patients.
 
 Treatment and supply do not feed back on recruitment, so the enrolment record of the recruitment
 simulation is the input. Every patient's course is planned up front in numpy (treatment/course.py
 `plan_courses`: what each cycle needs, the packs each visit dispenses under the partial-pack rule, the
-returns and the cycle gaps), so simpy only runs what depends on stock and time:
+returns and the cycle gaps), so the event loop only runs what depends on stock and time:
 - `_patient`: one per enrolled patient, from first dose: at each cycle visit the site dispenses the
   planned packs; if any presentation is short the whole cycle waits for stock (a stock-out), an
   emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
@@ -20,15 +20,24 @@ returns and the cycle gaps), so simpy only runs what depends on stock and time:
 
 Totals that follow from the plan once each patient's number of cycles is known (units taken,
 returned, held) are summed in numpy after the run.
+
+The event loop (`_loop`) is a plain heap of (day, sequence number, process) with simpy's semantics, so
+the events, their order and the random draws are those of the simpy model this replaced (the stored
+back-test is unchanged): a process is a generator that yields a delay in days (a timeout: resumed at
+now + delay, after every event already scheduled for that day) or a site's list of waiters (resumed, in
+the order they waited, by an event scheduled when a shipment arrives there); a process started while
+an event is handled (a lot release, a delivery) runs to its first yield after that event and before
+the next one (simpy's urgent initialisation); the loop stops before the first event at the horizon.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from heapq import heappop, heappush
+from itertools import count
 
 import numpy as np
-import simpy
 
 from hn005_sim.supply.config import SupplyConfig
 from hn005_sim.supply.inventory import Stock
@@ -103,7 +112,10 @@ class SupplyModel:
                  enrolments: list[EnrolmentRow], horizon_day: float, rng_treatment: np.random.Generator,
                  rng_supply: np.random.Generator, levels=None, weights: dict[str, float] | None = None):
         self.regimen, self.cfg = regimen, supply
-        self.env = simpy.Environment()
+        self.now = 0.0
+        self._heap: list[tuple] = []  # (day, sequence number, a process or a list of waiting processes)
+        self._seq = count()
+        self._pending: list = []  # processes started by the event being handled
         self.horizon = float(horizon_day)
         self.rng = rng_supply
         pres = supply.presentations
@@ -138,7 +150,7 @@ class SupplyModel:
                            * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
                            for t, x in zip(self.tier, sites, strict=True)]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
-        self.restock = [self.env.event() for _ in range(S)]
+        self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
         self.waiting = [0] * S
         self.waiting_need = [[0] * P for _ in range(S)]  # packs the waiting patients need
         self.active = [0] * S
@@ -146,8 +158,19 @@ class SupplyModel:
         self.on_order = [0] * P  # packs ordered for release to the depot, not yet released
         self.lot_seq = 0
         self.lead_by_region = supply.shipping.lead_days_by_region
+        # figures read at every event, looked up once
+        self.release_lead = float(supply.depot.release_lead_days)
+        self.lead_cycles = supply.depot.release_lead_days / regimen.cycle_days
+        self.network_reorder = bool(supply.depot.network_reorder)
+        self.reorder_packs = [q.depot_reorder_packs for q in pres]
+        self.lot_size = [q.lot_size_packs for q in pres]
+        self.activation = [x.activation_day for x in sites]
+        self.close = [x.close_day for x in sites]
+        # `_network_all`'s sums and each site's share: (status 0 not counted / 1 opening soon / 2 counted,
+        # levels, on hand, in transit, levels counted, stock counted)
+        self._net_cache: list[tuple] = [(0, None, None, None, None, None)] * S
+        self._net_extra, self._net_held, self._net_rate = [0] * P, [0] * P, [0.0] * P
         self.lead_pool: dict[tuple[bool, str], list[float]] = {}
-        self.items_cache: dict[tuple, list[tuple[int, int]]] = {}
         # counters (packs unless named otherwise)
         self.released = [0] * P
         self.shipped = [0] * P
@@ -181,29 +204,53 @@ class SupplyModel:
                                  supply.partial_packs == "carry_over")
         self.max_cycles = max_cycles
         # what each patient did, read after the run
-        self.n_given = np.zeros(n, dtype=np.int64)
+        self.n_given = [0] * n  # (arrays after the run)
         self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the capped drug's cap
         self.reason = [""] * n  # "" while on treatment (or never started)
-        self.visit_day = np.full(self.plan.need.shape[0], np.nan)  # per planned cell
+        self.visit_day = [math.nan] * self.plan.need.shape[0]  # per planned cell
+        # the plan as Python lists, read visit by visit (numpy item access is slower than a list's)
+        plan = self.plan
+        L = self._plan_lists = {k: getattr(plan, k).tolist() for k in (
+            "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
+            "capped_columns", "toxicity_end", "end_reason")}
+        L["units_per_pack"] = self.units_per_pack.tolist()
+        L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
+
+    @staticmethod
+    def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
+        """The packs of each planned visit as (presentation, packs) pairs, one shared list per distinct row
+        (few distinct rows: found by one integer key per row, the row's digits in base max + 1)."""
+        cells, P = packs.shape
+        base = int(packs.max(initial=0)) + 1
+        if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
+            keys = list(map(tuple, packs.tolist()))
+        else:
+            keys = (packs @ (base ** np.arange(P, dtype=np.int64))).tolist()
+        first: dict = {}
+        for c, key in enumerate(keys):
+            if key not in first:
+                first[key] = c
+        rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
+        return [rows[key] for key in keys]
 
     # ---- depot ---------------------------------------------------------------------------------------
     def _release_lot(self, p: int):
         pres = self.cfg.presentations[p]
         self.lot_seq += 1
         life_days = (pres.shelf_life_months - pres.age_at_release_months) * DAYS_PER_MONTH
-        self.depot.add(p, self.env.now + life_days, self.lot_seq, pres.lot_size_packs)
+        self.depot.add(p, self.now + life_days, self.lot_seq, pres.lot_size_packs)
         self.released[p] += pres.lot_size_packs
 
     def _release(self, p: int):
-        yield self.env.timeout(self.cfg.depot.release_lead_days)
+        yield self.cfg.depot.release_lead_days
         self.on_order[p] -= self.cfg.presentations[p].lot_size_packs
         self._release_lot(p)
         self._review_all()  # sites below their trigger get the new lot now, not at the next review
 
     def _demand_ahead(self) -> bool:
         """Whether any more dispensing can happen: a site still recruiting or a patient on treatment."""
-        now = self.env.now
+        now = self.now
         if now >= self.horizon:
             return False
         if any(self.active) or now <= self.last_enrol_day:
@@ -218,31 +265,31 @@ class SupplyModel:
         ordered now would arrive: stock that enters its do-not-ship window within the release lead time
         is replaced before it goes, instead of leaving the depot empty for a whole lead time.
         """
-        now = self.env.now
+        now = self.now
         depot = self.depot
         lots = depot.lots[p]
         if lots and lots[0][0] - depot.window_days <= now:
             self.wasted_expiry_depot[p] += depot.purge(p, now)
-        reorder = self.cfg.presentations[p].depot_reorder_packs
-        lead_end = now + self.cfg.depot.release_lead_days + depot.window_days
+        reorder = self.reorder_packs[p]
+        lead_end = now + self.release_lead + depot.window_days
         usable = depot.totals[p]
         if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
             usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
-        if self.cfg.depot.network_reorder:
+        if self.network_reorder:
             extra, held, rate = net if net is not None else self._network_need(p)
             # the depot's own reorder point: the configured one, or the active patients' need over the
             # release lead time when that is more (a network recruiting faster treats more at once)
-            lead_cycles = self.cfg.depot.release_lead_days / self.regimen.cycle_days
-            reorder = max(reorder, math.ceil(rate * lead_cycles - 1e-9)) + extra
+            reorder = max(reorder, math.ceil(rate * self.lead_cycles - 1e-9)) + extra
             usable += held
-        if usable + self.on_order[p] >= reorder:
+        on_order = self.on_order
+        if usable + on_order[p] >= reorder:
             return
-        pres = self.cfg.presentations[p]
         if not self._demand_ahead():
             return
-        while usable + self.on_order[p] < reorder:
-            self.on_order[p] += pres.lot_size_packs
-            self.env.process(self._release(p))
+        lot = self.lot_size[p]
+        while usable + on_order[p] < reorder:
+            on_order[p] += lot
+            self._pending.append(self._release(p))
 
     def _network_need(self, p: int) -> tuple[int, int, float]:
         """Echelon stock of presentation p (see `_network_all`)."""
@@ -252,7 +299,7 @@ class SupplyModel:
     def _counted_top(self, s: int) -> list[int] | None:
         """The max levels of site s if its stock counts in the network's (open for supply), else None."""
         site = self.sites[s]
-        if site.activation_day is None or site.activation_day > self.env.now:
+        if site.activation_day is None or site.activation_day > self.now:
             return None
         if not self._site_open_for_supply(s):
             return None  # closed with no one on treatment: its stock is not the network's any more
@@ -263,25 +310,110 @@ class SupplyModel:
         levels of those opening within the release lead time; their stock on hand + in transit, each up to
         its max; packs per cycle the active patients need, predictive tiers). The depot reorders while its
         own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
-        so a network of sites filling up to their levels does not empty the depot."""
+        so a network of sites filling up to their levels does not empty the depot.
+
+        `_network_full` computed incrementally: each site's share is kept with what it was computed from
+        (its status, its levels object, its stock on hand and in transit) and recomputed only when one of
+        those changed; the integer sums move by the changed shares, the packs-per-cycle sums (floats) are
+        summed again in site order, as `_network_full` does, whenever a counted site's levels or the set of
+        counted sites changed (a site's need changes only with its levels: `_set_rate`)."""
         P = self.P
-        soon = self.env.now + self.cfg.depot.release_lead_days
-        extra, held, rate = [0] * P, [0] * P, [0.0] * P
-        for s, site in enumerate(self.sites):
-            if site.activation_day is None or site.activation_day > soon:
+        now = self.now
+        soon = now + self.release_lead
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels, transit = self.active, self.close, self.site_levels, self.transit
+        cache, extra, held = self._net_cache, self._net_extra, self._net_held
+        rP = range(P)
+        rate_stale = False
+        for s, a in enumerate(self.activation):
+            if a is None:
                 continue
-            if site.activation_day > self.env.now:  # opens soon: it will be seeded
+            if a > soon:
+                status = 0
+            elif a > now:  # opens soon: it will be seeded
+                status = 1
+            else:
+                # counted while open for supply (closed with no one on treatment: its stock is not the
+                # network's any more), at its max now (raised by the predictive forecast)
+                c = close[s]
+                status = 2 if open_now and (active[s] > 0 or c is None or now < c) else 0
+            old = cache[s]
+            if status == 2:
+                lv = site_levels[s] or self._levels_of(s)
+                tot, tr = self.stock[s].totals, transit[s]
+                same_levels = old[0] == 2 and old[1] is lv
+                if same_levels and old[2] == tot and old[3] == tr:
+                    continue
+                top = lv[1]
+                h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
+                new = (2, lv, tot.copy(), tr.copy(), top, h)
+                if same_levels:  # only its stock moved
+                    oh = old[5]
+                    for p in rP:
+                        held[p] += h[p] - oh[p]
+                    cache[s] = new
+                    continue
+                if old[0] != 2 or old[1] is not lv:
+                    rate_stale = True
+            elif status == old[0]:
+                continue
+            elif status == 1:
+                new = (1, None, None, None, self.base_levels[s][0], None)
+                rate_stale = rate_stale or old[0] == 2
+            else:
+                new = (0, None, None, None, None, None)
+                rate_stale = rate_stale or old[0] == 2
+            if old[0]:  # take the old share out
+                for p in rP:
+                    extra[p] -= old[4][p]
+                if old[0] == 2:
+                    for p in rP:
+                        held[p] -= old[5][p]
+            if status:
+                for p in rP:
+                    extra[p] += new[4][p]
+                if status == 2:
+                    for p in rP:
+                        held[p] += new[5][p]
+            cache[s] = new
+        if rate_stale:
+            rate = self._net_rate = [0.0] * P
+            for s, c in enumerate(cache):
+                if c[0] == 2:
+                    need = self.need_rate[s]
+                    for p in rP:
+                        rate[p] += need[p]
+        return extra.copy(), held.copy(), self._net_rate.copy()
+
+    def _network_full(self) -> tuple[list[int], list[int], list[float]]:
+        """`_network_all` computed from scratch (the definition; tests check the two agree)."""
+        P = self.P
+        now = self.now
+        soon = now + self.release_lead
+        extra, held, rate = [0] * P, [0] * P, [0.0] * P
+        rP = range(P)
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels = self.active, self.close, self.site_levels
+        for s, a in enumerate(self.activation):
+            if a is None or a > soon:
+                continue
+            if a > now:  # opens soon: it will be seeded
                 for p, n in enumerate(self.base_levels[s][0]):
                     extra[p] += n
                 continue
-            top = self._counted_top(s)
-            if top is None:
+            # counted while open for supply (closed with no one on treatment: its stock is not the
+            # network's any more), at its max now (raised by the predictive forecast)
+            c = close[s]
+            if not open_now or not (active[s] > 0 or c is None or now < c):
                 continue
+            top = (site_levels[s] or self._levels_of(s))[1]
             totals, transit, need = self.stock[s].totals, self.transit[s], self.need_rate[s]
-            for p in range(P):
-                extra[p] += top[p]
+            for p in rP:
+                t = top[p]
+                extra[p] += t
                 # stock above a site's max serves only that site (no transfers): counted up to the max
-                held[p] += min(totals[p] + transit[p], top[p])
+                h = totals[p] + transit[p]
+                held[p] += h if h < t else t
                 rate[p] += need[p]
         return extra, held, rate
 
@@ -301,15 +433,28 @@ class SupplyModel:
         """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
         items = []
         transit = self.transit[s]
-        # the network's stock before this shipment; taking from the depot changes only site s's share
-        net = self._network_all() if self.cfg.depot.network_reorder else None
-        top = self._counted_top(s) if net is not None else None
+        net = top = None
+        first = True
         totals = self.stock[s].totals
+        depot = self.depot
+        now = self.now
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        on_order, reorder_packs = self.on_order, self.reorder_packs
         for p, w in enumerate(want):
             if w <= 0:
                 continue
-            self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
-            got = self.depot.take(p, w)
+            if first:
+                first = False
+                if self.network_reorder:
+                    # the network's stock before this shipment; taking from the depot changes only site
+                    # s's share
+                    net = self._network_all()
+                    top = self._counted_top(s)
+            lots = depot.lots[p]
+            if lots and lots[0][0] - depot.window_days <= self.now:
+                self.wasted_expiry_depot[p] += depot.purge(p, self.now)
+            got = depot.take(p, w)
             n = sum(g[2] for g in got)
             held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
             if n:
@@ -317,27 +462,43 @@ class SupplyModel:
                 self.shipped[p] += n
                 transit[p] += n
                 self.shipments_with[p] += 1
-            if net is None:
-                self._depot_check(p)
-            else:
+            if net is not None:
                 held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
-                self._depot_check(p, (net[0][p], net[1][p] - held_before + held_after, net[2][p]))
+                q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+            else:
+                q = None
+            # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
+            # the reorder point: nothing to do) inline
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):
+                self._depot_check(p, q)
+                continue
+            usable, reorder = depot.totals[p], reorder_packs[p]
+            if q is not None:
+                reorder = max(reorder, math.ceil(q[2] * self.lead_cycles - 1e-9)) + q[0]
+                usable += q[1]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, q)
         if items:
             self.shipments += 1
             self.emergency_shipments += emergency
-            self.env.process(self._deliver(s, items, self._lead(s, emergency)))
+            self._pending.append(self._deliver(s, items, self._lead(s, emergency)))
 
     def _deliver(self, s: int, items, lead: float):
-        yield self.env.timeout(lead)
+        yield lead
         st = self.stock[s]
         transit = self.transit[s]
         for p, got in items:
             for expiry, lot, n in got:
                 st.add(p, expiry, lot, n)
                 transit[p] -= n
-            self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
-        ev, self.restock[s] = self.restock[s], self.env.event()
-        ev.succeed()
+            self.wasted_expiry_sites[p] += st.purge(p, self.now)
+        waiters, self.restock[s] = self.restock[s], []
+        if waiters:
+            self._wake(waiters)
+
+    def _wake(self, waiters: list) -> None:
+        """Resume the waiters after the events already scheduled for today (simpy's event succeed)."""
+        heappush(self._heap, (self.now, next(self._seq), waiters))
 
     def _position(self, s: int) -> list[int]:
         """Stock position per presentation at site s: packs in transit plus packs on hand that will still
@@ -345,22 +506,27 @@ class SupplyModel:
         enter its do-not-dispense window is replaced before it goes rather than after (lots already in
         the window are written off first)."""
         st = self.stock[s]
-        now = self.env.now
+        now = self.now
         win = st.window_days
         until = now + self.cover_days[s] + win
         out = []
+        transit, totals = self.transit[s], st.totals
         for p, lots in enumerate(st.lots):
-            if lots and lots[0][0] - win <= now:
-                self.wasted_expiry_sites[p] += st.purge(p, now)
-            if lots and lots[0][0] <= until:
-                out.append(sum(n for expiry, _lot, n in lots if expiry > until) + self.transit[s][p])
-            else:
-                out.append(st.totals[p] + self.transit[s][p])
+            if lots:
+                e = lots[0][0]
+                if e - win <= now:
+                    self.wasted_expiry_sites[p] += st.purge(p, now)
+                    if lots:
+                        e = lots[0][0]
+                if lots and e <= until:
+                    out.append(sum(n for expiry, _lot, n in lots if expiry > until) + transit[p])
+                    continue
+            out.append(totals[p] + transit[p])
         return out
 
     def _site_open_for_supply(self, s: int) -> bool:
         site = self.sites[s]
-        now = self.env.now
+        now = self.now
         if site.activation_day is None or now < site.activation_day or now >= self.horizon:
             return False
         return self.active[s] > 0 or site.close_day is None or now < site.close_day
@@ -377,17 +543,37 @@ class SupplyModel:
                 c = self.forecast_cycles[s]
                 rate = self.need_rate[s]
                 safe = self.safety[s]
-                trig = [max(a, math.ceil(r * c / 2 - 1e-9) + k if r else 0)
-                        for a, r, k in zip(trig, rate, safe, strict=True)]
-                top = [max(a, math.ceil(r * c - 1e-9) + k if r else 0)
-                       for a, r, k in zip(top, rate, safe, strict=True)]
+                ceil = math.ceil
+                trig2, top2 = [], []
+                for a, b, r, k in zip(trig, top, rate, safe, strict=True):
+                    if r:
+                        x = ceil(r * c / 2 - 1e-9) + k
+                        trig2.append(a if a >= x else x)
+                        x = ceil(r * c - 1e-9) + k
+                        top2.append(b if b >= x else x)
+                    else:
+                        trig2.append(a if a >= 0 else 0)
+                        top2.append(b if b >= 0 else 0)
+                trig, top = trig2, top2
             got = self.site_levels[s] = (trig, top)
         return got
 
     def _resupply(self, s: int, emergency: bool = False) -> None:
         if not self.waiting[s] and not self._site_open_for_supply(s):
             return
-        trig, top = self._levels_of(s)
+        trig, top = self.site_levels[s] or self._levels_of(s)
+        if not emergency:
+            # the usual review: stock on hand + in transit above the trigger and no lot near its window
+            # (then the position is on hand + in transit, see `_position`): nothing to do
+            st = self.stock[s]
+            now = self.now
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                    break
+            else:
+                return
         pos = self._position(s)
         if emergency:
             # an emergency shipment always covers what the waiting patients need, whatever the levels
@@ -398,23 +584,63 @@ class SupplyModel:
             self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
 
     def _review_all(self, emergency_only: bool = False) -> None:
-        for s in range(len(self.sites)):
-            if self.waiting[s]:
+        now = self.now
+        open_now = now < self.horizon
+        waiting, active, close, site_levels = self.waiting, self.active, self.close, self.site_levels
+        for s, a in enumerate(self.activation):
+            if waiting[s]:
                 self._resupply(s, emergency=True)
-            elif not emergency_only:
-                self._resupply(s)
-        net = self._network_all() if self.cfg.depot.network_reorder else None
-        for p in range(self.P):
-            self._depot_check(p, None if net is None else (net[0][p], net[1][p], net[2][p]))
+                continue
+            if emergency_only:
+                continue
+            # `_resupply(s)`'s checks inline (a site closed for supply; the usual review: stock on hand
+            # + in transit above the trigger and no lot near its window), the rest in `_resupply`
+            if a is None or now < a or not open_now:
+                continue
+            c = close[s]
+            if not (active[s] > 0 or c is None or now < c):
+                continue
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            st = self.stock[s]
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                    self._resupply(s)
+                    break
+        self._depot_review()
+
+    def _depot_review(self) -> None:
+        """`_depot_check` of every presentation, the network's stock computed once; the usual case (the
+        depot's position at or above its reorder point, nothing near the do-not-ship window) inline."""
+        now = self.now
+        depot = self.depot
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        network = self.network_reorder
+        if network:
+            extra, held, rate = self._network_all()
+        on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
+        for p, lots in enumerate(depot.lots):
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+                continue
+            usable = depot.totals[p]
+            reorder = reorder_packs[p]
+            if network:
+                reorder = max(reorder, math.ceil(rate[p] * lead_cycles - 1e-9)) + extra[p]
+                usable += held[p]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
 
     def _review(self):
-        while self.env.now < self.horizon:
+        while self.now < self.horizon:
             self._review_all()
-            yield self.env.timeout(self.cfg.review_days)
+            yield self.cfg.review_days
 
     def _activation(self, s: int):
         site = self.sites[s]
-        yield self.env.timeout(site.activation_day)
+        yield site.activation_day
         init = self.base_levels[s][0]
         pos = self._position(s)
         self._ship(s, [a - b for a, b in zip(init, pos, strict=True)], emergency=False)
@@ -422,15 +648,18 @@ class SupplyModel:
     def _snapshots(self):
         for m in range(self.n_months):
             t = m * DAYS_PER_MONTH
-            if t > self.env.now:
-                yield self.env.timeout(t - self.env.now)
+            if t > self.now:
+                yield t - self.now
+            now = self.now
             for p in range(self.P):
-                self.wasted_expiry_depot[p] += self.depot.purge(p, self.env.now)
+                self.wasted_expiry_depot[p] += self.depot.purge(p, now)
                 self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
                 tot = 0
-                for s, st in enumerate(self.stock):
-                    self.wasted_expiry_sites[p] += st.purge(p, self.env.now)
-                    tot += st.on_hand(p) + self.transit[s][p]
+                for st, transit in zip(self.stock, self.transit, strict=True):
+                    lots = st.lots[p]
+                    if lots and lots[0][0] - st.window_days <= now:  # (Stock.purge: nothing otherwise)
+                        self.wasted_expiry_sites[p] += st.purge(p, now)
+                    tot += st.totals[p] + transit[p]
                 self.on_hand_sites_monthly[m, p] = tot
 
     # ---- patients ------------------------------------------------------------------------------------
@@ -439,62 +668,55 @@ class SupplyModel:
 
     def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
         rate = self.need_rate[s]
-        for p, (a, b) in enumerate(zip(old, new, strict=True)):
+        for p in range(self.P):
+            a, b = old[p], new[p]
             if a != b:
                 rate[p] += b - a
         self.site_levels[s] = None
 
     def _patient(self, i: int, s: int, first_day: float):
-        env = self.env
-        yield env.timeout(first_day - env.now)
-        plan, P = self.plan, self.P
-        bound = int(plan.cycles[i])
-        off = int(plan.offset[i])
-        cells = slice(off, off + bound)
+        yield first_day - self.now
+        P, L = self.P, self._plan_lists
+        bound = L["cycles"][i]
+        off = L["offset"][i]
         # the packs of each planned visit as (presentation, packs) pairs; few distinct rows, so shared
-        cache = self.items_cache
-        visits = []
-        for row in map(tuple, plan.packs[cells].tolist()):
-            items = cache.get(row)
-            if items is None:
-                items = cache[row] = [(p, n) for p, n in enumerate(row) if n]
-            visits.append(items)
-        gaps = plan.gap_days[cells].tolist()
-        other_on = plan.other_on[cells].tolist()
-        changed = plan.rate_changed[cells].tolist()
-        end_day = first_day + float(plan.end_offset_days[i])
-        cap_day = first_day + float(plan.cap_offset_days[i])
-        cap_cols = plan.capped_columns.tolist()
-        tox_end = int(plan.toxicity_end[i])
+        visits = L["items"][off:off + bound]
+        gaps = L["gap_days"][off:off + bound]
+        other_on = L["other_on"][off:off + bound]
+        changed = L["rate_changed"][off:off + bound]
+        end_day = first_day + L["end_offset_days"][i]
+        cap_day = first_day + L["cap_offset_days"][i]
+        cap_cols = L["capped_columns"]
+        tox_end = L["toxicity_end"][i]
         K = self.max_cycles
-        end_bound = bound < min(K, tox_end)  # the plan's last visit is the one before the calendar end
+        k_stop = min(K, tox_end)
+        end_bound = bound < k_stop  # the plan's last visit is the one before the calendar end
         predictive = self.predictive[s]
         rate = [0.0] * P
-        upp = self.units_per_pack.tolist()
+        upp = L["units_per_pack"]
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
         dispensed, margin = self.dispensed, self.min_dispense_margin
-        all_items = [(p, 0) for p in range(P)]
+        site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
+        all_p = range(P)
         self.active[s] += 1
         k = 0
         capped = False
+        k_first = min(bound, k_stop) if end_bound else k_stop  # the first k at which a check below ends
         while True:
-            t = env.now
-            # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
-            if t >= end_day or (end_bound and k >= bound):
-                reason = END_REASONS[plan.end_reason[i]]
-                break
-            if k >= K:
-                reason = "horizon"
-                break
-            if k >= tox_end:
-                reason = "toxicity"
+            t = self.now
+            if t >= end_day or k >= k_first:
+                # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
+                if t >= end_day or (end_bound and k >= bound):
+                    reason = END_REASONS[L["end_reason"][i]]
+                else:
+                    reason = "horizon" if k >= K else "toxicity"
                 break
             items = visits[k]
-            new_cap = not capped and t >= cap_day
-            if new_cap:
-                capped = True
+            new_cap = False
+            if not capped and t >= cap_day:
+                new_cap = capped = True
                 self.cap_visit[i] = k
             if capped:
                 if not other_on[k]:
@@ -504,7 +726,7 @@ class SupplyModel:
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
                 new = [0.0 if capped and cc else n / u
-                       for n, u, cc in zip(plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
+                       for n, u, cc in zip(self.plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
@@ -517,25 +739,36 @@ class SupplyModel:
                     break
             if short:
                 yield from self._wait(off + k, s, items, short, capped)
-                t = env.now
+                t = self.now
+            # review the site when this dispensing takes a presentation below its trigger (or the
+            # predictive levels moved: any presentation); expiry and other changes wait for the weekly review
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            low = False
             for p, n in items:
-                expiry = st.dispense(p, n)
+                lot = lots[p][0]  # Stock.dispense, inlined for the usual case (the first lot covers it)
+                expiry = lot[0]
+                if lot[2] > n:
+                    lot[2] -= n
+                    totals[p] -= n
+                else:
+                    st.dispense(p, n)
                 if expiry - t < margin[p]:
                     margin[p] = expiry - t
                 dispensed[p] += n
-            self.visit_day[off + k] = t
-            k += 1
-            self.n_given[i] = k
-            # review the site when this dispensing took a presentation below its trigger (or the
-            # predictive levels moved); expiry and other changes wait for the weekly review
-            trig = (self.site_levels[s] or self._levels_of(s))[0]
-            if rate_moved or short:
-                items = all_items
-            for p, _ in items:
                 if totals[p] + transit[p] < trig[p]:
-                    self._resupply(s)
-                    break
-            yield env.timeout(gaps[k - 1])
+                    low = True
+            visit_day[off + k] = t
+            k += 1
+            n_given[i] = k
+            if rate_moved or short:
+                low = False
+                for p in all_p:
+                    if totals[p] + transit[p] < trig[p]:
+                        low = True
+                        break
+            if low:
+                self._resupply(s)
+            yield gaps[k - 1]
         if predictive:
             self._set_rate(s, rate, [0.0] * P)
         self.active[s] -= 1
@@ -543,8 +776,8 @@ class SupplyModel:
 
     def _wait(self, cell: int, s: int, items: list[tuple[int, int]], short: list[int], capped: bool):
         """A stock-out: count it, ask for an emergency shipment, wait until every item is on hand."""
-        env, st = self.env, self.stock[s]
-        asked = env.now
+        st = self.stock[s]
+        asked = self.now
         m = self._month(asked)
         want = dict(items)
         for p in short:
@@ -562,35 +795,76 @@ class SupplyModel:
             for p, n in items:
                 need[p] += n
             self._resupply(s, emergency=True)
-            yield self.restock[s]
+            yield self.restock[s]  # resumed by the next delivery to the site
             self.waiting[s] -= 1
             for p, n in items:
                 need[p] -= n
             for p, _ in items:
-                self.wasted_expiry_sites[p] += st.purge(p, env.now)
+                self.wasted_expiry_sites[p] += st.purge(p, self.now)
             short = [p for p, n in items if st.totals[p] < n]
         cap_cols = self.plan.capped_columns
         drugs = {self.drug_of[p] for p in range(self.P)
                  if self.plan.need[cell, p] and not (capped and cap_cols[p])}
         for drug in drugs:
-            self.patient_days_without[drug] += env.now - asked
+            self.patient_days_without[drug] += self.now - asked
 
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> None:
-        env = self.env
+        if self.horizon <= self.now:  # (what simpy said, and when: before anything ran)
+            raise ValueError(f"until ({self.horizon}) must be greater than the current simulation time")
+        # a site opening or a first dose before day 0 (the horizon is later): simpy's timeout refused it
+        days = [s.activation_day for s in self.sites if s.activation_day is not None]
+        for day in days + [e.day for e in self.enrolments]:
+            if day < 0:
+                raise ValueError(f"Negative delay {day}")
+        start = self._pending
         for p, pres in enumerate(self.cfg.presentations):
             for _ in range(pres.initial_lots):
                 self._release_lot(p)
         for s, site in enumerate(self.sites):
             if site.activation_day is not None and site.activation_day < self.horizon:
-                env.process(self._activation(s))
+                start.append(self._activation(s))
         for i, e in enumerate(self.enrolments):
             if e.day < self.horizon:
-                env.process(self._patient(i, self.site_index[e.site], e.day))
-        env.process(self._review())
-        env.process(self._snapshots())
-        env.run(until=self.horizon)
+                start.append(self._patient(i, self.site_index[e.site], e.day))
+        start.append(self._review())
+        start.append(self._snapshots())
+        self._loop()
         self._totals()
+
+    def _loop(self) -> None:
+        """Run the processes to the horizon (see the module's docstring for the semantics)."""
+        heap, pending, seq, horizon = self._heap, self._pending, self._seq, self.horizon
+        while True:
+            if pending:  # processes started by the last event run to their first yield, in order
+                now = self.now
+                for g in pending:  # (a starting process may start more: they are appended)
+                    d = next(g, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(g)
+                        else:
+                            heappush(heap, (now + d, next(seq), g))
+                pending.clear()
+            if not heap or heap[0][0] >= horizon:
+                return
+            now, _, g = heappop(heap)
+            self.now = now
+            if g.__class__ is not list:
+                d = next(g, None)
+                if d is not None:
+                    if d.__class__ is list:
+                        d.append(g)
+                    else:
+                        heappush(heap, (now + d, next(seq), g))
+            else:  # a delivery's waiters, in the order they waited
+                for w in g:
+                    d = next(w, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(w)
+                        else:
+                            heappush(heap, (now + d, next(seq), w))
 
     def _treatment_counts(self) -> dict[str, int]:
         """Integer counts of the courses of the patients who started treatment within the horizon (so
@@ -616,6 +890,8 @@ class SupplyModel:
     def _totals(self) -> None:
         """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
         cycles given (the capped drug only before the cap)."""
+        self.n_given = np.array(self.n_given, dtype=np.int64)
+        self.visit_day = np.array(self.visit_day, dtype=float)
         plan, P = self.plan, self.P
         n = len(self.enrolments)
         pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
