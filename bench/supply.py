@@ -16,9 +16,13 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
    the loop's and what the plan's;
 3. supply_us_per_event and bare_loop_us_per_event: microseconds per event handled (the median round);
    supply_model_per_replicate: ms CPU per replicate (target < 30 ms);
-4. the same ratio for scenarios/network_south_china.toml (24 sites: most events are shipments and the
+4. supply_vs_bare_simpy_loop and bare_simpy_us_per_event, for information (no target): the replicate
+   over the same events replayed in a bare simpy environment (supply/trace.py `replay_simpy`: a
+   timeout per event with a callback doing the same arithmetic; the basis issue 16 measured on), timed
+   in the same interleaved rounds;
+5. the same figures for scenarios/network_south_china.toml (24 sites: most events are shipments and the
    echelon stock the depot orders on), for information;
-5. full_run_500_jobs2 (target < 120 s), skipped with --quick; the run's supply figures are printed for
+6. full_run_500_jobs2 (target < 120 s), skipped with --quick; the run's supply figures are printed for
    information (model outputs, not performance targets).
 """
 
@@ -38,7 +42,7 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
     from hn005_sim import rng
     from hn005_sim.supply import simulate
     from hn005_sim.supply.levels import demand_weights
-    from hn005_sim.supply.trace import replay, trace_supply
+    from hn005_sim.supply.trace import replay, replay_simpy, trace_supply
 
     horizon = scenario.recruitment.horizon_days
     weights = demand_weights(scenario)
@@ -51,6 +55,8 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
         if handled != tr.events or totals[0] != rec.on_hand_depot.tolist() or \
                 [sum(x) for x in zip(*totals[1:], strict=True)] != rec.on_hand_sites.tolist():
             sys.exit(f"bench/supply.py: the replay of replicate {r} does not match the model")
+        if replay_simpy(tr) != (totals, handled):
+            sys.exit(f"bench/supply.py: the simpy replay of replicate {r} does not match the heapq replay")
         traces.append(tr)
     events = sum(t.events for t in traces)
 
@@ -78,18 +84,27 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
             replay(tr)
         return time.process_time() - t0
 
-    replicates(), bare()  # warm up
+    def bare_simpy() -> float:
+        t0 = time.process_time()
+        for tr in traces:
+            replay_simpy(tr)
+        return time.process_time() - t0
+
+    replicates(), bare(), bare_simpy()  # warm up
     rounds = []
     for _ in range(pairs):
         a = replicates()
         b = bare()
         c = loops()
-        rounds.append((a, b, c))
-    ratio = statistics.median(a / b for a, b, _ in rounds)
-    loop_ratio = statistics.median(c / b for _, b, c in rounds)
+        d = bare_simpy()
+        rounds.append((a, b, c, d))
+    ratio = statistics.median(a / b for a, b, _, _ in rounds)
+    loop_ratio = statistics.median(c / b for _, b, c, _ in rounds)
+    simpy_ratio = statistics.median(a / d for a, _, _, d in rounds)
     mid = sorted(rounds, key=lambda x: x[0] / x[1])[len(rounds) // 2]
-    return {"ratio": ratio, "loop_ratio": loop_ratio, "model_us": mid[0] / events * 1e6,
-            "bare_us": mid[1] / events * 1e6, "loop_us": mid[2] / events * 1e6,
+    return {"ratio": ratio, "loop_ratio": loop_ratio, "simpy_ratio": simpy_ratio,
+            "model_us": mid[0] / events * 1e6, "bare_us": mid[1] / events * 1e6,
+            "loop_us": mid[2] / events * 1e6, "simpy_us": mid[3] / events * 1e6,
             "ms_per_replicate": mid[0] / len(streams) * 1000, "events_per_replicate": events / len(streams)}
 
 
@@ -118,11 +133,15 @@ def main() -> None:
         tag = "" if name == "baseline" else f"_{name}"
         print(f"{name}: {f['events_per_replicate']:.0f} events per replicate; replicate "
               f"{f['ms_per_replicate']:.1f} ms CPU ({f['model_us']:.2f} us/event; loop alone "
-              f"{f['loop_us']:.2f}), bare replay {f['bare_us']:.2f} us/event; median of {args.pairs} rounds")
+              f"{f['loop_us']:.2f}), bare replay {f['bare_us']:.2f} us/event, bare simpy "
+              f"{f['simpy_us']:.2f} us/event; median of {args.pairs} rounds")
         print(f"BENCH supply_vs_bare_event_loop{tag} {f['ratio']:.2f} x {target}".rstrip())
         print(f"BENCH supply_loop_vs_bare_event_loop{tag} {f['loop_ratio']:.2f} x")
         print(f"BENCH supply_us_per_event{tag} {f['model_us']:.2f} us")
         print(f"BENCH bare_loop_us_per_event{tag} {f['bare_us']:.2f} us")
+        # for information (no target): the basis issue 16 measured on, the same events in bare simpy
+        print(f"BENCH supply_vs_bare_simpy_loop{tag} {f['simpy_ratio']:.2f} x")
+        print(f"BENCH bare_simpy_us_per_event{tag} {f['simpy_us']:.2f} us")
         if name == "baseline":
             print(f"BENCH supply_model_per_replicate {f['ms_per_replicate']:.1f} ms target < 30")
 
