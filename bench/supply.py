@@ -9,8 +9,9 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
    events (supply/trace.py `replay`: each event the model's heap held, in the model's order, pushed
    when the event that scheduled it is handled, doing only the event's stock arithmetic: packs
    dispensed, shipped, delivered, released, written off). Both over the same --streams replicates
-   (the recruitment DES's enrolments, the horizon `run` uses), interleaved A B A B for --pairs rounds,
-   CPU time of this process, median of the per-round ratios;
+   (the recruitment DES's enrolments as the rows `run` gives the model, made untimed; the horizon `run`
+   asks for: the last enrolment + the follow-up), interleaved A B A B for --pairs rounds, CPU time of
+   this process, median of the per-round ratios;
 2. supply_loop_vs_bare_event_loop: the same with `SupplyModel.run` alone (the event loop and the totals
    summed in numpy after it; the model and its numpy plan built beforehand, untimed), to show what is
    the loop's and what the plan's;
@@ -43,8 +44,13 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
     from hn005_sim.supply import simulate
     from hn005_sim.supply.levels import demand_weights
     from hn005_sim.supply.trace import replay, replay_simpy, trace_supply
+    from hn005_sim.treatment.course import DAYS_PER_MONTH
 
-    horizon = scenario.recruitment.horizon_days
+    # the rows `run` gives the model (montecarlo.run_replicate: supply/simulate.py `recruitment_rows`),
+    # made untimed, and the horizon it asks for (None: the last enrolment + the follow-up)
+    streams = [(simulate._enrolments(e), simulate._sites(s)) for e, s in streams]
+    horizon = None
+    follow = scenario.supply.followup_months * DAYS_PER_MONTH
     weights = demand_weights(scenario)
     traces = []
     for r, (e, s) in enumerate(streams):
@@ -70,9 +76,9 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
     def loops() -> float:
         spent = 0.0
         for r, (e, s) in enumerate(streams):
-            m = simulate.SupplyModel(scenario.regimen, scenario.supply, simulate._sites(s),
-                                     simulate._enrolments(e), horizon, rng.stream(1, r, "treatment"),
-                                     rng.stream(1, r, "supply"), None, weights)
+            m = simulate.SupplyModel(scenario.regimen, scenario.supply, s, e,
+                                     max((x.day for x in e), default=0.0) + follow,
+                                     rng.stream(1, r, "treatment"), rng.stream(1, r, "supply"), None, weights)
             t0 = time.process_time()
             m.run()
             spent += time.process_time() - t0
