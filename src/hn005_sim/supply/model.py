@@ -14,7 +14,9 @@ returns and the cycle gaps), so the event loop only runs what depends on stock a
   (`_network_all`, echelon stock) when `depot.network_reorder`.
 - `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
   reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
-  forecast). Sites are also checked after every dispensing.
+  forecast). Sites are also checked after every dispensing. A site whose stock, shipments in transit
+  and levels did not change since the review last found nothing to do there (`Stock.changed`) is
+  left alone unless its first lot came near its window: the check would find the same.
 - `_release`: a lot released to the depot `release_lead_days` after its order.
 - `_snapshots`: stock on hand at the depot and at sites at each month boundary.
 
