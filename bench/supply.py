@@ -21,9 +21,13 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
    over the same events replayed in a bare simpy environment (supply/trace.py `replay_simpy`: a
    timeout per event with a callback doing the same arithmetic; the basis issue 16 measured on), timed
    in the same interleaved rounds;
-5. the same figures for scenarios/network_south_china.toml (24 sites: most events are shipments and the
+5. replicate_outside_recruitment and fold_supply_record, for information (no target): ms CPU per
+   replicate of `montecarlo.run_replicate` besides the recruitment DES (its results computed first and
+   handed back from a table while timing: the rows, the treatment plan, the supply chain, the record),
+   and per supply record folded by the parent (`SupplyAggregate.add`); medians of --pairs rounds;
+6. the same figures for scenarios/network_south_china.toml (24 sites: most events are shipments and the
    echelon stock the depot orders on), for information;
-6. full_run_500_jobs2 (target < 120 s), skipped with --quick; the run's supply figures are printed for
+7. full_run_500_jobs2 (target < 120 s), skipped with --quick; the run's supply figures are printed for
    information (model outputs, not performance targets).
 """
 
@@ -114,6 +118,35 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
             "ms_per_replicate": mid[0] / len(streams) * 1000, "events_per_replicate": events / len(streams)}
 
 
+def outside_recruitment(scenario, source, n: int, rounds: int) -> tuple[float, float]:
+    """(ms CPU per replicate of `montecarlo.run_replicate` without the recruitment DES, ms CPU per
+    supply record folded by the parent's `SupplyAggregate.add`), medians of `rounds` rounds over the
+    same n replicates. The DES's results are computed first and handed back from a table while timing
+    (montecarlo's `simulate_recruitment` replaced for the rounds): what is timed is the rest of
+    `run_replicate` as `run` calls it (the rows, the treatment plan, the supply chain, the record)."""
+    from hn005_sim import montecarlo as mc
+    from hn005_sim.supply.simulate import SupplyAggregate
+
+    done = {r: mc.simulate_recruitment(scenario, source, 1, r) for r in range(n)}
+    real = mc.simulate_recruitment
+    reps, folds = [], []
+    try:
+        mc.simulate_recruitment = lambda _sc, _src, _seed, r: done[r]
+        for _ in range(rounds):
+            t0 = time.process_time()
+            recs = [mc.run_replicate(scenario, 1, r, source) for r in range(n)]
+            t1 = time.process_time()
+            agg = SupplyAggregate(scenario, n)
+            for rec in recs:
+                agg.add(rec.supply)
+            t2 = time.process_time()
+            reps.append((t1 - t0) / n * 1000)
+            folds.append((t2 - t1) / n * 1000)
+    finally:
+        mc.simulate_recruitment = real
+    return statistics.median(reps), statistics.median(folds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds (>= 5)")
@@ -150,6 +183,10 @@ def main() -> None:
         print(f"BENCH bare_simpy_us_per_event{tag} {f['simpy_us']:.2f} us")
         if name == "baseline":
             print(f"BENCH supply_model_per_replicate {f['ms_per_replicate']:.1f} ms target < 30")
+        # for information (no target): a replicate of `run` besides its recruitment DES, and its fold
+        rep_ms, fold_ms = outside_recruitment(sc, source, n_streams, args.pairs)
+        print(f"BENCH replicate_outside_recruitment{tag} {rep_ms:.1f} ms")
+        print(f"BENCH fold_supply_record{tag} {fold_ms:.2f} ms")
 
     if args.quick:
         return
