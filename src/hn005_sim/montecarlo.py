@@ -382,26 +382,10 @@ def run_replicate(
     rec, sites = recruited
     supply = _supply_module(scenario)
     if supply is not None:
-        enrolments = pl.DataFrame({
-            "patient_id": np.arange(rec.enrolled, dtype=np.int64),
-            "site": [sites[i].name for i in rec.enrol_site],
-            "region": [sites[i].region for i in rec.enrol_site],
-            "day": rec.enrol_day,
-            "bsa_m2": rec.enrol_bsa_m2,
-        }, schema={"patient_id": pl.Int64, "site": pl.String, "region": pl.String, "day": pl.Float64,
-                   "bsa_m2": pl.Float64})
-        if rec.enrol_covariates:  # weight and CrCl for per-kg and AUC doses
-            enrolments = enrolments.with_columns(
-                pl.Series(k, np.asarray(v, dtype=float)) for k, v in rec.enrol_covariates.items())
-        site_frame = pl.DataFrame({
-            "site": [s.name for s in sites],
-            "region": [s.region for s in sites],
-            "activation_day": [s.activation_day for s in sites],
-            "close_day": [s.close_day for s in sites],
-        }, schema={"site": pl.String, "region": pl.String, "activation_day": pl.Float64,
-                   "close_day": pl.Float64})
+        # the enrolments and sites as the supply model's rows (the values the frames built here gave)
+        enrolments, site_rows = supply.recruitment_rows(rec, sites)
         record = supply.simulate_replicate(
-            scenario, enrolments, site_frame, None,  # courses complete: last enrolment + follow-up
+            scenario, enrolments, site_rows, None,  # courses complete: last enrolment + follow-up
             rngmod.stream(seed, replicate, "treatment"), rngmod.stream(seed, replicate, "supply"),
         )
         rec = _with_supply(rec, record)

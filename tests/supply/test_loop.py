@@ -12,7 +12,7 @@ import simpy
 from hn005_sim.supply import model as model_module
 from hn005_sim.supply.model import SupplyModel
 from hn005_sim.supply.simulate import simulate_supply
-from hn005_sim.supply.trace import replay, trace_supply
+from hn005_sim.supply.trace import replay, replay_simpy, trace_supply
 
 from .conftest import ROOT, const, deterministic_regimen
 
@@ -189,6 +189,10 @@ def test_the_recorded_events_replay_to_the_models_stock(base, network):
         seen.add(e)
     days = [tr.day[e] for e in tr.processed]
     assert days == sorted(days) and days[-1] < tr.horizon
+    # the same events through bare simpy: the model's order, the same stock at the end
+    order: list[int] = []
+    assert replay_simpy(tr, order) == (totals, handled)
+    assert order == tr.processed
 
 
 def test_the_baseline_replicate_is_unchanged_by_the_trace():

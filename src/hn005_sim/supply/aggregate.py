@@ -83,12 +83,33 @@ class SupplyAggregate:
         self.end_reasons: Counter = Counter()
         self.cycles: Counter = Counter()
         self.treatment: Counter = Counter()  # summed SupplyRecord.treatment counts
+        # `add`'s look-ups: the Counters above it increments, found once (the same objects)
+        self._pres_cache: list[list[Counter]] | None = None
+        self._month_cache: dict[str, tuple] = {}
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
         if got is None:
             got = table[key] = Counter()
         return got
+
+    def _pres_counters(self, presentations: tuple[str, ...]) -> list[list[Counter]]:
+        """The Counters of `self.pres` for (each of PER_PRESENTATION, then "waste_milli") x presentation."""
+        got = self._pres_cache
+        if got is None:
+            got = self._pres_cache = [[self._c(self.pres, (fig, pid)) for pid in presentations]
+                                      for fig in (*self.PER_PRESENTATION, "waste_milli")]
+        return got
+
+    def _month_counters(self, d: str, months: int) -> tuple[list, list, list, list]:
+        """The Counters of `self.monthly` for months 0..months-1 of drug d (dispensed, depot, sites),
+        and the `month_stockout` keys."""
+        got = self._month_cache.get(d)
+        if got is None or len(got[0]) < months:
+            got = self._month_cache[d] = (
+                *([self._c(self.monthly, (series, m, d)) for m in range(months)]
+                  for series in ("dispensed", "depot", "sites")), [(m, d) for m in range(months)])
+        return got if len(got[0]) == months else tuple(x[:months] for x in got)
 
     def add(self, rec: SupplyRecord) -> None:
         if self.presentations is None:
@@ -99,18 +120,20 @@ class SupplyAggregate:
         self.replicates += 1
         reached = self.target is None or rec.patients >= self.target
         self.at_target += int(reached)
-        for fig in self.PER_PRESENTATION:
-            values = getattr(rec, fig)
-            for p, pid in enumerate(rec.presentations):
-                self._c(self.pres, (fig, pid))[int(values[p])] += 1
+        pres_c = self._pres_counters(rec.presentations)
+        for fig, counters in zip(self.PER_PRESENTATION, pres_c[:-1], strict=True):
+            for c, v in zip(counters, getattr(rec, fig).tolist(), strict=True):
+                c[int(v)] += 1
+        waste = waste_of(rec)
+        released = rec.released.tolist()
+        waste_milli = pres_c[-1]
         for p, pid in enumerate(rec.presentations):
             self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
             if reached:
-                self._c(self.pres, ("released_at_target", pid))[int(rec.released[p])] += 1
+                self._c(self.pres, ("released_at_target", pid))[int(released[p])] += 1
             self.pres_missed[pid] += int(rec.missed_events[p] > 0)
             self.pres_oos[pid] += int(rec.out_of_stock_events[p] > 0)
-            self._c(self.pres, ("waste_milli", pid))[round(float(waste_of(rec)[p]) * MILLI)] += 1
-        waste = waste_of(rec)
+            waste_milli[p][round(float(waste[p]) * MILLI)] += 1
         for d in self._order(rec.drugs):
             self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
             if reached:
@@ -124,19 +147,22 @@ class SupplyAggregate:
             self.drug_oos[d] += int(rec.stockout(d, rec.out_of_stock_events))
         idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
         # per drug, every month's sum over its presentations at once (integer counts: the same sums as
-        # month by month), then plain ints into the counters
-        sums = {d: (rec.dispensed_monthly[:, ps].sum(axis=1).tolist(),
-                    rec.on_hand_depot_monthly[:, ps].sum(axis=1).tolist(),
-                    rec.on_hand_sites_monthly[:, ps].sum(axis=1).tolist(),
-                    (rec.stockouts_monthly[:, ps].sum(axis=1) > 0).tolist()) for d, ps in idx.items()}
-        for m in range(rec.dispensed_monthly.shape[0]):
+        # month by month), then plain ints into the counters (each month's counters found once per
+        # replicate: `_month_counters`)
+        months = rec.dispensed_monthly.shape[0]
+        for m in range(months):
             self.month_n[m] += 1
-            for d in idx:
-                dispensed, depot, sites, out = sums[d]
-                self._c(self.monthly, ("dispensed", m, d))[int(dispensed[m])] += 1
-                self._c(self.monthly, ("depot", m, d))[int(depot[m])] += 1
-                self._c(self.monthly, ("sites", m, d))[int(sites[m])] += 1
-                self.month_stockout[(m, d)] += int(out[m])
+        for d, ps in idx.items():
+            dispensed, depot, sites, out = self._month_counters(d, months)
+            for c, v in zip(dispensed, rec.dispensed_monthly[:, ps].sum(axis=1).tolist(), strict=True):
+                c[v] += 1
+            for c, v in zip(depot, rec.on_hand_depot_monthly[:, ps].sum(axis=1).tolist(), strict=True):
+                c[v] += 1
+            for c, v in zip(sites, rec.on_hand_sites_monthly[:, ps].sum(axis=1).tolist(), strict=True):
+                c[v] += 1
+            stockout = self.month_stockout
+            for key, v in zip(out, (rec.stockouts_monthly[:, ps].sum(axis=1) > 0).tolist(), strict=True):
+                stockout[key] += v
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
         self.treatment.update(rec.treatment)

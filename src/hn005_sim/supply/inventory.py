@@ -13,12 +13,15 @@ import bisect
 class Stock:
     """Packs by presentation index: a list of [expiry_day, lot_id, packs] sorted by expiry."""
 
-    __slots__ = ("lots", "totals", "window_days")
+    __slots__ = ("changed", "lots", "totals", "window_days")
 
     def __init__(self, n_presentations: int, window_days: float):
         self.lots: list[list[list]] = [[] for _ in range(n_presentations)]
         self.totals = [0] * n_presentations
         self.window_days = float(window_days)
+        # set by every change of the lots (and by the supply model when it changes them itself, or what
+        # its weekly review of the site reads besides): the review skips a site with nothing new
+        self.changed = True
 
     def on_hand(self, p: int) -> int:
         return self.totals[p]
@@ -26,6 +29,7 @@ class Stock:
     def add(self, p: int, expiry_day: float, lot_id: int, packs: int) -> None:
         if packs <= 0:
             return
+        self.changed = True
         self.totals[p] += packs
         lots = self.lots[p]
         for lot in lots:
@@ -40,6 +44,7 @@ class Stock:
         wasted = 0
         while lots and lots[0][0] - self.window_days <= now:
             wasted += lots.pop(0)[2]
+            self.changed = True
         self.totals[p] -= wasted
         return wasted
 
@@ -48,6 +53,7 @@ class Stock:
         out = []
         lots = self.lots[p]
         while packs > 0 and lots:
+            self.changed = True
             lot = lots[0]
             n = min(packs, lot[2])
             out.append((lot[0], lot[1], n))
@@ -62,6 +68,7 @@ class Stock:
         """`take` for a dispensing that the caller knows is covered (packs <= on hand): returns the
         expiry day of the earliest-expiring pack taken (the one closest to its window)."""
         lots = self.lots[p]
+        self.changed = True
         self.totals[p] -= packs
         first = lots[0][0]
         while packs:

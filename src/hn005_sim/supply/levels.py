@@ -63,12 +63,24 @@ def _cached(regimen_json: str, supply_json: str) -> tuple[int, ...]:
     return tuple(int(x) for x in _patient_cycle_packs(regimen, supply))
 
 
+# the same, found by the config objects before their JSON (dumping them cost more than the rest of a
+# replicate's set-up): a run's replicates share the objects
+_BY_OBJECT: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, tuple[int, ...]]] = {}
+
+
 def patient_cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
     """Packs per presentation of one patient's cycle: the most packs one visit dispenses, over the
     courses of SYNTHETIC_PATIENTS patients of BSA reference x 0.8 ... 1.2 planned from a fixed stream
     (every dose level the regimen reaches: a reduced strength gets the packs of its first reduced
     visit; a large patient's BSA-based dose needs more tablets)."""
-    return np.array(_cached(regimen.model_dump_json(), supply.model_dump_json()), dtype=np.int64)
+    key = (id(regimen), id(supply))  # (frozen configs, held while cached: ids not reused)
+    got = _BY_OBJECT.get(key)
+    if got is None or got[0] is not regimen or got[1] is not supply:
+        if len(_BY_OBJECT) >= 16:
+            _BY_OBJECT.clear()
+        packs = _cached(regimen.model_dump_json(), supply.model_dump_json())
+        got = _BY_OBJECT[key] = (regimen, supply, packs)
+    return np.array(got[2], dtype=np.int64)
 
 
 def site_levels(per_cycle: np.ndarray, floors: np.ndarray, one_patient: np.ndarray, tier: Tier,

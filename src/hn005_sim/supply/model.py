@@ -14,7 +14,9 @@ returns and the cycle gaps), so the event loop only runs what depends on stock a
   (`_network_all`, echelon stock) when `depot.network_reorder`.
 - `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
   reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
-  forecast). Sites are also checked after every dispensing.
+  forecast). Sites are also checked after every dispensing. A site whose stock, shipments in transit
+  and levels did not change since the review last found nothing to do there (`Stock.changed`) is
+  left alone unless its first lot came near its window: the check would find the same.
 - `_release`: a lot released to the depot `release_lead_days` after its order.
 - `_snapshots`: stock on hand at the depot and at sites at each month boundary.
 
@@ -84,8 +86,25 @@ def enrolment_covariates(enrolments: list[EnrolmentRow], supply: SupplyConfig) -
     return out
 
 
+_EXACT_FLOAT_SUM = 2**53  # integers summed as floats below this are exact (`_totals`)
+_CYCLE_PACKS: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, np.ndarray]] = {}
+
+
 def cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
-    """Packs per presentation that one full-dose cycle of the reference patient uses (fractional)."""
+    """Packs per presentation that one full-dose cycle of the reference patient uses (fractional).
+
+    Kept per (regimen, supply) object (configs are frozen; the objects are held, so their ids are not
+    reused): a run's replicates share them."""
+    key = (id(regimen), id(supply))
+    got = _CYCLE_PACKS.get(key)
+    if got is None or got[0] is not regimen or got[1] is not supply:
+        if len(_CYCLE_PACKS) >= 16:
+            _CYCLE_PACKS.clear()
+        got = _CYCLE_PACKS[key] = (regimen, supply, _cycle_packs(regimen, supply))
+    return got[2].copy()
+
+
+def _cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
     units = full_cycle_units(supply.reference_covariates(), regimen, induction=True)
     out = np.zeros(len(supply.presentations))
     for p, pres in enumerate(supply.presentations):
@@ -152,6 +171,7 @@ class SupplyModel:
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
         self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
         self.waiting = [0] * S
+        self._first_expiry = [math.inf] * S  # the review's: a site's first expiry when it was last clean
         self.waiting_need = [[0] * P for _ in range(S)]  # packs the waiting patients need
         self.active = [0] * S
         self.need_rate = [[0.0] * P for _ in range(S)]  # packs per cycle of active patients (predictive)
@@ -177,7 +197,7 @@ class SupplyModel:
         self.shipments_with = [0] * P
         self.shipments = 0
         self.emergency_shipments = 0
-        self.dispensed = [0] * P
+        self.dispensed = [0] * P  # (summed from the plan after the run: `_totals`)
         self.wasted_expiry_depot = [0] * P
         self.wasted_expiry_sites = [0] * P
         self.stockout_events = np.zeros(P, dtype=np.int64)
@@ -461,6 +481,7 @@ class SupplyModel:
                 items.append((p, got))
                 self.shipped[p] += n
                 transit[p] += n
+                self.stock[s].changed = True
                 self.shipments_with[p] += 1
             if net is not None:
                 held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
@@ -587,6 +608,7 @@ class SupplyModel:
         now = self.now
         open_now = now < self.horizon
         waiting, active, close, site_levels = self.waiting, self.active, self.close, self.site_levels
+        first_expiry = self._first_expiry
         for s, a in enumerate(self.activation):
             if waiting[s]:
                 self._resupply(s, emergency=True)
@@ -600,14 +622,31 @@ class SupplyModel:
             c = close[s]
             if not (active[s] > 0 or c is None or now < c):
                 continue
-            trig = (site_levels[s] or self._levels_of(s))[0]
             st = self.stock[s]
             win = st.window_days
             until = now + self.cover_days[s] + win
+            if not st.changed:
+                # nothing the check reads changed since it last found nothing to do here (stock on hand,
+                # in transit, levels): only time moved, and the lot first to expire decides the rest
+                e = first_expiry[s]
+                if e > until and e - win > now:
+                    continue
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            e_min = math.inf
             for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
-                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                if n + q < t:
                     self._resupply(s)
                     break
+                if lots:
+                    e = lots[0][0]
+                    if e <= until or e - win <= now:
+                        self._resupply(s)
+                        break
+                    if e < e_min:
+                        e_min = e
+            else:  # nothing to do: the next review skips the site until something changes
+                st.changed = False
+                first_expiry[s] = e_min
         self._depot_review()
 
     def _depot_review(self) -> None:
@@ -673,6 +712,7 @@ class SupplyModel:
             if a != b:
                 rate[p] += b - a
         self.site_levels[s] = None
+        self.stock[s].changed = True  # (its levels: the weekly review reads them)
 
     def _patient(self, i: int, s: int, first_day: float):
         yield first_day - self.now
@@ -697,7 +737,7 @@ class SupplyModel:
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
-        dispensed, margin = self.dispensed, self.min_dispense_margin
+        margin = self.min_dispense_margin
         site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
         all_p = range(P)
         self.active[s] += 1
@@ -754,7 +794,6 @@ class SupplyModel:
                     st.dispense(p, n)
                 if expiry - t < margin[p]:
                     margin[p] = expiry - t
-                dispensed[p] += n
                 if totals[p] + transit[p] < trig[p]:
                     low = True
             visit_day[off + k] = t
@@ -767,6 +806,9 @@ class SupplyModel:
                         low = True
                         break
             if low:
+                # (a dispensing that leaves every presentation at or above its trigger keeps the weekly
+                # review's verdict on the site: the first lots' expiry days only move later)
+                st.changed = True
                 self._resupply(s)
             yield gaps[k - 1]
         if predictive:
@@ -924,10 +966,20 @@ class SupplyModel:
         self.treatment = self._treatment_counts()
         months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
                             self.n_months - 1)
-        monthly = np.zeros((self.n_months, P), dtype=np.int64)
-        np.add.at(monthly, months, plan.packs * mask)
+        given_packs = plan.packs * mask
+        if given_packs.size and given_packs.min() >= 0 and given_packs.sum() < _EXACT_FLOAT_SUM:
+            # one bincount over (month, presentation) cells: float sums of integers below 2^53 are exact,
+            # so the counts equal np.add.at's (three times slower here)
+            cell = (months[:, None] * P + np.arange(P)).ravel()
+            monthly = np.bincount(cell, weights=given_packs.ravel(), minlength=self.n_months * P)
+            monthly = monthly.astype(np.int64).reshape(self.n_months, P)
+        else:
+            monthly = np.zeros((self.n_months, P), dtype=np.int64)
+            np.add.at(monthly, months, given_packs)
         self.dispensed_monthly = monthly
-        for name in ("released", "shipped", "shipments_with", "dispensed", "wasted_expiry_depot",
+        # packs dispensed: the visits' packs summed once here (the integer sum of what each visit took)
+        self.dispensed = monthly.sum(axis=0)
+        for name in ("released", "shipped", "shipments_with", "wasted_expiry_depot",
                      "wasted_expiry_sites"):
             setattr(self, name, np.array(getattr(self, name), dtype=np.int64))
         self.min_dispense_margin = np.array(self.min_dispense_margin, dtype=float)

@@ -42,6 +42,8 @@ def _rows(data: Any, columns: Sequence[str]) -> list[dict]:
 
 
 def _sites(sites: Iterable) -> list[SiteRow]:
+    if isinstance(sites, list) and all(r.__class__ is SiteRow for r in sites):  # (recruitment_rows)
+        return list(sites)
     return [SiteRow(str(r["site"]), str(r["region"]),
                     None if r["activation_day"] is None else float(r["activation_day"]),
                     None if r["close_day"] is None else float(r["close_day"]))
@@ -49,6 +51,8 @@ def _sites(sites: Iterable) -> list[SiteRow]:
 
 
 def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
+    if isinstance(enrolments, list) and all(r.__class__ is EnrolmentRow for r in enrolments):
+        return sorted(enrolments, key=lambda e: (e.day, e.patient_id))  # (recruitment_rows)
     optional = [c for c in OPTIONAL_ENROLMENT_COLUMNS
                 if (c in enrolments.columns if isinstance(enrolments, pl.DataFrame) else False)]
     rows = [EnrolmentRow(int(r["patient_id"]), str(r["site"]), str(r["region"]), float(r["day"]),
@@ -56,6 +60,30 @@ def _enrolments(enrolments: Iterable) -> list[EnrolmentRow]:
             for r in _rows(enrolments, (*ENROLMENT_COLUMNS, *optional))]
     rows.sort(key=lambda e: (e.day, e.patient_id))
     return rows
+
+
+def recruitment_rows(rec: Any, sites: Sequence) -> tuple[list[EnrolmentRow], list[SiteRow]]:
+    """A recruitment replicate's enrolments and sites (recruitment.des `ReplicateRecord` and its drawn
+    sites) as the rows `simulate_replicate` takes: the values `_enrolments` and `_sites` read from the
+    frames the Monte Carlo used to build (patient id = enrolment order; floats as Python floats; the
+    dosing covariates weight and CrCl where the record has them), without building the frames."""
+    names = [x.name for x in sites]
+    regions = [x.region for x in sites]
+    covs = {k: np.asarray(v, dtype=float).tolist() for k, v in (rec.enrol_covariates or {}).items()
+            if k in OPTIONAL_ENROLMENT_COLUMNS}
+    enrol_site = np.asarray(rec.enrol_site).tolist()
+    day = np.asarray(rec.enrol_day, dtype=float).tolist()
+    bsa = np.asarray(rec.enrol_bsa_m2, dtype=float).tolist()
+    if covs:
+        enrol = [EnrolmentRow(i, names[j], regions[j], d, b, **{k: c[i] for k, c in covs.items()})
+                 for i, (j, d, b) in enumerate(zip(enrol_site, day, bsa, strict=True))]
+    else:
+        enrol = [EnrolmentRow(i, names[j], regions[j], d, b)
+                 for i, (j, d, b) in enumerate(zip(enrol_site, day, bsa, strict=True))]
+    site_rows = [SiteRow(str(x.name), str(x.region),
+                         None if x.activation_day is None else float(x.activation_day),
+                         None if x.close_day is None else float(x.close_day)) for x in sites]
+    return enrol, site_rows
 
 
 def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, sites,
@@ -122,9 +150,10 @@ def simulate_replicate(scenario, enrolments, sites, horizon_day: float | None,
     """Treatment and supply for one replicate of a scenario.
 
     enrolments: polars frame or rows of (patient_id, site, region, day, bsa_m2), `day` = first dose, in
-    days from trial start. sites: rows of (site, region, activation_day or None if never activated,
-    close_day or None). horizon_day: when the supply simulation stops; None = last enrolment +
-    `supply.followup_months` (covers the courses of the last patients). Streams: the replicate's
+    days from trial start, or a list of `EnrolmentRow` (`recruitment_rows`). sites: rows of (site,
+    region, activation_day or None if never activated, close_day or None), or a list of `SiteRow`.
+    horizon_day: when the supply simulation stops; None = last enrolment + `supply.followup_months`
+    (covers the courses of the last patients). Streams: the replicate's
     `treatment` and `supply` streams (hn005_sim.rng).
     """
     from hn005_sim.supply.levels import demand_weights
@@ -133,4 +162,4 @@ def simulate_replicate(scenario, enrolments, sites, horizon_day: float | None,
                            rng_treatment, rng_supply, weights=demand_weights(scenario))
 
 
-__all__ = ["SupplyAggregate", "SupplyRecord", "simulate_replicate", "simulate_supply"]
+__all__ = ["SupplyAggregate", "SupplyRecord", "recruitment_rows", "simulate_replicate", "simulate_supply"]
