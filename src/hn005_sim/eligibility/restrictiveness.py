@@ -113,11 +113,13 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
         return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
 
     unk = pat.prescreen_unknown().astype(np.float64)
+    means = {}
     for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre),
                    ("prescreen_unknown_fraction", unk)):
-        m = w @ x
+        m = means[key] = w @ x
         out[key] = band(m, m * (1 - m) / n)
-    m_pre, m_el = w @ pre, w @ elig
+    # the same products as above, reused (each BLAS call waits on OpenBLAS's threads on a busy machine)
+    m_pre, m_el = means["prescreen_pass_fraction"], means["eligible_fraction"]
     if m_pre > 0:
         r = m_el / m_pre
         resid = elig - r * pre
