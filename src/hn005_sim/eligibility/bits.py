@@ -42,15 +42,10 @@ def pack_rows(matrix: np.ndarray) -> np.ndarray:
     """An (n, k) bool matrix as (n, ceil(k/64)) uint64 words: bit j of word c set when column 64c+j is."""
     matrix = np.asarray(matrix, dtype=bool)
     n, k = matrix.shape
-    w = words_for(k)
-    if k == 0 or n == 0:
-        return np.zeros((n, w), dtype=np.uint64)
-    # rows padded to whole words, then packed as one flat bit stream: each row is then exactly its w
-    # words (measured 25 against 34 ms for packbits along axis 1, 1,000,000 x 66)
-    padded = np.zeros((n, w * WORD), dtype=bool)
-    padded[:, :k] = matrix
-    return np.packbits(padded.reshape(-1), bitorder="little").view("<u8").astype(
-        np.uint64, copy=False).reshape(n, w)
+    out = np.zeros((n, words_for(k) * 8), dtype=np.uint8)
+    if k:
+        out[:, : (k + 7) // 8] = np.packbits(matrix, axis=1, bitorder="little")
+    return out.view("<u8").astype(np.uint64, copy=False)
 
 
 def mask_words(indices, k: int) -> np.ndarray:

@@ -264,14 +264,16 @@ def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = N
     k = len(ids)
     weights = pat.count.astype(np.float64)
     single = _counted(pat, weights) if single is None else single
-    multi = pat.failed >= 2  # only candidates failing two or more criteria co-fail
-    row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
-    per_row = np.bincount(row, minlength=int(multi.sum()))  # criteria each pattern fails
+    # every (pattern, criterion) failure, row-major: each pattern's criteria in ascending order (one
+    # flat scan of the bool matrix: np.nonzero on 2-D and a gather of the multi-failure rows cost 5x);
+    # a pattern failing fewer than two criteria has no partner, so adds no pair
+    row, col = np.divmod(np.flatnonzero(pat.fails), max(k, 1))
+    per_row = pat.failed  # criteria each pattern fails
     pos = np.arange(len(row)) - (np.cumsum(per_row) - per_row)[row]  # place among its pattern's
     partners = per_row[row] - 1 - pos  # later criteria of the same pattern: each pair (first, later) once
     first = np.repeat(np.arange(len(row)), partners)
     later = first + np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners) + 1
-    both = np.bincount(col[first] * k + col[later], weights=weights[multi][row[first]],
+    both = np.bincount(col[first] * k + col[later], weights=weights[row[first]],
                        minlength=k * k).reshape(k, k)
     a, b = np.triu_indices(k, k=1)
     expected = single[a] * single[b] / max(n, 1.0)
