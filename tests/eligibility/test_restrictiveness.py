@@ -184,3 +184,33 @@ def test_exact_bootstrap_variance_matches_resampling():
     for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
         w_boot = boot.criteria[f"{key}_hi"].to_numpy() - boot.criteria[f"{key}_lo"].to_numpy()
         assert np.allclose(bands[key][1] - bands[key][0], w_boot, rtol=0.1), key
+
+
+def test_background_products_equal_the_same_products_in_this_thread(monkeypatch):
+    """`analyse` runs the Shapley and normal-interval products in a background thread: its figures are
+    byte for byte those products called here, one after the other, and the Shapley values are the
+    row-wise sum of 1/|F| over the candidates failing each criterion (an independent computation)."""
+    from hn005_sim.eligibility import restrictiveness as r
+
+    monkeypatch.setattr(r, "RESAMPLE_LIMIT", 0)  # normal intervals whatever the size
+    rng = np.random.default_rng(5)
+    # 40,000 rows over 12 criteria: thousands of patterns, products large enough for BLAS's threads
+    passes = rng.random((40_000, 12)) > rng.uniform(0.02, 0.4, 12)
+    scr = _screening(passes, 4)
+    res = analyse(scr, bootstrap=200)
+    assert res.summary["interval_method"].startswith("normal")
+    pat = scr.patterns
+    prescreen = np.flatnonzero(scr.stages == "prescreen")
+    bands = r.normal_intervals(pat, prescreen, 1.959963984540054)
+    assert np.array_equal(res.shapley, r.shapley_sums(pat, pat.count))
+    assert np.array_equal(res.criteria["shapley"].to_numpy(), r.shapley_sums(pat, pat.count))
+    for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
+                "screen_failure_rate"):
+        assert res.summary["intervals"][key] == [float(bands[key][0]), float(bands[key][1])], key
+    for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
+        assert np.array_equal(res.criteria[f"{key}_lo"].to_numpy(), bands[key][0]), key
+        assert np.array_equal(res.criteria[f"{key}_hi"].to_numpy(), bands[key][1]), key
+    fails = ~passes
+    nf = fails.sum(axis=1)
+    rowwise = (fails[nf > 0] / nf[nf > 0, None]).sum(axis=0)
+    assert np.allclose(res.shapley, rowwise, rtol=1e-12, atol=0)

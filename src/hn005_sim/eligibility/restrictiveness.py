@@ -22,6 +22,7 @@ prescreen who fail screening) get their intervals from the same bootstrap.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +51,22 @@ class Figures:
     shapley: np.ndarray  # (..., k)
 
 
-def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures:
+def shapley_sums(pat: Patterns, counts: np.ndarray) -> np.ndarray:
+    """(k,) Shapley values for (u,) pattern weights: sum over patterns of count / |F_p| on each
+    criterion the pattern fails, as the matrix product `figures` uses."""
+    counts = np.asarray(counts, dtype=np.float64)
+    nf = pat.failed
+    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
+    return (counts * inv) @ pat.fails_float
+
+
+def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
+            shapley: np.ndarray | None = None) -> Figures:
     """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products.
 
     For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
-    without BLAS (`_counted`, the same values); the Shapley values keep their matrix product."""
+    without BLAS (`_counted`, the same values); the Shapley values keep their matrix product
+    (`shapley_sums`; `shapley`: its result for these counts, when already computed)."""
     fails = pat.fails_float
     nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
@@ -70,7 +82,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray) -> Figures
             fail=_counted(pat, counts),
             sole=np.bincount(pat.fails[one].argmax(axis=1), weights=counts[one],
                              minlength=pat.fails.shape[1]).astype(np.float64),
-            shapley=(counts * inv) @ fails,
+            shapley=shapley_sums(pat, counts) if shapley is None else shapley,
         )
     return Figures(
         n=counts.sum(axis=-1),
@@ -113,11 +125,13 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
         return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
 
     unk = pat.prescreen_unknown().astype(np.float64)
+    means = {}
     for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre),
                    ("prescreen_unknown_fraction", unk)):
-        m = w @ x
+        m = means[key] = w @ x
         out[key] = band(m, m * (1 - m) / n)
-    m_pre, m_el = w @ pre, w @ elig
+    # the same products as above, reused (each BLAS call waits on OpenBLAS's threads on a busy machine)
+    m_pre, m_el = means["prescreen_pass_fraction"], means["eligible_fraction"]
     if m_pre > 0:
         r = m_el / m_pre
         resid = elig - r * pre
@@ -262,14 +276,16 @@ def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = N
     k = len(ids)
     weights = pat.count.astype(np.float64)
     single = _counted(pat, weights) if single is None else single
-    multi = pat.failed >= 2  # only candidates failing two or more criteria co-fail
-    row, col = np.nonzero(pat.fails[multi])  # row-major: each row's criteria in ascending order
-    per_row = np.bincount(row, minlength=int(multi.sum()))  # criteria each pattern fails
+    # every (pattern, criterion) failure, row-major: each pattern's criteria in ascending order (one
+    # flat scan of the bool matrix: np.nonzero on 2-D and a gather of the multi-failure rows cost 5x);
+    # a pattern failing fewer than two criteria has no partner, so adds no pair
+    row, col = np.divmod(np.flatnonzero(pat.fails), max(k, 1))
+    per_row = pat.failed  # criteria each pattern fails
     pos = np.arange(len(row)) - (np.cumsum(per_row) - per_row)[row]  # place among its pattern's
     partners = per_row[row] - 1 - pos  # later criteria of the same pattern: each pair (first, later) once
     first = np.repeat(np.arange(len(row)), partners)
     later = first + np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners) + 1
-    both = np.bincount(col[first] * k + col[later], weights=weights[multi][row[first]],
+    both = np.bincount(col[first] * k + col[later], weights=weights[row[first]],
                        minlength=k * k).reshape(k, k)
     a, b = np.triu_indices(k, k=1)
     expected = single[a] * single[b] / max(n, 1.0)
@@ -318,28 +334,45 @@ def analyse(
     pat = screening.patterns
     ids, stages, kinds = screening.ids, screening.stages, screening.kinds
     prescreen = np.flatnonzero(stages == "prescreen")
-    base = figures(pat, pat.count, prescreen)
-    point = _rates(base)
     n = int(pat.count.sum())
+    if bootstrap is None:
+        bootstrap = screener.cfg.bootstrap_replicates if screener is not None else 200
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT
+    # The Shapley values and the normal intervals are float products on OpenBLAS's threads, which
+    # wait on each other when the cores are busy (3 ms in total on an idle machine, up to ~200 ms on a
+    # loaded one). They run in a background thread while this one counts the funnels, sweeps and
+    # relaxation (numpy and polars, no BLAS): the same calls on the same arrays, so the same bytes.
+    _ = (pat.failed, pat.fails_float)  # made once here, before the background thread reads them
+    sweeps = relaxation = plan = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        shapley_job = pool.submit(shapley_sums, pat, pat.count)
+        bands_job = (pool.submit(normal_intervals, pat, prescreen, float(special.ndtri(hi_q)))  # z quantile
+                     if normal else None)  # (stats.norm.ppf)
+        fl = funnel(pat, screening.order, ids, stages)
+        chart, known_count = _chart_counts(screening, fl)
+        fl = fl.hstack(chart)
+        if screener is not None and frame is not None:
+            from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
+
+            rows = shared_rows(screener, screening, frame)
+            sweeps = threshold_sweeps(screener, screening, frame, rows)
+            relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
+        base = figures(pat, pat.count, prescreen, shapley=shapley_job.result())
+        bands = bands_job.result() if bands_job is not None else None
+    point = _rates(base)
     eligible = round(float(base.eligible))
-    fl = funnel(pat, screening.order, ids, stages)
-    chart, known_count = _chart_counts(screening, fl)
-    fl = fl.hstack(chart)
     # the share not known at prescreen, from the chart funnel's counts (Screening computes the same)
     unknown_rate = (1.0 - known_count / n if known_count is not None and n > 0
                     else screening.unknown_at_prescreen_rate)
     drop_share = np.zeros(len(ids))
     drop_share[screening.order] = fl["dropped"].to_numpy() / max(n, 1)
 
-    if bootstrap is None:
-        bootstrap = screener.cfg.bootstrap_replicates if screener is not None else 200
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     intervals: dict[str, list[float]] = {}
     per_crit: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     method = "none"
-    if bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT:
+    if normal:
         method = "normal, exact bootstrap variance"
-        bands = normal_intervals(pat, prescreen, float(special.ndtri(hi_q)))  # z quantile (stats.norm.ppf)
         for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
                     "screen_failure_rate"):
             intervals[key] = [float(bands[key][0]), float(bands[key][1])]
@@ -395,13 +428,7 @@ def analyse(
         "bootstrap_replicates": bootstrap if method.startswith("percentile") else 0,
         "distinct_failure_patterns": len(pat.count),
     }
-    sweeps = relaxation = None
-    if screener is not None and frame is not None:
-        from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
-
-        rows = shared_rows(screener, screening, frame)
-        sweeps = threshold_sweeps(screener, screening, frame, rows)
-        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
+    if plan is not None:
         summary["relaxation_plan"] = plan
     return Restrictiveness(summary, crit, fl, cofailure(pat, ids, base.fail), sweeps, relaxation,
                            base.shapley)
