@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -186,10 +187,13 @@ def test_exact_bootstrap_variance_matches_resampling():
         assert np.allclose(bands[key][1] - bands[key][0], w_boot, rtol=0.1), key
 
 
-def test_background_products_equal_the_same_products_in_this_thread(monkeypatch):
-    """`analyse` runs the Shapley and normal-interval products in a background thread: its figures are
-    byte for byte those products called here, one after the other, and the Shapley values are the
-    row-wise sum of 1/|F| over the candidates failing each criterion (an independent computation)."""
+def test_shapley_and_normal_intervals_are_exact_sums_in_a_fixed_order(monkeypatch):
+    """The Shapley values and the normal intervals' means come from integer sums (exact in any order):
+    the Shapley values equal the exact rational sum of 1/|F| over the candidates failing each criterion
+    (fractions.Fraction, an independent computation) rounded once per |F| term, and the interval means
+    equal the exact fractions of candidates, to the last bit."""
+    from fractions import Fraction
+
     from hn005_sim.eligibility import restrictiveness as r
 
     monkeypatch.setattr(r, "RESAMPLE_LIMIT", 0)  # normal intervals whatever the size
@@ -199,18 +203,45 @@ def test_background_products_equal_the_same_products_in_this_thread(monkeypatch)
     scr = _screening(passes, 4)
     res = analyse(scr, bootstrap=200)
     assert res.summary["interval_method"].startswith("normal")
-    pat = scr.patterns
-    prescreen = np.flatnonzero(scr.stages == "prescreen")
-    bands = r.normal_intervals(pat, prescreen, 1.959963984540054)
-    assert np.array_equal(res.shapley, r.shapley_sums(pat, pat.count))
-    assert np.array_equal(res.criteria["shapley"].to_numpy(), r.shapley_sums(pat, pat.count))
-    for key in ("eligible_fraction", "prescreen_pass_fraction", "prescreen_unknown_fraction",
-                "screen_failure_rate"):
-        assert res.summary["intervals"][key] == [float(bands[key][0]), float(bands[key][1])], key
-    for key in ("fail_rate", "sole_fail_rate", "shapley_share"):
-        assert np.array_equal(res.criteria[f"{key}_lo"].to_numpy(), bands[key][0]), key
-        assert np.array_equal(res.criteria[f"{key}_hi"].to_numpy(), bands[key][1]), key
     fails = ~passes
     nf = fails.sum(axis=1)
+    for j in range(12):
+        # sum over f of (number failing j with |F| = f) / f, each term rounded once, added in order of f
+        expected = 0.0
+        for f in range(1, 13):
+            expected += float(Fraction(int((fails[:, j] & (nf == f)).sum()), f))
+        assert res.shapley[j] == expected, j
+    n = passes.shape[0]
+    pat, prescreen = scr.patterns, np.flatnonzero(scr.stages == "prescreen")
+    bands = r.normal_intervals(pat, prescreen, 1.959963984540054)
+    m_el = (nf == 0).sum() / n
+    sd = np.sqrt(m_el * (1 - m_el) / n)
+    z = 1.959963984540054
+    assert res.summary["intervals"]["eligible_fraction"] == [float(np.clip(m_el - z * sd, 0, 1)),
+                                                             float(np.clip(m_el + z * sd, 0, 1))]
+    p = fails.sum(axis=0) / n
+    half = 1.959963984540054 * np.sqrt(p * (1 - p) / n)
+    assert np.array_equal(bands["fail_rate"][0], np.clip(p - half, 0, 1))
     rowwise = (fails[nf > 0] / nf[nf > 0, None]).sum(axis=0)
     assert np.allclose(res.shapley, rowwise, rtol=1e-12, atol=0)
+
+
+def test_screen_figures_do_not_depend_on_the_blas_thread_count(tmp_path):
+    """`screen` writes the same bytes with one OpenBLAS thread and with four (a float BLAS product's
+    last bits follow its thread split; the figures use none)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    outs = []
+    for threads in ("1", "4"):
+        out = tmp_path / f"t{threads}"
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())",
+                        "screen", str(root / "scenarios" / "baseline.toml"), "--patients", "60000",
+                        "--seed", "3", "--out", str(out), "-q"], check=True, env=env, cwd=root)
+        outs.append({f.name: f.read_bytes() for f in sorted(out.iterdir()) if f.suffix in (".csv", ".json")
+                     and f.name != "manifest.json"})
+    assert outs[0].keys() == outs[1].keys() and "criteria.csv" in outs[0]
+    assert [k for k in outs[0] if outs[0][k] != outs[1][k]] == []

@@ -22,7 +22,6 @@ prescreen who fail screening) get their intervals from the same bootstrap.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,26 +50,55 @@ class Figures:
     shapley: np.ndarray  # (..., k)
 
 
+def by_failed(pat: Patterns, counts: np.ndarray) -> np.ndarray:
+    """(k + 1, k) float64: row f, the candidates failing exactly f criteria who fail each criterion,
+    for (u,) integer pattern weights. Integer sums (per-byte histograms, no BLAS), so exact whatever the
+    order of summation: the figures built from them are the same bytes on every machine and any
+    OpenBLAS thread count (a float product's last bits follow OpenBLAS's thread split)."""
+    k = pat.fails.shape[1]
+    return bits.column_counts(bits.pack_rows(pat.fails), k, group=pat.failed.astype(np.intp), groups=k + 1,
+                              weights=np.asarray(counts, dtype=np.float64))
+
+
+def _over_failed(table: np.ndarray, power: int = 1) -> np.ndarray:
+    """sum over f >= 1 of table[..., f, :] / f**power, in the fixed order f = 1, 2, ..."""
+    out = np.zeros(table.shape[:-2] + table.shape[-1:])
+    for f in range(1, table.shape[-2]):
+        out = out + table[..., f, :] / float(f) ** power
+    return out
+
+
 def shapley_sums(pat: Patterns, counts: np.ndarray) -> np.ndarray:
-    """(k,) Shapley values for (u,) pattern weights: sum over patterns of count / |F_p| on each
-    criterion the pattern fails, as the matrix product `figures` uses."""
-    counts = np.asarray(counts, dtype=np.float64)
-    nf = pat.failed
-    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
-    return (counts * inv) @ pat.fails_float
+    """(k,) Shapley values for (u,) integer pattern weights: sum over patterns of count / |F_p| on
+    each criterion the pattern fails, as exact integer sums per |F_p| (`by_failed`) divided in a fixed
+    order."""
+    return _over_failed(by_failed(pat, counts))
+
+
+def _by_failed_many(pat: Patterns, counts: np.ndarray) -> np.ndarray:
+    """(b, k + 1, k): `by_failed` for (b, u) integer weights (bootstrap draws). Each product sums
+    integers, exact in any order, so BLAS's thread split cannot change it."""
+    fails, nf = pat.fails_float, pat.failed
+    k = fails.shape[1]
+    out = np.zeros((counts.shape[0], k + 1, k))
+    for f in np.unique(nf[nf > 0]):
+        sel = nf == f
+        out[:, f, :] = counts[:, sel] @ fails[sel]
+    return out
 
 
 def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
             shapley: np.ndarray | None = None) -> Figures:
-    """All additive figures for pattern weights `counts` ((u,) or (b, u)), as matrix products.
+    """All additive figures for integer pattern weights `counts` ((u,) the cohort, or (b, u) bootstrap
+    draws).
 
-    For the cohort itself ((u,) weights) the figures that are integer counts are summed exactly
-    without BLAS (`_counted`, the same values); the Shapley values keep their matrix product
-    (`shapley_sums`; `shapley`: its result for these counts, when already computed)."""
+    Every figure is a sum of integers (exact in any order) or, for the Shapley values, such sums per
+    number of failed criteria divided in a fixed order (`shapley_sums`; `shapley`: its result for these
+    counts, when already computed): the same bytes on any machine. For the cohort the counts are summed
+    without BLAS (`_counted`)."""
     fails = pat.fails_float
     nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
-    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
     pre_ok = pat.prescreen_pass(prescreen)
     one = nf == 1
     if counts.ndim == 1:
@@ -84,6 +112,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
                              minlength=pat.fails.shape[1]).astype(np.float64),
             shapley=shapley_sums(pat, counts) if shapley is None else shapley,
         )
+    # (b, u) integer draws: every product below sums integers, exact in any order
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
@@ -91,7 +120,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
         prescreen_unknown=counts @ pat.prescreen_unknown(),
         fail=counts @ fails,
         sole=counts[..., one] @ fails[one],
-        shapley=(counts * inv) @ fails,
+        shapley=_over_failed(_by_failed_many(pat, counts)),
     )
 
 
@@ -111,45 +140,44 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
     b^2. Interval: estimate +- z sd, clipped to [0, 1]. Used when a resampling bootstrap over the
     distinct patterns would be slow (many patterns x replicates).
     """
-    n = float(pat.count.sum())
-    w = pat.count / n
-    fails = pat.fails_float
+    count = pat.count.astype(np.float64)
+    n = float(count.sum())
     nf = pat.failed
-    inv = np.divide(1.0, nf, out=np.zeros(nf.shape), where=nf > 0)
-    elig = (nf == 0).astype(np.float64)
-    pre = pat.prescreen_pass(prescreen).astype(np.float64)
+    elig = nf == 0
+    pre = pat.prescreen_pass(prescreen)
     out: dict[str, np.ndarray] = {}
+    # Every mean is an integer sum (exact in any order) divided by n, or a few of them combined in a
+    # fixed order: the same bytes on any machine and OpenBLAS thread count (no float BLAS product).
 
     def band(mean, var):
         sd = np.sqrt(np.maximum(var, 0.0))
         return np.stack([np.clip(mean - z * sd, 0, 1), np.clip(mean + z * sd, 0, 1)])
 
-    unk = pat.prescreen_unknown().astype(np.float64)
     means = {}
     for key, x in (("eligible_fraction", elig), ("prescreen_pass_fraction", pre),
-                   ("prescreen_unknown_fraction", unk)):
-        m = means[key] = w @ x
+                   ("prescreen_unknown_fraction", pat.prescreen_unknown())):
+        m = means[key] = count[x].sum() / n
         out[key] = band(m, m * (1 - m) / n)
-    # the same products as above, reused (each BLAS call waits on OpenBLAS's threads on a busy machine)
     m_pre, m_el = means["prescreen_pass_fraction"], means["eligible_fraction"]
     if m_pre > 0:
+        # resid = elig - r pre takes 4 values; E[resid^2] from the integer count of each
         r = m_el / m_pre
-        resid = elig - r * pre
-        out["screen_failure_rate"] = band(1 - r, (w @ resid**2) / (n * m_pre**2))
+        c11, c01, c10 = (count[elig & pre].sum(), count[~elig & pre].sum(), count[elig & ~pre].sum())
+        e_resid2 = (c11 * (1 - r) ** 2 + c01 * r**2 + c10) / n
+        out["screen_failure_rate"] = band(1 - r, e_resid2 / (n * m_pre**2))
     else:
         out["screen_failure_rate"] = np.zeros(2)
-    p = w @ fails
+    table = by_failed(pat, count)  # (k + 1, k) integer sums by number of failed criteria
+    p = table.sum(axis=0) / n
     out["fail_rate"] = band(p, p * (1 - p) / n)
-    one = nf == 1
-    ps = w[one] @ fails[one]
+    ps = table[1] / n
     out["sole_fail_rate"] = band(ps, ps * (1 - ps) / n)
-    excl = 1 - elig
-    m_ex = w @ excl
+    m_ex = count[~elig].sum() / n
     if m_ex > 0:
         # h = fails / nf is zero unless the candidate is excluded, so with resid = h - share * excl:
         # E[resid^2] = E[h^2] - 2 share E[h] + share^2 E[excl], and h^2 = fails / nf^2.
-        m_h = (w * inv) @ fails
-        m_h2 = (w * inv**2) @ fails
+        m_h = _over_failed(table) / n
+        m_h2 = _over_failed(table, 2) / n
         share = m_h / m_ex
         out["shapley_share"] = band(share, (m_h2 - 2 * share * m_h + share**2 * m_ex) / (n * m_ex**2))
     else:
@@ -339,27 +367,20 @@ def analyse(
         bootstrap = screener.cfg.bootstrap_replicates if screener is not None else 200
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT
-    # The Shapley values and the normal intervals are float products on OpenBLAS's threads, which
-    # wait on each other when the cores are busy (3 ms in total on an idle machine, up to ~200 ms on a
-    # loaded one). They run in a background thread while this one counts the funnels, sweeps and
-    # relaxation (numpy and polars, no BLAS): the same calls on the same arrays, so the same bytes.
-    _ = (pat.failed, pat.fails_float)  # made once here, before the background thread reads them
+    # The Shapley values and the normal intervals are integer sums (no float BLAS product, whose last
+    # bits follow OpenBLAS's thread split and whose threads wait on each other on a busy machine).
     sweeps = relaxation = plan = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        shapley_job = pool.submit(shapley_sums, pat, pat.count)
-        bands_job = (pool.submit(normal_intervals, pat, prescreen, float(special.ndtri(hi_q)))  # z quantile
-                     if normal else None)  # (stats.norm.ppf)
-        fl = funnel(pat, screening.order, ids, stages)
-        chart, known_count = _chart_counts(screening, fl)
-        fl = fl.hstack(chart)
-        if screener is not None and frame is not None:
-            from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
+    fl = funnel(pat, screening.order, ids, stages)
+    chart, known_count = _chart_counts(screening, fl)
+    fl = fl.hstack(chart)
+    if screener is not None and frame is not None:
+        from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
 
-            rows = shared_rows(screener, screening, frame)
-            sweeps = threshold_sweeps(screener, screening, frame, rows)
-            relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
-        base = figures(pat, pat.count, prescreen, shapley=shapley_job.result())
-        bands = bands_job.result() if bands_job is not None else None
+        rows = shared_rows(screener, screening, frame)
+        sweeps = threshold_sweeps(screener, screening, frame, rows)
+        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
+    base = figures(pat, pat.count, prescreen)
+    bands = normal_intervals(pat, prescreen, float(special.ndtri(hi_q))) if normal else None  # z quantile
     point = _rates(base)
     eligible = round(float(base.eligible))
     # the share not known at prescreen, from the chart funnel's counts (Screening computes the same)
