@@ -21,31 +21,45 @@ from hn005_sim.population.config import (
     STAGES_CURATIVE,
     PopulationConfig,
 )
+from hn005_sim.population.memo import derived
 from hn005_sim.scenario.dists import Categorical, Normal, TruncNormal
 
 STAGES = ("I", "II", "III", "IVA", "IVB")
 CURATIVE = ("crt", "rt_alone", "none")
+# membership by lookup (index -> in the set), as np.isin would answer it
+_LOCAL_COMPONENT = np.isin(np.arange(len(PATTERNS)), [PATTERNS.index(p) for p in ("local", "locoregional",
+                                                                                  "locoregional_distant")])
+_ADVANCED = np.isin(np.arange(len(STAGES)), [STAGES.index("III"), STAGES.index("IVA")])
 
 
-def _category(probs: list[float], rng: np.random.Generator, n: int) -> np.ndarray:
-    """Index of a categorical draw: count how many cumulative thresholds a uniform passes (a few
-    vectorised comparisons are faster than a search for the handful of categories used here)."""
-    cum = np.cumsum(probs, dtype=np.float64)
-    u = rng.random(n, dtype=np.float32) * np.float32(cum[-1])
-    idx = np.zeros(n, dtype=np.int64)
-    for c in cum[:-1]:
-        idx += u >= np.float32(c)
-    return idx
+def _thresholds(d: Categorical) -> tuple[np.float32, np.ndarray]:
+    """The total and the inner cumulative thresholds of a categorical's probabilities, single precision."""
+    cum = np.cumsum(d.probs, dtype=np.float64)
+    return np.float32(cum[-1]), cum[:-1].astype(np.float32)
+
+
+def _category(d: Categorical, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Index of a categorical draw: how many cumulative thresholds a single-precision uniform reaches
+    (u >= threshold; the thresholds never decrease, so one sorted search counts them)."""
+    total, inner = derived(d, "thresholds", lambda: _thresholds(d))
+    u = rng.random(n, dtype=np.float32) * total
+    return np.searchsorted(inner, u, side="right").astype(np.int64, copy=False)
 
 
 def _index(d: Categorical, labels: tuple[str, ...], rng: np.random.Generator, n: int) -> np.ndarray:
     """Index into `labels` of a categorical draw of labels."""
-    order = np.array([labels.index(str(v)) for v in d.values])
-    return order[_category(d.probs, rng, n)]
+    order = derived(d, f"order{labels}", lambda: np.array([labels.index(str(v)) for v in d.values]))
+    return order[_category(d, rng, n)]
 
 
 def _numeric(d: Categorical, rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.asarray(d.values, dtype=np.float64)[_category(d.probs, rng, n)]
+    values = derived(d, "values", lambda: np.asarray(d.values, dtype=np.float64))
+    return values[_category(d, rng, n)]
+
+
+def _cdf_bounds(d: TruncNormal) -> tuple[float, float]:
+    a, b = d._ab()
+    return ndtr(a), ndtr(b)
 
 
 def _flag(rng: np.random.Generator, n: int, p) -> np.ndarray:
@@ -57,8 +71,8 @@ def _draw(d, rng: np.random.Generator, n: int) -> np.ndarray:
     """A registry distribution's sample; truncated normals by the same inverse-CDF as the registry but
     through scipy.special.ndtri directly (scipy.stats' ppf wrapper costs ~0.1 s per million)."""
     if isinstance(d, TruncNormal):
-        a, b = d._ab()
-        u = rng.uniform(ndtr(a), ndtr(b), n)
+        lo, hi = derived(d, "cdf_bounds", lambda: _cdf_bounds(d))
+        u = rng.uniform(lo, hi, n)
         return d.mean_ + d.sd * ndtri(u)
     return d.sample(rng, n)
 
@@ -67,8 +81,7 @@ def _from_z(d: Normal | TruncNormal, z: np.ndarray) -> np.ndarray:
     """The value of a normal or truncated normal at standard-normal draw z (inverse CDF through the
     truncated range), so that two such figures can share a Gaussian copula (SBP and DBP)."""
     if isinstance(d, TruncNormal):
-        a, b = d._ab()
-        lo, hi = ndtr(a), ndtr(b)
+        lo, hi = derived(d, "cdf_bounds", lambda: _cdf_bounds(d))
         return d.mean_ + d.sd * ndtri(lo + ndtr(z) * (hi - lo))
     return d.mean_ + d.sd * z
 
@@ -116,8 +129,7 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     pattern = np.where(de_novo, PATTERNS.index("distant"), _index(s.recurrence_pattern, PATTERNS, rng, n))
     distant = (pattern == PATTERNS.index("distant")) | (pattern == PATTERNS.index("locoregional_distant"))
     locoregional_only = ~distant
-    local_component = np.isin(pattern, [PATTERNS.index(p) for p in ("local", "locoregional",
-                                                                     "locoregional_distant")])
+    local_component = _LOCAL_COMPONENT[pattern]
     measurable = _flag(rng, n, s.measurable_disease.value)
     liver = distant & _flag(rng, n, s.liver_metastasis_given_distant.value)
     cns = distant & _flag(rng, n, s.cns_metastasis_given_distant.value)
@@ -141,7 +153,7 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     # an induction-phase ICI, which is given with chemotherapy) and adjuvant capecitabine, which starts
     # after radiotherapy and stops at a recurrence that comes first. The protocol's 6-month windows run
     # from the end of the whole curative treatment, adjuvant included (docs/data_dictionary.md).
-    advanced = np.isin(stage, [STAGES.index("III"), STAGES.index("IVA")])
+    advanced = _ADVANCED[stage]
     induction_chemo = crt & advanced & (_flag(rng, n, s.induction_chemo_given_crt.value) | induction)
     adjuvant = crt & _flag(rng, n, s.adjuvant_capecitabine_given_crt.value)
     adjuvant_planned = _draw(s.adjuvant_planned_months, rng, n)

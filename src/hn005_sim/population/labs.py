@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hn005_sim.population.config import COPULA_LABS, PopulationConfig, SexLab
+from hn005_sim.population.memo import derived
 from hn005_sim.scenario.dists import LogNormal
 
 MG_DL_PER_UMOL_L = 1 / 88.4
@@ -88,7 +89,8 @@ def to_z(cfg: PopulationConfig, name: str, value: np.ndarray, cov: Covariates) -
 def copula_residuals(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     """k x n standard-normal residuals with the configured correlation (rows in COPULA_LABS order;
     row-major so each lab's row is contiguous): Z = chol(R) @ E, E iid standard normal."""
-    chol = np.linalg.cholesky(cfg.labs.correlation.ordered())
+    corr = cfg.labs.correlation
+    chol = derived(corr, "cholesky", lambda: np.linalg.cholesky(corr.ordered()))
     return chol @ rng.standard_normal((len(COPULA_LABS), n))
 
 
