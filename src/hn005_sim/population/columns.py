@@ -113,11 +113,9 @@ class Columns:
         if len(mine) != len(self._names):
             raise ValueError("a column added twice")
         rebuilt = Columns(self._native)
-        for s in frame.get_columns():
-            if s.name in mine:
-                rebuilt._add(s.name, mine.pop(s.name))
-            else:
-                rebuilt.series(s)
+        old = frame._df.get_columns() if self._native else frame.get_columns()
+        for name, s in zip(frame.columns, old, strict=True):
+            rebuilt._add(name, mine.pop(name) if name in mine else s)
         for name, s in mine.items():
             rebuilt._add(name, s)
         return rebuilt.frame()
@@ -149,7 +147,10 @@ def _probe_frame(native: bool) -> pl.DataFrame:
     c.text("f", ("x", "yy"), np.array([1, 0, 1]), keep)
     c.flag_or_null("g", np.array([False, True, True]), keep)
     c.series(pl.Series("h", [1, 2, 3]))
-    return c.frame()
+    again = Columns(native)
+    again.f64("b", [0.5, 1.0, 2.0])
+    again.text("new", ("x", "yy"), np.array([0, 0, 1]), keep)
+    return again.replacing(c.frame())
 
 
 def _native_works() -> bool:
