@@ -61,10 +61,11 @@ def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Gener
     for i, name in enumerate(COPULA_LABS):
         lab = getattr(cfg.labs, name)
         value = frame.get_column(name).to_numpy()
-        _, loc, spread = L.marginal_params(lab, cov.male)
+        params = L.lab_params(cfg, name, cov)
+        _, loc, spread = params[:3]
         within = cv.log_sd(name) if isinstance(lab.male, LogNormal) else getattr(cv, name).value * loc
-        z = L.to_z(cfg, name, value, cov)
-        new = L.from_z(cfg, name, _step(z, _r(within, spread), eta[i]), cov)
+        z = L.to_z(cfg, name, value, cov, params)
+        new = L.from_z(cfg, name, _step(z, _r(within, spread), eta[i]), cov, params)
         out.f64(name, new)
         if name == "creatinine_umol_l":
             creatinine = new
