@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hn005_sim.population.config import COPULA_LABS, PopulationConfig, SexLab
+from hn005_sim.population.memo import derived
 from hn005_sim.scenario.dists import LogNormal
 
 MG_DL_PER_UMOL_L = 1 / 88.4
@@ -69,18 +70,24 @@ def effects(cfg: PopulationConfig, name: str, cov: Covariates) -> tuple[np.ndarr
     return mult, shift
 
 
-def from_z(cfg: PopulationConfig, name: str, z: np.ndarray, cov: Covariates) -> np.ndarray:
-    """Lab value from its standard-normal residual z."""
-    lognormal, loc, scale = marginal_params(getattr(cfg.labs, name), cov.male)
+def lab_params(cfg: PopulationConfig, name: str, cov: Covariates) -> tuple:
+    """(is_lognormal, location, scale, multiplier, shift) of one lab for each patient: what from_z and
+    to_z need, computed once when a caller uses both (a re-test)."""
+    return (*marginal_params(getattr(cfg.labs, name), cov.male), *effects(cfg, name, cov))
+
+
+def from_z(cfg: PopulationConfig, name: str, z: np.ndarray, cov: Covariates,
+           params: tuple | None = None) -> np.ndarray:
+    """Lab value from its standard-normal residual z (`params`: lab_params(cfg, name, cov), if known)."""
+    lognormal, loc, scale, mult, shift = lab_params(cfg, name, cov) if params is None else params
     base = np.exp(loc + scale * z) if lognormal else loc + scale * z
-    mult, shift = effects(cfg, name, cov)
     return base * mult + shift
 
 
-def to_z(cfg: PopulationConfig, name: str, value: np.ndarray, cov: Covariates) -> np.ndarray:
+def to_z(cfg: PopulationConfig, name: str, value: np.ndarray, cov: Covariates,
+         params: tuple | None = None) -> np.ndarray:
     """Inverse of from_z: the residual that produced a value."""
-    lognormal, loc, scale = marginal_params(getattr(cfg.labs, name), cov.male)
-    mult, shift = effects(cfg, name, cov)
+    lognormal, loc, scale, mult, shift = lab_params(cfg, name, cov) if params is None else params
     base = (value - shift) / mult
     return (np.log(base) - loc) / scale if lognormal else (base - loc) / scale
 
@@ -88,7 +95,8 @@ def to_z(cfg: PopulationConfig, name: str, value: np.ndarray, cov: Covariates) -
 def copula_residuals(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     """k x n standard-normal residuals with the configured correlation (rows in COPULA_LABS order;
     row-major so each lab's row is contiguous): Z = chol(R) @ E, E iid standard normal."""
-    chol = np.linalg.cholesky(cfg.labs.correlation.ordered())
+    corr = cfg.labs.correlation
+    chol = derived(corr, "cholesky", lambda: np.linalg.cholesky(corr.ordered()))
     return chol @ rng.standard_normal((len(COPULA_LABS), n))
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from hn005_sim.population import labs as L
+from hn005_sim.population.columns import Columns, filled
 from hn005_sim.population.config import COPULA_LABS, PopulationConfig
 from hn005_sim.population.generate import free_hormones, thyroid_tsh, tsh_residual, tsh_spread, urine_24h
 from hn005_sim.scenario.dists import LogNormal
@@ -33,7 +34,7 @@ def _covariates(cfg: PopulationConfig, frame: pl.DataFrame) -> L.Covariates:
     def col(name):
         return frame.get_column(name).to_numpy()
 
-    dna = frame.get_column("hbv_dna_copies_ml").fill_null(0.0).to_numpy()
+    dna = filled(frame.get_column("hbv_dna_copies_ml"), 0.0)
     return L.Covariates(
         male=col("sex") == "M",
         age_years=col("age_years"),
@@ -41,7 +42,7 @@ def _covariates(cfg: PopulationConfig, frame: pl.DataFrame) -> L.Covariates:
         distant=col("distant_metastasis"),
         liver_metastasis=col("liver_metastasis"),
         hbv_active=col("hbsag_positive") & (dna >= cfg.infections.hbv_active_threshold_copies_ml.value),
-        cisplatin_mg_m2=frame.get_column("cisplatin_cumulative_mg_m2").fill_null(0.0).to_numpy(),
+        cisplatin_mg_m2=filled(frame.get_column("cisplatin_cumulative_mg_m2"), 0.0),
     )
 
 
@@ -52,7 +53,7 @@ def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Gener
     n = frame.height
     cov = _covariates(cfg, frame)
     cv = cfg.retest.cv_within_subject
-    out: dict[str, pl.Series] = {}
+    out = Columns()
 
     # Copula labs: the day's variation is drawn with the same residual correlation as the first test,
     # so cross-lab correlation is preserved when the labs' r are equal (and nearly so otherwise).
@@ -60,13 +61,16 @@ def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Gener
     for i, name in enumerate(COPULA_LABS):
         lab = getattr(cfg.labs, name)
         value = frame.get_column(name).to_numpy()
-        _, loc, spread = L.marginal_params(lab, cov.male)
+        params = L.lab_params(cfg, name, cov)
+        _, loc, spread = params[:3]
         within = cv.log_sd(name) if isinstance(lab.male, LogNormal) else getattr(cv, name).value * loc
-        z = L.to_z(cfg, name, value, cov)
-        out[name] = pl.Series(name, L.from_z(cfg, name, _step(z, _r(within, spread), eta[i]), cov))
+        z = L.to_z(cfg, name, value, cov, params)
+        new = L.from_z(cfg, name, _step(z, _r(within, spread), eta[i]), cov, params)
+        out.f64(name, new)
+        if name == "creatinine_umol_l":
+            creatinine = new
     weight = frame.get_column("weight_kg").to_numpy()
-    out["crcl_ml_min"] = pl.Series("crcl_ml_min", L.cockcroft_gault(
-        cov.age_years, weight, out["creatinine_umol_l"].to_numpy(), cov.male))
+    out.f64("crcl_ml_min", L.cockcroft_gault(cov.age_years, weight, creatinine, cov.male))
 
     # TSH within the patient's thyroid state; FT3/FT4 re-measured where present, drawn where newly needed.
     on_repl = frame.get_column("hypothyroid_on_replacement").to_numpy()
@@ -76,33 +80,31 @@ def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Gener
     r_tsh = _r(cv.log_sd("tsh_miu_l"), tsh_spread(cfg, on_repl, untreated))
     tsh_new = thyroid_tsh(cfg, _step(tsh_residual(cfg, tsh, on_repl, untreated), r_tsh,
                                      rng.standard_normal(n)), on_repl, untreated)
-    out["tsh_miu_l"] = pl.Series("tsh_miu_l", tsh_new)
+    out.f64("tsh_miu_l", tsh_new)
     tested = tsh_new > frame.get_column("tsh_uln_miu_l").to_numpy()
     fresh3, fresh4 = free_hormones(cfg, rng, n, overt)
     t = cfg.thyroid
     for name, fresh, normal, low in (("ft3_pmol_l", fresh3, t.ft3_not_overt_pmol_l, t.ft3_overt_pmol_l),
                                      ("ft4_pmol_l", fresh4, t.ft4_not_overt_pmol_l, t.ft4_overt_pmol_l)):
-        old = frame.get_column(name).fill_null(np.nan).to_numpy()
+        old = filled(frame.get_column(name), np.nan)
         (mu_n, s_n), (mu_o, s_o) = normal._mu_sigma(), low._mu_sigma()
         mu, sigma = np.where(overt, mu_o, mu_n), np.where(overt, s_o, s_n)
         with np.errstate(invalid="ignore"):
             z = (np.log(old) - mu) / sigma
         again = np.exp(mu + sigma * _step(z, _r(cv.log_sd(name), sigma), rng.standard_normal(n)))
         value = np.where(np.isnan(old), fresh, again)
-        out[name] = pl.Series(name, np.where(tested, value, np.nan), nan_to_null=True)
+        out.f64(name, value, tested)
 
     # Urine: the dipstick may read a grade up or down; 24-h protein only at ++ or more.
     dip = frame.get_column("urine_protein_dipstick").to_numpy()
     move = rng.random(n) < cfg.retest.dipstick_change.value
     step = np.where(rng.random(n) < 0.5, -1, 1)
     dip_new = np.clip(dip + np.where(move, step, 0), 0, 4).astype(np.int64)
-    old24 = frame.get_column("urine_protein_24h_g").fill_null(np.nan).to_numpy()
+    old24 = filled(frame.get_column("urine_protein_24h_g"), np.nan)
     fresh24 = urine_24h(cfg, dip_new, rng.standard_normal(n))
     jitter = np.exp(cv.log_sd("urine_protein_24h_g") * rng.standard_normal(n)
                     - cv.log_sd("urine_protein_24h_g") ** 2 / 2)
     same = (dip_new == dip) & ~np.isnan(old24)
-    out["urine_protein_dipstick"] = pl.Series("urine_protein_dipstick", dip_new)
-    out["urine_protein_24h_g"] = pl.Series("urine_protein_24h_g",
-                                           np.where(dip_new >= 2, np.where(same, old24 * jitter, fresh24),
-                                                    np.nan), nan_to_null=True)
-    return frame.with_columns(list(out.values()))
+    out.i64("urine_protein_dipstick", dip_new)
+    out.f64("urine_protein_24h_g", np.where(same, old24 * jitter, fresh24), dip_new >= 2)
+    return out.replacing(frame)
