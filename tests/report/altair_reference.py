@@ -5,10 +5,14 @@ compared with (tests/report/test_chart_specs.py). Copied from src/hn005_sim/repo
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts.common import (
+    MAX_CRITERIA,
+    MAX_LOCATIONS,
     WIDTH,
     Chart,
     _axis,
@@ -17,6 +21,7 @@ from hn005_sim.report.charts.common import (
     _finish,
     _has_scenarios,
     _pct,
+    _stage_scale,
 )
 
 
@@ -73,3 +78,178 @@ def sweeps(frame: pl.DataFrame) -> Chart:
     )
 
 
+def criteria(frame: pl.DataFrame) -> Chart:
+    """Shapley share with interval, beside fail and sole-fail rates (criteria.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "criterion_id",
+        "kind",
+        "stage",
+        "fail_rate",
+        "fail_rate_lo",
+        "fail_rate_hi",
+        "sole_fail_rate",
+        "sole_fail_rate_lo",
+        "sole_fail_rate_hi",
+        "shapley",
+        "shapley_share",
+        "shapley_share_lo",
+        "shapley_share_hi",
+    )
+    ranked = (
+        frame.group_by("criterion_id")
+        .agg(pl.col("shapley_share").max())
+        .sort(["shapley_share", "criterion_id"], descending=[True, False])
+    )
+    keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
+    shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "criteria",
+        shown,
+        "criteria.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_CRITERIA} criteria with the largest Shapley share" if subset else None,
+    )
+    many = _has_scenarios(frame)
+    y = alt.Y("criterion_id:N", sort=keep, title=None, axis=alt.Axis(labelLimit=200))
+    tips = [
+        alt.Tooltip("criterion_id:N", title="criterion"),
+        alt.Tooltip("stage:N"),
+        _pct("shapley_share", "share of exclusions (Shapley)"),
+        _pct("fail_rate", "fail rate"),
+        _pct("sole_fail_rate", "sole-fail rate"),
+    ]
+    if many:
+        tips.insert(0, alt.Tooltip("scenario:N"))
+    colour = (
+        alt.Color("scenario:N", title="Scenario")
+        if many
+        else alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame))
+    )
+    height = max(160, 16 * len(keep))
+    panel_w = (WIDTH - 200) // 3 + 20
+
+    def panel(measure: str, title: str, axis_title: str) -> alt.LayerChart:
+        base = alt.Chart(src).encode(y=y)
+        enc: dict[str, Any] = {
+            "x": alt.X(f"{measure}:Q", title=axis_title, axis=alt.Axis(format="%")),
+            "color": colour,
+            "tooltip": tips,
+        }
+        if many:
+            enc["yOffset"] = "scenario:N"
+        layers = [base.mark_bar(opacity=0.85).encode(**enc)]
+        if f"{measure}_lo" in frame.columns and f"{measure}_hi" in frame.columns:
+            eb: dict[str, Any] = {"x": f"{measure}_lo:Q", "x2": f"{measure}_hi:Q"}
+            if many:
+                eb["yOffset"] = "scenario:N"
+            layers.append(base.mark_rule(color="black", strokeWidth=1.5).encode(**eb))
+        return alt.layer(*layers).properties(width=panel_w, height=height, title=title)
+
+    chart = alt.hconcat(
+        panel("shapley_share", "Share of all exclusions", "Shapley share"),
+        panel("fail_rate", "Fail it", "Candidates failing"),
+        panel("sole_fail_rate", "Fail only it", "Failing this and nothing else"),
+        spacing=8,
+    ).resolve_scale(y="shared")
+    return _finish(
+        "criteria",
+        "Which criteria exclude the most candidates",
+        "Shapley share of exclusions (95% interval), fail rate and sole-fail rate per criterion",
+        "Shapley share splits each excluded candidate equally between the criteria they fail, so the shares "
+        "add up to all exclusions. Fail rate counts everyone failing a criterion, even those another "
+        "criterion would exclude anyway; sole-fail rate is the pool gained by dropping that criterion alone. "
+        "Black lines are 95% intervals.",
+        chart,
+        data,
+    )
+
+
+def inventory(frame: pl.DataFrame) -> Chart:
+    """Stock on hand and probability of a stock-out by location and drug (inventory.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "month",
+        "location",
+        "drug",
+        "on_hand_p10",
+        "on_hand_p50",
+        "on_hand_p90",
+        "stockout_probability",
+    )
+    locations = frame["location"].unique(maintain_order=True).to_list()
+    if len(locations) > MAX_LOCATIONS:
+        risk_col = "stockout_probability" if "stockout_probability" in frame.columns else "on_hand_p50"
+        desc = risk_col == "stockout_probability"
+        ranked = frame.group_by("location").agg(pl.col(risk_col).max() if desc else pl.col(risk_col).min())
+        ranked = ranked.sort([risk_col, "location"], descending=[desc, False])
+        depot = [loc for loc in locations if "depot" in loc.lower()][:1]
+        rest = [loc for loc in ranked["location"].to_list() if loc not in depot]
+        keep = depot + rest[: MAX_LOCATIONS - len(depot)]
+    else:
+        keep = locations
+    shown = frame.filter(pl.col("location").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "inventory",
+        shown,
+        "inventory.csv",
+        rows="subset" if subset else "all",
+        why=f"the depot and the {MAX_LOCATIONS} locations most at risk" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("location:N"),
+        alt.Tooltip("drug:N"),
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("on_hand_p50:Q", title="median on hand", format=",.0f"),
+        alt.Tooltip("on_hand_p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("on_hand_p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    if "stockout_probability" in frame.columns:
+        tips.append(_pct("stockout_probability", "chance of a stock-out"))
+    colour = alt.Color("location:N", title="Location")
+    base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
+    stock = alt.layer(
+        base.mark_area(opacity=0.15).encode(
+            y=alt.Y("on_hand_p10:Q", title="Packs on hand"), y2="on_hand_p90:Q", color=colour
+        ),
+        base.mark_line().encode(y="on_hand_p50:Q", color=colour, tooltip=tips),
+    ).properties(width=(WIDTH - 80) // 2, height=150)
+    panels: list[Any] = [stock]
+    if "stockout_probability" in frame.columns:
+        risk = (
+            base.mark_line(interpolate="step-after")
+            .encode(
+                y=alt.Y(
+                    "stockout_probability:Q",
+                    title="Chance of a stock-out",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1]),
+                ),
+                color=colour,
+                tooltip=tips,
+            )
+            .properties(width=(WIDTH - 80) // 2, height=150)
+        )
+        panels.append(risk)
+    # one row per drug (packs differ between drugs), stock beside stock-out risk
+    chart = alt.vconcat(
+        *[
+            alt.hconcat(*[p.transform_filter(alt.datum.drug == d) for p in panels]).properties(
+                title=alt.TitleParams(d, anchor="start", fontSize=13)
+            )
+            for d in shown["drug"].unique(maintain_order=True).to_list()
+        ]
+    )
+    return _finish(
+        "inventory",
+        "Stock on hand and the risk of running out",
+        "Median packs on hand (shaded: 10th to 90th percentile) and the share of runs out of stock, by month",
+        "Left: stock at each location; right: the share of simulated runs in which that location has run out "
+        "that month. A site running out means a patient's dose is late.",
+        chart,
+        data,
+    )

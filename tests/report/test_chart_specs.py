@@ -79,3 +79,51 @@ def test_the_sweeps_spec_shares_no_object_between_places(screen):
 
     walk({k: v for k, v in spec.items() if k != "datasets"}, "")
     assert len(seen) > 100
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return rf.run_folder(tmp_path_factory.mktemp("specs") / "run")
+
+
+def criteria_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "criteria.csv")
+    many = pl.concat([frame.with_columns(pl.format("extra_{}_{}", pl.col("criterion_id"), pl.lit(i)))
+                      for i in range(3)])  # 27 criteria: more than MAX_CRITERIA, a subset is shown
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no intervals": frame.drop([c for c in frame.columns if c.endswith(("_lo", "_hi"))]),
+        "one interval": frame.drop(["fail_rate_lo", "fail_rate_hi"]),
+        "more than shown, unknown stage": many.with_columns(
+            pl.when(pl.col("criterion_id").str.ends_with("_2")).then(pl.lit("chart review"))
+            .otherwise(pl.col("stage")).alias("stage")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no intervals", "one interval",
+                                     "more than shown, unknown stage"])
+def test_criteria_is_the_altair_spec(screen, variant):
+    frame = criteria_variants(screen)[variant]
+    same_chart(ch.criteria(frame), ref.criteria(frame))
+
+
+def inventory_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "inventory.csv")
+    sites = frame.filter(pl.col("location") != frame["location"][0])
+    many = pl.concat([sites.with_columns(pl.format("{} {}", pl.col("location"), pl.lit(i)))
+                      for i in range(4)])
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no stock-out column": frame.drop("stockout_probability"),
+        "more locations than shown": pl.concat([frame, many]),
+        "one drug": frame.filter(pl.col("drug") == frame["drug"][0]),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no stock-out column", "more locations than shown",
+                                     "one drug"])
+def test_inventory_is_the_altair_spec(run, variant):
+    frame = inventory_variants(run)[variant]
+    same_chart(ch.inventory(frame), ref.inventory(frame))
