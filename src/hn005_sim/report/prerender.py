@@ -84,6 +84,7 @@ class ChartRenderer:
         self._ahead: dict[str, cf.Future] = {}
         self._built: dict[str, list[tuple[pl.DataFrame, tuple, Any]]] = {}
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self.drawn_ahead = 0  # SVGs taken from a drawing made ahead (tests, and bench notes)
         self.built_again_saved = 0  # charts taken from those built ahead
         self._thread = threading.Thread(target=self._loop, daemon=True, name="hn005-charts")
@@ -150,7 +151,8 @@ class ChartRenderer:
                 if old_key == key and old.schema == frame.schema and old.equals(frame):
                     self.built_again_saved += 1
                     return chart
-        chart = build(frame)
+        with self._build_lock:  # one builder at a time: altair's caches are not made for threads
+            chart = build(frame)
         with self._lock:
             self._built.setdefault(file, []).append((frame, key, chart))
         return chart
