@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from hn005_sim.report.data import CSV_FILES, load_folder
 
@@ -40,10 +41,10 @@ import polars as pl
 from hn005_sim.report import write_report
 from hn005_sim.report.data import load_folder
 from hn005_sim.report.prerender import ChartRenderer
-folder, ahead_from = Path(sys.argv[1]), sys.argv[2]
+folder, ahead_from, processes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 renderer = None
 if ahead_from:
-    renderer = ChartRenderer()
+    renderer = ChartRenderer(processes=processes)
     files = load_folder(Path(ahead_from))
     # the frames as the report reads them, handed over as a command hands them (before writing them)
     queued = renderer.ahead({n.removesuffix(".csv"): f for n, f in files.frames.items()}, [files.summary])
@@ -52,21 +53,26 @@ names = write_report(folder, title="fixture", manifest=json.loads((folder / "man
 print(json.dumps({"names": names, "queued": queued if renderer else 0,
                   "drawn_ahead": renderer.drawn_ahead if renderer else 0,
                   "built_again_saved": renderer.built_again_saved if renderer else 0}))
+if renderer is not None:
+    renderer.close()
 """
 
 
-def report(folder: Path, ahead_from: Path | None) -> dict:
-    out = subprocess.run([sys.executable, "-c", REPORT, str(folder), str(ahead_from or "")],
+def report(folder: Path, ahead_from: Path | None, processes: int = 0) -> dict:
+    """Write the folder's report in a fresh process, drawing ahead the charts of `ahead_from`'s files
+    (in `processes` drawing processes; 0: in that process) when given."""
+    out = subprocess.run([sys.executable, "-c", REPORT, str(folder), str(ahead_from or ""), str(processes)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_a_report_drawn_ahead_is_the_report_drawn_at_the_end(tmp_path):
+@pytest.mark.parametrize("processes", [0, 1, 2])
+def test_a_report_drawn_ahead_is_the_report_drawn_at_the_end(tmp_path, processes):
     plain = rf.full_folder(tmp_path / "plain")
     ahead = tmp_path / "ahead"
     shutil.copytree(plain, ahead)
     names = report(plain, None)["names"]
-    got = report(ahead, ahead)
+    got = report(ahead, ahead, processes)
     assert got["names"] == names and len(names) >= 12
     assert got["queued"] == len(names)
     assert got["built_again_saved"] == len(names)
@@ -91,7 +97,7 @@ def test_a_chart_whose_file_changed_is_built_and_drawn_again(tmp_path):
         funnel.with_columns(pl.col("dropped").cast(pl.Float64)).write_csv(folder / "funnel.csv")
         assert pl.read_csv(folder / "funnel.csv").equals(pl.read_csv(early / "funnel.csv"))
     names = report(plain, None)["names"]
-    got = report(ahead, early)
+    got = report(ahead, early, 2)
     assert got["names"] == names
     assert got["built_again_saved"] == len(names) - 2
     assert got["drawn_ahead"] == len(names) - 3

@@ -28,6 +28,10 @@ from hn005_sim.commands.common import (
 from hn005_sim.scenario.load import display, load_scenario
 
 CSV_FILES = ("enrollment_curve", "time_to_target", "screen_failures", "sites")
+DRAWING_PROCESSES = 2
+"""Processes drawing the report's charts while `run` computes (report/prerender.py): the analyses'
+charts are drawn in two lanes once the analyses end, the sweeps chart (about half of their drawing
+time) beside the others."""
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -212,11 +216,12 @@ def run(
         raise InputError(str(exc)) from None
     renderer = None
     if report:
-        # vl-convert starts (~0.5 s, in its own thread, without the GIL) while the scenario loads; the
-        # charts are then drawn as their files appear (report/prerender.py)
+        # vl-convert starts (~0.5 s) in a drawing process of its own while the scenario loads (it holds
+        # the GIL while it draws: in a thread it would stall this process); the charts are then drawn
+        # there as their files appear (report/prerender.py)
         from hn005_sim.report.prerender import ChartRenderer
 
-        renderer = ChartRenderer()
+        renderer = ChartRenderer(processes=DRAWING_PROCESSES)
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
@@ -294,6 +299,8 @@ def run(
 
             write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
                          published=published_trials(sc.trial.comparators), png=png, renderer=renderer)
+    if renderer is not None:
+        renderer.close()
     if quiet:
         return
     if format is Format.json:

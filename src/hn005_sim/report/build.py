@@ -82,9 +82,8 @@ def iter_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = Non
             yield build(frame) if memo is None else memo.chart(name, frame, key, build)
 
 
-def _save_images(spec: dict[str, Any], directory: Path, name: str, png: bool,
-                 ahead: cf.Future | None) -> list[Path]:
-    return save_images(spec, directory, name, png=png, svg_text=ahead.result() if ahead is not None else None)
+def _save_images(spec: dict[str, Any], directory: Path, name: str, png: bool, svg: cf.Future) -> list[Path]:
+    return save_images(spec, directory, name, png=png, svg_text=svg.result())
 
 
 def _tornado(frame: pl.DataFrame) -> ch.Chart:
@@ -257,17 +256,19 @@ def write_report(
     files = load_folder(sections_from if sections_from is not None else folder)
     manifest = manifest if manifest is not None else files.manifest
     charts: list[ch.Chart] = []
-    # Vega renders each chart (in vl-convert's own thread, without the GIL) while Python builds the
-    # next; one rendering thread, so charts not drawn ahead are rendered in page order as before
+    # one drawing thread (its jobs in order, so charts not drawn ahead are drawn in page order as
+    # before); vl-convert holds the GIL while it draws, unless the renderer draws in a process of its
+    # own (`run`'s does: report/prerender.py)
     render = renderer if renderer is not None else ChartRenderer(warm=False)
     try:
         rendered = []
         for chart in iter_charts(files, summaries, memo=renderer):
             charts.append(chart)
             if images:
-                ahead = render.take(chart.spec)  # queued before this job: done when it runs
+                # drawn ahead, else drawn now; queued before the job saving it: done when that job runs
+                svg = render.take(chart.spec) or render.draw(chart.spec)
                 rendered.append(render.submit(_save_images, chart.spec, folder / "charts", chart.name, png,
-                                              ahead))
+                                              svg))
         rendered.append(render.submit(javascript_bundle))  # ready (cached) when the page is rendered
         for job in rendered:
             job.result()

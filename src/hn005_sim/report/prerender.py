@@ -22,6 +22,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import queue
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -76,21 +78,83 @@ def may_draw_gradients(spec: Any) -> bool:
     return False
 
 
-class ChartRenderer:
-    """One daemon thread running vl-convert jobs in the order they were submitted."""
+SERVER = r"""
+import json, sys
+import vl_convert as vlc
+vlc.vegalite_to_svg(json.loads(sys.argv[1]), vl_version=vlc.get_vegalite_versions()[-1])  # start Vega
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(8)
+    if len(head) < 8:
+        break  # the command closed the pipe, or ended
+    request = json.loads(inp.read(int.from_bytes(head, "little")))
+    try:
+        answer = {"svg": vlc.vegalite_to_svg(request["spec"], vl_version=request["vl_version"])}
+    except Exception as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    data = json.dumps(answer).encode()
+    out.write(len(data).to_bytes(8, "little") + data)
+    out.flush()
+"""
+"""The drawing process: vl-convert holds Python's GIL while it draws (measured: a Python thread beside it
+gets about a tenth of its speed), so drawing in a thread of the command would stall the command's own
+work; a process of its own draws on the other core. It reads length-prefixed JSON requests on stdin and
+answers each with the SVG text (or the error) on stdout, in order."""
 
-    def __init__(self, warm: bool = True) -> None:
+
+class _DrawingProcess:
+    """A `SERVER` process; `svg(spec)` is vl-convert's `vegalite_to_svg(spec)` drawn there."""
+
+    def __init__(self) -> None:
+        # its own session: a Ctrl-C in the terminal reaches the command, which ends; the pipe then
+        # closes and the drawing process ends too (it never prints a traceback over the command's)
+        self._proc = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(WARM_UP_SPEC)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def svg(self, spec: dict[str, Any]) -> str:
+        from hn005_sim.report.images import vl_version
+
+        # the spec's JSON text is read back as the same dict (floats by repr, key order kept)
+        data = json.dumps({"spec": spec, "vl_version": vl_version()}).encode()
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(len(data).to_bytes(8, "little") + data)
+            self._proc.stdin.flush()
+            head = self._proc.stdout.read(8)
+            answer = json.loads(self._proc.stdout.read(int.from_bytes(head, "little"))) \
+                if len(head) == 8 else None
+        except (OSError, ValueError):
+            answer = None
+        if answer is None:
+            raise RuntimeError(f"the chart drawing process ended (exit status {self._proc.poll()})")
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return answer["svg"]
+
+    def close(self) -> None:
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class _Lane:
+    """A daemon thread running jobs in the order they were submitted, with the drawing process its
+    drawings are made by (or none: vl-convert in this process)."""
+
+    def __init__(self, drawer: _DrawingProcess | None, name: str) -> None:
+        self.drawer = drawer
+        self.pending = 0  # bytes of spec JSON queued for drawing and not yet drawn (the lane's backlog)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._ahead: dict[str, cf.Future] = {}
-        self._built: dict[str, list[tuple[pl.DataFrame, tuple, Any]]] = {}
-        self._lock = threading.Lock()
-        self._build_lock = threading.Lock()
-        self.drawn_ahead = 0  # SVGs taken from a drawing made ahead (tests, and bench notes)
-        self.built_again_saved = 0  # charts taken from those built ahead
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="hn005-charts")
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
         self._thread.start()
-        if warm:
-            self.submit(warm_up)
 
     def _loop(self) -> None:
         while True:
@@ -110,20 +174,77 @@ class ChartRenderer:
         self._jobs.put((future, function, args))
         return future
 
+    def svg(self, spec: dict[str, Any], size: int = 0) -> str:
+        try:
+            if self.drawer is not None:
+                return self.drawer.svg(spec)
+            from hn005_sim.report.images import render_svg
+
+            return render_svg(spec)
+        finally:
+            self.pending -= size
+
     def close(self) -> None:
-        """No more jobs: the thread ends after those queued."""
         self._jobs.put(None)
+        self._thread.join()
+        if self.drawer is not None:
+            self.drawer.close()
+
+
+class ChartRenderer:
+    """The report's drawing jobs, each lane in the order they were submitted.
+
+    processes=0: one lane, drawing in this process (vl-convert in the lane's thread), as `write_report`
+    always drew. processes=n: n lanes, each drawing in a process of its own (`SERVER`, started at once,
+    Vega started in it while the command goes on). Lane 0 saves the images and draws every chart not
+    drawn ahead, in page order; drawings ahead go to the lane with the least queued, so the largest
+    chart (the sweeps, ~0.5 s) is drawn beside the others rather than after them."""
+
+    def __init__(self, warm: bool = True, processes: int = 0) -> None:
+        self._lanes: list[_Lane] = []
+        for i in range(max(processes, 1)):
+            drawer = None
+            if processes:
+                try:
+                    drawer = _DrawingProcess()
+                except OSError:  # no process to be had: draw here, as before
+                    drawer = None
+            if drawer is None and i:
+                break  # one lane drawing in this process is enough
+            self._lanes.append(_Lane(drawer, f"hn005-charts-{i}"))
+        self._ahead: dict[str, cf.Future] = {}
+        self._built: dict[str, list[tuple[pl.DataFrame, tuple, Any]]] = {}
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self.drawn_ahead = 0  # SVGs taken from a drawing made ahead (tests, and bench notes)
+        self.built_again_saved = 0  # charts taken from those built ahead
+        if warm and self._lanes[0].drawer is None:
+            self.submit(warm_up)
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> cf.Future:
+        """Run `function(*args)` in lane 0, after the jobs queued there before."""
+        return self._lanes[0].submit(function, *args)
+
+    def close(self) -> None:
+        """No more jobs: each lane ends after those queued, then its drawing process."""
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
+
+    def draw(self, spec: dict[str, Any], lane: int = 0) -> cf.Future:
+        """Queue the SVG of `spec` now; the future gives its text."""
+        return self._lanes[lane].submit(self._lanes[lane].svg, spec)
 
     def draw_ahead(self, spec: dict[str, Any]) -> None:
         """Queue the SVG of `spec` (once per distinct spec), unless it may draw a gradient."""
-        from hn005_sim.report.images import render_svg
-
         if may_draw_gradients(spec):
             return
         key = spec_key(spec)
         with self._lock:
             if key not in self._ahead:
-                self._ahead[key] = self.submit(render_svg, spec)
+                lane = min(self._lanes, key=lambda ln: ln.pending)
+                lane.pending += len(key)
+                self._ahead[key] = lane.submit(lane.svg, spec, len(key))
 
     def ahead(self, frames: Mapping[str, pl.DataFrame], summaries: Sequence[dict[str, Any]]) -> int:
         """Build the charts `frames` ({"funnel": frame, ...}, as the command will write them) give and
