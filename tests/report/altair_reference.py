@@ -11,6 +11,7 @@ import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts.common import (
+    BAND_COLOURS,
     MAX_CRITERIA,
     MAX_LOCATIONS,
     WIDTH,
@@ -23,6 +24,7 @@ from hn005_sim.report.charts.common import (
     _pct,
     _stage_scale,
 )
+from hn005_sim.report.charts.recruitment import _rule_layers
 
 
 def sweeps(frame: pl.DataFrame) -> Chart:
@@ -253,3 +255,58 @@ def inventory(frame: pl.DataFrame) -> Chart:
         chart,
         data,
     )
+def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[float]) -> Chart:
+    """Cumulative enrolment by month: median with 50/80/95% bands (enrollment_curve.csv)."""
+    data = _Data()
+    cols = _cols(frame, "month", "enrolled_mean", "p025", "p10", "p25", "p50", "p75", "p90", "p975")
+    src = data.add("enrolment", frame.select(cols), "enrollment_curve.csv")
+    x = alt.X("month:Q", title="Months since the trial opened")
+    ytitle = "Patients enrolled (cumulative)"
+    tips = [
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("p50:Q", title="median", format=",.0f"),
+        alt.Tooltip("p25:Q", title="25th percentile", format=",.0f"),
+        alt.Tooltip("p75:Q", title="75th percentile", format=",.0f"),
+        alt.Tooltip("p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    base = alt.Chart(src).encode(x=x)
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        colour = alt.Color("scenario:N", title="Scenario")
+        layers: list[Any] = [
+            base.mark_area(opacity=0.18).encode(y=alt.Y("p10:Q", title=ytitle), y2="p90:Q", color=colour),
+            base.mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median for each scenario, shaded: 80% of simulated runs"
+    else:
+        scale = alt.Scale(domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values()))
+        band = "Runs"
+        colour = alt.Color("band:N", scale=scale, title=band)
+
+        def tagged(label: str) -> alt.Chart:
+            # a constant field per layer gives one shared legend for the bands and the median
+            return base.transform_calculate(band=alt.expr.toString(label))
+
+        layers = [
+            tagged("95% of runs")
+            .mark_area()
+            .encode(y=alt.Y("p025:Q", title=ytitle), y2="p975:Q", color=colour),
+            tagged("80% of runs").mark_area().encode(y="p10:Q", y2="p90:Q", color=colour),
+            tagged("50% of runs").mark_area().encode(y="p25:Q", y2="p75:Q", color=colour),
+            tagged("median").mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median of simulated runs with the ranges holding 50%, 80% and 95% of them"
+    chart = alt.layer(*layers, *_rule_layers(target, deadline)).properties(width=WIDTH, height=320)
+    return _finish(
+        "enrolment",
+        "When will the trial be full?",
+        subtitle,
+        "Each simulated run of the trial gives a curve of patients enrolled over time; the dark line is the "
+        "middle run and the bands hold the given share of runs. Where the bands cross the red target line "
+        "shows how early or late the target is reached; the dotted line is the deadline.",
+        chart,
+        data,
+    )
+
+

@@ -127,3 +127,14 @@ def inventory_variants(run: Path) -> dict[str, pl.DataFrame]:
 def test_inventory_is_the_altair_spec(run, variant):
     frame = inventory_variants(run)[variant]
     same_chart(ch.inventory(frame), ref.inventory(frame))
+
+
+@pytest.mark.parametrize(("variant", "target", "deadline"), [
+    ("fixture", [110.0], [12.0]), ("overlay", [110.0], [24.0, 12.0]), ("fixture", [], []),
+    ("overlay", [], []), ("fixture", [110.0, 60.0, 110.0], []), ("fixture", [], [30.5]),
+    ("fixture", [110], [12])])
+def test_enrolment_fan_is_the_altair_spec(run, variant, target, deadline):
+    frame = pl.read_csv(run / "enrollment_curve.csv")
+    frame = overlay(frame) if variant == "overlay" else frame
+    same_chart(ch.enrolment_fan(frame, target=target, deadline=deadline),
+               ref.enrolment_fan(frame, target=target, deadline=deadline))
