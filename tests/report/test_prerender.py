@@ -144,3 +144,20 @@ def test_run_draws_its_charts_ahead_and_writes_the_report_it_wrote_before(tmp_pa
     subprocess.run([sys.executable, "-c", PLAIN_RUN_REPORT, str(again), str(scenario)], check=True,
                    capture_output=True)
     assert len(files_of(out)) == 13 and files_of(again) == files_of(out)
+
+
+def test_a_drawing_process_that_ended_is_replaced_by_drawing_here(tmp_path):
+    from hn005_sim.report.build import build_charts
+    from hn005_sim.report.images import render_svg
+    from hn005_sim.report.prerender import ChartRenderer
+
+    chart = next(c for c in build_charts(load_folder(rf.full_folder(tmp_path / "f"))) if c.name == "sweeps")
+    renderer = ChartRenderer(processes=1)
+    try:
+        first = renderer.draw(chart.spec).result(timeout=120)
+        renderer._lanes[0].drawer._proc.kill()  # the drawing process dies between two drawings
+        renderer._lanes[0].drawer._proc.wait()
+        again = renderer.draw(chart.spec).result(timeout=120)
+    finally:
+        renderer.close()
+    assert first == again == render_svg(chart.spec)

@@ -248,8 +248,8 @@ def write_report(
     summaries: summaries whose target and deadline are drawn (default: the folder's summary.json).
     images: also write charts/NAME.svg (and charts/NAME.png when `png`).
     png: with `images`, also the PNG of each chart (rasterised from its SVG).
-    renderer: the command's chart-drawing thread (report/prerender.py), holding the SVGs it drew ahead;
-        default: a thread for this report.
+    renderer: the command's `ChartRenderer` (report/prerender.py), holding the charts it built and the
+        SVGs it drew ahead; default: one drawing thread for this report, in this process.
     """
     folder = out.path if isinstance(out, OutputDir) else Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -177,7 +177,11 @@ class _Lane:
     def svg(self, spec: dict[str, Any], size: int = 0) -> str:
         try:
             if self.drawer is not None:
-                return self.drawer.svg(spec)
+                try:
+                    return self.drawer.svg(spec)
+                except RuntimeError:  # the drawing process ended (killed?): draw here from now on
+                    self.drawer.close()
+                    self.drawer = None
             from hn005_sim.report.images import render_svg
 
             return render_svg(spec)
