@@ -12,6 +12,11 @@ loading, the report's analyses, the report and its charts all included):
 4. run_import_cli: `python -c "import hn005_sim.cli"` (no target; what every command pays first).
 The three runs are interleaved (A B C A B C ...) so that a change of load falls on all of them alike.
 --quick: 1 repeat and no make_run (a smoke run; its figures carry no target).
+--before SRC: also time the same commands with another version of the tool, SRC being a folder holding
+   its `hn005_sim` package (e.g. `git archive <commit> src | tar -x -C /tmp/old` gives /tmp/old/src),
+   put first on PYTHONPATH; each case then runs before, after, before, after... (interleaved, so load
+   falls on both alike) and `<name>_before` and `<name>_speedup` (before / after, medians) are printed
+   beside each figure (no targets: the targets are the current version's).
 Absolute figures depend on the machine and its load: run on an idle machine.
 """
 
@@ -40,13 +45,17 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(args: list[str], out: Path, name: str = "") -> float:
-    """Wall time of one run; its CPU time (the process and its workers) goes to CPU[name]."""
+def timed(args: list[str], out: Path, name: str = "", src: Path | None = None) -> float:
+    """Wall time of one run; its CPU time (the process and its workers) goes to CPU[name].
+    src: a folder holding another version's `hn005_sim`, imported instead of this one."""
     shutil.rmtree(out, ignore_errors=True)
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     c = child_cpu()
     t = time.perf_counter()
     proc = subprocess.run([*CLI, *args, "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     wall = time.perf_counter() - t
     CPU.setdefault(name, []).append(child_cpu() - c)
     if proc.returncode != 0:
@@ -58,7 +67,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 repeat, no make_run (no targets)")
+    ap.add_argument("--before", type=Path, default=None, metavar="SRC",
+                    help="a folder holding another version's hn005_sim package, timed interleaved with this "
+                         "one")
     args = ap.parse_args()
+    if args.before is not None:
+        args.before = args.before.resolve()
+        if not (args.before / "hn005_sim" / "__init__.py").is_file():
+            print(f"bench/startup.py: --before {args.before}: expected a folder holding "
+                  "hn005_sim/__init__.py", file=sys.stderr)
+            return 2
     repeats = 1 if args.quick else args.repeats
     base = ["run", "scenarios/baseline.toml", "--seed", "20230901"]
     cases = {
@@ -68,6 +86,7 @@ def main() -> int:
     if not args.quick:
         cases["make_run"] = ([*base, "--replicates", "200", "--jobs", "2"], 5.0)
     walls: dict[str, list[float]] = {name: [] for name in cases}
+    before: dict[str, list[float]] = {name: [] for name in cases}
     imports: list[float] = []
     with tempfile.TemporaryDirectory(prefix="hn005-bench-") as tmp:
         for _ in range(repeats):
@@ -75,6 +94,8 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", "import hn005_sim.cli"], cwd=ROOT, check=True)
             imports.append(time.perf_counter() - t)
             for name, (cmd, _) in cases.items():
+                if args.before is not None:
+                    before[name].append(timed(cmd, Path(tmp) / name, f"{name}_before", args.before))
                 walls[name].append(timed(cmd, Path(tmp) / name, name))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores; {repeats} repeats")
@@ -83,6 +104,12 @@ def main() -> int:
               + ", ".join(f"{c:.2f}" for c in CPU[name]) + " s")
         tail = "" if args.quick else f" target <= {target:g}"
         print(f"BENCH {name} {statistics.median(walls[name]):.2f} s{tail}")
+        if args.before is not None:
+            old = statistics.median(before[name])
+            print(f"{name} before ({args.before}): wall " + ", ".join(f"{w:.2f}" for w in before[name])
+                  + " s; CPU " + ", ".join(f"{c:.2f}" for c in CPU[f"{name}_before"]) + " s")
+            print(f"BENCH {name}_before {old:.2f} s")
+            print(f"BENCH {name}_speedup {old / statistics.median(walls[name]):.2f} x")
     print(f"BENCH run_import_cli {statistics.median(imports):.2f} s")
     return 0
 

@@ -481,11 +481,24 @@ def sigint_held() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
+    # Python runs its SIGINT handler in the main thread whichever thread the signal reached: a
+    # KeyboardInterrupt raised in the middle of starting a worker (between spawning it and writing it
+    # its start-up data) left the worker reading a closed pipe, and it printed an EOFError traceback. The
+    # handler is deferred meanwhile, and the Ctrl-C raised once the worker is started.
+    caught: list[int] = []
+    handler = signal.getsignal(signal.SIGINT)
+    deferred = callable(handler) and handler is signal.default_int_handler
+    if deferred:
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if deferred:
+            signal.signal(signal.SIGINT, handler)  # through the signal module: no SA_RESTART
+            if caught:
+                raise KeyboardInterrupt
 
 
 def interruptible_waits() -> None:

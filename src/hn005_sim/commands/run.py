@@ -28,6 +28,10 @@ from hn005_sim.commands.common import (
 from hn005_sim.scenario.load import display, load_scenario
 
 CSV_FILES = ("enrollment_curve", "time_to_target", "screen_failures", "sites")
+DRAWING_PROCESSES = 2
+"""Processes drawing the report's charts while `run` computes (report/prerender.py): the analyses'
+charts are drawn in two lanes once the analyses end, the sweeps chart (about half of their drawing
+time) beside the others."""
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -124,6 +128,15 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
     return files
 
 
+def _analyses_then_charts(sc, raw, seed: int, patients: int, summary: dict[str, Any],
+                          renderer: Any) -> dict[str, pl.DataFrame]:
+    """`_analyses`, then (with a report) its charts queued for drawing while the replicates run."""
+    files = _analyses(sc, raw, seed, patients, summary)
+    if renderer is not None:
+        renderer.ahead(files, [summary])
+    return files
+
+
 class Background:
     """`function(*args)` in a daemon thread; `result()` waits for it and returns or raises what it did.
 
@@ -201,6 +214,14 @@ def run(
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    renderer = None
+    if report:
+        # vl-convert starts (~0.5 s) in a drawing process of its own while the scenario loads (it holds
+        # the GIL while it draws: in a thread it would stall this process); the charts are then drawn
+        # there as their files appear (report/prerender.py)
+        from hn005_sim.report.prerender import ChartRenderer
+
+        renderer = ChartRenderer(processes=DRAWING_PROCESSES)
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
@@ -236,13 +257,17 @@ def run(
     # thread while the replicates run (their polars and numpy work releases the GIL; with --jobs > 1 the
     # parent is otherwise idle), then merged into the summary in the order they always had
     extra_summary: dict[str, Any] = {}
-    analyses = Background(_analyses, sc, raw, seed, screen_patients, extra_summary)
+    analyses = Background(_analyses_then_charts, sc, raw, seed, screen_patients, extra_summary, renderer)
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
                               progress=not quiet and format is Format.table,
                               uncertain=uncertain if uncertainty else None)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if renderer is not None:
+        # the simulation's charts, drawn while the analyses finish (the files and summary keys they
+        # chart are final here; a chart that differs in the report is simply drawn again)
+        renderer.ahead(result.frames, [result.summary])
     extra_files = analyses.result()
     result.summary.update(extra_summary)
     result.summary["uncertainty"] = {
@@ -273,7 +298,9 @@ def run(
             from hn005_sim.report.tables import published_trials
 
             write_report(o, title=f"{sc.trial.display_title} feasibility: {sc.name}", manifest=man,
-                         published=published_trials(sc.trial.comparators), png=png)
+                         published=published_trials(sc.trial.comparators), png=png, renderer=renderer)
+    if renderer is not None:
+        renderer.close()
     if quiet:
         return
     if format is Format.json:

@@ -20,6 +20,7 @@ from hn005_sim.report import charts as ch
 from hn005_sim.report.data import OutputFiles, load_folder
 from hn005_sim.report.html import Raw, Section, Table, esc, render_page
 from hn005_sim.report.images import javascript_bundle, save_images
+from hn005_sim.report.prerender import ChartRenderer
 from hn005_sim.report.tables import (
     PUBLISHED,
     PublishedTrial,
@@ -46,8 +47,11 @@ def build_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = No
     return list(iter_charts(files, summaries))
 
 
-def iter_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = None) -> Iterator[ch.Chart]:
-    """`build_charts` one chart at a time (write_report renders each while the next is built)."""
+def iter_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = None,
+                memo: ChartRenderer | None = None) -> Iterator[ch.Chart]:
+    """`build_charts` one chart at a time (write_report renders each while the next is built).
+    memo: charts already built from an equal frame with the same target, deadline and probability
+    (report/prerender.py) are taken from it instead of being built again."""
     summaries = summaries if summaries is not None else [files.summary]
     target = _values(summaries, "target_enrolled")
     deadline = _values(summaries, "deadline_months")
@@ -71,10 +75,15 @@ def iter_charts(files: OutputFiles, summaries: list[dict[str, Any]] | None = Non
         ("inventory.csv", ch.inventory),
         ("sensitivity.csv", _tornado),
     ]
+    key = (tuple(target), tuple(deadline), probability)
     for name, build in builders:
         frame = f.get(name)
         if frame is not None and frame.height > 0:
-            yield build(frame)
+            yield build(frame) if memo is None else memo.chart(name, frame, key, build)
+
+
+def _save_images(spec: dict[str, Any], directory: Path, name: str, png: bool, svg: cf.Future) -> list[Path]:
+    return save_images(spec, directory, name, png=png, svg_text=svg.result())
 
 
 def _tornado(frame: pl.DataFrame) -> ch.Chart:
@@ -225,6 +234,7 @@ def write_report(
     summaries: list[dict[str, Any]] | None = None,
     images: bool = True,
     png: bool = True,
+    renderer: ChartRenderer | None = None,
 ) -> list[str]:
     """Write `report.html` and `charts/NAME.svg|png` into `out`; return the names of the charts drawn.
 
@@ -238,24 +248,33 @@ def write_report(
     summaries: summaries whose target and deadline are drawn (default: the folder's summary.json).
     images: also write charts/NAME.svg (and charts/NAME.png when `png`).
     png: with `images`, also the PNG of each chart (rasterised from its SVG).
+    renderer: the command's `ChartRenderer` (report/prerender.py), holding the charts it built and the
+        SVGs it drew ahead; default: one drawing thread for this report, in this process.
     """
     folder = out.path if isinstance(out, OutputDir) else Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     files = load_folder(sections_from if sections_from is not None else folder)
     manifest = manifest if manifest is not None else files.manifest
     charts: list[ch.Chart] = []
-    # Vega renders each chart (in vl-convert's own thread, without the GIL) while Python builds the
-    # next; one rendering thread, so charts are rendered in page order as before
-    with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hn005-charts") as render:
+    # one drawing thread (its jobs in order, so charts not drawn ahead are drawn in page order as
+    # before); vl-convert holds the GIL while it draws, unless the renderer draws in a process of its
+    # own (`run`'s does: report/prerender.py)
+    render = renderer if renderer is not None else ChartRenderer(warm=False)
+    try:
         rendered = []
-        for chart in iter_charts(files, summaries):
+        for chart in iter_charts(files, summaries, memo=renderer):
             charts.append(chart)
             if images:
-                rendered.append(render.submit(save_images, chart.spec, folder / "charts", chart.name,
-                                              png=png))
+                # drawn ahead, else drawn now; queued before the job saving it: done when that job runs
+                svg = render.take(chart.spec) or render.draw(chart.spec)
+                rendered.append(render.submit(_save_images, chart.spec, folder / "charts", chart.name, png,
+                                              svg))
         rendered.append(render.submit(javascript_bundle))  # ready (cached) when the page is rendered
         for job in rendered:
             job.result()
+    finally:
+        if renderer is None:
+            render.close()
     # every CSV a chart draws sits beside report.html (its links and data checks rely on that)
     for chart in charts:
         for name in chart.files:

@@ -29,10 +29,18 @@ def vl_version() -> str | None:
     return major_minor if major_minor in vlc.get_vegalite_versions() else None
 
 
-def save_images(spec: dict[str, Any], directory: Path, name: str, png: bool = True) -> list[Path]:
-    """Write `directory/name.svg` and, when `png`, `directory/name.png`; returns the paths written."""
+def render_svg(spec: dict[str, Any]) -> str:
+    """The chart drawn by Vega, as SVG text."""
+    return vlc.vegalite_to_svg(spec, vl_version=vl_version())
+
+
+def save_images(spec: dict[str, Any], directory: Path, name: str, png: bool = True,
+                svg_text: str | None = None) -> list[Path]:
+    """Write `directory/name.svg` and, when `png`, `directory/name.png`; returns the paths written.
+    `svg_text`: the spec already drawn (`render_svg(spec)`, e.g. by report/prerender.py)."""
     directory.mkdir(parents=True, exist_ok=True)
-    svg_text = vlc.vegalite_to_svg(spec, vl_version=vl_version())
+    if svg_text is None:
+        svg_text = render_svg(spec)
     svg = directory / f"{name}.svg"
     svg.write_text(svg_text)
     if not png:

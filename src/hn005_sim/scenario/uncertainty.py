@@ -36,6 +36,29 @@ if TYPE_CHECKING:
     from hn005_sim.scenario.load import RawScenario
 
 
+def _triang_ppf(q: np.ndarray, c: float, loc: float, scale: float) -> np.ndarray:
+    """`scipy.stats.triang.ppf(q, c, loc, scale)` without importing scipy.stats (0.6-0.8 s, paid by every
+    scenario load for the bounds checks): the same operations in the same order, so the same bits
+    (tests/scenario/test_uncertainty_ppf.py compares them). Outside [0, 1] (or c outside [0, 1]): NaN,
+    as scipy gives."""
+    q = np.asarray(q, float)
+    inside = (q >= 0) & (q <= 1) & (0 <= c <= 1) & (scale > 0)
+    with np.errstate(invalid="ignore"):
+        x = np.where(q < c, np.sqrt(c * q), 1 - np.sqrt((1 - c) * (1 - q))) * scale + loc
+    out = np.where(inside, x, np.nan)
+    return out[()] if out.ndim == 0 else out
+
+
+def _beta_ppf(q: np.ndarray, a: float, b: float) -> np.ndarray:
+    """`scipy.stats.beta.ppf(q, a, b)` for q in (0, 1) (a beta range's q lies in [0.005, 0.995]) through
+    scipy.special's ufunc, the function scipy.stats.beta calls itself, without importing scipy.stats."""
+    from scipy import special
+    from scipy.special import _ufuncs
+
+    inverse = getattr(_ufuncs, "_beta_ppf", None)  # private; betaincinv gives the same bits in scipy 1.17
+    return inverse(q, a, b) if inverse is not None else special.betaincinv(a, b, q)
+
+
 class _Range(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
     relative: bool = Field(default=False, description="low/mode/high are multiples of the figure's value")
@@ -96,9 +119,7 @@ class TriangularRange(_Range):
 
     def ppf(self, u):
         width = self.high - self.low
-        from scipy import stats  # lazily: only a run that draws uncertain figures pays for it
-
-        return stats.triang.ppf(np.asarray(u, float), (self.mode - self.low) / width, self.low, width)
+        return _triang_ppf(np.asarray(u, float), (self.mode - self.low) / width, self.low, width)
 
     def describe(self):
         return f"triangular({self.low:g}, {self.mode:g}, {self.high:g})"
@@ -128,9 +149,7 @@ class BetaRange(_Range):
     def ppf(self, u):
         tail = (1 - BETA_MASS) / 2
         q = tail + BETA_MASS * np.asarray(u, float)
-        from scipy import stats
-
-        return self.low + (self.high - self.low) * stats.beta.ppf(q, self.a, self.b)
+        return self.low + (self.high - self.low) * _beta_ppf(q, self.a, self.b)
 
     def bounds(self) -> tuple[float, float]:
         lo, hi = self.ppf(np.array([0.0, 1.0]))

@@ -1,0 +1,291 @@
+"""Draw a report's charts while the command is still computing (issue 16: the fixed cost of `run`).
+
+Vega (inside vl-convert) draws one chart at a time in its own thread, without Python's GIL, and its
+first drawing costs ~0.5 s of start-up. A `ChartRenderer` owns that one drawing thread for a command:
+
+- created at the start of `run`, it starts vl-convert at once (while the scenario loads);
+- `ahead(frames, summaries)` builds the charts that some of the files give, as soon as they exist (the
+  report's analyses, while the replicates still run; the simulation's files, while the analyses still
+  run), and queues their SVGs;
+- `write_report(..., renderer=r)` reads the output folder as always; a chart whose file holds an equal
+  frame (same columns, types, values; same target, deadline and probability) is the chart built ahead,
+  any other is built; it takes the SVG drawn ahead only for a spec identical to the one drawn (the same
+  JSON text); any other spec is drawn then. What the report shows is therefore what it showed
+  without drawing ahead: the same specs, the same SVG bytes (tests/report/test_prerender.py), only
+  sooner.
+
+The thread is a daemon: an interrupted command does not wait for a drawing nobody will read.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+WARM_UP_SPEC: dict[str, Any] = {
+    "data": {"values": [{"x": 0}]},
+    "mark": "point",
+    "encoding": {"x": {"field": "x", "type": "quantitative"}},
+}
+"""The smallest chart: drawing it starts vl-convert's JavaScript engine and loads Vega."""
+
+
+def spec_key(spec: Mapping[str, Any]) -> str:
+    """Two specs draw the same picture when their JSON texts are the same."""
+    return json.dumps(spec, allow_nan=False, separators=(",", ":"))
+
+
+def warm_up() -> None:
+    """Start vl-convert without importing altair (the version picked here only loads that version's
+    compiler; the report's charts name their own)."""
+    import vl_convert as vlc
+
+    vlc.vegalite_to_svg(WARM_UP_SPEC, vl_version=vlc.get_vegalite_versions()[-1])
+
+
+GRADIENT_CHANNELS = ("color", "fill", "stroke")
+
+
+def may_draw_gradients(spec: Any) -> bool:
+    """Whether drawing `spec` may write a gradient: a colour channel on a continuous (quantitative or
+    temporal) field gets a gradient legend, and a mark may be filled with a gradient.
+
+    Vega numbers the gradients of a process in drawing order (`gradient_0`, `gradient_1`, ...), across
+    charts: the co-failure heat map's legend is `gradient_0` because no chart before it in page order
+    has one. Such a chart is never drawn ahead, and the charts drawn ahead have none, so every gradient
+    keeps the number it had when the charts were drawn in page order only."""
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "gradient":
+                return True
+            if key in GRADIENT_CHANNELS and isinstance(value, dict) \
+                    and value.get("type") in ("quantitative", "temporal"):
+                return True
+            if key != "datasets" and may_draw_gradients(value):
+                return True
+    elif isinstance(spec, list):
+        return any(may_draw_gradients(v) for v in spec)
+    return False
+
+
+SERVER = r"""
+import json, sys
+import vl_convert as vlc
+vlc.vegalite_to_svg(json.loads(sys.argv[1]), vl_version=vlc.get_vegalite_versions()[-1])  # start Vega
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(8)
+    if len(head) < 8:
+        break  # the command closed the pipe, or ended
+    request = json.loads(inp.read(int.from_bytes(head, "little")))
+    try:
+        answer = {"svg": vlc.vegalite_to_svg(request["spec"], vl_version=request["vl_version"])}
+    except Exception as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    data = json.dumps(answer).encode()
+    out.write(len(data).to_bytes(8, "little") + data)
+    out.flush()
+"""
+"""The drawing process: vl-convert holds Python's GIL while it draws (measured: a Python thread beside it
+gets about a tenth of its speed), so drawing in a thread of the command would stall the command's own
+work; a process of its own draws on the other core. It reads length-prefixed JSON requests on stdin and
+answers each with the SVG text (or the error) on stdout, in order."""
+
+
+class _DrawingProcess:
+    """A `SERVER` process; `svg(spec)` is vl-convert's `vegalite_to_svg(spec)` drawn there."""
+
+    def __init__(self) -> None:
+        # its own session: a Ctrl-C in the terminal reaches the command, which ends; the pipe then
+        # closes and the drawing process ends too (it never prints a traceback over the command's)
+        self._proc = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(WARM_UP_SPEC)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def svg(self, spec: dict[str, Any]) -> str:
+        from hn005_sim.report.images import vl_version
+
+        # the spec's JSON text is read back as the same dict (floats by repr, key order kept)
+        data = json.dumps({"spec": spec, "vl_version": vl_version()}).encode()
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(len(data).to_bytes(8, "little") + data)
+            self._proc.stdin.flush()
+            head = self._proc.stdout.read(8)
+            answer = json.loads(self._proc.stdout.read(int.from_bytes(head, "little"))) \
+                if len(head) == 8 else None
+        except (OSError, ValueError):
+            answer = None
+        if answer is None:
+            raise RuntimeError(f"the chart drawing process ended (exit status {self._proc.poll()})")
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return answer["svg"]
+
+    def close(self) -> None:
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class _Lane:
+    """A daemon thread running jobs in the order they were submitted, with the drawing process its
+    drawings are made by (or none: vl-convert in this process)."""
+
+    def __init__(self, drawer: _DrawingProcess | None, name: str) -> None:
+        self.drawer = drawer
+        self.pending = 0  # bytes of spec JSON queued for drawing and not yet drawn (the lane's backlog)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        self._jobs.put((future, function, args))
+        return future
+
+    def svg(self, spec: dict[str, Any], size: int = 0) -> str:
+        try:
+            if self.drawer is not None:
+                try:
+                    return self.drawer.svg(spec)
+                except RuntimeError:  # the drawing process ended (killed?): draw here from now on
+                    self.drawer.close()
+                    self.drawer = None
+            from hn005_sim.report.images import render_svg
+
+            return render_svg(spec)
+        finally:
+            self.pending -= size
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        if self.drawer is not None:
+            self.drawer.close()
+
+
+class ChartRenderer:
+    """The report's drawing jobs, each lane in the order they were submitted.
+
+    processes=0: one lane, drawing in this process (vl-convert in the lane's thread), as `write_report`
+    always drew. processes=n: n lanes, each drawing in a process of its own (`SERVER`, started at once,
+    Vega started in it while the command goes on). Lane 0 saves the images and draws every chart not
+    drawn ahead, in page order; drawings ahead go to the lane with the least queued, so the largest
+    chart (the sweeps, ~0.5 s) is drawn beside the others rather than after them."""
+
+    def __init__(self, warm: bool = True, processes: int = 0) -> None:
+        self._lanes: list[_Lane] = []
+        for i in range(max(processes, 1)):
+            drawer = None
+            if processes:
+                try:
+                    drawer = _DrawingProcess()
+                except OSError:  # no process to be had: draw here, as before
+                    drawer = None
+            if drawer is None and i:
+                break  # one lane drawing in this process is enough
+            self._lanes.append(_Lane(drawer, f"hn005-charts-{i}"))
+        self._ahead: dict[str, cf.Future] = {}
+        self._built: dict[str, list[tuple[pl.DataFrame, tuple, Any]]] = {}
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self.drawn_ahead = 0  # SVGs taken from a drawing made ahead (tests, and bench notes)
+        self.built_again_saved = 0  # charts taken from those built ahead
+        if warm and self._lanes[0].drawer is None:
+            self.submit(warm_up)
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> cf.Future:
+        """Run `function(*args)` in lane 0, after the jobs queued there before."""
+        return self._lanes[0].submit(function, *args)
+
+    def close(self) -> None:
+        """No more jobs: each lane ends after those queued, then its drawing process."""
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
+
+    def draw(self, spec: dict[str, Any], lane: int = 0) -> cf.Future:
+        """Queue the SVG of `spec` now; the future gives its text."""
+        return self._lanes[lane].submit(self._lanes[lane].svg, spec)
+
+    def draw_ahead(self, spec: dict[str, Any]) -> None:
+        """Queue the SVG of `spec` (once per distinct spec), unless it may draw a gradient."""
+        if may_draw_gradients(spec):
+            return
+        key = spec_key(spec)
+        with self._lock:
+            if key not in self._ahead:
+                lane = min(self._lanes, key=lambda ln: ln.pending)
+                lane.pending += len(key)
+                self._ahead[key] = lane.submit(lane.svg, spec, len(key))
+
+    def ahead(self, frames: Mapping[str, pl.DataFrame], summaries: Sequence[dict[str, Any]]) -> int:
+        """Build the charts `frames` ({"funnel": frame, ...}, as the command will write them) give and
+        queue their SVGs; returns how many. The frames are written to CSV and read back as the report
+        reads its folder, so the specs are those the report will build from the same files."""
+        from hn005_sim.report.build import iter_charts
+        from hn005_sim.report.data import load_folder
+
+        with tempfile.TemporaryDirectory(prefix="hn005-ahead-") as tmp:
+            for name, frame in frames.items():
+                frame.write_csv(Path(tmp) / f"{name}.csv")  # as io.OutputDir.write_csv writes it
+            files = load_folder(Path(tmp))
+        n = 0
+        for chart in iter_charts(files, list(summaries), memo=self):
+            self.draw_ahead(chart.spec)
+            n += 1
+        return n
+
+    def chart(self, file: str, frame: pl.DataFrame, key: tuple, build: Callable[[pl.DataFrame], Any]) -> Any:
+        """`build(frame)`, or the chart built before from an equal frame (same columns, types and values)
+        of the same file with the same `key` (target, deadline, probability): builders are functions
+        of those alone."""
+        with self._lock:
+            for old, old_key, chart in self._built.get(file, ()):
+                if old_key == key and old.schema == frame.schema and old.equals(frame):
+                    self.built_again_saved += 1
+                    return chart
+        with self._build_lock:  # one builder at a time: altair's caches are not made for threads
+            chart = build(frame)
+        with self._lock:
+            self._built.setdefault(file, []).append((frame, key, chart))
+        return chart
+
+    def take(self, spec: dict[str, Any]) -> cf.Future | None:
+        """The drawing made ahead for this exact spec, if any (each is taken once)."""
+        with self._lock:
+            future = self._ahead.pop(spec_key(spec), None)
+        if future is not None:
+            self.drawn_ahead += 1
+        return future

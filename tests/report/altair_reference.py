@@ -1,0 +1,312 @@
+"""The report's charts as altair built them before issue 16: the reference the dict-written specs are
+compared with (tests/report/test_chart_specs.py). Copied from src/hn005_sim/report/charts/ as they were
+(only the names changed); do not edit them to make a comparison pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+from hn005_sim.report.charts.common import (
+    BAND_COLOURS,
+    MAX_CRITERIA,
+    MAX_LOCATIONS,
+    WIDTH,
+    Chart,
+    _axis,
+    _cols,
+    _Data,
+    _finish,
+    _has_scenarios,
+    _pct,
+    _stage_scale,
+)
+from hn005_sim.report.charts.recruitment import _rule_layers
+
+
+def sweeps(frame: pl.DataFrame) -> Chart:
+    """Eligible share as each threshold moves (sweeps.csv): one panel per threshold, its axis in the
+    threshold's unit (the `unit` column) with whole-number ticks when the threshold takes whole values."""
+    data = _Data()
+    src = data.add(
+        "sweeps",
+        frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current", "unit")),
+        "sweeps.csv",
+    )
+    many = _has_scenarios(frame)
+    params = frame["parameter"].unique(maintain_order=True).to_list()
+    columns = 2 if len(params) > 1 else 1
+    panels = []
+    for name in params:
+        sub = frame.filter(pl.col("parameter") == name)
+        units = sub["unit"].drop_nulls().unique().to_list() if "unit" in sub.columns else []
+        unit = units[0] if len(units) == 1 and units[0] else ""
+        tips = [
+            alt.Tooltip("parameter:N", title="threshold"),
+            alt.Tooltip("value:Q", title=f"value ({unit})" if unit else "value"),
+            _pct("eligible_fraction", "eligible"),
+        ]
+        base = alt.Chart(src).transform_filter(alt.datum.parameter == name).encode(
+            x=alt.X("value:Q", title=f"{name} ({unit})" if unit else name, scale=alt.Scale(zero=False),
+                    axis=_axis(sub["value"].to_list(), labelFlush=True)),
+            y=alt.Y("eligible_fraction:Q", title="Candidates eligible", axis=alt.Axis(format="%")),
+        )
+        if many:
+            tips.insert(0, alt.Tooltip("scenario:N"))
+            line = base.mark_line(point=True).encode(
+                color=alt.Color("scenario:N", title="Scenario"), tooltip=tips
+            )
+        else:
+            line = base.mark_line(point=True, color="#4292c6").encode(tooltip=tips)
+        current = (
+            base.mark_point(size=140, shape="diamond", filled=True, color="firebrick")
+            .encode(tooltip=tips)
+            .transform_filter(alt.datum.is_current)
+        )
+        panels.append(alt.layer(line, current).properties(width=(WIDTH - 80) // columns, height=170))
+    chart = alt.concat(*panels, columns=columns, spacing=24)
+    return _finish(
+        "sweeps",
+        "How much relaxing a threshold buys",
+        "Share of candidates eligible as one threshold moves, all others as written (red: protocol value)",
+        "Each panel moves one threshold (its name and unit under the axis) and keeps every other criterion "
+        "as in the scenario. A flat line means the threshold barely matters; a steep one means it decides "
+        "eligibility for many candidates.",
+        chart,
+        data,
+    )
+
+
+def criteria(frame: pl.DataFrame) -> Chart:
+    """Shapley share with interval, beside fail and sole-fail rates (criteria.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "criterion_id",
+        "kind",
+        "stage",
+        "fail_rate",
+        "fail_rate_lo",
+        "fail_rate_hi",
+        "sole_fail_rate",
+        "sole_fail_rate_lo",
+        "sole_fail_rate_hi",
+        "shapley",
+        "shapley_share",
+        "shapley_share_lo",
+        "shapley_share_hi",
+    )
+    ranked = (
+        frame.group_by("criterion_id")
+        .agg(pl.col("shapley_share").max())
+        .sort(["shapley_share", "criterion_id"], descending=[True, False])
+    )
+    keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
+    shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "criteria",
+        shown,
+        "criteria.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_CRITERIA} criteria with the largest Shapley share" if subset else None,
+    )
+    many = _has_scenarios(frame)
+    y = alt.Y("criterion_id:N", sort=keep, title=None, axis=alt.Axis(labelLimit=200))
+    tips = [
+        alt.Tooltip("criterion_id:N", title="criterion"),
+        alt.Tooltip("stage:N"),
+        _pct("shapley_share", "share of exclusions (Shapley)"),
+        _pct("fail_rate", "fail rate"),
+        _pct("sole_fail_rate", "sole-fail rate"),
+    ]
+    if many:
+        tips.insert(0, alt.Tooltip("scenario:N"))
+    colour = (
+        alt.Color("scenario:N", title="Scenario")
+        if many
+        else alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame))
+    )
+    height = max(160, 16 * len(keep))
+    panel_w = (WIDTH - 200) // 3 + 20
+
+    def panel(measure: str, title: str, axis_title: str) -> alt.LayerChart:
+        base = alt.Chart(src).encode(y=y)
+        enc: dict[str, Any] = {
+            "x": alt.X(f"{measure}:Q", title=axis_title, axis=alt.Axis(format="%")),
+            "color": colour,
+            "tooltip": tips,
+        }
+        if many:
+            enc["yOffset"] = "scenario:N"
+        layers = [base.mark_bar(opacity=0.85).encode(**enc)]
+        if f"{measure}_lo" in frame.columns and f"{measure}_hi" in frame.columns:
+            eb: dict[str, Any] = {"x": f"{measure}_lo:Q", "x2": f"{measure}_hi:Q"}
+            if many:
+                eb["yOffset"] = "scenario:N"
+            layers.append(base.mark_rule(color="black", strokeWidth=1.5).encode(**eb))
+        return alt.layer(*layers).properties(width=panel_w, height=height, title=title)
+
+    chart = alt.hconcat(
+        panel("shapley_share", "Share of all exclusions", "Shapley share"),
+        panel("fail_rate", "Fail it", "Candidates failing"),
+        panel("sole_fail_rate", "Fail only it", "Failing this and nothing else"),
+        spacing=8,
+    ).resolve_scale(y="shared")
+    return _finish(
+        "criteria",
+        "Which criteria exclude the most candidates",
+        "Shapley share of exclusions (95% interval), fail rate and sole-fail rate per criterion",
+        "Shapley share splits each excluded candidate equally between the criteria they fail, so the shares "
+        "add up to all exclusions. Fail rate counts everyone failing a criterion, even those another "
+        "criterion would exclude anyway; sole-fail rate is the pool gained by dropping that criterion alone. "
+        "Black lines are 95% intervals.",
+        chart,
+        data,
+    )
+
+
+def inventory(frame: pl.DataFrame) -> Chart:
+    """Stock on hand and probability of a stock-out by location and drug (inventory.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "month",
+        "location",
+        "drug",
+        "on_hand_p10",
+        "on_hand_p50",
+        "on_hand_p90",
+        "stockout_probability",
+    )
+    locations = frame["location"].unique(maintain_order=True).to_list()
+    if len(locations) > MAX_LOCATIONS:
+        risk_col = "stockout_probability" if "stockout_probability" in frame.columns else "on_hand_p50"
+        desc = risk_col == "stockout_probability"
+        ranked = frame.group_by("location").agg(pl.col(risk_col).max() if desc else pl.col(risk_col).min())
+        ranked = ranked.sort([risk_col, "location"], descending=[desc, False])
+        depot = [loc for loc in locations if "depot" in loc.lower()][:1]
+        rest = [loc for loc in ranked["location"].to_list() if loc not in depot]
+        keep = depot + rest[: MAX_LOCATIONS - len(depot)]
+    else:
+        keep = locations
+    shown = frame.filter(pl.col("location").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "inventory",
+        shown,
+        "inventory.csv",
+        rows="subset" if subset else "all",
+        why=f"the depot and the {MAX_LOCATIONS} locations most at risk" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("location:N"),
+        alt.Tooltip("drug:N"),
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("on_hand_p50:Q", title="median on hand", format=",.0f"),
+        alt.Tooltip("on_hand_p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("on_hand_p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    if "stockout_probability" in frame.columns:
+        tips.append(_pct("stockout_probability", "chance of a stock-out"))
+    colour = alt.Color("location:N", title="Location")
+    base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
+    stock = alt.layer(
+        base.mark_area(opacity=0.15).encode(
+            y=alt.Y("on_hand_p10:Q", title="Packs on hand"), y2="on_hand_p90:Q", color=colour
+        ),
+        base.mark_line().encode(y="on_hand_p50:Q", color=colour, tooltip=tips),
+    ).properties(width=(WIDTH - 80) // 2, height=150)
+    panels: list[Any] = [stock]
+    if "stockout_probability" in frame.columns:
+        risk = (
+            base.mark_line(interpolate="step-after")
+            .encode(
+                y=alt.Y(
+                    "stockout_probability:Q",
+                    title="Chance of a stock-out",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1]),
+                ),
+                color=colour,
+                tooltip=tips,
+            )
+            .properties(width=(WIDTH - 80) // 2, height=150)
+        )
+        panels.append(risk)
+    # one row per drug (packs differ between drugs), stock beside stock-out risk
+    chart = alt.vconcat(
+        *[
+            alt.hconcat(*[p.transform_filter(alt.datum.drug == d) for p in panels]).properties(
+                title=alt.TitleParams(d, anchor="start", fontSize=13)
+            )
+            for d in shown["drug"].unique(maintain_order=True).to_list()
+        ]
+    )
+    return _finish(
+        "inventory",
+        "Stock on hand and the risk of running out",
+        "Median packs on hand (shaded: 10th to 90th percentile) and the share of runs out of stock, by month",
+        "Left: stock at each location; right: the share of simulated runs in which that location has run out "
+        "that month. A site running out means a patient's dose is late.",
+        chart,
+        data,
+    )
+def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[float]) -> Chart:
+    """Cumulative enrolment by month: median with 50/80/95% bands (enrollment_curve.csv)."""
+    data = _Data()
+    cols = _cols(frame, "month", "enrolled_mean", "p025", "p10", "p25", "p50", "p75", "p90", "p975")
+    src = data.add("enrolment", frame.select(cols), "enrollment_curve.csv")
+    x = alt.X("month:Q", title="Months since the trial opened")
+    ytitle = "Patients enrolled (cumulative)"
+    tips = [
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("p50:Q", title="median", format=",.0f"),
+        alt.Tooltip("p25:Q", title="25th percentile", format=",.0f"),
+        alt.Tooltip("p75:Q", title="75th percentile", format=",.0f"),
+        alt.Tooltip("p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    base = alt.Chart(src).encode(x=x)
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        colour = alt.Color("scenario:N", title="Scenario")
+        layers: list[Any] = [
+            base.mark_area(opacity=0.18).encode(y=alt.Y("p10:Q", title=ytitle), y2="p90:Q", color=colour),
+            base.mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median for each scenario, shaded: 80% of simulated runs"
+    else:
+        scale = alt.Scale(domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values()))
+        band = "Runs"
+        colour = alt.Color("band:N", scale=scale, title=band)
+
+        def tagged(label: str) -> alt.Chart:
+            # a constant field per layer gives one shared legend for the bands and the median
+            return base.transform_calculate(band=alt.expr.toString(label))
+
+        layers = [
+            tagged("95% of runs")
+            .mark_area()
+            .encode(y=alt.Y("p025:Q", title=ytitle), y2="p975:Q", color=colour),
+            tagged("80% of runs").mark_area().encode(y="p10:Q", y2="p90:Q", color=colour),
+            tagged("50% of runs").mark_area().encode(y="p25:Q", y2="p75:Q", color=colour),
+            tagged("median").mark_line(strokeWidth=2.5).encode(y="p50:Q", color=colour, tooltip=tips),
+        ]
+        subtitle = "Median of simulated runs with the ranges holding 50%, 80% and 95% of them"
+    chart = alt.layer(*layers, *_rule_layers(target, deadline)).properties(width=WIDTH, height=320)
+    return _finish(
+        "enrolment",
+        "When will the trial be full?",
+        subtitle,
+        "Each simulated run of the trial gives a curve of patients enrolled over time; the dark line is the "
+        "middle run and the bands hold the given share of runs. Where the bands cross the red target line "
+        "shows how early or late the target is reached; the dotted line is the deadline.",
+        chart,
+        data,
+    )
+
+

@@ -1,0 +1,140 @@
+"""Charts written as Vega-Lite dicts (issue 16) are the specs altair built before, byte for byte as the
+page embeds them, and valid Vega-Lite: for the test fixtures, a scenario overlay, one threshold alone,
+thresholds without a unit or with fractional and large values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import pytest
+from altair.utils.schemapi import validate_jsonschema
+
+from hn005_sim.report import charts as ch
+from hn005_sim.report.html import spec_json
+
+from . import altair_reference as ref
+from . import report_fixtures as rf
+
+SCHEMA = alt.vegalite.v6.schema.core.load_schema()
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory) -> Path:
+    return rf.screen_folder(tmp_path_factory.mktemp("specs") / "screen")
+
+
+def overlay(frame: pl.DataFrame) -> pl.DataFrame:
+    """Two scenarios, as `compare` writes a frame (a leading `scenario` column)."""
+    return pl.concat([frame.with_columns(pl.lit(s).alias("scenario")).select(["scenario", *frame.columns])
+                      for s in ("baseline", "relaxed")])
+
+
+def same_chart(new: ch.Chart, old: ch.Chart) -> None:
+    assert json.dumps(new.spec) == json.dumps(old.spec)  # same keys in the same order, same values
+    assert spec_json(new.spec) == spec_json(old.spec)  # what report.html embeds
+    assert (new.name, new.title, new.how_to_read, new.files) == (old.name, old.title, old.how_to_read,
+                                                                 old.files)
+    validate_jsonschema(new.spec, SCHEMA)
+
+
+def sweeps_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "sweeps.csv")
+    one = frame.filter(pl.col("parameter") == "ecog_max")
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "one threshold": one,
+        "no unit column": frame.drop("unit"),
+        "empty and mixed units": frame.with_columns(
+            pl.when(pl.col("parameter") == "ecog_max").then(pl.lit(""))
+            .when(pl.col("parameter") == "tsh_max_uln").then(pl.lit(None))
+            .otherwise(pl.col("unit")).alias("unit")),
+        "quoted name, fractional and large values": frame.with_columns(
+            pl.when(pl.col("parameter") == "age_max_years").then(pl.lit("it's_a \"max\""))
+            .otherwise(pl.col("parameter")).alias("parameter"),
+            (pl.col("value") * 1000.5).alias("value")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "one threshold", "no unit column",
+                                     "empty and mixed units", "quoted name, fractional and large values"])
+def test_sweeps_is_the_altair_spec(screen, variant):
+    frame = sweeps_variants(screen)[variant]
+    same_chart(ch.sweeps(frame), ref.sweeps(frame))
+
+
+def test_the_sweeps_spec_shares_no_object_between_places(screen):
+    spec = ch.sweeps(pl.read_csv(screen / "sweeps.csv")).spec
+    seen: dict[int, str] = {}
+
+    def walk(node, where):
+        if isinstance(node, dict | list):
+            assert id(node) not in seen, f"{where} is the object at {seen.get(id(node))}"
+            seen[id(node)] = where
+            for k, v in (node.items() if isinstance(node, dict) else enumerate(node)):
+                walk(v, f"{where}/{k}")
+
+    walk({k: v for k, v in spec.items() if k != "datasets"}, "")
+    assert len(seen) > 100
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return rf.run_folder(tmp_path_factory.mktemp("specs") / "run")
+
+
+def criteria_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "criteria.csv")
+    many = pl.concat([frame.with_columns(pl.format("extra_{}_{}", pl.col("criterion_id"), pl.lit(i)))
+                      for i in range(3)])  # 27 criteria: more than MAX_CRITERIA, a subset is shown
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no intervals": frame.drop([c for c in frame.columns if c.endswith(("_lo", "_hi"))]),
+        "one interval": frame.drop(["fail_rate_lo", "fail_rate_hi"]),
+        "more than shown, unknown stage": many.with_columns(
+            pl.when(pl.col("criterion_id").str.ends_with("_2")).then(pl.lit("chart review"))
+            .otherwise(pl.col("stage")).alias("stage")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no intervals", "one interval",
+                                     "more than shown, unknown stage"])
+def test_criteria_is_the_altair_spec(screen, variant):
+    frame = criteria_variants(screen)[variant]
+    same_chart(ch.criteria(frame), ref.criteria(frame))
+
+
+def inventory_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "inventory.csv")
+    sites = frame.filter(pl.col("location") != frame["location"][0])
+    many = pl.concat([sites.with_columns(pl.format("{} {}", pl.col("location"), pl.lit(i)))
+                      for i in range(4)])
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no stock-out column": frame.drop("stockout_probability"),
+        "more locations than shown": pl.concat([frame, many]),
+        "one drug": frame.filter(pl.col("drug") == frame["drug"][0]),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no stock-out column", "more locations than shown",
+                                     "one drug"])
+def test_inventory_is_the_altair_spec(run, variant):
+    frame = inventory_variants(run)[variant]
+    same_chart(ch.inventory(frame), ref.inventory(frame))
+
+
+@pytest.mark.parametrize(("variant", "target", "deadline"), [
+    ("fixture", [110.0], [12.0]), ("overlay", [110.0], [24.0, 12.0]), ("fixture", [], []),
+    ("overlay", [], []), ("fixture", [110.0, 60.0, 110.0], []), ("fixture", [], [30.5]),
+    ("fixture", [110], [12])])
+def test_enrolment_fan_is_the_altair_spec(run, variant, target, deadline):
+    frame = pl.read_csv(run / "enrollment_curve.csv")
+    frame = overlay(frame) if variant == "overlay" else frame
+    same_chart(ch.enrolment_fan(frame, target=target, deadline=deadline),
+               ref.enrolment_fan(frame, target=target, deadline=deadline))
