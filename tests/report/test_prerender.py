@@ -40,6 +40,7 @@ from pathlib import Path
 import polars as pl
 from hn005_sim.report import write_report
 from hn005_sim.report.data import load_folder
+from hn005_sim.report.build import draw_ahead
 from hn005_sim.report.prerender import ChartRenderer
 folder, ahead_from, processes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 renderer = None
@@ -47,7 +48,8 @@ if ahead_from:
     renderer = ChartRenderer(processes=processes)
     files = load_folder(Path(ahead_from))
     # the frames as the report reads them, handed over as a command hands them (before writing them)
-    queued = renderer.ahead({n.removesuffix(".csv"): f for n, f in files.frames.items()}, [files.summary])
+    frames = {n.removesuffix(".csv"): f for n, f in files.frames.items()}
+    queued = draw_ahead(renderer, frames, [files.summary])
 names = write_report(folder, title="fixture", manifest=json.loads((folder / "manifest.json").read_text()),
                      renderer=renderer, png=False)
 print(json.dumps({"names": names, "queued": queued if renderer else 0,

@@ -133,7 +133,9 @@ def _analyses_then_charts(sc, raw, seed: int, patients: int, summary: dict[str, 
     """`_analyses`, then (with a report) its charts queued for drawing while the replicates run."""
     files = _analyses(sc, raw, seed, patients, summary)
     if renderer is not None:
-        renderer.ahead(files, [summary])
+        from hn005_sim.report.build import draw_ahead
+
+        draw_ahead(renderer, files, [summary])
     return files
 
 
@@ -267,7 +269,9 @@ def run(
     if renderer is not None:
         # the simulation's charts, drawn while the analyses finish (the files and summary keys they
         # chart are final here; a chart that differs in the report is simply drawn again)
-        renderer.ahead(result.frames, [result.summary])
+        from hn005_sim.report.build import draw_ahead
+
+        draw_ahead(renderer, result.frames, [result.summary])
     extra_files = analyses.result()
     result.summary.update(extra_summary)
     result.summary["uncertainty"] = {

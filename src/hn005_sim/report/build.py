@@ -9,7 +9,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,22 @@ def _baseline_section(files: OutputFiles, published: tuple[PublishedTrial, ...] 
         "Baseline figures of the simulated cohort next to those reported by comparable trials.",
         [Table(header, rows, notes=notes)],
     )
+
+
+def draw_ahead(renderer: ChartRenderer, frames: Mapping[str, pl.DataFrame],
+               summaries: Sequence[dict[str, Any]]) -> int:
+    """Build the charts `frames` ({"funnel": frame, ...}, as the command will write them) give and
+    queue their SVGs on `renderer`; returns how many. The frames are written to CSV and read back as the
+    report reads its folder, so the specs are those the report will build from the same files."""
+    with tempfile.TemporaryDirectory(prefix="hn005-ahead-") as tmp:
+        for name, frame in frames.items():
+            frame.write_csv(Path(tmp) / f"{name}.csv")  # as io.OutputDir.write_csv writes it
+        files = load_folder(Path(tmp))
+    n = 0
+    for chart in iter_charts(files, list(summaries), memo=renderer):
+        renderer.draw_ahead(chart.spec)
+        n += 1
+    return n
 
 
 def write_report(

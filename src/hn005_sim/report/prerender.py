@@ -4,7 +4,8 @@ Vega (inside vl-convert) draws one chart at a time in its own thread, without Py
 first drawing costs ~0.5 s of start-up. A `ChartRenderer` owns that one drawing thread for a command:
 
 - created at the start of `run`, it starts vl-convert at once (while the scenario loads);
-- `ahead(frames, summaries)` builds the charts that some of the files give, as soon as they exist (the
+- `report.build.draw_ahead(renderer, frames, summaries)` builds the charts that some of the files
+  give, as soon as they exist (the
   report's analyses, while the replicates still run; the simulation's files, while the analyses still
   run), and queues their SVGs;
 - `write_report(..., renderer=r)` reads the output folder as always; a chart whose file holds an equal
@@ -24,10 +25,8 @@ import json
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -249,23 +248,6 @@ class ChartRenderer:
                 lane = min(self._lanes, key=lambda ln: ln.pending)
                 lane.pending += len(key)
                 self._ahead[key] = lane.submit(lane.svg, spec, len(key))
-
-    def ahead(self, frames: Mapping[str, pl.DataFrame], summaries: Sequence[dict[str, Any]]) -> int:
-        """Build the charts `frames` ({"funnel": frame, ...}, as the command will write them) give and
-        queue their SVGs; returns how many. The frames are written to CSV and read back as the report
-        reads its folder, so the specs are those the report will build from the same files."""
-        from hn005_sim.report.build import iter_charts
-        from hn005_sim.report.data import load_folder
-
-        with tempfile.TemporaryDirectory(prefix="hn005-ahead-") as tmp:
-            for name, frame in frames.items():
-                frame.write_csv(Path(tmp) / f"{name}.csv")  # as io.OutputDir.write_csv writes it
-            files = load_folder(Path(tmp))
-        n = 0
-        for chart in iter_charts(files, list(summaries), memo=self):
-            self.draw_ahead(chart.spec)
-            n += 1
-        return n
 
     def chart(self, file: str, frame: pl.DataFrame, key: tuple, build: Callable[[pl.DataFrame], Any]) -> Any:
         """`build(frame)`, or the chart built before from an equal frame (same columns, types and values)
