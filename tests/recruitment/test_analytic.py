@@ -238,3 +238,17 @@ def test_more_sites_or_higher_rates_never_lower_success(
     )
     assert more >= base - 1e-10
     assert faster >= base - 1e-10
+
+
+def test_validate_does_not_import_scipy_optimize():
+    """scipy.optimize (~0.3 s) is imported where a quantile is solved for, not by importing the analytic
+    module: `validate` does not need it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; from hn005_sim.cli import main; rc = main(['validate', 'scenarios/baseline.toml']); "
+            "print('scipy.optimize' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import optimize, special
+from scipy import special
 
 from hn005_sim.scenario import dists as D
 
@@ -488,6 +488,8 @@ def time_to_target_quantiles(
     out: list[float | None] = []
     if target <= 0:
         return [0.0 for _ in probs]
+    from scipy import optimize  # here, not at import: scipy.optimize costs every command ~0.3 s
+
     rate = sum(g.sites * g.effective_mean for g in groups)
     for q in probs:
         hi = min(max_months, max(1.0, 2 * target / rate if rate > 0 else max_months))
