@@ -310,3 +310,57 @@ def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[fl
     )
 
 
+def drug_demand(frame: pl.DataFrame) -> Chart:
+    """Units dispensed per month per drug, median with 10th-90th percentile band (drug_demand.csv)."""
+    data = _Data()
+    src = data.add(
+        "drug_demand",
+        frame.select(_cols(frame, "month", "drug", "units_p10", "units_p50", "units_p90")),
+        "drug_demand.csv",
+    )
+    tips = [
+        alt.Tooltip("drug:N"),
+        alt.Tooltip("month:Q", format=".1f"),
+        alt.Tooltip("units_p50:Q", title="median packs", format=",.0f"),
+        alt.Tooltip("units_p10:Q", title="10th percentile", format=",.0f"),
+        alt.Tooltip("units_p90:Q", title="90th percentile", format=",.0f"),
+    ]
+    base = alt.Chart(src).encode(x=alt.X("month:Q", title="Months since the trial opened"))
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        colour = alt.Color("scenario:N", title="Scenario")
+        layers = [
+            base.mark_area(opacity=0.2).encode(
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q", color=colour
+            ),
+            base.mark_line().encode(y="units_p50:Q", color=colour, tooltip=tips),
+        ]
+    else:
+        layers = [
+            base.mark_area(opacity=0.35, color="#9ecae1").encode(
+                y=alt.Y("units_p10:Q", title="Packs dispensed per month"), y2="units_p90:Q"
+            ),
+            base.mark_line(color="#08306b").encode(y="units_p50:Q", tooltip=tips),
+        ]
+    chart = (
+        alt.layer(*layers)
+        .properties(width=WIDTH, height=150)
+        .facet(
+            row=alt.Row(
+                "drug:N",
+                title=None,
+                header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=12, labelFontWeight="bold"),
+            ),
+        )
+        .resolve_scale(y="independent")
+    )
+    return _finish(
+        "drug_demand",
+        "How much of each drug is dispensed each month",
+        "Median packs dispensed per month across runs, shaded: 10th to 90th percentile",
+        "Counts are packs: a box of capsules, a vial, a bottle of tablets (supply.csv gives units per "
+        "pack). Demand grows as patients enrol "
+        "and falls as they stop treatment; the band shows how much it varies between runs.",
+        chart,
+        data,
+    )

@@ -138,3 +138,19 @@ def test_enrolment_fan_is_the_altair_spec(run, variant, target, deadline):
     frame = overlay(frame) if variant == "overlay" else frame
     same_chart(ch.enrolment_fan(frame, target=target, deadline=deadline),
                ref.enrolment_fan(frame, target=target, deadline=deadline))
+
+
+def drug_demand_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "drug_demand.csv")
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "one drug": frame.filter(pl.col("drug") == frame["drug"][0]),
+        "quoted drug name": frame.with_columns(pl.format("it's \"{}\"", pl.col("drug")).alias("drug")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "one drug", "quoted drug name"])
+def test_drug_demand_is_the_altair_spec(run, variant):
+    frame = drug_demand_variants(run)[variant]
+    same_chart(ch.drug_demand(frame), ref.drug_demand(frame))
