@@ -24,7 +24,7 @@ from hn005_sim.report.charts.common import (
     _pct,
     _stage_scale,
 )
-from hn005_sim.report.charts.recruitment import _rule_layers
+from hn005_sim.report.charts.recruitment import _rule_layers, time_to_target_histogram
 
 
 def sweeps(frame: pl.DataFrame) -> Chart:
@@ -361,6 +361,64 @@ def drug_demand(frame: pl.DataFrame) -> Chart:
         "Counts are packs: a box of capsules, a vial, a bottle of tablets (supply.csv gives units per "
         "pack). Demand grows as patients enrol "
         "and falls as they stop treatment; the band shows how much it varies between runs.",
+        chart,
+        data,
+    )
+
+
+def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
+    """Distribution of months to reach the target across runs (time_to_target.csv, binned)."""
+    data = _Data()
+    hist = time_to_target_histogram(frame)
+    src = data.add(
+        "time_to_target",
+        hist,
+        "time_to_target.csv",
+        rows="histogram",
+        column="time_to_target_months",
+        group="scenario" if _has_scenarios(frame) else None,
+    )
+    n = frame.height
+    reached = frame["time_to_target_months"].drop_nulls().drop_nans().len()
+    tips = [
+        alt.Tooltip("bin_start:Q", title="from month", format=".2f"),
+        alt.Tooltip("bin_end:Q", title="to month", format=".2f"),
+        alt.Tooltip("runs:Q", title="runs reaching the target"),
+    ]
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        bars = (
+            alt.Chart(src)
+            .mark_bar(opacity=0.55, binSpacing=0)
+            .encode(
+                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
+                x2="bin_end:Q",
+                y=alt.Y("runs:Q", title="Simulated runs", stack=None, axis=_axis([0, *hist["runs"]])),
+                color=alt.Color("scenario:N", title="Scenario"),
+                tooltip=tips,
+            )
+        )
+        subtitle = "Runs reaching the target in each interval, per scenario"
+    else:
+        bars = (
+            alt.Chart(src)
+            .mark_bar(color="#4292c6", binSpacing=1)
+            .encode(
+                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
+                x2="bin_end:Q",
+                y=alt.Y("runs:Q", title="Simulated runs", axis=_axis([0, *hist["runs"]])),
+                tooltip=tips,
+            )
+        )
+        share = reached / n if n else 0.0
+        subtitle = f"{reached} of {n} runs ({share:.0%}) reached the target within the simulated horizon"
+    chart = alt.layer(bars, *_rule_layers([], deadline)).properties(width=WIDTH, height=260)
+    return _finish(
+        "time_to_target",
+        "How long until the target is reached?",
+        subtitle,
+        "Each bar counts the simulated runs that reached the target in that interval. Runs to the right of "
+        "the dotted deadline line are late; runs that never reached the target are not drawn.",
         chart,
         data,
     )

@@ -154,3 +154,23 @@ def drug_demand_variants(run: Path) -> dict[str, pl.DataFrame]:
 def test_drug_demand_is_the_altair_spec(run, variant):
     frame = drug_demand_variants(run)[variant]
     same_chart(ch.drug_demand(frame), ref.drug_demand(frame))
+
+
+def time_to_target_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "time_to_target.csv")
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "none reach the target": frame.with_columns(pl.lit(None, pl.Float64).alias("time_to_target_months")),
+        "some never reach it, wide span": frame.with_columns(
+            pl.when(pl.col("replicate") % 3 == 0).then(None)
+            .otherwise(pl.col("time_to_target_months") * 40).alias("time_to_target_months")),
+    }
+
+
+@pytest.mark.parametrize(("variant", "deadline"), [
+    ("fixture", [12.0]), ("fixture", []), ("fixture", [24.0, 12.0, 24.0]), ("overlay", [12.0]),
+    ("overlay", []), ("none reach the target", [12.0]), ("some never reach it, wide span", [30.5])])
+def test_time_to_target_is_the_altair_spec(run, variant, deadline):
+    frame = time_to_target_variants(run)[variant]
+    same_chart(ch.time_to_target(frame, deadline=deadline), ref.time_to_target(frame, deadline=deadline))

@@ -16,6 +16,7 @@ from hn005_sim.report.charts.common import (
     WIDTH,
     Chart,
     _axis,
+    _axis_dict,
     _cols,
     _copy_shared,
     _Data,
@@ -181,10 +182,12 @@ def time_to_target_histogram(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
-    """Distribution of months to reach the target across runs (time_to_target.csv, binned)."""
+    """Distribution of months to reach the target across runs (time_to_target.csv, binned).
+
+    Written as the dict altair builds (`_finish_spec`; ~25 ms through altair's layering)."""
     data = _Data()
     hist = time_to_target_histogram(frame)
-    src = data.add(
+    data.add(
         "time_to_target",
         hist,
         "time_to_target.csv",
@@ -195,47 +198,46 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
     n = frame.height
     reached = frame["time_to_target_months"].drop_nulls().drop_nans().len()
     tips = [
-        alt.Tooltip("bin_start:Q", title="from month", format=".2f"),
-        alt.Tooltip("bin_end:Q", title="to month", format=".2f"),
-        alt.Tooltip("runs:Q", title="runs reaching the target"),
+        _tooltip("bin_start", "quantitative", "from month", ".2f"),
+        _tooltip("bin_end", "quantitative", "to month", ".2f"),
+        _tooltip("runs", "quantitative", "runs reaching the target"),
     ]
+    x = {"bin": "binned", "field": "bin_start", "title": "Months to reach the target", "type": "quantitative"}
+    axis = _axis_dict([0, *hist["runs"]])
     if _has_scenarios(frame):
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        bars = (
-            alt.Chart(src)
-            .mark_bar(opacity=0.55, binSpacing=0)
-            .encode(
-                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
-                x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs", stack=None, axis=_axis([0, *hist["runs"]])),
-                color=alt.Color("scenario:N", title="Scenario"),
-                tooltip=tips,
-            )
-        )
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        bars = {"mark": {"type": "bar", "binSpacing": 0, "opacity": 0.55},
+                "encoding": {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"},
+                             "tooltip": tips, "x": x, "x2": {"field": "bin_end"},
+                             "y": {"axis": axis, "field": "runs", "stack": None, "title": "Simulated runs",
+                                   "type": "quantitative"}}}
         subtitle = "Runs reaching the target in each interval, per scenario"
     else:
-        bars = (
-            alt.Chart(src)
-            .mark_bar(color="#4292c6", binSpacing=1)
-            .encode(
-                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
-                x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs", axis=_axis([0, *hist["runs"]])),
-                tooltip=tips,
-            )
-        )
+        bars = {"mark": {"type": "bar", "binSpacing": 1, "color": "#4292c6"},
+                "encoding": {"tooltip": tips, "x": x, "x2": {"field": "bin_end"},
+                             "y": {"axis": axis, "field": "runs", "title": "Simulated runs",
+                                   "type": "quantitative"}}}
         share = reached / n if n else 0.0
         subtitle = f"{reached} of {n} runs ({share:.0%}) reached the target within the simulated horizon"
-    chart = alt.layer(bars, *_rule_layers([], deadline)).properties(width=WIDTH, height=260)
-    return _finish(
+    rules = _rule_layer_dicts([], deadline)
+    title = "How long until the target is reached?"
+    if rules:  # each layer names its data; the rules draw from altair's "empty" dataset
+        body = {"layer": [{"data": {"name": "time_to_target"}, **bars}, *rules], "height": 260,
+                "title": _title(title, subtitle), "width": WIDTH}
+    else:  # one dataset for every layer: altair names it once, on the chart
+        body = {"layer": [bars], "data": {"name": "time_to_target"}, "height": 260,
+                "title": _title(title, subtitle), "width": WIDTH}
+    chart = _finish_spec(
         "time_to_target",
-        "How long until the target is reached?",
-        subtitle,
+        title,
         "Each bar counts the simulated runs that reached the target in that interval. Runs to the right of "
         "the dotted deadline line are late; runs that never reached the target are not drawn.",
-        chart,
+        _copy_shared(body),
         data,
     )
+    if rules:
+        chart.spec["datasets"] = {"empty": [{}], **chart.spec["datasets"]}
+    return chart
 
 
 def screen_failures(frame: pl.DataFrame) -> Chart:
