@@ -422,3 +422,66 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
         chart,
         data,
     )
+
+
+def screen_failures(frame: pl.DataFrame) -> Chart:
+    """Why candidates seen at sites did not enrol (screen_failures.csv)."""
+    data = _Data()
+    cols = _cols(frame, "stage", "criterion_id", "failures_mean", "failures_p10", "failures_p90", "share")
+    ranked = (
+        frame.group_by("stage", "criterion_id")
+        .agg(pl.col("failures_mean").max())
+        .sort(["failures_mean", "criterion_id"], descending=[True, False])
+    )
+    keep = ranked.head(MAX_CRITERIA).select("stage", "criterion_id")
+    shown = frame.join(keep, on=["stage", "criterion_id"], how="semi").select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "screen_failures",
+        shown,
+        "screen_failures.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_CRITERIA} most frequent reasons" if subset else None,
+    )
+    order = ranked.head(MAX_CRITERIA)["criterion_id"].unique(maintain_order=True).to_list()
+    tips = [
+        alt.Tooltip("criterion_id:N", title="reason"),
+        alt.Tooltip("stage:N"),
+        alt.Tooltip("failures_mean:Q", title="candidates per run (mean)", format=",.1f"),
+    ]
+    if "failures_p10" in frame.columns:
+        tips += [
+            alt.Tooltip("failures_p10:Q", title="10th percentile", format=",.0f"),
+            alt.Tooltip("failures_p90:Q", title="90th percentile", format=",.0f"),
+        ]
+    if "share" in frame.columns:
+        tips.append(_pct("share", "share of all losses"))
+    base = alt.Chart(src).encode(
+        y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
+    )
+    enc: dict[str, Any] = {
+        "x": alt.X("failures_mean:Q", title="Candidates lost per run (mean)"),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
+    else:
+        enc["color"] = alt.Color("stage:N", title="Lost at", scale=_stage_scale(frame))
+    layers = [base.mark_bar().encode(**enc)]
+    if "failures_p10" in frame.columns and "failures_p90" in frame.columns:
+        eb: dict[str, Any] = {"x": "failures_p10:Q", "x2": "failures_p90:Q"}
+        if _has_scenarios(frame):
+            eb["yOffset"] = "scenario:N"
+        layers.append(base.mark_rule(color="black").encode(**eb))
+    chart = alt.layer(*layers).properties(width=WIDTH - 220, height=max(140, 18 * len(order)))
+    return _finish(
+        "screen_failures",
+        "Why candidates seen at the sites did not enrol",
+        "Candidates lost per simulated run, by reason (black: 10th to 90th percentile)",
+        "Counts are per run of the whole trial. Prescreen losses cost a chart review; screening losses "
+        "cost a consent and a screening visit; consent and withdrawal are candidates who were eligible "
+        "but did not go on.",
+        chart,
+        data,
+    )

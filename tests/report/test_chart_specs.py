@@ -174,3 +174,31 @@ def time_to_target_variants(run: Path) -> dict[str, pl.DataFrame]:
 def test_time_to_target_is_the_altair_spec(run, variant, deadline):
     frame = time_to_target_variants(run)[variant]
     same_chart(ch.time_to_target(frame, deadline=deadline), ref.time_to_target(frame, deadline=deadline))
+
+
+def screen_failures_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "screen_failures.csv")
+    many = pl.concat([frame.with_columns(pl.format("{}_{}", pl.col("criterion_id"), pl.lit(i)))
+                      for i in range(3)])  # more reasons than MAX_CRITERIA: a subset is shown
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no percentiles or share": frame.drop("failures_p10", "failures_p90", "share"),
+        "10th percentile only": frame.drop("failures_p90"),
+        "more than shown, unknown stages": many.with_columns(
+            pl.when(pl.col("criterion_id").str.ends_with("_2")).then(pl.format("other {}", pl.col("stage")))
+            .otherwise(pl.col("stage")).alias("stage")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no percentiles or share", "10th percentile only",
+                                     "more than shown, unknown stages"])
+def test_screen_failures_is_the_altair_spec(run, variant):
+    frame = screen_failures_variants(run)[variant]
+    same_chart(ch.screen_failures(frame), ref.screen_failures(frame))
+
+
+def test_the_stage_scale_dict_is_altairs(run):
+    frame = screen_failures_variants(run)["more than shown, unknown stages"]
+    for sub in (frame, frame.head(3), frame.filter(pl.col("stage").str.starts_with("other"))):
+        assert ch.common._stage_scale_dict(sub) == ch._stage_scale(sub).to_dict()

@@ -121,6 +121,14 @@ def _stage_scale(frame: pl.DataFrame) -> alt.Scale:
     )
 
 
+def _stage_scale_dict(frame: pl.DataFrame) -> dict[str, Any]:
+    """`_stage_scale(frame).to_dict()` without building the altair object."""
+    present = set(frame["stage"].drop_nulls().unique().to_list())
+    domain = [s for s in STAGE_COLOURS if s in present] + sorted(present - set(STAGE_COLOURS))
+    palette = ["#bdbdbd", "#969696", "#737373", "#525252"]
+    return {"domain": domain, "range": [STAGE_COLOURS.get(s) or palette[i % 4] for i, s in enumerate(domain)]}
+
+
 def _pct(field_: str, title: str) -> alt.Tooltip:
     return alt.Tooltip(f"{field_}:Q", title=title, format=".1%")
 
