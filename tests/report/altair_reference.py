@@ -14,6 +14,7 @@ from hn005_sim.report.charts.common import (
     BAND_COLOURS,
     MAX_CRITERIA,
     MAX_LOCATIONS,
+    MAX_SITES,
     WIDTH,
     Chart,
     _axis,
@@ -482,6 +483,73 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
         "Counts are per run of the whole trial. Prescreen losses cost a chart review; screening losses "
         "cost a consent and a screening visit; consent and withdrawal are candidates who were eligible "
         "but did not go on.",
+        chart,
+        data,
+    )
+
+
+def sites(frame: pl.DataFrame) -> Chart:
+    """Enrolment per site with its spread across runs (sites.csv)."""
+    data = _Data()
+    cols = _cols(
+        frame,
+        "site",
+        "region",
+        "activation_month_mean",
+        "never_activated_fraction",
+        "enrolled_mean",
+        "enrolled_p10",
+        "enrolled_p90",
+        "zero_enrolled_fraction",
+    )
+    ranked = frame.sort(["enrolled_mean", "site"], descending=[True, False])
+    keep = ranked["site"].unique(maintain_order=True).head(MAX_SITES).to_list()
+    shown = frame.filter(pl.col("site").is_in(keep)).select(cols)
+    subset = shown.height < frame.height
+    src = data.add(
+        "sites",
+        shown,
+        "sites.csv",
+        rows="subset" if subset else "all",
+        why=f"the {MAX_SITES} sites enrolling most" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("site:N"),
+        alt.Tooltip("region:N"),
+        alt.Tooltip("enrolled_mean:Q", title="enrolled (mean)", format=",.1f"),
+    ]
+    for col, title, fmt in (
+        ("enrolled_p10", "10th percentile", ",.0f"),
+        ("enrolled_p90", "90th percentile", ",.0f"),
+        ("activation_month_mean", "opens at month (mean)", ".1f"),
+        ("never_activated_fraction", "never opens", ".0%"),
+        ("zero_enrolled_fraction", "enrols no one", ".0%"),
+    ):
+        if col in frame.columns:
+            tips.append(alt.Tooltip(f"{col}:Q", title=title, format=fmt))
+    # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
+    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=320)))
+    enc: dict[str, Any] = {
+        "x": alt.X("enrolled_mean:Q", title="Patients enrolled per run (mean)"),
+        "color": alt.Color("region:N", title="Region"),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
+    layers = [base.mark_bar().encode(**enc)]
+    if "enrolled_p10" in frame.columns and "enrolled_p90" in frame.columns:
+        eb: dict[str, Any] = {"x": "enrolled_p10:Q", "x2": "enrolled_p90:Q"}
+        if _has_scenarios(frame):
+            eb["yOffset"] = "scenario:N"
+        layers.append(base.mark_rule(color="black").encode(**eb))
+    chart = alt.layer(*layers).properties(width=WIDTH - 200, height=max(60, 20 * len(keep)))
+    return _finish(
+        "sites",
+        "Enrolment per site",
+        "Mean patients enrolled per simulated run (black: 10th to 90th percentile)",
+        "Sites differ in how fast they recruit and when they open; the spread shows how much a site's "
+        "contribution varies from run to run. Hover for how often a site never opens or enrols no one.",
         chart,
         data,
     )

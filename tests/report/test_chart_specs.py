@@ -202,3 +202,25 @@ def test_the_stage_scale_dict_is_altairs(run):
     frame = screen_failures_variants(run)["more than shown, unknown stages"]
     for sub in (frame, frame.head(3), frame.filter(pl.col("stage").str.starts_with("other"))):
         assert ch.common._stage_scale_dict(sub) == ch._stage_scale(sub).to_dict()
+
+
+def sites_variants(run: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(run / "sites.csv")
+    many = pl.concat([frame.with_columns(pl.format("{} {}", pl.col("site"), pl.lit(i)),
+                                         pl.col("enrolled_mean") + i % 7)
+                      for i in range(1 + ch.MAX_SITES // frame.height)])  # more sites than shown
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "mean only": frame.select("site", "region", "enrolled_mean"),
+        "10th percentile only": frame.drop("enrolled_p90"),
+        "more sites than shown": many,
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "mean only", "10th percentile only",
+                                     "more sites than shown"])
+def test_sites_is_the_altair_spec(run, variant):
+    frame = sites_variants(run)[variant]
+    assert variant != "more sites than shown" or frame.height > ch.MAX_SITES
+    same_chart(ch.sites(frame), ref.sites(frame))
