@@ -553,3 +553,55 @@ def sites(frame: pl.DataFrame) -> Chart:
         chart,
         data,
     )
+
+
+def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
+    """Probability of reaching the target by number of sites (sites command's curve.csv)."""
+    data = _Data()
+    x_col = "sites" if "sites" in frame.columns else "total_sites"
+    src = data.add(
+        "site_curve",
+        frame.select(_cols(frame, x_col, "probability_of_success", "expected_enrolled", "method")),
+        "curve.csv",
+    )
+    tips = [
+        alt.Tooltip(f"{x_col}:Q", title="sites"),
+        _pct("probability_of_success", "probability of success"),
+    ]
+    if "expected_enrolled" in frame.columns:
+        tips.append(alt.Tooltip("expected_enrolled:Q", title="expected enrolled", format=",.1f"))
+    enc: dict[str, Any] = {
+        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=_axis(frame[x_col].to_list())),
+        "y": alt.Y(
+            "probability_of_success:Q",
+            title="Probability of reaching the target",
+            axis=alt.Axis(format="%"),
+            scale=alt.Scale(domain=[0, 1]),
+        ),
+        "tooltip": tips,
+    }
+    colour_field = "scenario" if _has_scenarios(frame) else ("method" if "method" in frame.columns else None)
+    if colour_field:
+        enc["color"] = alt.Color(f"{colour_field}:N", title=colour_field.capitalize())
+        tips.insert(0, alt.Tooltip(f"{colour_field}:N"))
+        if colour_field == "scenario" and "method" in frame.columns:
+            enc["strokeDash"] = alt.StrokeDash("method:N", title="Method")
+    layers: list[Any] = [alt.Chart(src).mark_line(point=True).encode(**enc)]
+    if probability is not None:
+        layers.append(
+            alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(probability))
+        )
+    chart = alt.layer(*layers).properties(width=WIDTH, height=280)
+    how = ("Each point is a site count; the red dashed line is the probability asked for "
+           f"({probability:.0%}). The first point above it is the smallest number of sites that meets the "
+           "goal under this recruitment model." if probability is not None else
+           "Each point is a site count. The first point at the probability you need is the smallest number "
+           "of sites that meets the goal under this recruitment model.")
+    return _finish(
+        "site_curve",
+        "How many sites do we need?",
+        "Probability of enrolling the target by the deadline, by number of sites",
+        how,
+        chart,
+        data,
+    )

@@ -224,3 +224,27 @@ def test_sites_is_the_altair_spec(run, variant):
     frame = sites_variants(run)[variant]
     assert variant != "more sites than shown" or frame.height > ch.MAX_SITES
     same_chart(ch.sites(frame), ref.sites(frame))
+
+
+@pytest.fixture(scope="module")
+def curve(tmp_path_factory) -> pl.DataFrame:
+    return pl.read_csv(rf.sites_folder(tmp_path_factory.mktemp("specs") / "sites") / "curve.csv")
+
+
+def site_curve_variants(curve: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {
+        "fixture": curve,
+        "overlay": overlay(curve),
+        "overlay, one method": overlay(curve.filter(pl.col("method") == "des").drop("method")),
+        "no method, total_sites": curve.filter(pl.col("method") == "des").drop("method", "expected_enrolled")
+        .rename({"sites": "total_sites"}),
+        "many sites": curve.with_columns(pl.col("sites") * 37),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "overlay, one method", "no method, total_sites",
+                                     "many sites"])
+@pytest.mark.parametrize("probability", [0.8, None, 0.95, 1])
+def test_site_curve_is_the_altair_spec(curve, variant, probability):
+    frame = site_curve_variants(curve)[variant]
+    same_chart(ch.site_curve(frame, probability=probability), ref.site_curve(frame, probability=probability))

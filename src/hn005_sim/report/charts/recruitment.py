@@ -15,15 +15,12 @@ from hn005_sim.report.charts.common import (
     MAX_SITES,
     WIDTH,
     Chart,
-    _axis,
     _axis_dict,
     _cols,
     _copy_shared,
     _Data,
-    _finish,
     _finish_spec,
     _has_scenarios,
-    _pct,
     _stage_scale_dict,
     _title,
     _tooltip,
@@ -383,54 +380,53 @@ def sites(frame: pl.DataFrame) -> Chart:
 
 
 def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
-    """Probability of reaching the target by number of sites (sites command's curve.csv)."""
+    """Probability of reaching the target by number of sites (sites command's curve.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~16 ms through altair's layering)."""
     data = _Data()
     x_col = "sites" if "sites" in frame.columns else "total_sites"
-    src = data.add(
+    data.add(
         "site_curve",
         frame.select(_cols(frame, x_col, "probability_of_success", "expected_enrolled", "method")),
         "curve.csv",
     )
     tips = [
-        alt.Tooltip(f"{x_col}:Q", title="sites"),
-        _pct("probability_of_success", "probability of success"),
+        _tooltip(x_col, "quantitative", "sites"),
+        _tooltip("probability_of_success", "quantitative", "probability of success", ".1%"),
     ]
     if "expected_enrolled" in frame.columns:
-        tips.append(alt.Tooltip("expected_enrolled:Q", title="expected enrolled", format=",.1f"))
+        tips.append(_tooltip("expected_enrolled", "quantitative", "expected enrolled", ",.1f"))
     enc: dict[str, Any] = {
-        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=_axis(frame[x_col].to_list())),
-        "y": alt.Y(
-            "probability_of_success:Q",
-            title="Probability of reaching the target",
-            axis=alt.Axis(format="%"),
-            scale=alt.Scale(domain=[0, 1]),
-        ),
         "tooltip": tips,
+        "x": {"axis": _axis_dict(frame[x_col].to_list()), "field": x_col, "title": "Number of sites",
+              "type": "quantitative"},
+        "y": {"axis": {"format": "%"}, "field": "probability_of_success", "scale": {"domain": [0, 1]},
+              "title": "Probability of reaching the target", "type": "quantitative"},
     }
     colour_field = "scenario" if _has_scenarios(frame) else ("method" if "method" in frame.columns else None)
     if colour_field:
-        enc["color"] = alt.Color(f"{colour_field}:N", title=colour_field.capitalize())
-        tips.insert(0, alt.Tooltip(f"{colour_field}:N"))
+        enc["color"] = {"field": colour_field, "title": colour_field.capitalize(), "type": "nominal"}
+        tips.insert(0, _tooltip(colour_field, "nominal"))
         if colour_field == "scenario" and "method" in frame.columns:
-            enc["strokeDash"] = alt.StrokeDash("method:N", title="Method")
-    layers: list[Any] = [alt.Chart(src).mark_line(point=True).encode(**enc)]
-    if probability is not None:
-        layers.append(
-            alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(probability))
-        )
-    chart = alt.layer(*layers).properties(width=WIDTH, height=280)
+            enc["strokeDash"] = {"field": "method", "title": "Method", "type": "nominal"}
+    line = {"mark": {"type": "line", "point": True}, "encoding": dict(sorted(enc.items()))}
+    title = "How many sites do we need?"
+    subtitle = "Probability of enrolling the target by the deadline, by number of sites"
+    if probability is not None:  # each layer names its data; the rule draws from altair's "empty" dataset
+        rule = {"data": {"name": "empty"},
+                "mark": {"type": "rule", "color": "firebrick", "strokeDash": [6, 3]},
+                "encoding": {"y": {"datum": probability}}}
+        body = {"layer": [{"data": {"name": "site_curve"}, **line}, rule], "height": 280,
+                "title": _title(title, subtitle), "width": WIDTH}
+    else:  # one dataset for every layer: altair names it once, on the chart
+        body = {"layer": [line], "data": {"name": "site_curve"}, "height": 280,
+                "title": _title(title, subtitle), "width": WIDTH}
     how = ("Each point is a site count; the red dashed line is the probability asked for "
            f"({probability:.0%}). The first point above it is the smallest number of sites that meets the "
            "goal under this recruitment model." if probability is not None else
            "Each point is a site count. The first point at the probability you need is the smallest number "
            "of sites that meets the goal under this recruitment model.")
-    return _finish(
-        "site_curve",
-        "How many sites do we need?",
-        "Probability of enrolling the target by the deadline, by number of sites",
-        how,
-        chart,
-        data,
-    )
-
-
+    chart = _finish_spec("site_curve", title, how, _copy_shared(body), data)
+    if probability is not None:
+        chart.spec["datasets"] = {"empty": [{}], **chart.spec["datasets"]}
+    return chart
