@@ -12,6 +12,8 @@ import polars as pl
 
 from hn005_sim.report.charts.common import (
     BAND_COLOURS,
+    CHART_REVIEW_COLOURS,
+    CHART_REVIEW_COLUMNS,
     MAX_CRITERIA,
     MAX_LOCATIONS,
     MAX_SITES,
@@ -604,4 +606,92 @@ def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
         how,
         chart,
         data,
+    )
+
+
+def funnel(frame: pl.DataFrame) -> Chart:
+    """Candidates remaining after each criterion, in protocol order (funnel.csv)."""
+    data = _Data()
+    cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction",
+                 *CHART_REVIEW_COLUMNS, "screen_fail")
+    src = data.add("funnel", frame.select(cols), "funnel.csv")
+    review = all(c in frame.columns for c in CHART_REVIEW_COLUMNS) and not _has_scenarios(frame)
+    order = frame.sort("step")["criterion_id"].unique(maintain_order=True).to_list()
+    tips = [
+        alt.Tooltip("criterion_id:N", title="criterion"),
+        alt.Tooltip("stage:N"),
+        alt.Tooltip("remaining:Q", title="still eligible", format=",.0f"),
+        alt.Tooltip("dropped:Q", title="excluded here", format=",.0f"),
+    ]
+    if "remaining_fraction" in frame.columns:
+        tips.append(_pct("remaining_fraction", "share still eligible"))
+    y = alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
+    height = max(160, 16 * len(order))
+    if _has_scenarios(frame):
+        tips.insert(0, alt.Tooltip("scenario:N"))
+        x_field = "remaining_fraction:Q" if "remaining_fraction" in frame.columns else "remaining:Q"
+        chart = (
+            alt.Chart(src)
+            .mark_line(point=True, interpolate="step-after")
+            .encode(
+                y=y,
+                x=alt.X(x_field, title="Share of candidates still eligible"),
+                color=alt.Color("scenario:N", title="Scenario"),
+                detail="scenario:N",
+                tooltip=tips,
+            )
+            .properties(width=WIDTH - 220, height=height)
+        )
+    else:
+        chart = (
+            alt.Chart(src)
+            .mark_bar()
+            .encode(
+                y=y,
+                x=alt.X("remaining:Q", title="Candidates still eligible after this criterion"),
+                color=alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame)),
+                tooltip=tips,
+            )
+            .properties(width=(WIDTH - 220) // 2 if review else WIDTH - 220, height=height)
+        )
+        if review:
+            chart = alt.hconcat(chart, _chart_review_panel(src, order, height)).resolve_scale(
+                color="independent")
+    how = ("Each bar is the number of simulated candidates who pass every criterion down to that row. "
+           "Prescreen criteria are checked on the chart before consent; screening criteria need tests "
+           "after consent, so a drop there costs a screening visit.")
+    if review:
+        how += (" Right: at chart review, the candidates still in review at each criterion, judged pass or"
+                " fail on the values in the chart, or unknown when a value the criterion reads is not in"
+                " the chart yet (they go on to consent, and screening decides).")
+    return _finish(
+        "funnel",
+        "Where candidates drop out",
+        "Candidates still eligible after each criterion, applied in protocol order",
+        how,
+        chart,
+        data,
+    )
+
+
+def _chart_review_panel(src: alt.NamedData, order: list[str], height: int) -> alt.Chart:
+    """Pass / fail / unknown at chart review of the candidates still in review at each criterion."""
+    outcome = {"prescreen_pass": "pass", "prescreen_fail": "fail", "prescreen_unknown": "unknown"}
+    return (
+        alt.Chart(src)
+        .transform_fold(list(CHART_REVIEW_COLUMNS), as_=["column", "candidates"])
+        .transform_calculate(outcome=" : ".join(
+            f"datum.column == '{c}' ? '{o}'" for c, o in outcome.items()) + " : 'other'")
+        .mark_bar()
+        .encode(
+            y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
+            x=alt.X("candidates:Q", stack="zero", title="At chart review (candidates still in review)"),
+            color=alt.Color("outcome:N", title="Chart review",
+                            scale=alt.Scale(domain=list(CHART_REVIEW_COLOURS),
+                                            range=list(CHART_REVIEW_COLOURS.values()))),
+            order=alt.Order("column:N"),
+            tooltip=[alt.Tooltip("criterion_id:N", title="criterion"), alt.Tooltip("outcome:N"),
+                     alt.Tooltip("candidates:Q", format=",.0f")],
+        )
+        .properties(width=(WIDTH - 220) // 2, height=height)
     )

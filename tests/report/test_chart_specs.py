@@ -248,3 +248,29 @@ def site_curve_variants(curve: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def test_site_curve_is_the_altair_spec(curve, variant, probability):
     frame = site_curve_variants(curve)[variant]
     same_chart(ch.site_curve(frame, probability=probability), ref.site_curve(frame, probability=probability))
+
+
+def funnel_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "funnel.csv")
+    review = frame.with_columns(prescreen_pass=pl.col("remaining"), prescreen_fail=pl.col("dropped") // 2,
+                                prescreen_unknown=pl.col("dropped") - pl.col("dropped") // 2)
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "chart review": review,
+        "chart review, overlay": overlay(review),
+        "chart review, one column missing": review.drop("prescreen_unknown"),
+        "no remaining_fraction": frame.drop("remaining_fraction"),
+        "no remaining_fraction, overlay": overlay(frame.drop("remaining_fraction")),
+        "unknown stage, out of order": frame.with_columns(
+            pl.when(pl.col("step") % 2 == 0).then(pl.lit("chart review")).otherwise(pl.col("stage"))
+            .alias("stage")).reverse(),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "chart review", "chart review, overlay",
+                                     "chart review, one column missing", "no remaining_fraction",
+                                     "no remaining_fraction, overlay", "unknown stage, out of order"])
+def test_funnel_is_the_altair_spec(screen, variant):
+    frame = funnel_variants(screen)[variant]
+    same_chart(ch.funnel(frame), ref.funnel(frame))
