@@ -15,6 +15,7 @@ from hn005_sim.report.charts.common import (
     CHART_REVIEW_COLOURS,
     CHART_REVIEW_COLUMNS,
     MAX_CRITERIA,
+    MAX_HEATMAP,
     MAX_LOCATIONS,
     MAX_SITES,
     WIDTH,
@@ -694,4 +695,68 @@ def _chart_review_panel(src: alt.NamedData, order: list[str], height: int) -> al
                      alt.Tooltip("candidates:Q", format=",.0f")],
         )
         .properties(width=(WIDTH - 220) // 2, height=height)
+    )
+
+
+def cofailure(frame: pl.DataFrame) -> Chart:
+    """Heat map of candidates failing both of two criteria (cofailure.csv)."""
+    data = _Data()
+    involvement = (
+        pl.concat(
+            [
+                frame.select(pl.col("criterion_a").alias("c"), "both_fail"),
+                frame.select(pl.col("criterion_b").alias("c"), "both_fail"),
+            ]
+        )
+        .group_by("c")
+        .agg(pl.col("both_fail").sum())
+        .sort(["both_fail", "c"], descending=[True, False])
+    )
+    keep = involvement["c"].head(MAX_HEATMAP).to_list()
+    shown = frame.filter(pl.col("criterion_a").is_in(keep) & pl.col("criterion_b").is_in(keep))
+    shown = shown.select(
+        _cols(frame, "criterion_a", "criterion_b", "both_fail", "expected_if_independent", "lift")
+    )
+    subset = shown.height < frame.height
+    src = data.add(
+        "cofailure",
+        shown,
+        "cofailure.csv",
+        rows="subset" if subset else "all",
+        why=f"pairs among the {MAX_HEATMAP} criteria most involved in co-failure" if subset else None,
+    )
+    tips = [
+        alt.Tooltip("criterion_a:N", title="criterion"),
+        alt.Tooltip("criterion_b:N", title="and"),
+        alt.Tooltip("both_fail:Q", title="candidates failing both", format=",.0f"),
+    ]
+    if "expected_if_independent" in frame.columns:
+        tips.append(alt.Tooltip("expected_if_independent:Q", title="expected if unrelated", format=",.1f"))
+    if "lift" in frame.columns:
+        tips.append(alt.Tooltip("lift:Q", title="lift (observed / expected)", format=".2f"))
+    side = min(WIDTH - 160, max(240, 26 * len(keep)))
+    chart = (
+        alt.Chart(src)
+        .mark_rect()
+        .encode(
+            # no label limit: a criterion id cut short ("prior_ici_rt_no_pr…") cannot be read
+            x=alt.X("criterion_a:N", sort=keep, title=None,
+                    axis=alt.Axis(labelAngle=-45, labelLimit=0, labelAlign="right", labelPadding=4)),
+            y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=0)),
+            color=alt.Color(
+                "both_fail:Q", title="Candidates failing both", scale=alt.Scale(scheme="oranges")
+            ),
+            tooltip=tips,
+        )
+        .properties(width=side, height=side)
+    )
+    return _finish(
+        "cofailure",
+        "Criteria that exclude the same candidates",
+        "Candidates failing both criteria of each pair",
+        "Dark cells are pairs of criteria that often fail together: relaxing one of them alone gains little. "
+        "Hover for the lift: how many times more often the pair fails together than if the two were "
+        "unrelated.",
+        chart,
+        data,
     )

@@ -274,3 +274,27 @@ def funnel_variants(screen: Path) -> dict[str, pl.DataFrame]:
 def test_funnel_is_the_altair_spec(screen, variant):
     frame = funnel_variants(screen)[variant]
     same_chart(ch.funnel(frame), ref.funnel(frame))
+
+
+def cofailure_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "cofailure.csv")
+    ids = sorted(set(frame["criterion_a"]) | set(frame["criterion_b"])) + [f"extra_{i}" for i in range(16)]
+    pairs = [(a, b) for a in ids for b in ids if a < b]
+    many = pl.DataFrame({"criterion_a": [a for a, _ in pairs], "criterion_b": [b for _, b in pairs],
+                         "both_fail": [(7 * i) % 23 for i in range(len(pairs))]})
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "counts only": frame.select("criterion_a", "criterion_b", "both_fail"),
+        "no lift": frame.drop("lift"),
+        "every pair, counts only": many,
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "counts only", "no lift",
+                                     "every pair, counts only"])
+def test_cofailure_is_the_altair_spec(screen, variant):
+    frame = cofailure_variants(screen)[variant]
+    ids = set(frame["criterion_a"]) | set(frame["criterion_b"])
+    assert variant != "every pair, counts only" or len(ids) > ch.MAX_HEATMAP  # a subset is shown
+    same_chart(ch.cofailure(frame), ref.cofailure(frame))
