@@ -760,3 +760,46 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         chart,
         data,
     )
+
+
+def relaxation(frame: pl.DataFrame) -> Chart:
+    """Eligible share after each step of a relaxation plan (relaxation.csv)."""
+    data = _Data()
+    src = data.add(
+        "relaxation",
+        frame.select(_cols(frame, "step", "relaxation", "description", "eligible_fraction", "gain")),
+        "relaxation.csv",
+    )
+    order = frame.sort("step")["relaxation"].unique(maintain_order=True).to_list()
+    tips = [alt.Tooltip("step:O"), alt.Tooltip("relaxation:N")]
+    if "description" in frame.columns:
+        tips.append(alt.Tooltip("description:N"))
+    tips.append(_pct("eligible_fraction", "eligible after this step"))
+    if "gain" in frame.columns:
+        tips.append(_pct("gain", "gain from this step"))
+    enc: dict[str, Any] = {
+        "y": alt.Y("relaxation:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        "x": alt.X(
+            "eligible_fraction:Q", title="Candidates eligible (cumulative)", axis=alt.Axis(format="%")
+        ),
+        "tooltip": tips,
+    }
+    if _has_scenarios(frame):
+        enc["color"] = alt.Color("scenario:N", title="Scenario")
+        enc["yOffset"] = "scenario:N"
+        tips.insert(0, alt.Tooltip("scenario:N"))
+    chart = (
+        alt.Chart(src)
+        .mark_bar(color="#41ab5d")
+        .encode(**enc)
+        .properties(width=WIDTH - 260, height=max(120, 24 * len(order)))
+    )
+    return _finish(
+        "relaxation",
+        "A relaxation plan, step by step",
+        "Share eligible after applying each relaxation on top of the ones above it",
+        "Relaxations are applied in order, each on top of the previous ones; the bar length is the share of "
+        "candidates eligible once that step is taken.",
+        chart,
+        data,
+    )

@@ -298,3 +298,21 @@ def test_cofailure_is_the_altair_spec(screen, variant):
     ids = set(frame["criterion_a"]) | set(frame["criterion_b"])
     assert variant != "every pair, counts only" or len(ids) > ch.MAX_HEATMAP  # a subset is shown
     same_chart(ch.cofailure(frame), ref.cofailure(frame))
+
+
+def relaxation_variants(screen: Path) -> dict[str, pl.DataFrame]:
+    frame = pl.read_csv(screen / "relaxation.csv")
+    return {
+        "fixture": frame,
+        "overlay": overlay(frame),
+        "no description or gain": frame.drop("description", "gain"),
+        "out of step order, quoted": frame.reverse().with_columns(
+            pl.format("it's \"{}\"", pl.col("relaxation")).alias("relaxation")),
+    }
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "no description or gain",
+                                     "out of step order, quoted"])
+def test_relaxation_is_the_altair_spec(screen, variant):
+    frame = relaxation_variants(screen)[variant]
+    same_chart(ch.relaxation(frame), ref.relaxation(frame))
