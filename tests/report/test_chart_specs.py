@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import polars as pl
 import pytest
 from altair.utils.schemapi import validate_jsonschema
@@ -316,3 +317,14 @@ def relaxation_variants(screen: Path) -> dict[str, pl.DataFrame]:
 def test_relaxation_is_the_altair_spec(screen, variant):
     frame = relaxation_variants(screen)[variant]
     same_chart(ch.relaxation(frame), ref.relaxation(frame))
+
+
+def test_the_schema_url_is_altairs():
+    assert ch.common.SCHEMA_URL == alt.SCHEMA_URL
+
+
+@pytest.mark.parametrize("value", ["ecog_max", "it's", 'a "b"', "it's \"both\"", "back\\slash", "tab\there",
+                                   "Ünïcode 中文", "", 3, 2.5, -0.0, 1e300, True, False, None,
+                                   np.int64(7), np.float64(0.1), np.bool_(True), np.str_("x'y")])
+def test_the_filter_expression_is_altairs(value):
+    assert ch.common._datum_equals("drug", value) == repr(alt.datum.drug == value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts.common import (
@@ -19,9 +18,9 @@ from hn005_sim.report.charts.common import (
     _cols,
     _copy_shared,
     _Data,
+    _datum_equals,
     _finish_spec,
     _has_scenarios,
-    _stage_scale,
     _stage_scale_dict,
     _title,
     _tooltip,
@@ -38,7 +37,7 @@ def funnel(frame: pl.DataFrame) -> Chart:
     data = _Data()
     cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction",
                  *CHART_REVIEW_COLUMNS, "screen_fail")
-    data.add("funnel", frame.select(cols), "funnel.csv")
+    data.put("funnel", frame.select(cols), "funnel.csv")
     review = all(c in frame.columns for c in CHART_REVIEW_COLUMNS) and not _has_scenarios(frame)
     order = frame.sort("step")["criterion_id"].unique(maintain_order=True).to_list()
     tips = [
@@ -149,7 +148,7 @@ def criteria(frame: pl.DataFrame) -> Chart:
     keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
     shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "criteria",
         shown,
         "criteria.csv",
@@ -171,7 +170,7 @@ def criteria(frame: pl.DataFrame) -> Chart:
     colour = (
         {"field": "scenario", "title": "Scenario", "type": "nominal"}
         if many
-        else {"field": "stage", "scale": _stage_scale(frame).to_dict(), "title": "Checked at",
+        else {"field": "stage", "scale": _stage_scale_dict(frame), "title": "Checked at",
               "type": "nominal"}
     )
     offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
@@ -236,7 +235,7 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         _cols(frame, "criterion_a", "criterion_b", "both_fail", "expected_if_independent", "lift")
     )
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "cofailure",
         shown,
         "cofailure.csv",
@@ -289,7 +288,7 @@ def sweeps(frame: pl.DataFrame) -> Chart:
     Written as the dict altair builds (`_finish_spec`): one panel per threshold (28 for ALTER-HN005)
     cost ~0.9 s through altair's layer and concat; the same spec costs milliseconds."""
     data = _Data()
-    data.add(
+    data.put(
         "sweeps",
         frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current", "unit")),
         "sweeps.csv",
@@ -313,7 +312,7 @@ def sweeps(frame: pl.DataFrame) -> Chart:
             tips.insert(0, _tooltip("scenario", "nominal"))
         x = {"axis": _axis_dict(sub["value"].to_list(), labelFlush=True), "field": "value",
              "scale": {"zero": False}, "title": f"{name} ({unit})" if unit else name, "type": "quantitative"}
-        where = {"filter": repr(alt.datum.parameter == name)}  # altair's own rendering of the expression
+        where = {"filter": _datum_equals("parameter", name)}  # altair's own rendering of the expression
         if many:
             line = {"mark": {"type": "line", "point": True},
                     "encoding": {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"},
@@ -347,7 +346,7 @@ def relaxation(frame: pl.DataFrame) -> Chart:
 
     Written as the dict altair builds (`_finish_spec`; ~5 ms through altair)."""
     data = _Data()
-    data.add(
+    data.put(
         "relaxation",
         frame.select(_cols(frame, "step", "relaxation", "description", "eligible_fraction", "gain")),
         "relaxation.csv",

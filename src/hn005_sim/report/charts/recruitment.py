@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import altair as alt
 
 from hn005_sim.report.charts.common import (
     BAND_COLOURS,
@@ -31,6 +33,9 @@ from hn005_sim.report.charts.common import (
 
 
 def _rule_layers(target: list[float], deadline: list[float], y_title: str = "target") -> list[alt.Chart]:
+    """Target and deadline rules as altair layers (for charts still built with altair: the forecast's)."""
+    import altair as alt
+
     layers: list[alt.Chart] = []
     for t in sorted(set(target)):
         layers.append(alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(t)))
@@ -75,7 +80,7 @@ def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[fl
     Written as the dict altair builds (`_finish_spec`; 0.06-0.18 s through altair's layering)."""
     data = _Data()
     cols = _cols(frame, "month", "enrolled_mean", "p025", "p10", "p25", "p50", "p75", "p90", "p975")
-    data.add("enrolment", frame.select(cols), "enrollment_curve.csv")
+    data.put("enrolment", frame.select(cols), "enrollment_curve.csv")
     x = {"field": "month", "title": "Months since the trial opened", "type": "quantitative"}
     ytitle = "Patients enrolled (cumulative)"
     tips = [
@@ -184,7 +189,7 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
     Written as the dict altair builds (`_finish_spec`; ~25 ms through altair's layering)."""
     data = _Data()
     hist = time_to_target_histogram(frame)
-    data.add(
+    data.put(
         "time_to_target",
         hist,
         "time_to_target.csv",
@@ -251,7 +256,7 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
     keep = ranked.head(MAX_CRITERIA).select("stage", "criterion_id")
     shown = frame.join(keep, on=["stage", "criterion_id"], how="semi").select(cols)
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "screen_failures",
         shown,
         "screen_failures.csv",
@@ -325,7 +330,7 @@ def sites(frame: pl.DataFrame) -> Chart:
     keep = ranked["site"].unique(maintain_order=True).head(MAX_SITES).to_list()
     shown = frame.filter(pl.col("site").is_in(keep)).select(cols)
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "sites",
         shown,
         "sites.csv",
@@ -385,7 +390,7 @@ def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
     Written as the dict altair builds (`_finish_spec`; ~16 ms through altair's layering)."""
     data = _Data()
     x_col = "sites" if "sites" in frame.columns else "total_sites"
-    data.add(
+    data.put(
         "site_curve",
         frame.select(_cols(frame, x_col, "probability_of_success", "expected_enrolled", "method")),
         "curve.csv",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts.common import (
@@ -14,6 +13,7 @@ from hn005_sim.report.charts.common import (
     _cols,
     _copy_shared,
     _Data,
+    _datum_equals,
     _finish_spec,
     _has_scenarios,
     _title,
@@ -29,7 +29,7 @@ def drug_demand(frame: pl.DataFrame) -> Chart:
 
     Written as the dict altair builds (`_finish_spec`; ~25 ms through altair's layer and facet)."""
     data = _Data()
-    data.add(
+    data.put(
         "drug_demand",
         frame.select(_cols(frame, "month", "drug", "units_p10", "units_p50", "units_p90")),
         "drug_demand.csv",
@@ -108,7 +108,7 @@ def inventory(frame: pl.DataFrame) -> Chart:
         keep = locations
     shown = frame.filter(pl.col("location").is_in(keep)).select(cols)
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "inventory",
         shown,
         "inventory.csv",
@@ -153,7 +153,7 @@ def inventory(frame: pl.DataFrame) -> Chart:
         return out
 
     # one row per drug (packs differ between drugs), stock beside stock-out risk
-    rows = [{"hconcat": panels({"filter": repr(alt.datum.drug == d)}),
+    rows = [{"hconcat": panels({"filter": _datum_equals("drug", d)}),
              "title": {"text": d, "anchor": "start", "fontSize": 13}}
             for d in shown["drug"].unique(maintain_order=True).to_list()]
     title = "Stock on hand and the risk of running out"
