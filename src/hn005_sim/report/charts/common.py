@@ -190,8 +190,8 @@ def _axis(values: Any, **kw: Any) -> alt.Axis:
 
 # --------------------------------------------------------------------------------------------------
 # Specs written as dicts (issue 16): altair copies a whole chart at every method call and again when it
-# layers or concatenates charts, which cost ~0.9 s for the 28 panels of the sweeps chart. The heaviest
-# charts are written as the dicts altair would produce (key order included, so the page's JSON is the
+# layers or concatenates charts, which cost ~0.9 s for the 28 panels of the sweeps chart. Every chart
+# of charts/ is written as the dict altair would produce (key order included, so the page's JSON is the
 # same bytes); tests/report/test_chart_specs.py compares each with its altair build and checks the
 # Vega-Lite schema.
 
