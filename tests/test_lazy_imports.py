@@ -36,3 +36,35 @@ def test_every_command_is_listed_and_builds(capsys):
         assert cmd is not None and cmd.name == name, name
         assert cmd.callback is not None and cmd.params, name
     assert group.get_command(None, "no-such-command") is None
+
+
+
+def test_building_every_chart_of_runs_report_imports_no_altair(tmp_path):
+    """Every chart of `run`'s report (and of `screen`, `sites`, `supply`) is written as a Vega-Lite dict
+    (issue 16): the chart builders, given every file they draw, load no altair. (The package's
+    __init__ is bypassed: hn005_sim.report.images still imports altair for its schema version.)"""
+    from tests.report import report_fixtures as rf
+
+    folder = rf.full_folder(tmp_path / "out")
+    mods = loaded_after(
+        "import sys, types\n"
+        "from pathlib import Path\n"
+        "import polars as pl\n"
+        "import hn005_sim\n"
+        "pkg = types.ModuleType('hn005_sim.report')\n"
+        "pkg.__path__ = [str(Path(hn005_sim.__file__).parent / 'report')]\n"
+        "sys.modules['hn005_sim.report'] = pkg\n"
+        "from hn005_sim.report import charts as ch\n"
+        f"d = Path({str(folder)!r})\n"
+        "r = lambda name: pl.read_csv(d / name)\n"
+        "built = [ch.enrolment_fan(r('enrollment_curve.csv'), target=[110.0], deadline=[24.0]),\n"
+        "         ch.time_to_target(r('time_to_target.csv'), deadline=[24.0]),\n"
+        "         ch.screen_failures(r('screen_failures.csv')), ch.sites(r('sites.csv')),\n"
+        "         ch.site_curve(r('curve.csv'), probability=0.8), ch.funnel(r('funnel.csv')),\n"
+        "         ch.criteria(r('criteria.csv')), ch.cofailure(r('cofailure.csv')),\n"
+        "         ch.sweeps(r('sweeps.csv')),\n"
+        "         ch.relaxation(r('relaxation.csv')), ch.drug_demand(r('drug_demand.csv')),\n"
+        "         ch.inventory(r('inventory.csv'))]\n"
+        "assert all(c.spec['datasets'] for c in built)")
+    assert "hn005_sim.report.charts.supply" in mods and "hn005_sim.report.build" not in mods
+    assert not {m for m in mods if m == "altair" or m.startswith("altair.")}

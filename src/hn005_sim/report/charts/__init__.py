@@ -1,4 +1,10 @@
-"""Altair chart builders: one function per chart, each from one output file (docs/outputs.md).
+"""Chart builders: one function per chart, each from one output file (docs/outputs.md).
+
+Every builder writes its Vega-Lite spec as the plain dict altair built for it before issue 16 (the same
+JSON bytes, tested against those altair builders in tests/report/altair_reference.py), so building the
+report's charts imports no altair. The altair helpers left in charts/common.py (`_Data.add`, `_finish`,
+`_axis`, ...) and charts/recruitment.py (`_rule_layers`) import it when called, for the charts still built
+with altair (forecast, sensitivity).
 
 Each builder returns a `Chart`: a Vega-Lite spec (dict) whose data sit in the spec's top-level
 `datasets`, and whose `usermeta.hn005.sources` says, for each dataset, which CSV it came from and how

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import polars as pl
+
+if TYPE_CHECKING:
+    import altair as alt
 
 WIDTH = 620  # px: fits a laptop screen beside nothing, and a slide
 BAND_COLOURS = {
@@ -59,6 +61,24 @@ class _Data:
         why: str | None = None,
         **extra: Any,
     ) -> alt.NamedData:
+        """`put`, and the dataset's name for an altair chart."""
+        import altair as alt
+
+        self.put(name, frame, file, rows=rows, why=why, **extra)
+        return alt.NamedData(name=name)
+
+    def put(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        file: str,
+        *,
+        rows: str = "all",
+        why: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """Keep `frame`'s rows as dataset `name`, with where they came from (a spec written as a dict
+        names its data itself: no altair needed)."""
         self.values[name] = records(frame)
         self.sources[name] = {
             "file": file,
@@ -67,7 +87,6 @@ class _Data:
             **({"why": why} if why else {}),
             **extra,
         }
-        return alt.NamedData(name=name)
 
 
 def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -83,6 +102,8 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 def _finish(
     name: str, title: str, subtitle: str, how_to_read: str, chart: alt.TopLevelMixin, data: _Data
 ) -> Chart:
+    import altair as alt
+
     chart = chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=15))
     spec = (
         chart.configure_axis(labelFontSize=11, titleFontSize=12)
@@ -113,6 +134,8 @@ def _cols(frame: pl.DataFrame, *names: str) -> list[str]:
 
 def _stage_scale(frame: pl.DataFrame) -> alt.Scale:
     """Fixed colours per stage, listing only the stages present (legend without empty entries)."""
+    import altair as alt
+
     present = set(frame["stage"].drop_nulls().unique().to_list())
     domain = [s for s in STAGE_COLOURS if s in present] + sorted(present - set(STAGE_COLOURS))
     palette = ["#bdbdbd", "#969696", "#737373", "#525252"]
@@ -121,7 +144,17 @@ def _stage_scale(frame: pl.DataFrame) -> alt.Scale:
     )
 
 
+def _stage_scale_dict(frame: pl.DataFrame) -> dict[str, Any]:
+    """`_stage_scale(frame).to_dict()` without building the altair object."""
+    present = set(frame["stage"].drop_nulls().unique().to_list())
+    domain = [s for s in STAGE_COLOURS if s in present] + sorted(present - set(STAGE_COLOURS))
+    palette = ["#bdbdbd", "#969696", "#737373", "#525252"]
+    return {"domain": domain, "range": [STAGE_COLOURS.get(s) or palette[i % 4] for i, s in enumerate(domain)]}
+
+
 def _pct(field_: str, title: str) -> alt.Tooltip:
+    import altair as alt
+
     return alt.Tooltip(f"{field_}:Q", title=title, format=".1%")
 
 
@@ -143,6 +176,8 @@ def integer_ticks(values: Any, most: int = 8) -> list[int] | None:
 def _axis(values: Any, **kw: Any) -> alt.Axis:
     """Whole-number ticks when every value is whole (1, 2, 5, 10... apart), else a few ticks that do not
     overlap, large numbers in SI form (100k)."""
+    import altair as alt
+
     ticks = integer_ticks(values)
     if ticks is not None:
         return alt.Axis(values=ticks, format="d", **kw)
@@ -155,8 +190,8 @@ def _axis(values: Any, **kw: Any) -> alt.Axis:
 
 # --------------------------------------------------------------------------------------------------
 # Specs written as dicts (issue 16): altair copies a whole chart at every method call and again when it
-# layers or concatenates charts, which cost ~0.9 s for the 28 panels of the sweeps chart. The heaviest
-# charts are written as the dicts altair would produce (key order included, so the page's JSON is the
+# layers or concatenates charts, which cost ~0.9 s for the 28 panels of the sweeps chart. Every chart
+# of charts/ is written as the dict altair would produce (key order included, so the page's JSON is the
 # same bytes); tests/report/test_chart_specs.py compares each with its altair build and checks the
 # Vega-Lite schema.
 
@@ -168,6 +203,10 @@ CONFIG: dict[str, Any] = {
                "titleFontSize": 12},
 }
 """`_finish`'s configure_* calls, as altair writes them."""
+
+SCHEMA_URL = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
+"""`altair.SCHEMA_URL` of the altair version the specs are written for (a test compares them), kept here
+so that building a chart does not import altair (~0.35 s)."""
 
 
 def _title(title: str, subtitle: str) -> dict[str, Any]:
@@ -181,7 +220,7 @@ def _finish_spec(name: str, title: str, how_to_read: str, body: dict[str, Any], 
     and sources as `_finish` adds them."""
     import copy
 
-    spec: dict[str, Any] = {"config": copy.deepcopy(CONFIG), **body, "$schema": alt.SCHEMA_URL}
+    spec: dict[str, Any] = {"config": copy.deepcopy(CONFIG), **body, "$schema": SCHEMA_URL}
     spec["datasets"] = dict(data.values)
     spec["usermeta"] = {"hn005": {"chart": name, "sources": data.sources}}
     files = tuple(dict.fromkeys(s["file"] for s in data.sources.values()))
@@ -217,3 +256,17 @@ def _copy_shared(body: dict[str, Any]) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(body))
+
+
+def _datum_equals(field_: str, value: Any) -> str:
+    """`repr(alt.datum[field_] == value)`: the filter expression altair writes, `(datum.f === 'v')` (its
+    `_js_repr`: true / false / null for Python's, a numpy scalar as its Python value's repr)."""
+    import numpy as np
+
+    if value is True or value is False or value is None:
+        rhs = {True: "true", False: "false", None: "null"}[value]
+    elif isinstance(value, np.generic):
+        rhs = repr(value.item())
+    else:
+        rhs = repr(value)
+    return f"(datum.{field_} === {rhs})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts.common import (
@@ -19,11 +18,10 @@ from hn005_sim.report.charts.common import (
     _cols,
     _copy_shared,
     _Data,
-    _finish,
+    _datum_equals,
     _finish_spec,
     _has_scenarios,
-    _pct,
-    _stage_scale,
+    _stage_scale_dict,
     _title,
     _tooltip,
 )
@@ -33,53 +31,57 @@ from hn005_sim.report.charts.common import (
 
 
 def funnel(frame: pl.DataFrame) -> Chart:
-    """Candidates remaining after each criterion, in protocol order (funnel.csv)."""
+    """Candidates remaining after each criterion, in protocol order (funnel.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~13 ms through altair's hconcat)."""
     data = _Data()
     cols = _cols(frame, "step", "criterion_id", "stage", "remaining", "dropped", "remaining_fraction",
                  *CHART_REVIEW_COLUMNS, "screen_fail")
-    src = data.add("funnel", frame.select(cols), "funnel.csv")
+    data.put("funnel", frame.select(cols), "funnel.csv")
     review = all(c in frame.columns for c in CHART_REVIEW_COLUMNS) and not _has_scenarios(frame)
     order = frame.sort("step")["criterion_id"].unique(maintain_order=True).to_list()
     tips = [
-        alt.Tooltip("criterion_id:N", title="criterion"),
-        alt.Tooltip("stage:N"),
-        alt.Tooltip("remaining:Q", title="still eligible", format=",.0f"),
-        alt.Tooltip("dropped:Q", title="excluded here", format=",.0f"),
+        _tooltip("criterion_id", "nominal", "criterion"),
+        _tooltip("stage", "nominal"),
+        _tooltip("remaining", "quantitative", "still eligible", ",.0f"),
+        _tooltip("dropped", "quantitative", "excluded here", ",.0f"),
     ]
     if "remaining_fraction" in frame.columns:
-        tips.append(_pct("remaining_fraction", "share still eligible"))
-    y = alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
+        tips.append(_tooltip("remaining_fraction", "quantitative", "share still eligible", ".1%"))
+    y = {"axis": {"labelLimit": 220}, "field": "criterion_id", "sort": order, "title": None,
+         "type": "nominal"}
     height = max(160, 16 * len(order))
+    title = "Where candidates drop out"
+    heading = _title(title, "Candidates still eligible after each criterion, applied in protocol order")
     if _has_scenarios(frame):
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        x_field = "remaining_fraction:Q" if "remaining_fraction" in frame.columns else "remaining:Q"
-        chart = (
-            alt.Chart(src)
-            .mark_line(point=True, interpolate="step-after")
-            .encode(
-                y=y,
-                x=alt.X(x_field, title="Share of candidates still eligible"),
-                color=alt.Color("scenario:N", title="Scenario"),
-                detail="scenario:N",
-                tooltip=tips,
-            )
-            .properties(width=WIDTH - 220, height=height)
-        )
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        x_field = "remaining_fraction" if "remaining_fraction" in frame.columns else "remaining"
+        body: dict[str, Any] = {
+            "data": {"name": "funnel"},
+            "mark": {"type": "line", "interpolate": "step-after", "point": True},
+            "encoding": {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"},
+                         "detail": {"field": "scenario", "type": "nominal"}, "tooltip": tips,
+                         "x": {"field": x_field, "title": "Share of candidates still eligible",
+                               "type": "quantitative"},
+                         "y": y},
+            "height": height, "title": heading, "width": WIDTH - 220}
     else:
-        chart = (
-            alt.Chart(src)
-            .mark_bar()
-            .encode(
-                y=y,
-                x=alt.X("remaining:Q", title="Candidates still eligible after this criterion"),
-                color=alt.Color("stage:N", title="Checked at", scale=_stage_scale(frame)),
-                tooltip=tips,
-            )
-            .properties(width=(WIDTH - 220) // 2 if review else WIDTH - 220, height=height)
-        )
+        bars = {
+            "mark": {"type": "bar"},
+            "encoding": {"color": {"field": "stage", "scale": _stage_scale_dict(frame),
+                                   "title": "Checked at", "type": "nominal"},
+                         "tooltip": tips,
+                         "x": {"field": "remaining",
+                               "title": "Candidates still eligible after this criterion",
+                               "type": "quantitative"},
+                         "y": y},
+            "height": height, "width": (WIDTH - 220) // 2 if review else WIDTH - 220}
         if review:
-            chart = alt.hconcat(chart, _chart_review_panel(src, order, height)).resolve_scale(
-                color="independent")
+            body = {"hconcat": [bars, _chart_review_panel(order, height)], "data": {"name": "funnel"},
+                    "resolve": {"scale": {"color": "independent"}}, "title": heading}
+        else:
+            body = {"data": {"name": "funnel"}, **bars, "title": heading}
+            body = {k: body[k] for k in ("data", "mark", "encoding", "height", "title", "width")}
     how = ("Each bar is the number of simulated candidates who pass every criterion down to that row. "
            "Prescreen criteria are checked on the chart before consent; screening criteria need tests "
            "after consent, so a drop there costs a screening visit.")
@@ -87,37 +89,36 @@ def funnel(frame: pl.DataFrame) -> Chart:
         how += (" Right: at chart review, the candidates still in review at each criterion, judged pass or"
                 " fail on the values in the chart, or unknown when a value the criterion reads is not in"
                 " the chart yet (they go on to consent, and screening decides).")
-    return _finish(
-        "funnel",
-        "Where candidates drop out",
-        "Candidates still eligible after each criterion, applied in protocol order",
-        how,
-        chart,
-        data,
-    )
+    return _finish_spec("funnel", title, how, _copy_shared(body), data)
 
 
-def _chart_review_panel(src: alt.NamedData, order: list[str], height: int) -> alt.Chart:
-    """Pass / fail / unknown at chart review of the candidates still in review at each criterion."""
+def _chart_review_panel(order: list[str], height: int) -> dict[str, Any]:
+    """Pass / fail / unknown at chart review of the candidates still in review at each criterion (the
+    panel's dict as altair wrote it; its data are the funnel chart's)."""
     outcome = {"prescreen_pass": "pass", "prescreen_fail": "fail", "prescreen_unknown": "unknown"}
-    return (
-        alt.Chart(src)
-        .transform_fold(list(CHART_REVIEW_COLUMNS), as_=["column", "candidates"])
-        .transform_calculate(outcome=" : ".join(
-            f"datum.column == '{c}' ? '{o}'" for c, o in outcome.items()) + " : 'other'")
-        .mark_bar()
-        .encode(
-            y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
-            x=alt.X("candidates:Q", stack="zero", title="At chart review (candidates still in review)"),
-            color=alt.Color("outcome:N", title="Chart review",
-                            scale=alt.Scale(domain=list(CHART_REVIEW_COLOURS),
-                                            range=list(CHART_REVIEW_COLOURS.values()))),
-            order=alt.Order("column:N"),
-            tooltip=[alt.Tooltip("criterion_id:N", title="criterion"), alt.Tooltip("outcome:N"),
-                     alt.Tooltip("candidates:Q", format=",.0f")],
-        )
-        .properties(width=(WIDTH - 220) // 2, height=height)
-    )
+    return {
+        "mark": {"type": "bar"},
+        "encoding": {
+            "color": {"field": "outcome",
+                      "scale": {"domain": list(CHART_REVIEW_COLOURS),
+                                "range": list(CHART_REVIEW_COLOURS.values())},
+                      "title": "Chart review", "type": "nominal"},
+            "order": {"field": "column", "type": "nominal"},
+            "tooltip": [_tooltip("criterion_id", "nominal", "criterion"), _tooltip("outcome", "nominal"),
+                        _tooltip("candidates", "quantitative", fmt=",.0f")],
+            "x": {"field": "candidates", "stack": "zero",
+                  "title": "At chart review (candidates still in review)", "type": "quantitative"},
+            "y": {"axis": {"labels": False, "ticks": False}, "field": "criterion_id", "sort": order,
+                  "title": None, "type": "nominal"},
+        },
+        "height": height,
+        "transform": [
+            {"fold": list(CHART_REVIEW_COLUMNS), "as": ["column", "candidates"]},
+            {"calculate": " : ".join(f"datum.column == '{c}' ? '{o}'" for c, o in outcome.items())
+             + " : 'other'", "as": "outcome"},
+        ],
+        "width": (WIDTH - 220) // 2,
+    }
 
 
 def criteria(frame: pl.DataFrame) -> Chart:
@@ -147,7 +148,7 @@ def criteria(frame: pl.DataFrame) -> Chart:
     keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
     shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
     subset = shown.height < frame.height
-    data.add(
+    data.put(
         "criteria",
         shown,
         "criteria.csv",
@@ -169,7 +170,7 @@ def criteria(frame: pl.DataFrame) -> Chart:
     colour = (
         {"field": "scenario", "title": "Scenario", "type": "nominal"}
         if many
-        else {"field": "stage", "scale": _stage_scale(frame).to_dict(), "title": "Checked at",
+        else {"field": "stage", "scale": _stage_scale_dict(frame), "title": "Checked at",
               "type": "nominal"}
     )
     offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
@@ -213,7 +214,9 @@ def criteria(frame: pl.DataFrame) -> Chart:
 
 
 def cofailure(frame: pl.DataFrame) -> Chart:
-    """Heat map of candidates failing both of two criteria (cofailure.csv)."""
+    """Heat map of candidates failing both of two criteria (cofailure.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~6 ms through altair)."""
     data = _Data()
     involvement = (
         pl.concat(
@@ -232,7 +235,7 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         _cols(frame, "criterion_a", "criterion_b", "both_fail", "expected_if_independent", "lift")
     )
     subset = shown.height < frame.height
-    src = data.add(
+    data.put(
         "cofailure",
         shown,
         "cofailure.csv",
@@ -240,38 +243,40 @@ def cofailure(frame: pl.DataFrame) -> Chart:
         why=f"pairs among the {MAX_HEATMAP} criteria most involved in co-failure" if subset else None,
     )
     tips = [
-        alt.Tooltip("criterion_a:N", title="criterion"),
-        alt.Tooltip("criterion_b:N", title="and"),
-        alt.Tooltip("both_fail:Q", title="candidates failing both", format=",.0f"),
+        _tooltip("criterion_a", "nominal", "criterion"),
+        _tooltip("criterion_b", "nominal", "and"),
+        _tooltip("both_fail", "quantitative", "candidates failing both", ",.0f"),
     ]
     if "expected_if_independent" in frame.columns:
-        tips.append(alt.Tooltip("expected_if_independent:Q", title="expected if unrelated", format=",.1f"))
+        tips.append(_tooltip("expected_if_independent", "quantitative", "expected if unrelated", ",.1f"))
     if "lift" in frame.columns:
-        tips.append(alt.Tooltip("lift:Q", title="lift (observed / expected)", format=".2f"))
+        tips.append(_tooltip("lift", "quantitative", "lift (observed / expected)", ".2f"))
     side = min(WIDTH - 160, max(240, 26 * len(keep)))
-    chart = (
-        alt.Chart(src)
-        .mark_rect()
-        .encode(
+    title = "Criteria that exclude the same candidates"
+    body = {
+        "data": {"name": "cofailure"},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "color": {"field": "both_fail", "scale": {"scheme": "oranges"},
+                      "title": "Candidates failing both", "type": "quantitative"},
+            "tooltip": tips,
             # no label limit: a criterion id cut short ("prior_ici_rt_no_pr…") cannot be read
-            x=alt.X("criterion_a:N", sort=keep, title=None,
-                    axis=alt.Axis(labelAngle=-45, labelLimit=0, labelAlign="right", labelPadding=4)),
-            y=alt.Y("criterion_b:N", sort=keep, title=None, axis=alt.Axis(labelLimit=0)),
-            color=alt.Color(
-                "both_fail:Q", title="Candidates failing both", scale=alt.Scale(scheme="oranges")
-            ),
-            tooltip=tips,
-        )
-        .properties(width=side, height=side)
-    )
-    return _finish(
+            "x": {"axis": {"labelAlign": "right", "labelAngle": -45, "labelLimit": 0, "labelPadding": 4},
+                  "field": "criterion_a", "sort": keep, "title": None, "type": "nominal"},
+            "y": {"axis": {"labelLimit": 0}, "field": "criterion_b", "sort": keep, "title": None,
+                  "type": "nominal"},
+        },
+        "height": side,
+        "title": _title(title, "Candidates failing both criteria of each pair"),
+        "width": side,
+    }
+    return _finish_spec(
         "cofailure",
-        "Criteria that exclude the same candidates",
-        "Candidates failing both criteria of each pair",
+        title,
         "Dark cells are pairs of criteria that often fail together: relaxing one of them alone gains little. "
         "Hover for the lift: how many times more often the pair fails together than if the two were "
         "unrelated.",
-        chart,
+        _copy_shared(body),
         data,
     )
 
@@ -283,7 +288,7 @@ def sweeps(frame: pl.DataFrame) -> Chart:
     Written as the dict altair builds (`_finish_spec`): one panel per threshold (28 for ALTER-HN005)
     cost ~0.9 s through altair's layer and concat; the same spec costs milliseconds."""
     data = _Data()
-    data.add(
+    data.put(
         "sweeps",
         frame.select(_cols(frame, "parameter", "value", "eligible_fraction", "is_current", "unit")),
         "sweeps.csv",
@@ -307,7 +312,7 @@ def sweeps(frame: pl.DataFrame) -> Chart:
             tips.insert(0, _tooltip("scenario", "nominal"))
         x = {"axis": _axis_dict(sub["value"].to_list(), labelFlush=True), "field": "value",
              "scale": {"zero": False}, "title": f"{name} ({unit})" if unit else name, "type": "quantitative"}
-        where = {"filter": repr(alt.datum.parameter == name)}  # altair's own rendering of the expression
+        where = {"filter": _datum_equals("parameter", name)}  # altair's own rendering of the expression
         if many:
             line = {"mark": {"type": "line", "point": True},
                     "encoding": {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"},
@@ -337,45 +342,47 @@ def sweeps(frame: pl.DataFrame) -> Chart:
 
 
 def relaxation(frame: pl.DataFrame) -> Chart:
-    """Eligible share after each step of a relaxation plan (relaxation.csv)."""
+    """Eligible share after each step of a relaxation plan (relaxation.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~5 ms through altair)."""
     data = _Data()
-    src = data.add(
+    data.put(
         "relaxation",
         frame.select(_cols(frame, "step", "relaxation", "description", "eligible_fraction", "gain")),
         "relaxation.csv",
     )
     order = frame.sort("step")["relaxation"].unique(maintain_order=True).to_list()
-    tips = [alt.Tooltip("step:O"), alt.Tooltip("relaxation:N")]
+    tips = [_tooltip("step", "ordinal"), _tooltip("relaxation", "nominal")]
     if "description" in frame.columns:
-        tips.append(alt.Tooltip("description:N"))
-    tips.append(_pct("eligible_fraction", "eligible after this step"))
+        tips.append(_tooltip("description", "nominal"))
+    tips.append(_tooltip("eligible_fraction", "quantitative", "eligible after this step", ".1%"))
     if "gain" in frame.columns:
-        tips.append(_pct("gain", "gain from this step"))
+        tips.append(_tooltip("gain", "quantitative", "gain from this step", ".1%"))
     enc: dict[str, Any] = {
-        "y": alt.Y("relaxation:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
-        "x": alt.X(
-            "eligible_fraction:Q", title="Candidates eligible (cumulative)", axis=alt.Axis(format="%")
-        ),
         "tooltip": tips,
+        "x": {"axis": {"format": "%"}, "field": "eligible_fraction",
+              "title": "Candidates eligible (cumulative)", "type": "quantitative"},
+        "y": {"axis": {"labelLimit": 260}, "field": "relaxation", "sort": order, "title": None,
+              "type": "nominal"},
     }
     if _has_scenarios(frame):
-        enc["color"] = alt.Color("scenario:N", title="Scenario")
-        enc["yOffset"] = "scenario:N"
-        tips.insert(0, alt.Tooltip("scenario:N"))
-    chart = (
-        alt.Chart(src)
-        .mark_bar(color="#41ab5d")
-        .encode(**enc)
-        .properties(width=WIDTH - 260, height=max(120, 24 * len(order)))
-    )
-    return _finish(
+        enc = {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"}, **enc,
+               "yOffset": {"field": "scenario", "type": "nominal"}}
+        tips.insert(0, _tooltip("scenario", "nominal"))
+    title = "A relaxation plan, step by step"
+    body = {
+        "data": {"name": "relaxation"},
+        "mark": {"type": "bar", "color": "#41ab5d"},
+        "encoding": enc,
+        "height": max(120, 24 * len(order)),
+        "title": _title(title, "Share eligible after applying each relaxation on top of the ones above it"),
+        "width": WIDTH - 260,
+    }
+    return _finish_spec(
         "relaxation",
-        "A relaxation plan, step by step",
-        "Share eligible after applying each relaxation on top of the ones above it",
+        title,
         "Relaxations are applied in order, each on top of the previous ones; the bar length is the share of "
         "candidates eligible once that step is taken.",
-        chart,
+        _copy_shared(body),
         data,
     )
-
-

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import altair as alt
 
 from hn005_sim.report.charts.common import (
     BAND_COLOURS,
@@ -15,15 +17,13 @@ from hn005_sim.report.charts.common import (
     MAX_SITES,
     WIDTH,
     Chart,
-    _axis,
+    _axis_dict,
     _cols,
     _copy_shared,
     _Data,
-    _finish,
     _finish_spec,
     _has_scenarios,
-    _pct,
-    _stage_scale,
+    _stage_scale_dict,
     _title,
     _tooltip,
 )
@@ -33,6 +33,9 @@ from hn005_sim.report.charts.common import (
 
 
 def _rule_layers(target: list[float], deadline: list[float], y_title: str = "target") -> list[alt.Chart]:
+    """Target and deadline rules as altair layers (for charts still built with altair: the forecast's)."""
+    import altair as alt
+
     layers: list[alt.Chart] = []
     for t in sorted(set(target)):
         layers.append(alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(t)))
@@ -77,7 +80,7 @@ def enrolment_fan(frame: pl.DataFrame, *, target: list[float], deadline: list[fl
     Written as the dict altair builds (`_finish_spec`; 0.06-0.18 s through altair's layering)."""
     data = _Data()
     cols = _cols(frame, "month", "enrolled_mean", "p025", "p10", "p25", "p50", "p75", "p90", "p975")
-    data.add("enrolment", frame.select(cols), "enrollment_curve.csv")
+    data.put("enrolment", frame.select(cols), "enrollment_curve.csv")
     x = {"field": "month", "title": "Months since the trial opened", "type": "quantitative"}
     ytitle = "Patients enrolled (cumulative)"
     tips = [
@@ -181,10 +184,12 @@ def time_to_target_histogram(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
-    """Distribution of months to reach the target across runs (time_to_target.csv, binned)."""
+    """Distribution of months to reach the target across runs (time_to_target.csv, binned).
+
+    Written as the dict altair builds (`_finish_spec`; ~25 ms through altair's layering)."""
     data = _Data()
     hist = time_to_target_histogram(frame)
-    src = data.add(
+    data.put(
         "time_to_target",
         hist,
         "time_to_target.csv",
@@ -195,51 +200,52 @@ def time_to_target(frame: pl.DataFrame, *, deadline: list[float]) -> Chart:
     n = frame.height
     reached = frame["time_to_target_months"].drop_nulls().drop_nans().len()
     tips = [
-        alt.Tooltip("bin_start:Q", title="from month", format=".2f"),
-        alt.Tooltip("bin_end:Q", title="to month", format=".2f"),
-        alt.Tooltip("runs:Q", title="runs reaching the target"),
+        _tooltip("bin_start", "quantitative", "from month", ".2f"),
+        _tooltip("bin_end", "quantitative", "to month", ".2f"),
+        _tooltip("runs", "quantitative", "runs reaching the target"),
     ]
+    x = {"bin": "binned", "field": "bin_start", "title": "Months to reach the target", "type": "quantitative"}
+    axis = _axis_dict([0, *hist["runs"]])
     if _has_scenarios(frame):
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        bars = (
-            alt.Chart(src)
-            .mark_bar(opacity=0.55, binSpacing=0)
-            .encode(
-                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
-                x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs", stack=None, axis=_axis([0, *hist["runs"]])),
-                color=alt.Color("scenario:N", title="Scenario"),
-                tooltip=tips,
-            )
-        )
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        bars = {"mark": {"type": "bar", "binSpacing": 0, "opacity": 0.55},
+                "encoding": {"color": {"field": "scenario", "title": "Scenario", "type": "nominal"},
+                             "tooltip": tips, "x": x, "x2": {"field": "bin_end"},
+                             "y": {"axis": axis, "field": "runs", "stack": None, "title": "Simulated runs",
+                                   "type": "quantitative"}}}
         subtitle = "Runs reaching the target in each interval, per scenario"
     else:
-        bars = (
-            alt.Chart(src)
-            .mark_bar(color="#4292c6", binSpacing=1)
-            .encode(
-                x=alt.X("bin_start:Q", title="Months to reach the target", bin="binned"),
-                x2="bin_end:Q",
-                y=alt.Y("runs:Q", title="Simulated runs", axis=_axis([0, *hist["runs"]])),
-                tooltip=tips,
-            )
-        )
+        bars = {"mark": {"type": "bar", "binSpacing": 1, "color": "#4292c6"},
+                "encoding": {"tooltip": tips, "x": x, "x2": {"field": "bin_end"},
+                             "y": {"axis": axis, "field": "runs", "title": "Simulated runs",
+                                   "type": "quantitative"}}}
         share = reached / n if n else 0.0
         subtitle = f"{reached} of {n} runs ({share:.0%}) reached the target within the simulated horizon"
-    chart = alt.layer(bars, *_rule_layers([], deadline)).properties(width=WIDTH, height=260)
-    return _finish(
+    rules = _rule_layer_dicts([], deadline)
+    title = "How long until the target is reached?"
+    if rules:  # each layer names its data; the rules draw from altair's "empty" dataset
+        body = {"layer": [{"data": {"name": "time_to_target"}, **bars}, *rules], "height": 260,
+                "title": _title(title, subtitle), "width": WIDTH}
+    else:  # one dataset for every layer: altair names it once, on the chart
+        body = {"layer": [bars], "data": {"name": "time_to_target"}, "height": 260,
+                "title": _title(title, subtitle), "width": WIDTH}
+    chart = _finish_spec(
         "time_to_target",
-        "How long until the target is reached?",
-        subtitle,
+        title,
         "Each bar counts the simulated runs that reached the target in that interval. Runs to the right of "
         "the dotted deadline line are late; runs that never reached the target are not drawn.",
-        chart,
+        _copy_shared(body),
         data,
     )
+    if rules:
+        chart.spec["datasets"] = {"empty": [{}], **chart.spec["datasets"]}
+    return chart
 
 
 def screen_failures(frame: pl.DataFrame) -> Chart:
-    """Why candidates seen at sites did not enrol (screen_failures.csv)."""
+    """Why candidates seen at sites did not enrol (screen_failures.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~20 ms through altair's layering)."""
     data = _Data()
     cols = _cols(frame, "stage", "criterion_id", "failures_mean", "failures_p10", "failures_p90", "share")
     ranked = (
@@ -250,7 +256,7 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
     keep = ranked.head(MAX_CRITERIA).select("stage", "criterion_id")
     shown = frame.join(keep, on=["stage", "criterion_id"], how="semi").select(cols)
     subset = shown.height < frame.height
-    src = data.add(
+    data.put(
         "screen_failures",
         shown,
         "screen_failures.csv",
@@ -259,50 +265,55 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
     )
     order = ranked.head(MAX_CRITERIA)["criterion_id"].unique(maintain_order=True).to_list()
     tips = [
-        alt.Tooltip("criterion_id:N", title="reason"),
-        alt.Tooltip("stage:N"),
-        alt.Tooltip("failures_mean:Q", title="candidates per run (mean)", format=",.1f"),
+        _tooltip("criterion_id", "nominal", "reason"),
+        _tooltip("stage", "nominal"),
+        _tooltip("failures_mean", "quantitative", "candidates per run (mean)", ",.1f"),
     ]
     if "failures_p10" in frame.columns:
         tips += [
-            alt.Tooltip("failures_p10:Q", title="10th percentile", format=",.0f"),
-            alt.Tooltip("failures_p90:Q", title="90th percentile", format=",.0f"),
+            _tooltip("failures_p10", "quantitative", "10th percentile", ",.0f"),
+            _tooltip("failures_p90", "quantitative", "90th percentile", ",.0f"),
         ]
     if "share" in frame.columns:
-        tips.append(_pct("share", "share of all losses"))
-    base = alt.Chart(src).encode(
-        y=alt.Y("criterion_id:N", sort=order, title=None, axis=alt.Axis(labelLimit=220))
-    )
-    enc: dict[str, Any] = {
-        "x": alt.X("failures_mean:Q", title="Candidates lost per run (mean)"),
-        "tooltip": tips,
-    }
-    if _has_scenarios(frame):
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
+        tips.append(_tooltip("share", "quantitative", "share of all losses", ".1%"))
+    y = {"axis": {"labelLimit": 220}, "field": "criterion_id", "sort": order, "title": None,
+         "type": "nominal"}
+    many = _has_scenarios(frame)
+    offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
+    if many:
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        colour = {"field": "scenario", "title": "Scenario", "type": "nominal"}
     else:
-        enc["color"] = alt.Color("stage:N", title="Lost at", scale=_stage_scale(frame))
-    layers = [base.mark_bar().encode(**enc)]
+        colour = {"field": "stage", "scale": _stage_scale_dict(frame), "title": "Lost at", "type": "nominal"}
+    layers = [{"mark": {"type": "bar"},
+               "encoding": {"color": colour, "tooltip": tips,
+                            "x": {"field": "failures_mean", "title": "Candidates lost per run (mean)",
+                                  "type": "quantitative"},
+                            "y": y, **offset}}]
     if "failures_p10" in frame.columns and "failures_p90" in frame.columns:
-        eb: dict[str, Any] = {"x": "failures_p10:Q", "x2": "failures_p90:Q"}
-        if _has_scenarios(frame):
-            eb["yOffset"] = "scenario:N"
-        layers.append(base.mark_rule(color="black").encode(**eb))
-    chart = alt.layer(*layers).properties(width=WIDTH - 220, height=max(140, 18 * len(order)))
-    return _finish(
+        layers.append({"mark": {"type": "rule", "color": "black"},
+                       "encoding": {"x": {"field": "failures_p10", "type": "quantitative"},
+                                    "x2": {"field": "failures_p90"}, "y": y, **offset}})
+    title = "Why candidates seen at the sites did not enrol"
+    body = {"layer": layers, "data": {"name": "screen_failures"}, "height": max(140, 18 * len(order)),
+            "title": _title(title, "Candidates lost per simulated run, by reason (black: 10th to 90th "
+                                   "percentile)"),
+            "width": WIDTH - 220}
+    return _finish_spec(
         "screen_failures",
-        "Why candidates seen at the sites did not enrol",
-        "Candidates lost per simulated run, by reason (black: 10th to 90th percentile)",
+        title,
         "Counts are per run of the whole trial. Prescreen losses cost a chart review; screening losses "
         "cost a consent and a screening visit; consent and withdrawal are candidates who were eligible "
         "but did not go on.",
-        chart,
+        _copy_shared(body),
         data,
     )
 
 
 def sites(frame: pl.DataFrame) -> Chart:
-    """Enrolment per site with its spread across runs (sites.csv)."""
+    """Enrolment per site with its spread across runs (sites.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~18 ms through altair's layering)."""
     data = _Data()
     cols = _cols(
         frame,
@@ -319,7 +330,7 @@ def sites(frame: pl.DataFrame) -> Chart:
     keep = ranked["site"].unique(maintain_order=True).head(MAX_SITES).to_list()
     shown = frame.filter(pl.col("site").is_in(keep)).select(cols)
     subset = shown.height < frame.height
-    src = data.add(
+    data.put(
         "sites",
         shown,
         "sites.csv",
@@ -327,9 +338,9 @@ def sites(frame: pl.DataFrame) -> Chart:
         why=f"the {MAX_SITES} sites enrolling most" if subset else None,
     )
     tips = [
-        alt.Tooltip("site:N"),
-        alt.Tooltip("region:N"),
-        alt.Tooltip("enrolled_mean:Q", title="enrolled (mean)", format=",.1f"),
+        _tooltip("site", "nominal"),
+        _tooltip("region", "nominal"),
+        _tooltip("enrolled_mean", "quantitative", "enrolled (mean)", ",.1f"),
     ]
     for col, title, fmt in (
         ("enrolled_p10", "10th percentile", ",.0f"),
@@ -339,84 +350,88 @@ def sites(frame: pl.DataFrame) -> Chart:
         ("zero_enrolled_fraction", "enrols no one", ".0%"),
     ):
         if col in frame.columns:
-            tips.append(alt.Tooltip(f"{col}:Q", title=title, format=fmt))
+            tips.append(_tooltip(col, "quantitative", title, fmt))
     # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
-    base = alt.Chart(src).encode(y=alt.Y("site:N", sort=keep, title=None, axis=alt.Axis(labelLimit=320)))
-    enc: dict[str, Any] = {
-        "x": alt.X("enrolled_mean:Q", title="Patients enrolled per run (mean)"),
-        "color": alt.Color("region:N", title="Region"),
-        "tooltip": tips,
-    }
-    if _has_scenarios(frame):
-        tips.insert(0, alt.Tooltip("scenario:N"))
-        enc |= {"color": alt.Color("scenario:N", title="Scenario"), "yOffset": "scenario:N"}
-    layers = [base.mark_bar().encode(**enc)]
+    y = {"axis": {"labelLimit": 320}, "field": "site", "sort": keep, "title": None, "type": "nominal"}
+    many = _has_scenarios(frame)
+    offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
+    if many:
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        colour = {"field": "scenario", "title": "Scenario", "type": "nominal"}
+    else:
+        colour = {"field": "region", "title": "Region", "type": "nominal"}
+    layers = [{"mark": {"type": "bar"},
+               "encoding": {"color": colour, "tooltip": tips,
+                            "x": {"field": "enrolled_mean", "title": "Patients enrolled per run (mean)",
+                                  "type": "quantitative"},
+                            "y": y, **offset}}]
     if "enrolled_p10" in frame.columns and "enrolled_p90" in frame.columns:
-        eb: dict[str, Any] = {"x": "enrolled_p10:Q", "x2": "enrolled_p90:Q"}
-        if _has_scenarios(frame):
-            eb["yOffset"] = "scenario:N"
-        layers.append(base.mark_rule(color="black").encode(**eb))
-    chart = alt.layer(*layers).properties(width=WIDTH - 200, height=max(60, 20 * len(keep)))
-    return _finish(
+        layers.append({"mark": {"type": "rule", "color": "black"},
+                       "encoding": {"x": {"field": "enrolled_p10", "type": "quantitative"},
+                                    "x2": {"field": "enrolled_p90"}, "y": y, **offset}})
+    title = "Enrolment per site"
+    body = {"layer": layers, "data": {"name": "sites"}, "height": max(60, 20 * len(keep)),
+            "title": _title(title, "Mean patients enrolled per simulated run (black: 10th to 90th "
+                                   "percentile)"),
+            "width": WIDTH - 200}
+    return _finish_spec(
         "sites",
-        "Enrolment per site",
-        "Mean patients enrolled per simulated run (black: 10th to 90th percentile)",
+        title,
         "Sites differ in how fast they recruit and when they open; the spread shows how much a site's "
         "contribution varies from run to run. Hover for how often a site never opens or enrols no one.",
-        chart,
+        _copy_shared(body),
         data,
     )
 
 
 def site_curve(frame: pl.DataFrame, *, probability: float | None) -> Chart:
-    """Probability of reaching the target by number of sites (sites command's curve.csv)."""
+    """Probability of reaching the target by number of sites (sites command's curve.csv).
+
+    Written as the dict altair builds (`_finish_spec`; ~16 ms through altair's layering)."""
     data = _Data()
     x_col = "sites" if "sites" in frame.columns else "total_sites"
-    src = data.add(
+    data.put(
         "site_curve",
         frame.select(_cols(frame, x_col, "probability_of_success", "expected_enrolled", "method")),
         "curve.csv",
     )
     tips = [
-        alt.Tooltip(f"{x_col}:Q", title="sites"),
-        _pct("probability_of_success", "probability of success"),
+        _tooltip(x_col, "quantitative", "sites"),
+        _tooltip("probability_of_success", "quantitative", "probability of success", ".1%"),
     ]
     if "expected_enrolled" in frame.columns:
-        tips.append(alt.Tooltip("expected_enrolled:Q", title="expected enrolled", format=",.1f"))
+        tips.append(_tooltip("expected_enrolled", "quantitative", "expected enrolled", ",.1f"))
     enc: dict[str, Any] = {
-        "x": alt.X(f"{x_col}:Q", title="Number of sites", axis=_axis(frame[x_col].to_list())),
-        "y": alt.Y(
-            "probability_of_success:Q",
-            title="Probability of reaching the target",
-            axis=alt.Axis(format="%"),
-            scale=alt.Scale(domain=[0, 1]),
-        ),
         "tooltip": tips,
+        "x": {"axis": _axis_dict(frame[x_col].to_list()), "field": x_col, "title": "Number of sites",
+              "type": "quantitative"},
+        "y": {"axis": {"format": "%"}, "field": "probability_of_success", "scale": {"domain": [0, 1]},
+              "title": "Probability of reaching the target", "type": "quantitative"},
     }
     colour_field = "scenario" if _has_scenarios(frame) else ("method" if "method" in frame.columns else None)
     if colour_field:
-        enc["color"] = alt.Color(f"{colour_field}:N", title=colour_field.capitalize())
-        tips.insert(0, alt.Tooltip(f"{colour_field}:N"))
+        enc["color"] = {"field": colour_field, "title": colour_field.capitalize(), "type": "nominal"}
+        tips.insert(0, _tooltip(colour_field, "nominal"))
         if colour_field == "scenario" and "method" in frame.columns:
-            enc["strokeDash"] = alt.StrokeDash("method:N", title="Method")
-    layers: list[Any] = [alt.Chart(src).mark_line(point=True).encode(**enc)]
-    if probability is not None:
-        layers.append(
-            alt.Chart().mark_rule(color="firebrick", strokeDash=[6, 3]).encode(y=alt.datum(probability))
-        )
-    chart = alt.layer(*layers).properties(width=WIDTH, height=280)
+            enc["strokeDash"] = {"field": "method", "title": "Method", "type": "nominal"}
+    line = {"mark": {"type": "line", "point": True}, "encoding": dict(sorted(enc.items()))}
+    title = "How many sites do we need?"
+    subtitle = "Probability of enrolling the target by the deadline, by number of sites"
+    if probability is not None:  # each layer names its data; the rule draws from altair's "empty" dataset
+        rule = {"data": {"name": "empty"},
+                "mark": {"type": "rule", "color": "firebrick", "strokeDash": [6, 3]},
+                "encoding": {"y": {"datum": probability}}}
+        body = {"layer": [{"data": {"name": "site_curve"}, **line}, rule], "height": 280,
+                "title": _title(title, subtitle), "width": WIDTH}
+    else:  # one dataset for every layer: altair names it once, on the chart
+        body = {"layer": [line], "data": {"name": "site_curve"}, "height": 280,
+                "title": _title(title, subtitle), "width": WIDTH}
     how = ("Each point is a site count; the red dashed line is the probability asked for "
            f"({probability:.0%}). The first point above it is the smallest number of sites that meets the "
            "goal under this recruitment model." if probability is not None else
            "Each point is a site count. The first point at the probability you need is the smallest number "
            "of sites that meets the goal under this recruitment model.")
-    return _finish(
-        "site_curve",
-        "How many sites do we need?",
-        "Probability of enrolling the target by the deadline, by number of sites",
-        how,
-        chart,
-        data,
-    )
-
-
+    chart = _finish_spec("site_curve", title, how, _copy_shared(body), data)
+    if probability is not None:
+        chart.spec["datasets"] = {"empty": [{}], **chart.spec["datasets"]}
+    return chart
