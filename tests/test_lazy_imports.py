@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from hn005_sim.cli import COMMANDS, app
 
@@ -42,7 +43,7 @@ def test_every_command_is_listed_and_builds(capsys):
 def test_building_every_chart_of_runs_report_imports_no_altair(tmp_path):
     """Every chart of `run`'s report (and of `screen`, `sites`, `supply`) is written as a Vega-Lite dict
     (issue 16): the chart builders, given every file they draw, load no altair. (The package's
-    __init__ is bypassed: hn005_sim.report.images still imports altair for its schema version.)"""
+    __init__ is bypassed, so that only the builders are measured; the whole run is the next test.)"""
     from tests.report import report_fixtures as rf
 
     folder = rf.full_folder(tmp_path / "out")
@@ -67,4 +68,17 @@ def test_building_every_chart_of_runs_report_imports_no_altair(tmp_path):
         "         ch.inventory(r('inventory.csv'))]\n"
         "assert all(c.spec['datasets'] for c in built)")
     assert "hn005_sim.report.charts.supply" in mods and "hn005_sim.report.build" not in mods
+    assert not {m for m in mods if m == "altair" or m.startswith("altair.")}
+
+
+def test_a_whole_run_with_its_report_imports_no_altair(tmp_path):
+    """`run`, report included, loads no altair (issue 16: ~0.35 s of import and the building it did); the
+    Vega-Lite version comes from charts.common.SCHEMA_URL, which tests/report/test_chart_specs.py keeps
+    equal to altair's."""
+    out = tmp_path / "run"
+    scenario = str(Path(__file__).resolve().parents[1] / "scenarios" / "baseline.toml")
+    args = ["run", scenario, "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]
+    mods = loaded_after(f"from hn005_sim.cli import main\nassert main({args!r}) == 0")
+    assert (out / "report.html").is_file()
+    assert "hn005_sim.report.build" in mods
     assert not {m for m in mods if m == "altair" or m.startswith("altair.")}

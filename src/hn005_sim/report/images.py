@@ -16,16 +16,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import vl_convert as vlc
+
+from hn005_sim.report.charts.common import SCHEMA_URL
 
 PNG_SCALE = 2  # twice the on-screen size: sharp on slides and high-density screens
 
 
 @cache
 def vl_version() -> str | None:
-    """The Vega-Lite version altair writes specs for, if vl-convert bundles it (else its newest)."""
-    major_minor = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    """The Vega-Lite version the specs are written for (charts.common.SCHEMA_URL, altair's: a test
+    compares them), if vl-convert bundles it (else its newest). Read without importing altair."""
+    version = SCHEMA_URL.rsplit("/", 1)[-1].removesuffix(".json")  # "v6.4.1"
+    major_minor = ".".join(version.lstrip("v").split(".")[:2])
     return major_minor if major_minor in vlc.get_vegalite_versions() else None
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from hn005_sim.report.charts import Chart, _Data, _finish
@@ -31,6 +30,8 @@ def tornado(frame: pl.DataFrame) -> Chart:
     """One panel per output: for each figure (most influential on top), a bar from the output with the
     figure at the low end of its range to the output at the high end (the others at their average, from
     a linear fit over the design: sensitivity.swings); the label is its total Sobol' index (or mu*)."""
+    import altair as alt  # here: the run report's other sections, and run, need no altair
+
     key = "ST" if "ST" in frame.columns else "mu_star"
     data = _Data()
     rows = []
