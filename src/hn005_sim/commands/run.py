@@ -28,10 +28,11 @@ from hn005_sim.commands.common import (
 from hn005_sim.scenario.load import display, load_scenario
 
 CSV_FILES = ("enrollment_curve", "time_to_target", "screen_failures", "sites")
-DRAWING_PROCESSES = 2
-"""Processes drawing the report's charts while `run` computes (report/prerender.py): the analyses'
-charts are drawn in two lanes once the analyses end, the sweeps chart (about half of their drawing
-time) beside the others."""
+DRAWING_PROCESSES = 1
+"""Processes drawing the report's charts while `run` computes (report/prerender.py). One: with every
+chart built as a dict (no altair), a second process's Vega start-up cost more than its parallel drawing
+saved (bench/startup.py --before, interleaved: 1 replicate 3.25 -> 2.75 s, 10 replicates 3.15 -> 2.99 s,
+make run's run 7.39 -> 6.79 s with one process instead of two)."""
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
