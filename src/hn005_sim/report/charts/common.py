@@ -88,6 +88,11 @@ class _Data:
             **extra,
         }
 
+    def put_shown(self, name: str, shown: pl.DataFrame, whole: pl.DataFrame, file: str, why: str) -> None:
+        """`put` the rows a chart shows of `whole`: marked a subset, with `why`, when some are left out."""
+        subset = shown.height < whole.height
+        self.put(name, shown, file, rows="subset" if subset else "all", why=why if subset else None)
+
 
 def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts; NaN and infinities become null (JSON has no NaN)."""
@@ -270,3 +275,25 @@ def _datum_equals(field_: str, value: Any) -> str:
     else:
         rhs = repr(value)
     return f"(datum.{field_} === {rhs})"
+
+
+def _bars_with_spread(frame: pl.DataFrame, y: dict[str, Any], tips: list[dict[str, Any]],
+                      colour: dict[str, Any], value: tuple[str, str], spread: tuple[str, str]) -> list[dict]:
+    """Layers of a horizontal bar chart: bars of `value` (field, axis title) coloured by `colour` (by
+    scenario, with a scenario tooltip first and bars offset, when the frame holds several), and a black
+    rule over `spread` (the 10th and 90th percentile fields) when the frame has both."""
+    offset = {}
+    if _has_scenarios(frame):
+        offset = {"yOffset": {"field": "scenario", "type": "nominal"}}
+        tips.insert(0, _tooltip("scenario", "nominal"))
+        colour = {"field": "scenario", "title": "Scenario", "type": "nominal"}
+    layers = [{"mark": {"type": "bar"},
+               "encoding": {"color": colour, "tooltip": tips,
+                            "x": {"field": value[0], "title": value[1], "type": "quantitative"},
+                            "y": y, **offset}}]
+    lo, hi = spread
+    if lo in frame.columns and hi in frame.columns:
+        layers.append({"mark": {"type": "rule", "color": "black"},
+                       "encoding": {"x": {"field": lo, "type": "quantitative"},
+                                    "x2": {"field": hi}, "y": y, **offset}})
+    return layers

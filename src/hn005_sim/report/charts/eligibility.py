@@ -147,14 +147,8 @@ def criteria(frame: pl.DataFrame) -> Chart:
     )
     keep = ranked["criterion_id"].head(MAX_CRITERIA).to_list()
     shown = frame.filter(pl.col("criterion_id").is_in(keep)).select(cols)
-    subset = shown.height < frame.height
-    data.put(
-        "criteria",
-        shown,
-        "criteria.csv",
-        rows="subset" if subset else "all",
-        why=f"the {MAX_CRITERIA} criteria with the largest Shapley share" if subset else None,
-    )
+    data.put_shown("criteria", shown, frame, "criteria.csv",
+                   f"the {MAX_CRITERIA} criteria with the largest Shapley share")
     # written as the dict altair builds (`_finish_spec`; ~0.1-0.35 s through altair's layer and hconcat)
     many = _has_scenarios(frame)
     y = {"axis": {"labelLimit": 200}, "field": "criterion_id", "sort": keep, "title": None, "type": "nominal"}
@@ -234,14 +228,8 @@ def cofailure(frame: pl.DataFrame) -> Chart:
     shown = shown.select(
         _cols(frame, "criterion_a", "criterion_b", "both_fail", "expected_if_independent", "lift")
     )
-    subset = shown.height < frame.height
-    data.put(
-        "cofailure",
-        shown,
-        "cofailure.csv",
-        rows="subset" if subset else "all",
-        why=f"pairs among the {MAX_HEATMAP} criteria most involved in co-failure" if subset else None,
-    )
+    data.put_shown("cofailure", shown, frame, "cofailure.csv",
+                   f"pairs among the {MAX_HEATMAP} criteria most involved in co-failure")
     tips = [
         _tooltip("criterion_a", "nominal", "criterion"),
         _tooltip("criterion_b", "nominal", "and"),

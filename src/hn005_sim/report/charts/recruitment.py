@@ -18,6 +18,7 @@ from hn005_sim.report.charts.common import (
     WIDTH,
     Chart,
     _axis_dict,
+    _bars_with_spread,
     _cols,
     _copy_shared,
     _Data,
@@ -255,14 +256,8 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
     )
     keep = ranked.head(MAX_CRITERIA).select("stage", "criterion_id")
     shown = frame.join(keep, on=["stage", "criterion_id"], how="semi").select(cols)
-    subset = shown.height < frame.height
-    data.put(
-        "screen_failures",
-        shown,
-        "screen_failures.csv",
-        rows="subset" if subset else "all",
-        why=f"the {MAX_CRITERIA} most frequent reasons" if subset else None,
-    )
+    data.put_shown("screen_failures", shown, frame, "screen_failures.csv",
+                   f"the {MAX_CRITERIA} most frequent reasons")
     order = ranked.head(MAX_CRITERIA)["criterion_id"].unique(maintain_order=True).to_list()
     tips = [
         _tooltip("criterion_id", "nominal", "reason"),
@@ -278,22 +273,9 @@ def screen_failures(frame: pl.DataFrame) -> Chart:
         tips.append(_tooltip("share", "quantitative", "share of all losses", ".1%"))
     y = {"axis": {"labelLimit": 220}, "field": "criterion_id", "sort": order, "title": None,
          "type": "nominal"}
-    many = _has_scenarios(frame)
-    offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
-    if many:
-        tips.insert(0, _tooltip("scenario", "nominal"))
-        colour = {"field": "scenario", "title": "Scenario", "type": "nominal"}
-    else:
-        colour = {"field": "stage", "scale": _stage_scale_dict(frame), "title": "Lost at", "type": "nominal"}
-    layers = [{"mark": {"type": "bar"},
-               "encoding": {"color": colour, "tooltip": tips,
-                            "x": {"field": "failures_mean", "title": "Candidates lost per run (mean)",
-                                  "type": "quantitative"},
-                            "y": y, **offset}}]
-    if "failures_p10" in frame.columns and "failures_p90" in frame.columns:
-        layers.append({"mark": {"type": "rule", "color": "black"},
-                       "encoding": {"x": {"field": "failures_p10", "type": "quantitative"},
-                                    "x2": {"field": "failures_p90"}, "y": y, **offset}})
+    colour = {"field": "stage", "scale": _stage_scale_dict(frame), "title": "Lost at", "type": "nominal"}
+    layers = _bars_with_spread(frame, y, tips, colour, ("failures_mean", "Candidates lost per run (mean)"),
+                               ("failures_p10", "failures_p90"))
     title = "Why candidates seen at the sites did not enrol"
     body = {"layer": layers, "data": {"name": "screen_failures"}, "height": max(140, 18 * len(order)),
             "title": _title(title, "Candidates lost per simulated run, by reason (black: 10th to 90th "
@@ -329,14 +311,8 @@ def sites(frame: pl.DataFrame) -> Chart:
     ranked = frame.sort(["enrolled_mean", "site"], descending=[True, False])
     keep = ranked["site"].unique(maintain_order=True).head(MAX_SITES).to_list()
     shown = frame.filter(pl.col("site").is_in(keep)).select(cols)
-    subset = shown.height < frame.height
-    data.put(
-        "sites",
-        shown,
-        "sites.csv",
-        rows="subset" if subset else "all",
-        why=f"the {MAX_SITES} sites enrolling most" if subset else None,
-    )
+    data.put_shown("sites", shown, frame, "sites.csv",
+                   f"the {MAX_SITES} sites enrolling most")
     tips = [
         _tooltip("site", "nominal"),
         _tooltip("region", "nominal"),
@@ -353,22 +329,9 @@ def sites(frame: pl.DataFrame) -> Chart:
             tips.append(_tooltip(col, "quantitative", title, fmt))
     # hospital names run to 40 characters ("Sun Yat-sen University Cancer Center"): shown whole
     y = {"axis": {"labelLimit": 320}, "field": "site", "sort": keep, "title": None, "type": "nominal"}
-    many = _has_scenarios(frame)
-    offset = {"yOffset": {"field": "scenario", "type": "nominal"}} if many else {}
-    if many:
-        tips.insert(0, _tooltip("scenario", "nominal"))
-        colour = {"field": "scenario", "title": "Scenario", "type": "nominal"}
-    else:
-        colour = {"field": "region", "title": "Region", "type": "nominal"}
-    layers = [{"mark": {"type": "bar"},
-               "encoding": {"color": colour, "tooltip": tips,
-                            "x": {"field": "enrolled_mean", "title": "Patients enrolled per run (mean)",
-                                  "type": "quantitative"},
-                            "y": y, **offset}}]
-    if "enrolled_p10" in frame.columns and "enrolled_p90" in frame.columns:
-        layers.append({"mark": {"type": "rule", "color": "black"},
-                       "encoding": {"x": {"field": "enrolled_p10", "type": "quantitative"},
-                                    "x2": {"field": "enrolled_p90"}, "y": y, **offset}})
+    layers = _bars_with_spread(frame, y, tips, {"field": "region", "title": "Region", "type": "nominal"},
+                               ("enrolled_mean", "Patients enrolled per run (mean)"),
+                               ("enrolled_p10", "enrolled_p90"))
     title = "Enrolment per site"
     body = {"layer": layers, "data": {"name": "sites"}, "height": max(60, 20 * len(keep)),
             "title": _title(title, "Mean patients enrolled per simulated run (black: 10th to 90th "

@@ -107,14 +107,8 @@ def inventory(frame: pl.DataFrame) -> Chart:
     else:
         keep = locations
     shown = frame.filter(pl.col("location").is_in(keep)).select(cols)
-    subset = shown.height < frame.height
-    data.put(
-        "inventory",
-        shown,
-        "inventory.csv",
-        rows="subset" if subset else "all",
-        why=f"the depot and the {MAX_LOCATIONS} locations most at risk" if subset else None,
-    )
+    data.put_shown("inventory", shown, frame, "inventory.csv",
+                   f"the depot and the {MAX_LOCATIONS} locations most at risk")
     # written as the dict altair builds (`_finish_spec`, ~0.13-0.25 s through altair's layer and concat)
     tips = [
         _tooltip("location", "nominal"),
