@@ -132,7 +132,8 @@ def _counted(pat: Patterns, counts: np.ndarray) -> np.ndarray:
     return bits.column_counts(bits.pack_rows(pat.fails), k, weights=counts)[0]
 
 
-def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str, np.ndarray]:
+def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float,
+                     table: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Intervals from the exact bootstrap variance (the limit of infinitely many replicates).
 
     For a mean of per-candidate values x, the bootstrap variance is (E_w[x^2] - E_w[x]^2) / n with
@@ -167,7 +168,8 @@ def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float) -> dict[str
         out["screen_failure_rate"] = band(1 - r, e_resid2 / (n * m_pre**2))
     else:
         out["screen_failure_rate"] = np.zeros(2)
-    table = by_failed(pat, count)  # (k + 1, k) integer sums by number of failed criteria
+    # (k + 1, k) integer sums by number of failed criteria (`table`: already computed for these counts)
+    table = by_failed(pat, count) if table is None else table
     p = table.sum(axis=0) / n
     out["fail_rate"] = band(p, p * (1 - p) / n)
     ps = table[1] / n
@@ -379,8 +381,10 @@ def analyse(
         rows = shared_rows(screener, screening, frame)
         sweeps = threshold_sweeps(screener, screening, frame, rows)
         relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
-    base = figures(pat, pat.count, prescreen)
-    bands = normal_intervals(pat, prescreen, float(special.ndtri(hi_q))) if normal else None  # z quantile
+    table = by_failed(pat, pat.count)  # once, for the Shapley values and the normal intervals
+    base = figures(pat, pat.count, prescreen, shapley=_over_failed(table))
+    bands = (normal_intervals(pat, prescreen, float(special.ndtri(hi_q)), table)  # z quantile
+             if normal else None)
     point = _rates(base)
     eligible = round(float(base.eligible))
     # the share not known at prescreen, from the chart funnel's counts (Screening computes the same)
