@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
+from hn005_sim.recruitment.seeding import generators
 from hn005_sim.rng import STREAMS
 from hn005_sim.scenario.base import Probability, Strict
 from hn005_sim.scenario.errors import Problem, show
@@ -166,10 +167,14 @@ def unit_generator(seed: int, replicate: int, unit: str, site: int | tuple[int, 
                    ) -> np.random.Generator:
     """The generator of one chart unit: child of the replicate's (site's) named stream "chart"; `site`
     an index or a Site.stream_key, as the site's other streams."""
-    site_key = () if site is None else (site,) if isinstance(site, int) else tuple(site)
-    key = (replicate, STREAMS.index("chart"), *site_key)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-        entropy=seed, spawn_key=(*key, zlib.crc32(unit.encode())))))
+        entropy=seed, spawn_key=_unit_key(replicate, unit, site))))
+
+
+def _unit_key(replicate: int, unit: str, site: int | tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The spawn key of a chart unit's generator (`unit_generator`)."""
+    site_key = () if site is None else (site,) if isinstance(site, int) else tuple(site)
+    return (replicate, STREAMS.index("chart"), *site_key, zlib.crc32(unit.encode()))
 
 
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
@@ -262,7 +267,16 @@ class ChartModel:
 
     def generators(self, seed: int, replicate: int, site: int | tuple[int, ...] | None = None
                    ) -> list[np.random.Generator]:
-        return [unit_generator(seed, replicate, u, site) for u in self.units]
+        """`unit_generator` of each unit, seeded together (recruitment/seeding.py: the same generators)."""
+        return self.generators_many(seed, replicate, [site])[0]
+
+    def generators_many(self, seed: int, replicate: int, sites: Sequence[int | tuple[int, ...] | None]
+                        ) -> list[list[np.random.Generator]]:
+        """`generators` of each site, every site's units seeded in one computation."""
+        keys = [_unit_key(replicate, u, site) for site in sites for u in self.units]
+        gens = generators(seed, keys)
+        k = len(self.units)
+        return [gens[i * k:(i + 1) * k] for i in range(len(sites))]
 
     def criteria_known(self, unit_known: np.ndarray) -> np.ndarray:
         """(n, k) bool, criterion judged at prescreen, from (n, units) bool unit knowledge."""

@@ -187,6 +187,21 @@ class ScreenerSource:
                                           getattr(region, "chart_known", None))
         return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.stream_key))
 
+    def site_charts(self, seed: int, replicate: int, sites) -> list:
+        """`site_chart` of each site, every site's chart generators seeded in one computation."""
+        from hn005_sim.eligibility.chart import SiteChart
+
+        if self._chart.cfg is None:
+            return [None] * len(sites)
+        gens = self._chart.generators_many(seed, replicate, [site.stream_key for site in sites])
+        out = []
+        for site, g in zip(sites, gens, strict=True):
+            region = self._regions.get(site.region)
+            probs = self._chart.probabilities(getattr(region, "site_type", None),
+                                              getattr(region, "chart_known", None))
+            out.append(SiteChart(self._chart, probs, g))
+        return out
+
     def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if
         none: a re-test moved it) of a Screening."""

@@ -32,7 +32,14 @@ from simpy.events import NORMAL
 
 from hn005_sim.recruitment.candidates import CandidateBatch, CandidateSource, JudgeRequest, judge_many
 from hn005_sim.recruitment.config import MONTH_DAYS, RecruitmentConfig
-from hn005_sim.recruitment.sites import Site, arrival_days, draw_sites, season_multiplier, site_stream
+from hn005_sim.recruitment.sites import (
+    Site,
+    arrival_days,
+    draw_sites,
+    season_multiplier,
+    site_stream,
+    site_streams,
+)
 
 # event kinds
 ARRIVED, PRESCREEN_FAIL, NO_CONSENT, SCREEN_START, RESCREEN, SCREEN_FAIL, WITHDRAWN, ENROLLED = range(8)
@@ -92,12 +99,13 @@ class _Pool:
     """
 
     def __init__(self, source: CandidateSource, cfg: RecruitmentConfig, seed: int, replicate: int,
-                 site: int | tuple[int, ...], chart=None):
+                 site: int | tuple[int, ...], chart=None, rngs=None):
         self.source = source
         self.cfg = cfg
         self.batch = cfg.candidate_batch
-        self.rng_pop = site_stream(seed, replicate, "population", site)
-        self.rng_scr = site_stream(seed, replicate, "screening", site)
+        # rngs: the site's population and screening streams, made already (`site_streams`)
+        self.rng_pop, self.rng_scr = rngs if rngs is not None else (
+            site_stream(seed, replicate, "population", site), site_stream(seed, replicate, "screening", site))
         self.chart = chart  # eligibility.chart.SiteChart: what this site's charts hold at prescreen
         self.n = 0
         self.drawn = 0
@@ -464,14 +472,19 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
     st.done = env.event()
     pools = []
     arrivals_of, clocks = [], []
-    for site in sites:
-        rng_arrivals = site_stream(seed, replicate, "arrivals", site.stream_key)
+    # every site's arrival, population and screening streams, and its chart's, seeded together
+    streams = site_streams(seed, replicate, [(name, site.stream_key) for site in sites
+                                             for name in ("arrivals", "population", "screening")])
+    site_charts = getattr(source, "site_charts", None)
+    site_chart = getattr(source, "site_chart", None)
+    charts = (site_charts(seed, replicate, sites) if site_charts is not None
+              else [site_chart(seed, replicate, site) if site_chart is not None else None for site in sites])
+    for i, site in enumerate(sites):
+        rng_arrivals, rng_pop, rng_scr = streams[3 * i:3 * i + 3]
         arrivals = arrival_days(site, season, horizon, rng_arrivals)
         arrivals_of.append(arrivals)
         clocks.append(_site_clock(arrivals))
-        site_chart = getattr(source, "site_chart", None)
-        pool = _Pool(source, cfg, seed, replicate, site.stream_key,
-                     site_chart(seed, replicate, site) if site_chart is not None else None)
+        pool = _Pool(source, cfg, seed, replicate, site.stream_key, charts[i], (rng_pop, rng_scr))
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)

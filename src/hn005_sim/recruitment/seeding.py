@@ -1,0 +1,152 @@
+"""Many PCG64 generators of one seed at once, each the generator `SeedSequence(entropy=seed,
+spawn_key=key)` gives, with the seed sequence's hash computed for all the keys together.
+
+A replicate of the recruitment simulation makes a generator per site and stream (arrivals, population,
+screening) and one per chart unit and site (eligibility/chart.py): 338 in a replicate of
+scenarios/network_south_china.toml. Made one at a time, each costs ~14 us (the seed sequence's
+hashing ~9 us, the bit generator's seeding ~5 us), 6-7 ms per replicate there. The hash (numpy's
+SeedSequence: mix the entropy words into a pool of 4, then draw the state words from the pool, all in
+32-bit arithmetic with constants that do not depend on the data) is the same few dozen operations for
+every key, so it is computed here on arrays of keys, and each PCG64 seeded from its precomputed state
+words (`_Seeded`: a seed sequence that hands them over, and is a real SeedSequence for anything else).
+tests/recruitment/test_seeding.py checks the states and the generators' draws against SeedSequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.random.bit_generator import ISeedSequence
+
+_INIT_A, _MULT_A = np.uint32(0x43B0D7E5), np.uint32(0x931E8875)
+_INIT_B, _MULT_B = np.uint32(0x8B51F9DD), np.uint32(0x58F38DED)
+_MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
+_SHIFT = np.uint32(16)
+_POOL = 4
+
+
+def _words(x: int) -> list[int]:
+    """A non-negative integer as little-endian 32-bit words (numpy's _int_to_uint32_array)."""
+    x = int(x)
+    if x < 0:
+        raise ValueError(f"seed sequence words must be non-negative, got {x}")
+    if x == 0:
+        return [0]
+    out = []
+    while x > 0:
+        out.append(x & 0xFFFFFFFF)
+        x >>= 32
+    return out
+
+
+def _entropy(entropy: int, key: Sequence[int]) -> list[int]:
+    """SeedSequence's assembled entropy: the seed's words (padded to the pool size when there is a
+    spawn key), then each spawn-key element's words."""
+    run = _words(entropy)
+    spawn = [w for k in key for w in _words(k)]
+    if spawn and len(run) < _POOL:
+        run = run + [0] * (_POOL - len(run))
+    return run + spawn
+
+
+def _states_same_length(rows: np.ndarray) -> np.ndarray:
+    """(r, 4) uint64 state words of `SeedSequence.generate_state(4, np.uint64)`, from (r, L) uint32
+    assembled entropy words (every row of the same length L)."""
+    with np.errstate(over="ignore"):
+        h = [_INIT_A]  # the hash constant: it evolves the same way for every row
+
+        def hashmix(value: np.ndarray) -> np.ndarray:
+            value = value ^ h[0]
+            h[0] = h[0] * _MULT_A
+            value = value * h[0]
+            return value ^ (value >> _SHIFT)
+
+        def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            out = _MIX_L * x - _MIX_R * y
+            return out ^ (out >> _SHIFT)
+
+        r, n = rows.shape
+        zero = np.zeros(r, np.uint32)
+        pool = [hashmix(rows[:, i] if i < n else zero) for i in range(_POOL)]
+        for src in range(_POOL):
+            for dst in range(_POOL):
+                if src != dst:
+                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        for src in range(_POOL, n):
+            for dst in range(_POOL):
+                pool[dst] = mix(pool[dst], hashmix(rows[:, src]))
+        state = np.empty((r, 8), np.uint32)
+        c = _INIT_B
+        for i in range(8):
+            v = pool[i % _POOL] ^ c
+            c = c * _MULT_B
+            v = v * c
+            state[:, i] = v ^ (v >> _SHIFT)
+    return np.ascontiguousarray(state.astype("<u4")).view("<u8").astype(np.uint64)
+
+
+def pcg64_states(entropy: int, keys: Sequence[Sequence[int]]) -> np.ndarray:
+    """(len(keys), 4) uint64: `SeedSequence(entropy=entropy, spawn_key=key).generate_state(4,
+    np.uint64)` of each key (the words PCG64 is seeded from), keys of equal word length together.
+    Keys whose elements are each one word (0 <= k < 2**32, nearly always) skip the word lists."""
+    out = np.empty((len(keys), 4), np.uint64)
+    run = _entropy(entropy, (0,))[:-1]  # the seed's words, padded as with a spawn key
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    slow: dict[int, list[int]] = {}
+    for length, idx in by_length.items():
+        arr = np.array([keys[i] for i in idx], dtype=object).reshape(len(idx), length)
+        if length and len(run) == _POOL and all(0 <= int(v) < 2**32 for v in arr.flat):
+            rows = np.empty((len(idx), _POOL + length), np.uint32)
+            rows[:, :_POOL] = np.array(run, np.uint32)
+            rows[:, _POOL:] = arr.astype(np.uint64).astype(np.uint32)
+            out[idx] = _states_same_length(rows)
+        else:
+            for i in idx:
+                slow.setdefault(len(_entropy(entropy, keys[i])), []).append(i)
+    for idx in slow.values():
+        out[idx] = _states_same_length(np.array([_entropy(entropy, keys[i]) for i in idx], dtype=np.uint32))
+    return out
+
+
+class _Seeded(ISeedSequence):
+    """The seed sequence `SeedSequence(entropy, spawn_key)` whose 4 uint64 state words are known: hands
+    them to PCG64, and is a real SeedSequence for any other request (other state sizes, spawn)."""
+
+    def __init__(self, entropy: int, spawn_key: tuple[int, ...], state: np.ndarray):
+        self.entropy, self.spawn_key, self._state = entropy, spawn_key, state
+        self._real: np.random.SeedSequence | None = None
+
+    def _sequence(self) -> np.random.SeedSequence:
+        if self._real is None:
+            self._real = np.random.SeedSequence(entropy=self.entropy, spawn_key=self.spawn_key)
+        return self._real
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        if n_words == 4 and np.dtype(dtype) == np.uint64:
+            return self._state.copy()
+        return self._sequence().generate_state(n_words, dtype)
+
+    def spawn(self, n_children):
+        return self._sequence().spawn(n_children)
+
+    @property
+    def n_children_spawned(self):
+        return self._sequence().n_children_spawned
+
+    @property
+    def pool_size(self):
+        return self._sequence().pool_size
+
+
+def generators(entropy: int, keys: Sequence[Sequence[int]]) -> list[np.random.Generator]:
+    """`np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=key)))`
+    of each key: the same generators, in the same states."""
+    keys = [tuple(int(k) for k in key) for key in keys]
+    if not keys:
+        return []
+    states = pcg64_states(entropy, keys)
+    return [np.random.Generator(np.random.PCG64(_Seeded(entropy, key, states[i])))
+            for i, key in enumerate(keys)]
