@@ -254,3 +254,32 @@ def test_first_failure_from_packed_words_is_the_first_failing_column(n, k, p):
         got = _lowest_failure(words, _column_mask(cols, k))
         want = [next((int(c) for c in cols if not passes[i, c]), -1) for i in range(n)]
         assert got.tolist() == want
+
+
+def test_prescreen_draws_batches_as_the_population_draws_them_alone(network):
+    """ScreenerSource.prescreen draws every request's candidates and re-measured labs as one frame
+    (population.sample_many, Streams): the frames and labs are those `population.sample` and
+    `retest_labs` give each request alone, in order, and requests sharing a generator are drawn one
+    after the other from it, as `judge` one request at a time would."""
+    from hn005_sim import population
+
+    source = candidate_source(network)
+    cfg = network.population
+    sizes = [300, 1024, 57, 700]
+    got = source.prescreen(_requests(source, network, 5, sizes))
+    for r, it in zip(_requests(source, network, 5, sizes), got, strict=True):
+        frame = population.sample(cfg, r.n, r.rng)
+        assert frame.equals(it.frame, null_equal=True)
+        rows = np.concatenate([it.first, it.again])
+        assert rows.size and it.sub is not None and it.sub_of is not None
+        assert population.retest_labs(cfg, frame[rows], r.rng).equals(it.sub, null_equal=True)
+    # two requests on one generator (not what the simulation asks): drawn one request after the other,
+    # every request's candidates first, then their labs, as before the one-frame path
+    shared = [_requests(source, network, 5, [200])[0]] * 2
+    rng = _requests(source, network, 5, [200])[0].rng
+    got = source.prescreen(shared)
+    frames = [population.sample(cfg, 200, rng) for _ in range(2)]
+    for frame, it in zip(frames, got, strict=True):
+        assert frame.equals(it.frame, null_equal=True) and it.sub_of is None
+        rows = np.concatenate([it.first, it.again])
+        assert population.retest_labs(cfg, frame[rows], rng).equals(it.sub, null_equal=True)

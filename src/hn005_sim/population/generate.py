@@ -7,6 +7,8 @@ aligned (a scenario that changes one probability changes the candidates it must,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 from scipy.special import ndtr, ndtri
@@ -22,6 +24,7 @@ from hn005_sim.population.config import (
     PopulationConfig,
 )
 from hn005_sim.population.memo import derived
+from hn005_sim.population.streams import Streams
 from hn005_sim.scenario.dists import Categorical, Normal, TruncNormal
 
 STAGES = ("I", "II", "III", "IVA", "IVB")
@@ -90,12 +93,15 @@ def _from_z(d: Normal | TruncNormal, z: np.ndarray) -> np.ndarray:
     return d.mean_ + d.sd * z
 
 
-def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFrame:
-    """n candidates as a polars DataFrame (columns: docs/columns_contract.md plus documented extras)."""
+def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator | Streams) -> pl.DataFrame:
+    """n candidates as a polars DataFrame (columns: docs/columns_contract.md plus documented extras).
+
+    `rng` may be a `Streams` of several generators (n their sizes added up): the frame is then the
+    frames each generator gives alone, one after the other (`sample_many`)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     out = Columns()
-    out.i64("patient_id", np.arange(n, dtype=np.int64))
+    out.i64("patient_id", rng.patient_ids() if isinstance(rng, Streams) else np.arange(n, dtype=np.int64))
 
     # --- demographics and body size -------------------------------------------------------------
     d = cfg.demographics
@@ -332,6 +338,16 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator) -> pl.DataFr
     out.flag("hypothyroidism_rt", hypo)
     out.flag("overt_hypothyroidism", overt)
     return out.frame()
+
+
+def sample_many(cfg: PopulationConfig, batches: Sequence[tuple[int, np.random.Generator]]) -> pl.DataFrame:
+    """`sample(cfg, n, rng)` of each (n, rng), the frames one under the other, made as one frame (each
+    generator makes the draws it makes alone; population/streams.py). No two batches may share a
+    generator."""
+    sizes = [int(n) for n, _ in batches]
+    if any(n < 0 for n in sizes):
+        raise ValueError(f"n must be >= 0, got {min(sizes)}")
+    return sample(cfg, sum(sizes), Streams([rng for _, rng in batches], sizes))
 
 
 def blood_pressure(cfg: PopulationConfig, hypertension: np.ndarray, treated: np.ndarray,

@@ -19,6 +19,7 @@ from hn005_sim.population import labs as L
 from hn005_sim.population.columns import Columns, filled
 from hn005_sim.population.config import COPULA_LABS, PopulationConfig
 from hn005_sim.population.generate import free_hormones, thyroid_tsh, tsh_residual, tsh_spread, urine_24h
+from hn005_sim.population.streams import Streams
 from hn005_sim.scenario.dists import LogNormal
 
 
@@ -46,10 +47,14 @@ def _covariates(cfg: PopulationConfig, frame: pl.DataFrame) -> L.Covariates:
     )
 
 
-def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+def retest_labs(cfg: PopulationConfig, frame: pl.DataFrame, rng: np.random.Generator | Streams
+                ) -> pl.DataFrame:
     """The same candidates with Hb, WBC, PLT, bilirubin, ALT, AST, creatinine, INR, APTT, TSH, FT3/FT4
     and urine protein re-measured; clearance, the FT3/FT4 nulls and the 24-hour urine rule recomputed.
-    Everything else (history, ULNs, cardiac tests) is unchanged."""
+    Everything else (history, ULNs, cardiac tests) is unchanged.
+
+    `rng` may be a `Streams` (population/streams.py) whose sizes add up to frame.height: the rows of
+    each generator's batch, one batch after the other, re-measured as that generator alone would."""
     n = frame.height
     cov = _covariates(cfg, frame)
     cv = cfg.retest.cv_within_subject

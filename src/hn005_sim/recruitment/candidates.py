@@ -233,14 +233,28 @@ class ScreenerSource:
         own generator, its chart from its own generators, and its re-measured labs drawn after them
         from its generator again, exactly as `judge` draws them one request at a time; the chart
         decisions and the criteria of all the requests are evaluated in one polars pass each (the
-        rules are row-wise). Two requests must not share a generator. The screening verdicts on the
-        re-measured labs wait for `finish`, which evaluates every batch's new labs in one pass."""
+        rules are row-wise). The screening verdicts on the re-measured labs wait for `finish`, which
+        evaluates every batch's new labs in one pass.
+
+        The requests' candidates are drawn as one frame (`population.sample_many`: each generator
+        makes the draws it makes alone) and so are their re-measured labs. Requests should not share
+        a generator (the simulation's never do); those that do are drawn as before that path: each
+        request's candidates in order, then each one's labs."""
         pop = self._pop
-        frames = [pop.sample(self._pop_cfg, r.n, r.rng) for r in requests]
+        distinct = len({id(r.rng) for r in requests}) == len(requests)
+        drawn = None  # every request's candidates in one frame
+        if distinct and requests:
+            drawn = pop.sample_many(self._pop_cfg, [(r.n, r.rng) for r in requests])
+            bounds = np.cumsum([0] + [r.n for r in requests])
+            frames = [drawn.slice(lo, hi - lo) for lo, hi in itertools.pairwise(bounds.tolist())]
+        else:
+            frames = [pop.sample(self._pop_cfg, r.n, r.rng) for r in requests]
         charts = [r.chart for r in requests]
         same_model = all(c is not None for c in charts) and len({id(c.model) for c in charts}) == 1
         # frames that do not stack, or charts of different models: one request at a time, as always
-        whole = _stack(frames) if same_model or all(c is None for c in charts) else None
+        whole = None
+        if same_model or all(c is None for c in charts):
+            whole = drawn if drawn is not None else _stack(frames)
         if whole is None:
             verdicts = [self._first_verdicts(self._screener.evaluate(f, c.draw(f) if c is not None else None))
                         for f, c in zip(frames, charts, strict=True)]
@@ -255,18 +269,36 @@ class ScreenerSource:
             bounds = np.cumsum([0] + [f.height for f in frames])
             verdicts = [tuple(None if a is None else a[lo:hi] for a in every)
                         for lo, hi in itertools.pairwise(bounds)]
-        out = []
-        for r, frame, (known, pre, pre_reason, ok, reason, unknown) in zip(requests, frames, verdicts,
-                                                                           strict=True):
+        parts = []
+        for r, (known, pre, pre_reason, ok, reason, unknown) in zip(requests, verdicts, strict=True):
             retest = np.asarray(r.retest, dtype=bool) & pre
             # labs re-tested because screening outlasted the window, and the new labs of a re-screen,
             # drawn for every candidate who would be re-screened and used only for those who fail
             first = np.flatnonzero(retest)
             again = np.flatnonzero(np.asarray(r.rescreen_if_fail, dtype=bool) & pre)
-            rows = np.concatenate([first, again])
-            sub = pop.retest_labs(self._pop_cfg, frame[rows], r.rng) if rows.size else None
+            parts.append((known, pre, pre_reason, ok, reason, unknown, retest, first, again,
+                          np.concatenate([first, again])))
+        subs: list = [None] * len(requests)
+        sub_of, sub_at = None, [0] * len(requests)
+        if drawn is not None:
+            # every request's re-measured labs in one frame, each generator drawing its rows' share
+            have = [i for i, part in enumerate(parts) if part[-1].size]
+            if have:
+                rows = np.concatenate([parts[i][-1] + bounds[i] for i in have])
+                sizes = [parts[i][-1].size for i in have]
+                sub_of = pop.retest_labs(self._pop_cfg, drawn[rows],
+                                         pop.Streams([requests[i].rng for i in have], sizes))
+                for i, lo in zip(have, np.cumsum([0, *sizes]).tolist(), strict=False):
+                    subs[i], sub_at[i] = sub_of.slice(lo, parts[i][-1].size), lo
+        else:
+            for i, (r, frame) in enumerate(zip(requests, frames, strict=True)):
+                rows = parts[i][-1]
+                subs[i] = pop.retest_labs(self._pop_cfg, frame[rows], r.rng) if rows.size else None
+        out = []
+        for i, frame in enumerate(frames):
+            known, pre, pre_reason, ok, reason, unknown, retest, first, again, _ = parts[i]
             out.append(Prescreened(frame, unknown, known, pre, pre_reason, ok, reason, retest, first, again,
-                                   sub))
+                                   subs[i], sub_of if subs[i] is not None else None, sub_at[i]))
         return out
 
     def _first_verdicts(self, s) -> tuple:
@@ -290,21 +322,43 @@ class ScreenerSource:
 
     def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
         """Second half of `judge`: the screening verdicts on the re-measured labs of every batch in
-        one evaluation (one per batch when their frames do not stack), then each batch's verdicts."""
+        one evaluation (one per batch when their frames do not stack), then each batch's verdicts.
+        The re-measured labs of a `prescreen` call's batches are one frame (`Prescreened.sub_of`),
+        evaluated whole when all its batches are here."""
         with_sub = [it for it in items if it.sub is not None]
-        subs = [it.sub for it in with_sub]
+        # the frames to evaluate, in order, and each batch's first row in them
+        groups: dict[int, tuple[object, list[Prescreened]]] = {}
+        for it in with_sub:
+            parent = it.sub_of if it.sub_of is not None else it.sub
+            groups.setdefault(id(parent), (parent, []))[1].append(it)
+        frames, at, offset = [], {}, 0
+        for parent, its in groups.values():
+            if its[0].sub_of is not None and sum(it.sub.height for it in its) == parent.height:
+                frames.append(parent)
+                for it in its:
+                    at[id(it)] = offset + it.sub_at
+                offset += parent.height
+            else:
+                for it in its:
+                    frames.append(it.sub)
+                    at[id(it)] = offset
+                    offset += it.sub.height
         knowns = [None if it.known is None else it.known[np.concatenate([it.first, it.again])]
                   for it in with_sub]
-        whole = _stack(subs) if len(subs) > 1 else (subs[0] if subs else None)
+        whole = _stack(frames) if len(frames) > 1 else (frames[0] if frames else None)
         if whole is not None and len({k is None for k in knowns}) == 1:
             # the verdicts of every re-tested row at once, then cut back into the batches
-            known = None if knowns[0] is None else np.concatenate(knowns)
+            known = None
+            if knowns[0] is not None:
+                known = np.empty((whole.height, knowns[0].shape[1]), dtype=bool)
+                for it, k in zip(with_sub, knowns, strict=True):
+                    known[at[id(it)]:at[id(it)] + k.shape[0]] = k
             all_ok, all_reason = self._verdict(self._screener.evaluate(whole), known)
-            cuts = itertools.pairwise(np.cumsum([0] + [f.height for f in subs]))
-            verdicts = iter([(all_ok[lo:hi], all_reason[lo:hi]) for lo, hi in cuts])
+            verdicts = iter([(all_ok[at[id(it)]:at[id(it)] + it.sub.height],
+                              all_reason[at[id(it)]:at[id(it)] + it.sub.height]) for it in with_sub])
         else:
-            verdicts = iter([self._verdict(self._screener.evaluate(f), k)
-                             for f, k in zip(subs, knowns, strict=True)])
+            verdicts = iter([self._verdict(self._screener.evaluate(it.sub), k)
+                             for it, k in zip(with_sub, knowns, strict=True)])
         out = []
         for it in items:
             ok, reason = it.ok.copy(), it.reason.copy()
@@ -361,6 +415,8 @@ class Prescreened:
     first: np.ndarray
     again: np.ndarray
     sub: object
+    sub_of: object = None  # the frame `sub` is a slice of (the re-measured labs of a prescreen call)
+    sub_at: int = 0  # the first row of `sub` in `sub_of`
 
 
 def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:

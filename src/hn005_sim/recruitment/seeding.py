@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
-_INIT_A, _MULT_A = np.uint32(0x43B0D7E5), np.uint32(0x931E8875)
-_INIT_B, _MULT_B = np.uint32(0x8B51F9DD), np.uint32(0x58F38DED)
-_MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
-_SHIFT = np.uint32(16)
+_M32 = 0xFFFFFFFF
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875  # Python integers, reduced to 32 bits after each product
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
 _POOL = 4
 
 
@@ -50,39 +50,61 @@ def _entropy(entropy: int, key: Sequence[int]) -> list[int]:
     return run + spawn
 
 
+def _hashmix(value, h: int):
+    """SeedSequence's hashmix of a word (a Python int) or of a column of words (uint32 array), with the
+    hash constant h; returns the value and the next constant."""
+    if isinstance(value, int):
+        value = ((value ^ h) * ((h * _MULT_A) & _M32)) & _M32
+    else:
+        value = (value ^ np.uint32(h)) * np.uint32((h * _MULT_A) & _M32)
+    return value ^ (value >> 16), (h * _MULT_A) & _M32
+
+
+def _mix(x, y):
+    """SeedSequence's mix of two words or columns of words (uint32 arithmetic)."""
+    if isinstance(x, int) and isinstance(y, int):
+        out = (_MIX_L * x - _MIX_R * y) & _M32
+    else:
+        lx = np.uint32((_MIX_L * x) & _M32) if isinstance(x, int) else x * np.uint32(_MIX_L)
+        ry = np.uint32((_MIX_R * y) & _M32) if isinstance(y, int) else y * np.uint32(_MIX_R)
+        out = lx - ry
+    return out ^ (out >> 16)
+
+
 def _states_same_length(rows: np.ndarray) -> np.ndarray:
     """(r, 4) uint64 state words of `SeedSequence.generate_state(4, np.uint64)`, from (r, L) uint32
-    assembled entropy words (every row of the same length L)."""
-    with np.errstate(over="ignore"):
-        h = [_INIT_A]  # the hash constant: it evolves the same way for every row
-
-        def hashmix(value: np.ndarray) -> np.ndarray:
-            value = value ^ h[0]
-            h[0] = h[0] * _MULT_A
-            value = value * h[0]
-            return value ^ (value >> _SHIFT)
-
-        def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            out = _MIX_L * x - _MIX_R * y
-            return out ^ (out >> _SHIFT)
-
-        r, n = rows.shape
-        zero = np.zeros(r, np.uint32)
-        pool = [hashmix(rows[:, i] if i < n else zero) for i in range(_POOL)]
-        for src in range(_POOL):
-            for dst in range(_POOL):
-                if src != dst:
-                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
-        for src in range(_POOL, n):
-            for dst in range(_POOL):
-                pool[dst] = mix(pool[dst], hashmix(rows[:, src]))
-        state = np.empty((r, 8), np.uint32)
-        c = _INIT_B
-        for i in range(8):
-            v = pool[i % _POOL] ^ c
-            c = c * _MULT_B
-            v = v * c
-            state[:, i] = v ^ (v >> _SHIFT)
+    assembled entropy words (every row of the same length L). The hash constants are the same for
+    every row; so is the pool while the words mixed in are (the seed, the replicate, the stream...):
+    those steps are taken once on Python integers, the others on columns (uint32 arrays wrap)."""
+    r, n = rows.shape
+    cols = []
+    for j in range(n):
+        col = rows[:, j]
+        cols.append(int(col[0]) if r and (col == col[0]).all() else col)
+    h = _INIT_A
+    pool = []
+    for i in range(_POOL):
+        v, h = _hashmix(cols[i] if i < n else 0, h)
+        pool.append(v)
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                v, h = _hashmix(pool[src], h)
+                pool[dst] = _mix(pool[dst], v)
+    for src in range(_POOL, n):
+        for dst in range(_POOL):
+            v, h = _hashmix(cols[src], h)
+            pool[dst] = _mix(pool[dst], v)
+    state = np.empty((r, 8), np.uint32)
+    c = _INIT_B
+    for i in range(8):
+        v = pool[i % _POOL]
+        if isinstance(v, int):
+            v = ((v ^ c) * ((c * _MULT_B) & _M32)) & _M32
+        else:
+            v = (v ^ np.uint32(c)) * np.uint32((c * _MULT_B) & _M32)
+        c = (c * _MULT_B) & _M32
+        state[:, i] = v ^ (v >> 16)
     return np.ascontiguousarray(state.astype("<u4")).view("<u8").astype(np.uint64)
 
 

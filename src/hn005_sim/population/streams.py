@@ -1,0 +1,94 @@
+"""Several generators drawn as one, so that `sample` and `retest_labs` make one frame for many batches.
+
+The recruitment simulation draws each site's candidates from the site's own generator, 1,024 at a
+time, and judges every site's batch of a round together (recruitment/candidates.py). Called once per
+batch, `sample` pays its ~100 numpy calls, ~140 column constructions and a frame per batch, and the
+frames are then stacked. `Streams` stands for the generators of all the batches: each draw it is asked
+for (n = the batches' sizes added up) is drawn from every generator in turn, that generator's own
+share, with the same method and arguments, and the parts put one after the other. Every generator
+therefore makes exactly the draws, in the same order, it makes when its batch is sampled alone, and
+the arithmetic `sample` does on the draws is element by element, so the rows of the one frame are the
+rows of the separate frames, one after the other. The exceptions are handled where they are: the
+copula's matrix product is taken block by block (`parts`, population/labs.py), and each batch's
+patient ids count from 0 (`patient_ids`). tests/population/test_streams.py compares the frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Streams:
+    """Generators `gens`, batch i drawing `sizes[i]` values from gens[i] in each draw. Only the methods
+    below exist; parameters must be scalars (an array of per-candidate parameters would have to be cut
+    into the batches, which no draw of `sample` or `retest_labs` needs)."""
+
+    __slots__ = ("gens", "n", "sizes")
+
+    def __init__(self, gens: Sequence[np.random.Generator], sizes: Sequence[int]):
+        if len(gens) != len(sizes):
+            raise ValueError("one size per generator")
+        if len({id(g) for g in gens}) != len(gens):
+            raise ValueError("two batches share a generator: their draws would interleave")
+        self.gens = list(gens)
+        self.sizes = [int(s) for s in sizes]
+        self.n = sum(self.sizes)
+
+    def _shapes(self, size) -> list:
+        if isinstance(size, (int, np.integer)):
+            if int(size) != self.n:
+                raise ValueError(f"a draw of {size} from streams of {self.n} candidates")
+            return list(self.sizes)
+        size = tuple(size)
+        if not size or size[-1] != self.n:
+            raise ValueError(f"a draw of shape {size} from streams of {self.n} candidates")
+        return [(*size[:-1], s) for s in self.sizes]
+
+    def parts(self, method: str, size, *args, **kwargs) -> list[np.ndarray]:
+        """Each generator's share of the draw `method(*args, size, **kwargs)`, unjoined."""
+        for a in args:
+            if np.ndim(a) != 0 and method != "choice":  # choice's values are the categories
+                raise TypeError(f"Streams.{method}: parameters must be scalars")
+        return [getattr(g, method)(*args, shape, **kwargs) for g, shape in zip(self.gens, self._shapes(size),
+                                                                               strict=True)]
+
+    def _joined(self, method: str, size, *args, **kwargs) -> np.ndarray:
+        parts = self.parts(method, size, *args, **kwargs)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def patient_ids(self) -> np.ndarray:
+        """Each batch's candidates numbered from 0, as `sample` numbers a batch alone."""
+        return np.concatenate([np.arange(s, dtype=np.int64) for s in self.sizes]) if self.sizes else \
+            np.empty(0, np.int64)
+
+    def random(self, size, dtype=np.float64):
+        return self._joined("random", size, dtype=dtype)
+
+    def standard_normal(self, size):
+        return self._joined("standard_normal", size)
+
+    def uniform(self, low, high, size):
+        return self._joined("uniform", size, low, high)
+
+    def normal(self, loc, scale, size):
+        return self._joined("normal", size, loc, scale)
+
+    def lognormal(self, mean, sigma, size):
+        return self._joined("lognormal", size, mean, sigma)
+
+    def gamma(self, shape, scale, size):
+        return self._joined("gamma", size, shape, scale)
+
+    def beta(self, a, b, size):
+        return self._joined("beta", size, a, b)
+
+    def exponential(self, scale, size):
+        return self._joined("exponential", size, scale)
+
+    def weibull(self, a, size):
+        return self._joined("weibull", size, a)
+
+    def choice(self, a, size, p=None):
+        return self._joined("choice", size, a, p=p)

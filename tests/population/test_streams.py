@@ -1,0 +1,65 @@
+"""population.sample_many and retest_labs on Streams against sample / retest_labs one batch at a time:
+the same rows, bit for bit, and every generator left where the one-at-a-time draws leave it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hn005_sim import population as P
+from hn005_sim.population.streams import Streams
+from hn005_sim.scenario.load import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bitwise_equal(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.schema == b.schema
+    assert a.equals(b, null_equal=True)
+    for c in a.columns:
+        x, y = a[c], b[c]
+        assert x.is_null().to_list() == y.is_null().to_list(), c
+        if x.dtype == pl.Float64:  # -0.0 against 0.0 and NaN payloads: compare the bits
+            assert np.array_equal(x.to_numpy().view(np.int64), y.to_numpy().view(np.int64)), c
+
+
+@pytest.mark.parametrize("scenario", ["baseline", "network_south_china"])
+@pytest.mark.parametrize("sizes", [[1024] * 4, [300, 1024, 0, 57, 1], [5]])
+def test_sample_many_and_retest_on_streams_equal_one_batch_at_a_time(scenario, sizes):
+    sc, _ = load_scenario(ROOT / "scenarios" / f"{scenario}.toml")
+    cfg = sc.population
+    alone_rngs = [np.random.default_rng(100 + i) for i in range(len(sizes))]
+    alone = [P.sample(cfg, n, g) for n, g in zip(sizes, alone_rngs, strict=True)]
+    rngs = [np.random.default_rng(100 + i) for i in range(len(sizes))]
+    whole = P.sample_many(cfg, list(zip(sizes, rngs, strict=True)))
+    _bitwise_equal(whole, pl.concat(alone))
+    assert whole["patient_id"].to_list() == [k for n in sizes for k in range(n)]
+
+    # re-measured labs of some rows of each batch, after the batch (its generator again)
+    rows = [np.flatnonzero(np.random.default_rng(7 + i).random(n) < 0.3) for i, n in enumerate(sizes)]
+    keep = [i for i, r in enumerate(rows) if r.size]
+    ref = pl.concat([P.retest_labs(cfg, alone[i][rows[i]], alone_rngs[i]) for i in keep])
+    lo = np.cumsum([0, *sizes])
+    every = np.concatenate([rows[i] + lo[i] for i in keep])
+    got = P.retest_labs(cfg, whole[every], Streams([rngs[i] for i in keep], [rows[i].size for i in keep]))
+    _bitwise_equal(got, ref)
+    for a, b in zip(alone_rngs, rngs, strict=True):  # every stream where the batch-by-batch draws left it
+        assert a.bit_generator.state == b.bit_generator.state
+
+
+def test_streams_refuse_what_would_change_the_draws():
+    g = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="share a generator"):
+        Streams([g, g], [2, 3])
+    s = Streams([np.random.default_rng(0), np.random.default_rng(1)], [2, 3])
+    with pytest.raises(ValueError, match="a draw of 4"):
+        s.random(4)
+    with pytest.raises(TypeError, match="scalars"):
+        s.normal(np.zeros(5), 1.0, 5)
+    # each generator's share, one after the other
+    a, b = np.random.default_rng(0), np.random.default_rng(1)
+    assert np.array_equal(s.standard_normal((2, 5)), np.concatenate([a.standard_normal((2, 2)),
+                                                                     b.standard_normal((2, 3))], axis=1))
