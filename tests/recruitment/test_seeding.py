@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hn005_sim.eligibility.chart import unit_generator
 from hn005_sim.recruitment.seeding import generators, pcg64_states
-from hn005_sim.recruitment.sites import site_stream, site_streams
+from hn005_sim.recruitment.sites import site_stream
 from hn005_sim.rng import STREAMS
 
 words = st.integers(min_value=0, max_value=2**32 - 1)
@@ -48,11 +48,29 @@ def test_seeded_generator_is_a_seed_sequence_for_anything_else():
     assert generators(11, []) == []
 
 
-def test_site_streams_and_chart_generators_are_the_one_at_a_time_ones():
-    wanted = [("arrivals", (0,)), ("population", (2, 5)), ("screening", 7), ("sites", (1, 2))]
-    for (name, site), g in zip(wanted, site_streams(11, 4, wanted), strict=True):
-        assert np.array_equal(g.random(9), site_stream(11, 4, name, site).random(9))
-    for site in (None, 3, (1, 2)):
+def test_a_groups_streams_and_chart_generators_are_the_one_at_a_time_ones():
+    """des._seed (a worker's replicates seeded together) against site_stream and unit_generator."""
+    from pathlib import Path
+
+    from hn005_sim.recruitment import des
+    from hn005_sim.recruitment.candidates import candidate_source
+    from hn005_sim.recruitment.sites import draw_sites
+    from hn005_sim.scenario.load import load_scenario
+
+    sc, _ = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "network_south_china.toml")
+    source = candidate_source(sc)
+    group = [(r, draw_sites(sc.recruitment, 11, r)) for r in (4, 9)]
+    for (r, sites), (streams, charts) in zip(group, des._seed(source, 11, group), strict=True):
+        assert len(streams) == 3 * len(sites) and len(charts) == len(sites) > 1
+        for i, site in enumerate(sites):
+            mine = streams[3 * i:3 * i + 3]
+            for name, g in zip(("arrivals", "population", "screening"), mine, strict=True):
+                assert np.array_equal(g.random(9), site_stream(11, r, name, site.stream_key).random(9))
+            units = source._chart.units
+            assert len(charts[i]) == len(units)
+            for unit, g in zip(units, charts[i], strict=True):
+                assert np.array_equal(g.random(9), unit_generator(11, r, unit, site.stream_key).random(9))
+    for site in (None, 3, (1, 2)):  # the chart's keys, as unit_generator makes them
         key = () if site is None else (site,) if isinstance(site, int) else site
         for unit in ("blood_count", "hbv_dna_copies_ml"):
             g = generators(11, [(4, STREAMS.index("chart"), *key, zlib.crc32(unit.encode()))])[0]

@@ -273,10 +273,13 @@ class ChartModel:
     def generators_many(self, seed: int, replicate: int, sites: Sequence[int | tuple[int, ...] | None]
                         ) -> list[list[np.random.Generator]]:
         """`generators` of each site, every site's units seeded in one computation."""
-        keys = [_unit_key(replicate, u, site) for site in sites for u in self.units]
-        gens = generators(seed, keys)
+        gens = generators(seed, [k for site in sites for k in self.unit_keys(replicate, site)])
         k = len(self.units)
         return [gens[i * k:(i + 1) * k] for i in range(len(sites))]
+
+    def unit_keys(self, replicate: int, site: int | tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
+        """The spawn keys of `generators(seed, replicate, site)`, in unit order."""
+        return [_unit_key(replicate, u, site) for u in self.units]
 
     def criteria_known(self, unit_known: np.ndarray) -> np.ndarray:
         """(n, k) bool, criterion judged at prescreen, from (n, units) bool unit knowledge."""

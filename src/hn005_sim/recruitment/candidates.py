@@ -187,15 +187,22 @@ class ScreenerSource:
                                           getattr(region, "chart_known", None))
         return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.stream_key))
 
-    def site_charts(self, seed: int, replicate: int, sites) -> list:
-        """`site_chart` of each site, every site's chart generators seeded in one computation."""
+    def chart_keys(self, replicate: int, site) -> list[tuple[int, ...]]:
+        """The spawn keys of the site's chart generators (none without a [chart_review] model), for
+        `site_charts` to be handed generators seeded with other streams' (recruitment/seeding.py)."""
+        return [] if self._chart.cfg is None else self._chart.unit_keys(replicate, site.stream_key)
+
+    def site_charts(self, seed: int, replicate: int, sites, generators=None) -> list:
+        """`site_chart` of each site, every site's chart generators seeded in one computation, or
+        given (`generators`: per site, the generators of its `chart_keys`)."""
         from hn005_sim.eligibility.chart import SiteChart
 
         if self._chart.cfg is None:
             return [None] * len(sites)
-        gens = self._chart.generators_many(seed, replicate, [site.stream_key for site in sites])
+        if generators is None:
+            generators = self._chart.generators_many(seed, replicate, [site.stream_key for site in sites])
         out = []
-        for site, g in zip(sites, gens, strict=True):
+        for site, g in zip(sites, generators, strict=True):
             region = self._regions.get(site.region)
             probs = self._chart.probabilities(getattr(region, "site_type", None),
                                               getattr(region, "chart_known", None))
@@ -298,7 +305,8 @@ class ScreenerSource:
         for i, frame in enumerate(frames):
             known, pre, pre_reason, ok, reason, unknown, retest, first, again, _ = parts[i]
             out.append(Prescreened(frame, unknown, known, pre, pre_reason, ok, reason, retest, first, again,
-                                   subs[i], sub_of if subs[i] is not None else None, sub_at[i]))
+                                   subs[i], sub_of if subs[i] is not None else None, sub_at[i],
+                                   drawn, int(bounds[i]) if drawn is not None else 0))
         return out
 
     def _first_verdicts(self, s) -> tuple:
@@ -360,6 +368,7 @@ class ScreenerSource:
             verdicts = iter([self._verdict(self._screener.evaluate(it.sub), k)
                              for it, k in zip(with_sub, knowns, strict=True)])
         out = []
+        columns: dict[int, tuple] = {}  # per frame drawn, what the batches keep of it (read once)
         for it in items:
             ok, reason = it.ok.copy(), it.reason.copy()
             again_ok, again_reason = ok.copy(), reason.copy()
@@ -368,7 +377,13 @@ class ScreenerSource:
                 f = it.first.size
                 ok[it.first], reason[it.first] = sub_ok[:f], sub_reason[:f]
                 again_ok[it.again], again_reason[it.again] = sub_ok[f:], sub_reason[f:]
-            frame = it.frame
+            frame = it.frame if it.frame_of is None else it.frame_of
+            kept = columns.get(id(frame))
+            if kept is None:
+                kept = columns[id(frame)] = _kept(frame)
+            lo = 0 if it.frame_of is None else it.frame_at
+            hi = lo + it.frame.height
+            bsa, traits, covariates = kept
             out.append(CandidateBatch(
                 prescreen_pass=it.pre,
                 prescreen_reason=it.pre_reason,
@@ -377,11 +392,10 @@ class ScreenerSource:
                 rescreen_pass=again_ok,
                 rescreen_reason=again_reason,
                 retested=it.retest,
-                bsa_m2=frame["bsa_m2"].to_numpy().astype(float),
+                bsa_m2=bsa[lo:hi],
                 prescreen_unknown=it.unknown,
-                traits=_traits(frame),
-                covariates={c: frame[c].to_numpy().astype(float)
-                            for c in DOSING_COVARIATES if c in frame.columns},
+                traits={k: v[lo:hi] for k, v in traits.items()},
+                covariates={k: v[lo:hi] for k, v in covariates.items()},
             ))
         return out
 
@@ -417,6 +431,8 @@ class Prescreened:
     sub: object
     sub_of: object = None  # the frame `sub` is a slice of (the re-measured labs of a prescreen call)
     sub_at: int = 0  # the first row of `sub` in `sub_of`
+    frame_of: object = None  # the frame `frame` is a slice of (the candidates of a prescreen call)
+    frame_at: int = 0  # the first row of `frame` in `frame_of`
 
 
 def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> list[CandidateBatch]:
@@ -457,6 +473,12 @@ def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:
 
 DOSING_COVARIATES = ("weight_kg", "crcl_ml_min")
 """Cohort columns the supply model doses per-kg and AUC (Calvert) drugs by (treatment/dosing.py)."""
+
+
+def _kept(frame) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What a judged batch keeps of its candidates' frame: BSA, the traits, the dosing covariates."""
+    return (frame["bsa_m2"].to_numpy().astype(float), _traits(frame),
+            {c: frame[c].to_numpy().astype(float) for c in DOSING_COVARIATES if c in frame.columns})
 
 
 def _traits(frame) -> dict[str, np.ndarray]:

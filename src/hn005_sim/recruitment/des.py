@@ -32,14 +32,9 @@ from simpy.events import NORMAL
 
 from hn005_sim.recruitment.candidates import CandidateBatch, CandidateSource, JudgeRequest, judge_many
 from hn005_sim.recruitment.config import MONTH_DAYS, RecruitmentConfig
-from hn005_sim.recruitment.sites import (
-    Site,
-    arrival_days,
-    draw_sites,
-    season_multiplier,
-    site_stream,
-    site_streams,
-)
+from hn005_sim.recruitment.seeding import generators
+from hn005_sim.recruitment.sites import Site, arrival_days, draw_sites, season_multiplier, site_stream
+from hn005_sim.rng import STREAMS
 
 # event kinds
 ARRIVED, PRESCREEN_FAIL, NO_CONSENT, SCREEN_START, RESCREEN, SCREEN_FAIL, WITHDRAWN, ENROLLED = range(8)
@@ -103,7 +98,7 @@ class _Pool:
         self.source = source
         self.cfg = cfg
         self.batch = cfg.candidate_batch
-        # rngs: the site's population and screening streams, made already (`site_streams`)
+        # rngs: the site's population and screening streams, made already (`_seed`)
         self.rng_pop, self.rng_scr = rngs if rngs is not None else (
             site_stream(seed, replicate, "population", site), site_stream(seed, replicate, "screening", site))
         self.chart = chart  # eligibility.chart.SiteChart: what this site's charts hold at prescreen
@@ -294,7 +289,7 @@ class _State:
         self.stopped = False
         self.pending = 0  # consented, not yet decided
         self.sim_events = 0
-        self.log: list[Event] = []
+        self.log: list[tuple] = []  # Event fields as plain tuples (cheaper to make), arrays at the end
         self.done: simpy.Event | None = None
         self.stop_day = np.inf  # when recruitment stopped (target or horizon)
 
@@ -316,7 +311,7 @@ def _site_process(env: simpy.Environment, st: _State, site: Site, arrivals: np.n
             yield _At(env, float(clock[k]))
             if st.stopped:
                 return
-            st.log.append(Event(day, site.index, k, ARRIVED, -1))
+            st.log.append((day, site.index, k, ARRIVED, -1))
             st.pending += 1
             st.sim_events += 1
             env.process(_screening(env, st, site, k, c, slots))
@@ -381,12 +376,12 @@ def _episode(env, st, site, k, duration, slots, kind):
             if st.stopped:
                 slots.release()
                 return False
-        st.log.append(Event(env.now, site.index, k, kind, -1))
+        st.log.append((env.now, site.index, k, kind, -1))
         st.sim_events += 1
         yield env.timeout(duration)
         slots.release()
     else:
-        st.log.append(Event(env.now, site.index, k, kind, -1))
+        st.log.append((env.now, site.index, k, kind, -1))
         st.sim_events += 1
         yield env.timeout(duration)
     return not st.stopped
@@ -406,11 +401,11 @@ def _screening(env: simpy.Environment, st: _State, site: Site, k: int, c: dict, 
         ok, reason = bool(c["ok2"][k]), int(c["reason2"][k])
     st.pending -= 1
     if not ok:
-        st.log.append(Event(env.now, site.index, k, SCREEN_FAIL, reason))
+        st.log.append((env.now, site.index, k, SCREEN_FAIL, reason))
     elif c["withdraw"][k]:
-        st.log.append(Event(env.now, site.index, k, WITHDRAWN, -1))
+        st.log.append((env.now, site.index, k, WITHDRAWN, -1))
     else:
-        st.log.append(Event(env.now, site.index, k, ENROLLED, -1))
+        st.log.append((env.now, site.index, k, ENROLLED, -1))
         st.enrolled += 1
         if st.enrolled >= st.target:
             # stop everywhere now; candidates still in screening stay pending
@@ -458,8 +453,34 @@ class _Replicate:
     ask: list[float] | None = None
 
 
+_SITE_STREAMS = ("arrivals", "population", "screening")
+
+
+def _seed(source: CandidateSource, seed: int, replicates: list[tuple[int, list[Site]]]) -> list[tuple]:
+    """Per (replicate, sites): its sites' arrival, population and screening streams (3 per site, in
+    that order) and, when the source has chart generators (`chart_keys`), each site's, all seeded in
+    one computation (recruitment/seeding.py: the generators `site_stream` and the chart model make)."""
+    chart_keys = getattr(source, "chart_keys", None)
+    keys, shape = [], []
+    for replicate, sites in replicates:
+        for site in sites:
+            keys += [(replicate, STREAMS.index(name), *site.stream_key) for name in _SITE_STREAMS]
+        per_site = [chart_keys(replicate, site) if chart_keys is not None else [] for site in sites]
+        for k in per_site:
+            keys += k
+        shape.append((len(sites), [len(k) for k in per_site]))
+    gens = iter(generators(seed, keys))
+    out = []
+    for n_sites, per_site in shape:
+        streams = [next(gens) for _ in range(len(_SITE_STREAMS) * n_sites)]
+        charts = [[next(gens) for _ in range(n)] for n in per_site]
+        out.append((streams, charts if chart_keys is not None else None))
+    return out
+
+
 def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
-            sites: list[Site] | None) -> _Replicate:
+            sites: list[Site] | None, seeded: tuple | None = None) -> _Replicate:
+    """One replicate before its judging and run; `seeded`: its streams from `_seed` (made if None)."""
     cfg: RecruitmentConfig = scenario.recruitment
     target = scenario.trial.target_enrolled
     horizon = cfg.horizon_days
@@ -473,12 +494,13 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
     pools = []
     arrivals_of, clocks = [], []
     # every site's arrival, population and screening streams, and its chart's, seeded together
-    streams = site_streams(seed, replicate, [(name, site.stream_key) for site in sites
-                                             for name in ("arrivals", "population", "screening")])
+    streams, chart_gens = seeded if seeded is not None else _seed(source, seed, [(replicate, sites)])[0]
     site_charts = getattr(source, "site_charts", None)
     site_chart = getattr(source, "site_chart", None)
-    charts = (site_charts(seed, replicate, sites) if site_charts is not None
-              else [site_chart(seed, replicate, site) if site_chart is not None else None for site in sites])
+    if chart_gens is not None and site_charts is not None:
+        charts = site_charts(seed, replicate, sites, chart_gens)
+    else:
+        charts = [site_chart(seed, replicate, site) if site_chart is not None else None for site in sites]
     for i, site in enumerate(sites):
         rng_arrivals, rng_pop, rng_scr = streams[3 * i:3 * i + 3]
         arrivals = arrival_days(site, season, horizon, rng_arrivals)
@@ -534,7 +556,11 @@ def simulate_recruitment_many(
     replicates = list(replicates)
     out = []
     for lo in range(0, len(replicates), max(1, together)):
-        reps = [_set_up(scenario, source, seed, r, None) for r in replicates[lo:lo + max(1, together)]]
+        group = replicates[lo:lo + max(1, together)]
+        sites_of = [draw_sites(scenario.recruitment, seed, r) for r in group]
+        seeded = _seed(source, seed, list(zip(group, sites_of, strict=True)))  # one seeding for the group
+        reps = [_set_up(scenario, source, seed, r, sites, g)
+                for r, sites, g in zip(group, sites_of, seeded, strict=True)]
         _prejudge(source, reps)
         out.extend(_run(rep, len(source.reason_ids), keep_events) for rep in reps)
     return out
@@ -547,8 +573,9 @@ def _arrivals_log(st: _State, pools: list[_Pool], arrivals_of: list[np.ndarray],
     or did not consent and arrived before the stop (a pair per candidate, at the arrival day)."""
     parts = []
     if st.log:
-        table = np.array(st.log, dtype=float)  # (events, 5); the integer fields are exact in float64
-        sim = (table[:, 0], *(table[:, f].astype(np.int64) for f in range(1, 5)))
+        fields = list(zip(*st.log, strict=True))  # column by column: one conversion each
+        ints = np.array(fields[1:], dtype=np.int64)
+        sim = (np.array(fields[0], dtype=float), *ints)
         # simulated events happen at the clock time; an arrival is logged with its exact day
         when = sim[0].copy()
         for s_idx in np.unique(sim[1][sim[3] == ARRIVED]):

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from hn005_sim.recruitment.config import MONTH_DAYS, RecruitmentConfig
-from hn005_sim.recruitment.seeding import generators
 from hn005_sim.rng import STREAMS
 
 _EXP_CHUNK = 256  # unit exponentials drawn at a time; fixed so draws do not depend on the rate
@@ -37,15 +35,6 @@ def site_stream(seed: int, replicate: int, name: str, site: int | tuple[int, ...
     key = (site,) if isinstance(site, int) else tuple(site)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
         entropy=seed, spawn_key=(replicate, STREAMS.index(name), *key))))
-
-
-def site_streams(seed: int, replicate: int, wanted: Sequence[tuple[str, int | tuple[int, ...]]]
-                 ) -> list[np.random.Generator]:
-    """`site_stream(seed, replicate, name, site)` of each (name, site) in `wanted`, seeded together
-    (recruitment/seeding.py: the same generators, in the same states)."""
-    keys = [(replicate, STREAMS.index(name), *((site,) if isinstance(site, int) else tuple(site)))
-            for name, site in wanted]
-    return generators(seed, keys)
 
 
 @dataclass(frozen=True)
