@@ -283,3 +283,17 @@ def test_prescreen_draws_batches_as_the_population_draws_them_alone(network):
         assert frame.equals(it.frame, null_equal=True) and it.sub_of is None
         rows = np.concatenate([it.first, it.again])
         assert population.retest_labs(cfg, frame[rows], rng).equals(it.sub, null_equal=True)
+
+
+def test_finish_of_part_of_a_round_equals_finish_of_the_whole_round(network):
+    """A round's re-measured labs are one frame (`Prescreened.sub_of`), evaluated whole when all its
+    batches are finished together; finishing them in two calls (each evaluating its batches' slices)
+    gives the same verdicts."""
+    source = candidate_source(network)
+    sizes = [300, 1024, 57, 700]
+    whole = source.finish(source.prescreen(_requests(source, network, 5, sizes)))
+    items = source.prescreen(_requests(source, network, 5, sizes))
+    assert len({id(it.sub_of) for it in items}) == 1 and items[0].sub_of is not None
+    split = source.finish(items[:1]) + source.finish(items[1:])
+    for a, b in zip(whole, split, strict=True):
+        _same_batch(a, b)
