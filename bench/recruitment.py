@@ -15,9 +15,10 @@ Prints (BENCH lines, see bench/run_all.py):
    it schedules, over the same bare loop (no target). The denominator is every event pushed onto
    simpy's queue (simpy's own event counter at the end of each run: process starts and ends, arrivals
    followed in time, screening timeouts, slot hand-overs, the horizon), processed or not;
-4. recruitment_vs_large_batch_judging: the recruitment of a worker's 10 replicates as `run` simulates
-   it over the bare cost of judging the same candidates at large-batch rates: one `judge` call for
-   all the candidates those replicates draw and judge (every site's batches; a batch is 1,024
+4. recruitment_vs_large_batch_judging: the recruitment of a worker's task of replicates as `run`
+   simulates it (`des.JUDGED_TOGETHER`, 50: the largest task `run` makes, judged as one group) over
+   the bare cost of judging the same candidates at large-batch rates: one `judge` call for all the
+   candidates those replicates draw and judge (every site's batches; a batch is 1,024
    candidates whatever the site uses of it, so that the candidates do not depend on when a site
    stops), with their re-test and re-screen masks and a chart-review draw, as the replicates judge
    them (target <= 2x, issue 16; wall time, as users wait for it); _cpu: the same in CPU time of the

@@ -297,3 +297,27 @@ def test_finish_of_part_of_a_round_equals_finish_of_the_whole_round(network):
     split = source.finish(items[:1]) + source.finish(items[1:])
     for a, b in zip(whole, split, strict=True):
         _same_batch(a, b)
+
+
+def test_groups_bound_replicates_and_sites():
+    """des._groups against hand-made groupings; a replicate with more sites than the bound is alone."""
+    def groups(sizes, together, sites):
+        sites_of = [[0] * k for k in sizes]
+        return [list(g) for g in des._groups(list(range(len(sizes))), sites_of, together, sites)]
+
+    assert groups([1] * 7, 3, 80) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert groups([13] * 11, 50, des.JUDGED_SITES) == [list(range(10)), [10]]
+    assert groups([13, 100, 1, 1], 50, 80) == [[0], [1], [2, 3]]
+    assert groups([], 5, 5) == []
+
+
+def test_replicates_grouped_by_sites_give_the_records_of_any_grouping(network):
+    """network_south_china replicates judged one group per replicate (a bound of 20 sites) and all
+    together: the same records, event traces included."""
+    source = candidate_source(network)
+    reps = range(3)
+    by_sites = des.simulate_recruitment_many(network, source, 3, reps, keep_events=True, sites_together=20)
+    together_ = des.simulate_recruitment_many(network, source, 3, reps, keep_events=True)
+    for (a, sites_a), (b, sites_b) in zip(by_sites, together_, strict=True):
+        _same_record(a, b)
+        assert sites_a == sites_b

@@ -540,24 +540,47 @@ def simulate_recruitment(
     return _run(rep, len(source.reason_ids), keep_events)
 
 
-JUDGED_TOGETHER = 10
-"""Replicates whose candidates `simulate_recruitment_many` judges together: the criteria and chart
-decisions of 10 baseline replicates in one evaluation per round, while their drawn candidates (about
-0.4 MB a batch of 1,024) wait for it. Measured (CPU per baseline replicate, medians of 5 interleaved
-rounds, under load): 5 together 27.3 ms, 10 21.9 ms, 20 23.8 ms; 50 24.5 ms against 20.7 ms for 10."""
+JUDGED_TOGETHER = 50
+"""Replicates at most whose candidates `simulate_recruitment_many` judges together (a worker's task:
+montecarlo.run_batch), while their drawn candidates (about 0.4 MB a batch of 1,024) wait for the
+round's one evaluation; `JUDGED_SITES` bounds the group by its sites. Measured before a round's
+batches were drawn as one frame (CPU per baseline replicate, medians of 5 interleaved rounds, under
+load): 5 together 27.3 ms, 10 21.9 ms, 20 23.8 ms; 50 24.5 ms against 20.7 ms for 10; after (phase 3,
+7 interleaved rounds of 40 replicates, load 8): 10 together 15.5 ms, 20 12.7 ms, 40 11.9 ms."""
+
+JUDGED_SITES = 130
+"""Sites at most in a group judged together (at least one replicate): 50 baseline replicates (one site
+each), 10 of network_south_china (13 sites), as before the bound by replicates was raised from 10 to
+50, so a network holds no more candidates in memory than it did (10 such replicates together cost
+53.4 ms a replicate, 6 together 58.5 ms: 5 interleaved rounds, load 8)."""
+
+
+def _groups(replicates: list[int], sites_of: list[list[Site]], together: int, sites: int) -> list[range]:
+    """Consecutive groups of positions: at most `together` replicates and `sites` sites a group (a
+    replicate alone may have more)."""
+    out, lo, n_sites = [], 0, 0
+    for i, s in enumerate(sites_of):
+        if i > lo and (i - lo >= together or n_sites + len(s) > sites):
+            out.append(range(lo, i))
+            lo, n_sites = i, 0
+        n_sites += len(s)
+    if lo < len(replicates):
+        out.append(range(lo, len(replicates)))
+    return out
 
 
 def simulate_recruitment_many(
     scenario, source: CandidateSource, seed: int, replicates, *, keep_events: bool = False,
-    together: int = JUDGED_TOGETHER,
+    together: int = JUDGED_TOGETHER, sites_together: int = JUDGED_SITES,
 ) -> list[tuple[ReplicateRecord, list[Site]]]:
     """`simulate_recruitment` of each replicate, the same records, with the candidates of up to
-    `together` replicates judged together before their simulations run (`_prejudge`)."""
+    `together` replicates and `sites_together` sites judged together before their simulations run
+    (`_prejudge`)."""
     replicates = list(replicates)
+    all_sites = [draw_sites(scenario.recruitment, seed, r) for r in replicates]
     out = []
-    for lo in range(0, len(replicates), max(1, together)):
-        group = replicates[lo:lo + max(1, together)]
-        sites_of = [draw_sites(scenario.recruitment, seed, r) for r in group]
+    for grp in _groups(replicates, all_sites, max(1, together), max(1, sites_together)):
+        group, sites_of = [replicates[i] for i in grp], [all_sites[i] for i in grp]
         seeded = _seed(source, seed, list(zip(group, sites_of, strict=True)))  # one seeding for the group
         reps = [_set_up(scenario, source, seed, r, sites, g)
                 for r, sites, g in zip(group, sites_of, seeded, strict=True)]
