@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hn005_sim.eligibility.chart import unit_generator
-from hn005_sim.recruitment.seeding import generators, pcg64_states
+from hn005_sim.recruitment.seeding import FEW, generators, pcg64_states
 from hn005_sim.recruitment.sites import site_stream
 from hn005_sim.rng import STREAMS
 
@@ -30,6 +30,7 @@ def test_states_and_draws_equal_seed_sequence(seed, keys):
     ref = np.array([np.random.SeedSequence(entropy=seed, spawn_key=k).generate_state(4, np.uint64)
                     for k in keys])
     assert np.array_equal(states, ref)
+    keys = keys * (FEW // len(keys) + 1)  # enough keys for the hash on arrays (fewer: one at a time)
     for key, g in zip(keys, generators(seed, keys), strict=True):
         r = _reference(seed, key)
         assert g.bit_generator.state == r.bit_generator.state
@@ -38,14 +39,17 @@ def test_states_and_draws_equal_seed_sequence(seed, keys):
 
 
 def test_seeded_generator_is_a_seed_sequence_for_anything_else():
-    g = generators(11, [(3, 1, 4)])[0]
+    g = generators(11, [(3, 1, 4)] * FEW)[0]
     seq = g.bit_generator.seed_seq
+    assert type(seq).__name__ == "_Seeded"  # the hash on arrays made it
     ref = np.random.SeedSequence(entropy=11, spawn_key=(3, 1, 4))
     assert np.array_equal(seq.generate_state(6), ref.generate_state(6))
     assert np.array_equal(seq.generate_state(3, np.uint64), ref.generate_state(3, np.uint64))
     child, ref_child = seq.spawn(1)[0], ref.spawn(1)[0]
     assert child.spawn_key == ref_child.spawn_key and child.entropy == ref_child.entropy
     assert generators(11, []) == []
+    few = generators(11, [(3, 1, 4)])[0]  # one at a time below FEW keys: the same generator
+    assert few.bit_generator.state == np.random.Generator(np.random.PCG64(ref)).bit_generator.state
 
 
 def test_a_groups_streams_and_chart_generators_are_the_one_at_a_time_ones():
@@ -73,5 +77,5 @@ def test_a_groups_streams_and_chart_generators_are_the_one_at_a_time_ones():
     for site in (None, 3, (1, 2)):  # the chart's keys, as unit_generator makes them
         key = () if site is None else (site,) if isinstance(site, int) else site
         for unit in ("blood_count", "hbv_dna_copies_ml"):
-            g = generators(11, [(4, STREAMS.index("chart"), *key, zlib.crc32(unit.encode()))])[0]
+            g = generators(11, [(4, STREAMS.index("chart"), *key, zlib.crc32(unit.encode()))] * FEW)[0]
             assert np.array_equal(g.random(9), unit_generator(11, 4, unit, site).random(9))

@@ -163,12 +163,18 @@ class _Seeded(ISeedSequence):
         return self._sequence().pool_size
 
 
+FEW = 12
+"""Below this many keys the generators are made one at a time: the hash on arrays costs about as much
+as 12 seed sequences (3 keys: 0.24 ms against 0.08 ms; 26 keys: 0.66 against 1.25 ms)."""
+
+
 def generators(entropy: int, keys: Sequence[Sequence[int]]) -> list[np.random.Generator]:
     """`np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=key)))`
     of each key: the same generators, in the same states."""
     keys = [tuple(int(k) for k in key) for key in keys]
-    if not keys:
-        return []
+    if len(keys) < FEW:
+        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=key)))
+                for key in keys]
     states = pcg64_states(entropy, keys)
     return [np.random.Generator(np.random.PCG64(_Seeded(entropy, key, states[i])))
             for i, key in enumerate(keys)]
