@@ -234,6 +234,11 @@ class SupplyModel:
             "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
             "capped_columns", "toxicity_end", "end_reason")}
         L["units_per_pack"] = self.units_per_pack.tolist()
+        # the units each cell needs, one row per cell that needs other units than the one before (a
+        # patient's first included), and each cell's row
+        changed = plan.rate_changed
+        L["need_rows"] = plan.need[changed].tolist()
+        L["need_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
 
@@ -365,7 +370,7 @@ class SupplyModel:
                 if same_levels and old[2] == tot and old[3] == tr:
                     continue
                 top = lv[1]
-                h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
+                h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
                 new = (2, lv, tot.copy(), tr.copy(), top, h)
                 if same_levels:  # only its stock moved
                     oh = old[5]
@@ -475,7 +480,7 @@ class SupplyModel:
             if lots and lots[0][0] - depot.window_days <= self.now:
                 self.wasted_expiry_depot[p] += depot.purge(p, self.now)
             got = depot.take(p, w)
-            n = sum(g[2] for g in got)
+            n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
             held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
             if n:
                 items.append((p, got))
@@ -566,11 +571,12 @@ class SupplyModel:
                 safe = self.safety[s]
                 ceil = math.ceil
                 trig2, top2 = [], []
-                for a, b, r, k in zip(trig, top, rate, safe, strict=True):
+                for p in range(self.P):  # (indexing: faster than a zip of four lists)
+                    r, a, b = rate[p], trig[p], top[p]
                     if r:
-                        x = ceil(r * c / 2 - 1e-9) + k
+                        x = ceil(r * c / 2 - 1e-9) + safe[p]
                         trig2.append(a if a >= x else x)
-                        x = ceil(r * c - 1e-9) + k
+                        x = ceil(r * c - 1e-9) + safe[p]
                         top2.append(b if b >= x else x)
                     else:
                         trig2.append(a if a >= 0 else 0)
@@ -590,8 +596,11 @@ class SupplyModel:
             now = self.now
             win = st.window_days
             until = now + self.cover_days[s] + win
-            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
-                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+            all_lots, totals, transit = st.lots, st.totals, self.transit[s]
+            for p in range(self.P):
+                lots = all_lots[p]
+                if totals[p] + transit[p] < trig[p] or \
+                        (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
                     break
             else:
                 return
@@ -601,8 +610,11 @@ class SupplyModel:
             need = self.waiting_need[s]
             want = [max(t - q, w - q, 0) for t, q, w in zip(top, pos, need, strict=True)]
             self._ship(s, want, True)
-        elif any(q < t for q, t in zip(pos, trig, strict=True)):
-            self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
+            return
+        for p in range(self.P):
+            if pos[p] < trig[p]:
+                self._ship(s, [top[p] - pos[p] if top[p] > pos[p] else 0 for p in range(self.P)], False)
+                break
 
     def _review_all(self, emergency_only: bool = False) -> None:
         now = self.now
@@ -633,10 +645,12 @@ class SupplyModel:
                     continue
             trig = (site_levels[s] or self._levels_of(s))[0]
             e_min = math.inf
-            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
-                if n + q < t:
+            all_lots, totals, transit = st.lots, st.totals, self.transit[s]
+            for p in range(self.P):
+                if totals[p] + transit[p] < trig[p]:
                     self._resupply(s)
                     break
+                lots = all_lots[p]
                 if lots:
                     e = lots[0][0]
                     if e <= until or e - win <= now:
@@ -660,17 +674,18 @@ class SupplyModel:
         if network:
             extra, held, rate = self._network_all()
         on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
+        ceil, totals = math.ceil, depot.totals
         for p, lots in enumerate(depot.lots):
             if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
                 self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
                 continue
-            usable = depot.totals[p]
             reorder = reorder_packs[p]
             if network:
-                reorder = max(reorder, math.ceil(rate[p] * lead_cycles - 1e-9)) + extra[p]
-                usable += held[p]
-            if usable + on_order[p] < reorder:
-                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+                x = ceil(rate[p] * lead_cycles - 1e-9)
+                if totals[p] + held[p] + on_order[p] < (reorder if reorder >= x else x) + extra[p]:
+                    self._depot_check(p, (extra[p], held[p], rate[p]))
+            elif totals[p] + on_order[p] < reorder:
+                self._depot_check(p, None)
 
     def _review(self):
         while self.now < self.horizon:
@@ -690,16 +705,23 @@ class SupplyModel:
             if t > self.now:
                 yield t - self.now
             now = self.now
+            depot = self.depot
+            sites = list(zip(self.stock, self.transit, strict=True))
+            row_depot, row_sites = [], []
             for p in range(self.P):
-                self.wasted_expiry_depot[p] += self.depot.purge(p, now)
-                self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
+                lots = depot.lots[p]
+                if lots and lots[0][0] - depot.window_days <= now:  # (Stock.purge: nothing otherwise)
+                    self.wasted_expiry_depot[p] += depot.purge(p, now)
+                row_depot.append(depot.totals[p])
                 tot = 0
-                for st, transit in zip(self.stock, self.transit, strict=True):
+                for st, transit in sites:
                     lots = st.lots[p]
-                    if lots and lots[0][0] - st.window_days <= now:  # (Stock.purge: nothing otherwise)
+                    if lots and lots[0][0] - st.window_days <= now:
                         self.wasted_expiry_sites[p] += st.purge(p, now)
                     tot += st.totals[p] + transit[p]
-                self.on_hand_sites_monthly[m, p] = tot
+                row_sites.append(tot)
+            self.on_hand_depot_monthly[m] = row_depot  # (one numpy row each, not P items)
+            self.on_hand_sites_monthly[m] = row_sites
 
     # ---- patients ------------------------------------------------------------------------------------
     def _month(self, day: float) -> int:
@@ -734,6 +756,7 @@ class SupplyModel:
         predictive = self.predictive[s]
         rate = [0.0] * P
         upp = L["units_per_pack"]
+        need_rows, need_row_of = L["need_rows"], L["need_row_of"]
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
@@ -765,8 +788,8 @@ class SupplyModel:
                 items = [(p, n) for p, n in items if not cap_cols[p]]
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
-                new = [0.0 if capped and cc else n / u
-                       for n, u, cc in zip(self.plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
+                row = need_rows[need_row_of[off + k]]  # (the cell's need: its last changed cell's)
+                new = [0.0 if capped and cc else n / u for n, u, cc in zip(row, upp, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
