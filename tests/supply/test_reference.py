@@ -148,3 +148,23 @@ def test_the_trace_replays_the_models_events(base):
     assert handled == tr.events > 2000
     assert totals[0] == rec.on_hand_depot.tolist()
     assert [sum(x) for x in zip(*totals[1:], strict=True)] == rec.on_hand_sites.tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_visit_items_match_the_reference(seed):
+    """Each planned visit's (presentation, packs) pairs, one shared list per distinct row: random pack
+    tables (few distinct rows, as plans have), an empty one, and ones whose keys fall back to tuples
+    (negative packs, keys past 2^62)."""
+    g = np.random.default_rng(seed)
+    distinct = g.integers(0, 4, size=(int(g.integers(1, 9)), 5))
+    tables = [distinct[g.integers(0, len(distinct), 300)], np.zeros((0, 5), dtype=np.int64),
+              np.array([[1, -1, 0], [1, -1, 0], [0, 2, 2]]), np.array([[2**40, 1], [3, 2**40], [2**40, 1]])]
+    for packs in tables:
+        packs = np.asarray(packs, dtype=np.int64)
+        got = SupplyModel._visit_items(packs)
+        assert got == reference_model.SupplyModel._visit_items(packs)
+        # rows with the same packs share one list; different rows do not
+        ids = {}
+        for row, items in zip(packs.tolist(), got, strict=True):
+            assert ids.setdefault(tuple(row), id(items)) == id(items)
+        assert len(set(ids.values())) == len(ids)

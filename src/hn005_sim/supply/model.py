@@ -234,11 +234,12 @@ class SupplyModel:
             "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
             "capped_columns", "toxicity_end", "end_reason")}
         L["units_per_pack"] = self.units_per_pack.tolist()
-        # the units each cell needs, one row per cell that needs other units than the one before (a
-        # patient's first included), and each cell's row
+        # packs per cycle each cell needs (units / units per pack: float64 division of exact integers, so
+        # the quotient a Python int / int gives), one row per cell that needs other units than the one
+        # before (a patient's first included), and each cell's row
         changed = plan.rate_changed
-        L["need_rows"] = plan.need[changed].tolist()
-        L["need_row_of"] = (np.cumsum(changed) - 1).tolist()
+        L["rate_rows"] = (plan.need[changed] / self.units_per_pack).tolist()
+        L["rate_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
 
@@ -250,14 +251,18 @@ class SupplyModel:
         base = int(packs.max(initial=0)) + 1
         if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
             keys = list(map(tuple, packs.tolist()))
-        else:
-            keys = (packs @ (base ** np.arange(P, dtype=np.int64))).tolist()
-        first: dict = {}
-        for c, key in enumerate(keys):
-            if key not in first:
-                first[key] = c
-        rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
-        return [rows[key] for key in keys]
+            first: dict = {}
+            for c, key in enumerate(keys):
+                if key not in first:
+                    first[key] = c
+            rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
+            return [rows[key] for key in keys]
+        keys = packs @ (base ** np.arange(P, dtype=np.int64))
+        _, at, which = np.unique(keys, return_index=True, return_inverse=True)
+        shared = np.empty(at.size, dtype=object)  # (one list per distinct row, picked for every cell at once)
+        for j, row in enumerate(packs[at].tolist()):
+            shared[j] = [(p, n) for p, n in enumerate(row) if n]
+        return shared[which.reshape(-1)].tolist()
 
     # ---- depot ---------------------------------------------------------------------------------------
     def _release_lot(self, p: int):
@@ -755,8 +760,7 @@ class SupplyModel:
         end_bound = bound < k_stop  # the plan's last visit is the one before the calendar end
         predictive = self.predictive[s]
         rate = [0.0] * P
-        upp = L["units_per_pack"]
-        need_rows, need_row_of = L["need_rows"], L["need_row_of"]
+        rate_rows, rate_row_of = L["rate_rows"], L["rate_row_of"]
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
@@ -788,8 +792,9 @@ class SupplyModel:
                 items = [(p, n) for p, n in items if not cap_cols[p]]
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
-                row = need_rows[need_row_of[off + k]]  # (the cell's need: its last changed cell's)
-                new = [0.0 if capped and cc else n / u for n, u, cc in zip(row, upp, cap_cols, strict=True)]
+                new = rate_rows[rate_row_of[off + k]]  # (the cell's: its last changed cell's)
+                if capped:
+                    new = [0.0 if cc else r for r, cc in zip(new, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
