@@ -375,14 +375,19 @@ class SupplyModel:
                 if same_levels and old[2] == tot and old[3] == tr:
                     continue
                 top = lv[1]
+                if same_levels:  # only its stock moved: its share and the sums in one pass
+                    oh = old[5]
+                    h = []
+                    for p in rP:
+                        x = tot[p] + tr[p]
+                        if x >= top[p]:
+                            x = top[p]
+                        held[p] += x - oh[p]
+                        h.append(x)
+                    cache[s] = (2, lv, tot.copy(), tr.copy(), top, h)
+                    continue
                 h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
                 new = (2, lv, tot.copy(), tr.copy(), top, h)
-                if same_levels:  # only its stock moved
-                    oh = old[5]
-                    for p in rP:
-                        held[p] += h[p] - oh[p]
-                    cache[s] = new
-                    continue
                 if old[0] != 2 or old[1] is not lv:
                     rate_stale = True
             elif status == old[0]:
@@ -486,7 +491,10 @@ class SupplyModel:
                 self.wasted_expiry_depot[p] += depot.purge(p, self.now)
             got = depot.take(p, w)
             n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
-            held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
+            if net is not None and top is not None:
+                held_before = totals[p] + transit[p]
+                if held_before > top[p]:
+                    held_before = top[p]
             if n:
                 items.append((p, got))
                 self.shipped[p] += n
@@ -494,8 +502,13 @@ class SupplyModel:
                 self.stock[s].changed = True
                 self.shipments_with[p] += 1
             if net is not None:
-                held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
-                q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+                if top is not None:
+                    held_after = totals[p] + transit[p]
+                    if held_after > top[p]:
+                        held_after = top[p]
+                    q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+                else:
+                    q = (net[0][p], net[1][p], net[2][p])
             else:
                 q = None
             # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
@@ -505,7 +518,8 @@ class SupplyModel:
                 continue
             usable, reorder = depot.totals[p], reorder_packs[p]
             if q is not None:
-                reorder = max(reorder, math.ceil(q[2] * self.lead_cycles - 1e-9)) + q[0]
+                x = math.ceil(q[2] * self.lead_cycles - 1e-9)
+                reorder = (reorder if reorder >= x else x) + q[0]
                 usable += q[1]
             if usable + on_order[p] < reorder:
                 self._depot_check(p, q)
