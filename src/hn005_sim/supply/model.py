@@ -234,6 +234,12 @@ class SupplyModel:
             "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
             "capped_columns", "toxicity_end", "end_reason")}
         L["units_per_pack"] = self.units_per_pack.tolist()
+        # packs per cycle each cell needs (units / units per pack: float64 division of exact integers, so
+        # the quotient a Python int / int gives), one row per cell that needs other units than the one
+        # before (a patient's first included), and each cell's row
+        changed = plan.rate_changed
+        L["rate_rows"] = (plan.need[changed] / self.units_per_pack).tolist()
+        L["rate_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
 
@@ -245,14 +251,18 @@ class SupplyModel:
         base = int(packs.max(initial=0)) + 1
         if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
             keys = list(map(tuple, packs.tolist()))
-        else:
-            keys = (packs @ (base ** np.arange(P, dtype=np.int64))).tolist()
-        first: dict = {}
-        for c, key in enumerate(keys):
-            if key not in first:
-                first[key] = c
-        rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
-        return [rows[key] for key in keys]
+            first: dict = {}
+            for c, key in enumerate(keys):
+                if key not in first:
+                    first[key] = c
+            rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
+            return [rows[key] for key in keys]
+        keys = packs @ (base ** np.arange(P, dtype=np.int64))
+        _, at, which = np.unique(keys, return_index=True, return_inverse=True)
+        shared = np.empty(at.size, dtype=object)  # (one list per distinct row, picked for every cell at once)
+        for j, row in enumerate(packs[at].tolist()):
+            shared[j] = [(p, n) for p, n in enumerate(row) if n]
+        return shared[which.reshape(-1)].tolist()
 
     # ---- depot ---------------------------------------------------------------------------------------
     def _release_lot(self, p: int):
@@ -365,14 +375,19 @@ class SupplyModel:
                 if same_levels and old[2] == tot and old[3] == tr:
                     continue
                 top = lv[1]
-                h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
-                new = (2, lv, tot.copy(), tr.copy(), top, h)
-                if same_levels:  # only its stock moved
+                if same_levels:  # only its stock moved: its share and the sums in one pass
                     oh = old[5]
+                    h = []
                     for p in rP:
-                        held[p] += h[p] - oh[p]
-                    cache[s] = new
+                        x = tot[p] + tr[p]
+                        if x >= top[p]:
+                            x = top[p]
+                        held[p] += x - oh[p]
+                        h.append(x)
+                    cache[s] = (2, lv, tot.copy(), tr.copy(), top, h)
                     continue
+                h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
+                new = (2, lv, tot.copy(), tr.copy(), top, h)
                 if old[0] != 2 or old[1] is not lv:
                     rate_stale = True
             elif status == old[0]:
@@ -475,8 +490,11 @@ class SupplyModel:
             if lots and lots[0][0] - depot.window_days <= self.now:
                 self.wasted_expiry_depot[p] += depot.purge(p, self.now)
             got = depot.take(p, w)
-            n = sum(g[2] for g in got)
-            held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
+            n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
+            if net is not None and top is not None:
+                held_before = totals[p] + transit[p]
+                if held_before > top[p]:
+                    held_before = top[p]
             if n:
                 items.append((p, got))
                 self.shipped[p] += n
@@ -484,8 +502,13 @@ class SupplyModel:
                 self.stock[s].changed = True
                 self.shipments_with[p] += 1
             if net is not None:
-                held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
-                q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+                if top is not None:
+                    held_after = totals[p] + transit[p]
+                    if held_after > top[p]:
+                        held_after = top[p]
+                    q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+                else:
+                    q = (net[0][p], net[1][p], net[2][p])
             else:
                 q = None
             # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
@@ -495,7 +518,8 @@ class SupplyModel:
                 continue
             usable, reorder = depot.totals[p], reorder_packs[p]
             if q is not None:
-                reorder = max(reorder, math.ceil(q[2] * self.lead_cycles - 1e-9)) + q[0]
+                x = math.ceil(q[2] * self.lead_cycles - 1e-9)
+                reorder = (reorder if reorder >= x else x) + q[0]
                 usable += q[1]
             if usable + on_order[p] < reorder:
                 self._depot_check(p, q)
@@ -566,11 +590,12 @@ class SupplyModel:
                 safe = self.safety[s]
                 ceil = math.ceil
                 trig2, top2 = [], []
-                for a, b, r, k in zip(trig, top, rate, safe, strict=True):
+                for p in range(self.P):  # (indexing: faster than a zip of four lists)
+                    r, a, b = rate[p], trig[p], top[p]
                     if r:
-                        x = ceil(r * c / 2 - 1e-9) + k
+                        x = ceil(r * c / 2 - 1e-9) + safe[p]
                         trig2.append(a if a >= x else x)
-                        x = ceil(r * c - 1e-9) + k
+                        x = ceil(r * c - 1e-9) + safe[p]
                         top2.append(b if b >= x else x)
                     else:
                         trig2.append(a if a >= 0 else 0)
@@ -590,8 +615,11 @@ class SupplyModel:
             now = self.now
             win = st.window_days
             until = now + self.cover_days[s] + win
-            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
-                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+            all_lots, totals, transit = st.lots, st.totals, self.transit[s]
+            for p in range(self.P):
+                lots = all_lots[p]
+                if totals[p] + transit[p] < trig[p] or \
+                        (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
                     break
             else:
                 return
@@ -601,8 +629,11 @@ class SupplyModel:
             need = self.waiting_need[s]
             want = [max(t - q, w - q, 0) for t, q, w in zip(top, pos, need, strict=True)]
             self._ship(s, want, True)
-        elif any(q < t for q, t in zip(pos, trig, strict=True)):
-            self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
+            return
+        for p in range(self.P):
+            if pos[p] < trig[p]:
+                self._ship(s, [top[p] - pos[p] if top[p] > pos[p] else 0 for p in range(self.P)], False)
+                break
 
     def _review_all(self, emergency_only: bool = False) -> None:
         now = self.now
@@ -633,10 +664,12 @@ class SupplyModel:
                     continue
             trig = (site_levels[s] or self._levels_of(s))[0]
             e_min = math.inf
-            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
-                if n + q < t:
+            all_lots, totals, transit = st.lots, st.totals, self.transit[s]
+            for p in range(self.P):
+                if totals[p] + transit[p] < trig[p]:
                     self._resupply(s)
                     break
+                lots = all_lots[p]
                 if lots:
                     e = lots[0][0]
                     if e <= until or e - win <= now:
@@ -660,17 +693,18 @@ class SupplyModel:
         if network:
             extra, held, rate = self._network_all()
         on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
+        ceil, totals = math.ceil, depot.totals
         for p, lots in enumerate(depot.lots):
             if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
                 self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
                 continue
-            usable = depot.totals[p]
             reorder = reorder_packs[p]
             if network:
-                reorder = max(reorder, math.ceil(rate[p] * lead_cycles - 1e-9)) + extra[p]
-                usable += held[p]
-            if usable + on_order[p] < reorder:
-                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+                x = ceil(rate[p] * lead_cycles - 1e-9)
+                if totals[p] + held[p] + on_order[p] < (reorder if reorder >= x else x) + extra[p]:
+                    self._depot_check(p, (extra[p], held[p], rate[p]))
+            elif totals[p] + on_order[p] < reorder:
+                self._depot_check(p, None)
 
     def _review(self):
         while self.now < self.horizon:
@@ -690,16 +724,23 @@ class SupplyModel:
             if t > self.now:
                 yield t - self.now
             now = self.now
+            depot = self.depot
+            sites = list(zip(self.stock, self.transit, strict=True))
+            row_depot, row_sites = [], []
             for p in range(self.P):
-                self.wasted_expiry_depot[p] += self.depot.purge(p, now)
-                self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
+                lots = depot.lots[p]
+                if lots and lots[0][0] - depot.window_days <= now:  # (Stock.purge: nothing otherwise)
+                    self.wasted_expiry_depot[p] += depot.purge(p, now)
+                row_depot.append(depot.totals[p])
                 tot = 0
-                for st, transit in zip(self.stock, self.transit, strict=True):
+                for st, transit in sites:
                     lots = st.lots[p]
-                    if lots and lots[0][0] - st.window_days <= now:  # (Stock.purge: nothing otherwise)
+                    if lots and lots[0][0] - st.window_days <= now:
                         self.wasted_expiry_sites[p] += st.purge(p, now)
                     tot += st.totals[p] + transit[p]
-                self.on_hand_sites_monthly[m, p] = tot
+                row_sites.append(tot)
+            self.on_hand_depot_monthly[m] = row_depot  # (one numpy row each, not P items)
+            self.on_hand_sites_monthly[m] = row_sites
 
     # ---- patients ------------------------------------------------------------------------------------
     def _month(self, day: float) -> int:
@@ -733,7 +774,7 @@ class SupplyModel:
         end_bound = bound < k_stop  # the plan's last visit is the one before the calendar end
         predictive = self.predictive[s]
         rate = [0.0] * P
-        upp = L["units_per_pack"]
+        rate_rows, rate_row_of = L["rate_rows"], L["rate_row_of"]
         st = self.stock[s]
         lots, totals, win = st.lots, st.totals, st.window_days
         transit = self.transit[s]
@@ -765,8 +806,9 @@ class SupplyModel:
                 items = [(p, n) for p, n in items if not cap_cols[p]]
             rate_moved = predictive and (new_cap or changed[k])
             if rate_moved:
-                new = [0.0 if capped and cc else n / u
-                       for n, u, cc in zip(self.plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
+                new = rate_rows[rate_row_of[off + k]]  # (the cell's: its last changed cell's)
+                if capped:
+                    new = [0.0 if cc else r for r, cc in zip(new, cap_cols, strict=True)]
                 self._set_rate(s, rate, new)
                 rate = new
             short = None

@@ -1,0 +1,988 @@
+"""The supply model as it was at the end of issue 16's phase 2 (supply/model.py at dbd0e8a), kept verbatim
+as the reference the faster model is tested against (tests/supply/test_reference.py): same events, same
+random draws, same record. Do not optimise this file: it is the definition.
+
+Treatment and supply do not feed back on recruitment, so the enrolment record of the recruitment
+simulation is the input. Every patient's course is planned up front in numpy (treatment/course.py
+`plan_courses`: what each cycle needs, the packs each visit dispenses under the partial-pack rule, the
+returns and the cycle gaps), so the event loop only runs what depends on stock and time:
+- `_patient`: one per enrolled patient, from first dose: at each cycle visit the site dispenses the
+  planned packs; if any presentation is short the whole cycle waits for stock (a stock-out), an
+  emergency shipment is sent, and the wait is recorded as patient-days without drug for every drug of
+  that cycle. The calendar rules (progression, death, withdrawal, the capped drug's cap) are applied on the
+  actual visit day, so a delayed cycle moves the calendar, not the plan.
+- `_activation`: seeds a site with its initial level when it opens. A site's levels are its tier's
+  scaled by its predicted demand (supply/levels.py); the depot reorders on the network's stock
+  (`_network_all`, echelon stock) when `depot.network_reorder`.
+- `_review`: every `review_days` the IRT writes off stock inside its expiry window, checks the depot's
+  reorder point and tops sites up (trigger/max levels, optionally raised to the active patients'
+  forecast). Sites are also checked after every dispensing. A site whose stock, shipments in transit
+  and levels did not change since the review last found nothing to do there (`Stock.changed`) is
+  left alone unless its first lot came near its window: the check would find the same.
+- `_release`: a lot released to the depot `release_lead_days` after its order.
+- `_snapshots`: stock on hand at the depot and at sites at each month boundary.
+
+Totals that follow from the plan once each patient's number of cycles is known (units taken,
+returned, held) are summed in numpy after the run.
+
+The event loop (`_loop`) is a plain heap of (day, sequence number, process) with simpy's semantics, so
+the events, their order and the random draws are those of the simpy model this replaced (the stored
+back-test is unchanged): a process is a generator that yields a delay in days (a timeout: resumed at
+now + delay, after every event already scheduled for that day) or a site's list of waiters (resumed, in
+the order they waited, by an event scheduled when a shipment arrives there); a process started while
+an event is handled (a lot release, a delivery) runs to its first yield after that event and before
+the next one (simpy's urgent initialisation); the loop stops before the first event at the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from heapq import heappop, heappush
+from itertools import count
+
+import numpy as np
+
+from hn005_sim.supply.config import SupplyConfig
+from hn005_sim.supply.inventory import Stock
+from hn005_sim.supply.levels import patient_cycle_packs, site_levels, weight_of
+from hn005_sim.treatment.config import RegimenConfig
+from hn005_sim.treatment.course import (
+    DAYS_PER_MONTH,
+    END_REASONS,
+    draw_courses,
+    patient_units,
+    plan_courses,
+)
+from hn005_sim.treatment.dosing import full_cycle_units
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    site: str
+    region: str
+    activation_day: float | None
+    close_day: float | None
+
+
+@dataclass(frozen=True)
+class EnrolmentRow:
+    patient_id: int
+    site: str
+    region: str
+    day: float
+    bsa_m2: float
+    weight_kg: float | None = None  # for per-kg doses; None: the supply's reference patient
+    crcl_ml_min: float | None = None  # for AUC (Calvert) doses; None: the supply's reference patient
+
+
+def enrolment_covariates(enrolments: list[EnrolmentRow], supply: SupplyConfig) -> dict[str, np.ndarray]:
+    """The dosing covariates of the enrolled (BSA; weight and CrCl where the record has them, else the
+    supply's reference patient)."""
+    ref = supply.reference_covariates()
+    out = {"bsa_m2": np.array([e.bsa_m2 for e in enrolments], dtype=float)}
+    for key in ("weight_kg", "crcl_ml_min"):
+        if key in ref:
+            out[key] = np.array([ref[key] if getattr(e, key) is None else getattr(e, key)
+                                 for e in enrolments], dtype=float)
+    return out
+
+
+_EXACT_FLOAT_SUM = 2**53  # integers summed as floats below this are exact (`_totals`)
+_CYCLE_PACKS: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, np.ndarray]] = {}
+
+
+def cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
+    """Packs per presentation that one full-dose cycle of the reference patient uses (fractional).
+
+    Kept per (regimen, supply) object (configs are frozen; the objects are held, so their ids are not
+    reused): a run's replicates share them."""
+    key = (id(regimen), id(supply))
+    got = _CYCLE_PACKS.get(key)
+    if got is None or got[0] is not regimen or got[1] is not supply:
+        if len(_CYCLE_PACKS) >= 16:
+            _CYCLE_PACKS.clear()
+        got = _CYCLE_PACKS[key] = (regimen, supply, _cycle_packs(regimen, supply))
+    return got[2].copy()
+
+
+def _cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
+    units = full_cycle_units(supply.reference_covariates(), regimen, induction=True)
+    out = np.zeros(len(supply.presentations))
+    for p, pres in enumerate(supply.presentations):
+        out[p] = units.get((pres.drug, float(pres.strength_mg)), 0) / pres.units_per_pack
+    return out
+
+
+Levels = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def tier_levels(regimen: RegimenConfig, supply: SupplyConfig) -> Levels:
+    """(initial, trigger, max) packs per presentation for each tier, at a site of demand weight 1 (the
+    busiest site; supply/levels.py `site_levels` scales them for the others)."""
+    per = cycle_packs(regimen, supply)
+    floors = np.array([p.site_min_packs for p in supply.presentations])
+    one = patient_cycle_packs(regimen, supply)
+    return [site_levels(per, floors, one, t, 1.0) for t in supply.tiers]
+
+
+class SupplyModel:
+    """State and processes of one replicate's supply chain; `run()` then read the counters."""
+
+    def __init__(self, regimen: RegimenConfig, supply: SupplyConfig, sites: list[SiteRow],
+                 enrolments: list[EnrolmentRow], horizon_day: float, rng_treatment: np.random.Generator,
+                 rng_supply: np.random.Generator, levels=None, weights: dict[str, float] | None = None):
+        self.regimen, self.cfg = regimen, supply
+        self.now = 0.0
+        self._heap: list[tuple] = []  # (day, sequence number, a process or a list of waiting processes)
+        self._seq = count()
+        self._pending: list = []  # processes started by the event being handled
+        self.horizon = float(horizon_day)
+        self.rng = rng_supply
+        pres = supply.presentations
+        self.P = P = len(pres)
+        self.units_per_pack = np.array([p.units_per_pack for p in pres], dtype=np.int64)
+        self.drug_of = [regimen.drug_names.index(p.drug) for p in pres]
+        self.sites = sites
+        self.site_index = {s.site: i for i, s in enumerate(sites)}
+        S = len(sites)
+        self.depot = Stock(P, supply.depot.do_not_ship_days)
+        self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
+        self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
+        self.tier = [supply.tier_of(s.region) for s in sites]
+        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        if levels is not None:  # explicit (initial, trigger, max) per tier, the same at every site
+            self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]
+        else:  # each site's own, from its predicted demand (supply/levels.py)
+            per = cycle_packs(regimen, supply)
+            floors = np.array([p.site_min_packs for p in pres])
+            self.base_levels = [tuple(lv.tolist() for lv in site_levels(
+                per, floors, one, supply.tiers[t], weight_of(weights, x.region)))
+                for t, x in zip(self.tier, sites, strict=True)]
+        self.predictive = [supply.tiers[t].predictive for t in self.tier]
+        self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
+        self.safety = [np.ceil(supply.tiers[t].safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
+                       for t in self.tier]  # packs above the predictive forecast, per site
+        ship = supply.shipping
+        # a site replaces stock that would leave its do-not-dispense window before the next review's
+        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times (assumption:
+        # covers the slow tail of the courier's lead time)
+        self.cover_days = [supply.review_days + supply.tiers[t].expiry_cover_lead_times
+                           * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
+                           for t, x in zip(self.tier, sites, strict=True)]
+        self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
+        self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
+        self.waiting = [0] * S
+        self._first_expiry = [math.inf] * S  # the review's: a site's first expiry when it was last clean
+        self.waiting_need = [[0] * P for _ in range(S)]  # packs the waiting patients need
+        self.active = [0] * S
+        self.need_rate = [[0.0] * P for _ in range(S)]  # packs per cycle of active patients (predictive)
+        self.on_order = [0] * P  # packs ordered for release to the depot, not yet released
+        self.lot_seq = 0
+        self.lead_by_region = supply.shipping.lead_days_by_region
+        # figures read at every event, looked up once
+        self.release_lead = float(supply.depot.release_lead_days)
+        self.lead_cycles = supply.depot.release_lead_days / regimen.cycle_days
+        self.network_reorder = bool(supply.depot.network_reorder)
+        self.reorder_packs = [q.depot_reorder_packs for q in pres]
+        self.lot_size = [q.lot_size_packs for q in pres]
+        self.activation = [x.activation_day for x in sites]
+        self.close = [x.close_day for x in sites]
+        # `_network_all`'s sums and each site's share: (status 0 not counted / 1 opening soon / 2 counted,
+        # levels, on hand, in transit, levels counted, stock counted)
+        self._net_cache: list[tuple] = [(0, None, None, None, None, None)] * S
+        self._net_extra, self._net_held, self._net_rate = [0] * P, [0] * P, [0.0] * P
+        self.lead_pool: dict[tuple[bool, str], list[float]] = {}
+        # counters (packs unless named otherwise)
+        self.released = [0] * P
+        self.shipped = [0] * P
+        self.shipments_with = [0] * P
+        self.shipments = 0
+        self.emergency_shipments = 0
+        self.dispensed = [0] * P  # (summed from the plan after the run: `_totals`)
+        self.wasted_expiry_depot = [0] * P
+        self.wasted_expiry_sites = [0] * P
+        self.stockout_events = np.zeros(P, dtype=np.int64)
+        # a failed dispensing is missed (the depot or a shipment on its way to the site could cover it)
+        # or out of stock (neither could): missed + out of stock = stock-out events
+        self.missed_events = np.zeros(P, dtype=np.int64)
+        self.out_of_stock_events = np.zeros(P, dtype=np.int64)
+        self.patient_days_without = np.zeros(len(regimen.drugs))
+        self.min_dispense_margin = [math.inf] * P
+        self.n_months = max(math.ceil(self.horizon / DAYS_PER_MONTH), 1)
+        self.on_hand_depot_monthly = np.zeros((self.n_months, P), dtype=np.int64)
+        self.on_hand_sites_monthly = np.zeros((self.n_months, P), dtype=np.int64)
+        self.stockouts_monthly = np.zeros((self.n_months, P), dtype=np.int64)
+        # treatment: draws (one row per enrolment in the given order) and the plan of every course
+        self.enrolments = enrolments
+        n = len(enrolments)
+        first = min((e.day for e in enrolments), default=0.0)
+        max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
+        draws = draw_courses(regimen, n, max_cycles, rng_treatment)
+        self.progression_days = draws.progression_days
+        units = patient_units(regimen, enrolment_covariates(enrolments, supply))
+        keys = [(p.drug, float(p.strength_mg)) for p in pres]
+        self.plan = plan_courses(regimen, draws, units, keys, self.units_per_pack,
+                                 supply.partial_packs == "carry_over")
+        self.max_cycles = max_cycles
+        # what each patient did, read after the run
+        self.n_given = [0] * n  # (arrays after the run)
+        self.cap_visit = np.full(n, -1, dtype=np.int64)  # first visit at or past the capped drug's cap
+        self.reason = [""] * n  # "" while on treatment (or never started)
+        self.visit_day = [math.nan] * self.plan.need.shape[0]  # per planned cell
+        # the plan as Python lists, read visit by visit (numpy item access is slower than a list's)
+        plan = self.plan
+        L = self._plan_lists = {k: getattr(plan, k).tolist() for k in (
+            "cycles", "offset", "gap_days", "other_on", "rate_changed", "end_offset_days", "cap_offset_days",
+            "capped_columns", "toxicity_end", "end_reason")}
+        L["units_per_pack"] = self.units_per_pack.tolist()
+        L["items"] = self._visit_items(plan.packs)
+        self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
+
+    @staticmethod
+    def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
+        """The packs of each planned visit as (presentation, packs) pairs, one shared list per distinct row
+        (few distinct rows: found by one integer key per row, the row's digits in base max + 1)."""
+        cells, P = packs.shape
+        base = int(packs.max(initial=0)) + 1
+        if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
+            keys = list(map(tuple, packs.tolist()))
+        else:
+            keys = (packs @ (base ** np.arange(P, dtype=np.int64))).tolist()
+        first: dict = {}
+        for c, key in enumerate(keys):
+            if key not in first:
+                first[key] = c
+        rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
+        return [rows[key] for key in keys]
+
+    # ---- depot ---------------------------------------------------------------------------------------
+    def _release_lot(self, p: int):
+        pres = self.cfg.presentations[p]
+        self.lot_seq += 1
+        life_days = (pres.shelf_life_months - pres.age_at_release_months) * DAYS_PER_MONTH
+        self.depot.add(p, self.now + life_days, self.lot_seq, pres.lot_size_packs)
+        self.released[p] += pres.lot_size_packs
+
+    def _release(self, p: int):
+        yield self.cfg.depot.release_lead_days
+        self.on_order[p] -= self.cfg.presentations[p].lot_size_packs
+        self._release_lot(p)
+        self._review_all()  # sites below their trigger get the new lot now, not at the next review
+
+    def _demand_ahead(self) -> bool:
+        """Whether any more dispensing can happen: a site still recruiting or a patient on treatment."""
+        now = self.now
+        if now >= self.horizon:
+            return False
+        if any(self.active) or now <= self.last_enrol_day:
+            return True
+        return any(s.activation_day is not None and (s.close_day is None or now < s.close_day)
+                   for s in self.sites)
+
+    def _depot_check(self, p: int, net: tuple[int, int, float] | None = None):
+        """Order lots while the depot's inventory position is below the reorder point.
+
+        The position counts the lots on order and only the depot stock still shippable when a lot
+        ordered now would arrive: stock that enters its do-not-ship window within the release lead time
+        is replaced before it goes, instead of leaving the depot empty for a whole lead time.
+        """
+        now = self.now
+        depot = self.depot
+        lots = depot.lots[p]
+        if lots and lots[0][0] - depot.window_days <= now:
+            self.wasted_expiry_depot[p] += depot.purge(p, now)
+        reorder = self.reorder_packs[p]
+        lead_end = now + self.release_lead + depot.window_days
+        usable = depot.totals[p]
+        if lots and lots[0][0] <= lead_end:  # some stock goes before a new lot could arrive
+            usable = sum(n for expiry, _lot, n in lots if expiry > lead_end)
+        if self.network_reorder:
+            extra, held, rate = net if net is not None else self._network_need(p)
+            # the depot's own reorder point: the configured one, or the active patients' need over the
+            # release lead time when that is more (a network recruiting faster treats more at once)
+            reorder = max(reorder, math.ceil(rate * self.lead_cycles - 1e-9)) + extra
+            usable += held
+        on_order = self.on_order
+        if usable + on_order[p] >= reorder:
+            return
+        if not self._demand_ahead():
+            return
+        lot = self.lot_size[p]
+        while usable + on_order[p] < reorder:
+            on_order[p] += lot
+            self._pending.append(self._release(p))
+
+    def _network_need(self, p: int) -> tuple[int, int, float]:
+        """Echelon stock of presentation p (see `_network_all`)."""
+        extra, held, rate = self._network_all()
+        return extra[p], held[p], rate[p]
+
+    def _counted_top(self, s: int) -> list[int] | None:
+        """The max levels of site s if its stock counts in the network's (open for supply), else None."""
+        site = self.sites[s]
+        if site.activation_day is None or site.activation_day > self.now:
+            return None
+        if not self._site_open_for_supply(s):
+            return None  # closed with no one on treatment: its stock is not the network's any more
+        return self._levels_of(s)[1]  # its max now (raised by the predictive forecast)
+
+    def _network_all(self) -> tuple[list[int], list[int], list[float]]:
+        """Echelon stock per presentation: (the current max levels of the sites open, and the initial
+        levels of those opening within the release lead time; their stock on hand + in transit, each up to
+        its max; packs per cycle the active patients need, predictive tiers). The depot reorders while its
+        own position plus the sites' falls below its reorder point plus what the sites are meant to hold,
+        so a network of sites filling up to their levels does not empty the depot.
+
+        `_network_full` computed incrementally: each site's share is kept with what it was computed from
+        (its status, its levels object, its stock on hand and in transit) and recomputed only when one of
+        those changed; the integer sums move by the changed shares, the packs-per-cycle sums (floats) are
+        summed again in site order, as `_network_full` does, whenever a counted site's levels or the set of
+        counted sites changed (a site's need changes only with its levels: `_set_rate`)."""
+        P = self.P
+        now = self.now
+        soon = now + self.release_lead
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels, transit = self.active, self.close, self.site_levels, self.transit
+        cache, extra, held = self._net_cache, self._net_extra, self._net_held
+        rP = range(P)
+        rate_stale = False
+        for s, a in enumerate(self.activation):
+            if a is None:
+                continue
+            if a > soon:
+                status = 0
+            elif a > now:  # opens soon: it will be seeded
+                status = 1
+            else:
+                # counted while open for supply (closed with no one on treatment: its stock is not the
+                # network's any more), at its max now (raised by the predictive forecast)
+                c = close[s]
+                status = 2 if open_now and (active[s] > 0 or c is None or now < c) else 0
+            old = cache[s]
+            if status == 2:
+                lv = site_levels[s] or self._levels_of(s)
+                tot, tr = self.stock[s].totals, transit[s]
+                same_levels = old[0] == 2 and old[1] is lv
+                if same_levels and old[2] == tot and old[3] == tr:
+                    continue
+                top = lv[1]
+                h = [x + y if x + y < t else t for x, y, t in zip(tot, tr, top, strict=True)]
+                new = (2, lv, tot.copy(), tr.copy(), top, h)
+                if same_levels:  # only its stock moved
+                    oh = old[5]
+                    for p in rP:
+                        held[p] += h[p] - oh[p]
+                    cache[s] = new
+                    continue
+                if old[0] != 2 or old[1] is not lv:
+                    rate_stale = True
+            elif status == old[0]:
+                continue
+            elif status == 1:
+                new = (1, None, None, None, self.base_levels[s][0], None)
+                rate_stale = rate_stale or old[0] == 2
+            else:
+                new = (0, None, None, None, None, None)
+                rate_stale = rate_stale or old[0] == 2
+            if old[0]:  # take the old share out
+                for p in rP:
+                    extra[p] -= old[4][p]
+                if old[0] == 2:
+                    for p in rP:
+                        held[p] -= old[5][p]
+            if status:
+                for p in rP:
+                    extra[p] += new[4][p]
+                if status == 2:
+                    for p in rP:
+                        held[p] += new[5][p]
+            cache[s] = new
+        if rate_stale:
+            rate = self._net_rate = [0.0] * P
+            for s, c in enumerate(cache):
+                if c[0] == 2:
+                    need = self.need_rate[s]
+                    for p in rP:
+                        rate[p] += need[p]
+        return extra.copy(), held.copy(), self._net_rate.copy()
+
+    def _network_full(self) -> tuple[list[int], list[int], list[float]]:
+        """`_network_all` computed from scratch (the definition; tests check the two agree)."""
+        P = self.P
+        now = self.now
+        soon = now + self.release_lead
+        extra, held, rate = [0] * P, [0] * P, [0.0] * P
+        rP = range(P)
+        open_now = now < self.horizon  # (_site_open_for_supply, inlined)
+        active, close, site_levels = self.active, self.close, self.site_levels
+        for s, a in enumerate(self.activation):
+            if a is None or a > soon:
+                continue
+            if a > now:  # opens soon: it will be seeded
+                for p, n in enumerate(self.base_levels[s][0]):
+                    extra[p] += n
+                continue
+            # counted while open for supply (closed with no one on treatment: its stock is not the
+            # network's any more), at its max now (raised by the predictive forecast)
+            c = close[s]
+            if not open_now or not (active[s] > 0 or c is None or now < c):
+                continue
+            top = (site_levels[s] or self._levels_of(s))[1]
+            totals, transit, need = self.stock[s].totals, self.transit[s], self.need_rate[s]
+            for p in rP:
+                t = top[p]
+                extra[p] += t
+                # stock above a site's max serves only that site (no transfers): counted up to the max
+                h = totals[p] + transit[p]
+                held[p] += h if h < t else t
+                rate[p] += need[p]
+        return extra, held, rate
+
+    # ---- shipments -----------------------------------------------------------------------------------
+    def _lead(self, s: int, emergency: bool) -> float:
+        ship = self.cfg.shipping
+        dist = ship.emergency_lead_days if emergency else self.lead_by_region.get(self.sites[s].region,
+                                                                                  ship.lead_days)
+        # drawn 64 at a time per (kind, region) from the supply stream: same sequence for same inputs
+        key = (emergency, self.sites[s].region)
+        pool = self.lead_pool.get(key)
+        if not pool:
+            pool = self.lead_pool[key] = np.maximum(dist.sample(self.rng, 64), 0.0).tolist()[::-1]
+        return pool.pop()
+
+    def _ship(self, s: int, want: list[int], emergency: bool) -> None:
+        """Send up to `want` packs per presentation from the depot to site s (one shipment)."""
+        items = []
+        transit = self.transit[s]
+        net = top = None
+        first = True
+        totals = self.stock[s].totals
+        depot = self.depot
+        now = self.now
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        on_order, reorder_packs = self.on_order, self.reorder_packs
+        for p, w in enumerate(want):
+            if w <= 0:
+                continue
+            if first:
+                first = False
+                if self.network_reorder:
+                    # the network's stock before this shipment; taking from the depot changes only site
+                    # s's share
+                    net = self._network_all()
+                    top = self._counted_top(s)
+            lots = depot.lots[p]
+            if lots and lots[0][0] - depot.window_days <= self.now:
+                self.wasted_expiry_depot[p] += depot.purge(p, self.now)
+            got = depot.take(p, w)
+            n = sum(g[2] for g in got)
+            held_before = min(totals[p] + transit[p], top[p]) if top is not None else 0
+            if n:
+                items.append((p, got))
+                self.shipped[p] += n
+                transit[p] += n
+                self.stock[s].changed = True
+                self.shipments_with[p] += 1
+            if net is not None:
+                held_after = min(totals[p] + transit[p], top[p]) if top is not None else 0
+                q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
+            else:
+                q = None
+            # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
+            # the reorder point: nothing to do) inline
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):
+                self._depot_check(p, q)
+                continue
+            usable, reorder = depot.totals[p], reorder_packs[p]
+            if q is not None:
+                reorder = max(reorder, math.ceil(q[2] * self.lead_cycles - 1e-9)) + q[0]
+                usable += q[1]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, q)
+        if items:
+            self.shipments += 1
+            self.emergency_shipments += emergency
+            self._pending.append(self._deliver(s, items, self._lead(s, emergency)))
+
+    def _deliver(self, s: int, items, lead: float):
+        yield lead
+        st = self.stock[s]
+        transit = self.transit[s]
+        for p, got in items:
+            for expiry, lot, n in got:
+                st.add(p, expiry, lot, n)
+                transit[p] -= n
+            self.wasted_expiry_sites[p] += st.purge(p, self.now)
+        waiters, self.restock[s] = self.restock[s], []
+        if waiters:
+            self._wake(waiters)
+
+    def _wake(self, waiters: list) -> None:
+        """Resume the waiters after the events already scheduled for today (simpy's event succeed)."""
+        heappush(self._heap, (self.now, next(self._seq), waiters))
+
+    def _position(self, s: int) -> list[int]:
+        """Stock position per presentation at site s: packs in transit plus packs on hand that will still
+        be dispensable after the site's cover (next review + mean shipping lead time), so stock about to
+        enter its do-not-dispense window is replaced before it goes rather than after (lots already in
+        the window are written off first)."""
+        st = self.stock[s]
+        now = self.now
+        win = st.window_days
+        until = now + self.cover_days[s] + win
+        out = []
+        transit, totals = self.transit[s], st.totals
+        for p, lots in enumerate(st.lots):
+            if lots:
+                e = lots[0][0]
+                if e - win <= now:
+                    self.wasted_expiry_sites[p] += st.purge(p, now)
+                    if lots:
+                        e = lots[0][0]
+                if lots and e <= until:
+                    out.append(sum(n for expiry, _lot, n in lots if expiry > until) + transit[p])
+                    continue
+            out.append(totals[p] + transit[p])
+        return out
+
+    def _site_open_for_supply(self, s: int) -> bool:
+        site = self.sites[s]
+        now = self.now
+        if site.activation_day is None or now < site.activation_day or now >= self.horizon:
+            return False
+        return self.active[s] > 0 or site.close_day is None or now < site.close_day
+
+    def _levels_of(self, s: int) -> tuple[list[int], list[int]]:
+        """(trigger, max) packs per presentation at site s, cached until the active patients' need changes.
+
+        Predictive: the active patients' next cycles; trigger covers half the forecast window, max all.
+        """
+        got = self.site_levels[s]
+        if got is None:
+            _, trig, top = self.base_levels[s]
+            if self.predictive[s]:
+                c = self.forecast_cycles[s]
+                rate = self.need_rate[s]
+                safe = self.safety[s]
+                ceil = math.ceil
+                trig2, top2 = [], []
+                for a, b, r, k in zip(trig, top, rate, safe, strict=True):
+                    if r:
+                        x = ceil(r * c / 2 - 1e-9) + k
+                        trig2.append(a if a >= x else x)
+                        x = ceil(r * c - 1e-9) + k
+                        top2.append(b if b >= x else x)
+                    else:
+                        trig2.append(a if a >= 0 else 0)
+                        top2.append(b if b >= 0 else 0)
+                trig, top = trig2, top2
+            got = self.site_levels[s] = (trig, top)
+        return got
+
+    def _resupply(self, s: int, emergency: bool = False) -> None:
+        if not self.waiting[s] and not self._site_open_for_supply(s):
+            return
+        trig, top = self.site_levels[s] or self._levels_of(s)
+        if not emergency:
+            # the usual review: stock on hand + in transit above the trigger and no lot near its window
+            # (then the position is on hand + in transit, see `_position`): nothing to do
+            st = self.stock[s]
+            now = self.now
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t or (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                    break
+            else:
+                return
+        pos = self._position(s)
+        if emergency:
+            # an emergency shipment always covers what the waiting patients need, whatever the levels
+            need = self.waiting_need[s]
+            want = [max(t - q, w - q, 0) for t, q, w in zip(top, pos, need, strict=True)]
+            self._ship(s, want, True)
+        elif any(q < t for q, t in zip(pos, trig, strict=True)):
+            self._ship(s, [max(t - q, 0) for t, q in zip(top, pos, strict=True)], False)
+
+    def _review_all(self, emergency_only: bool = False) -> None:
+        now = self.now
+        open_now = now < self.horizon
+        waiting, active, close, site_levels = self.waiting, self.active, self.close, self.site_levels
+        first_expiry = self._first_expiry
+        for s, a in enumerate(self.activation):
+            if waiting[s]:
+                self._resupply(s, emergency=True)
+                continue
+            if emergency_only:
+                continue
+            # `_resupply(s)`'s checks inline (a site closed for supply; the usual review: stock on hand
+            # + in transit above the trigger and no lot near its window), the rest in `_resupply`
+            if a is None or now < a or not open_now:
+                continue
+            c = close[s]
+            if not (active[s] > 0 or c is None or now < c):
+                continue
+            st = self.stock[s]
+            win = st.window_days
+            until = now + self.cover_days[s] + win
+            if not st.changed:
+                # nothing the check reads changed since it last found nothing to do here (stock on hand,
+                # in transit, levels): only time moved, and the lot first to expire decides the rest
+                e = first_expiry[s]
+                if e > until and e - win > now:
+                    continue
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            e_min = math.inf
+            for lots, n, q, t in zip(st.lots, st.totals, self.transit[s], trig, strict=True):
+                if n + q < t:
+                    self._resupply(s)
+                    break
+                if lots:
+                    e = lots[0][0]
+                    if e <= until or e - win <= now:
+                        self._resupply(s)
+                        break
+                    if e < e_min:
+                        e_min = e
+            else:  # nothing to do: the next review skips the site until something changes
+                st.changed = False
+                first_expiry[s] = e_min
+        self._depot_review()
+
+    def _depot_review(self) -> None:
+        """`_depot_check` of every presentation, the network's stock computed once; the usual case (the
+        depot's position at or above its reorder point, nothing near the do-not-ship window) inline."""
+        now = self.now
+        depot = self.depot
+        win = depot.window_days
+        lead_end = now + self.release_lead + win
+        network = self.network_reorder
+        if network:
+            extra, held, rate = self._network_all()
+        on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
+        for p, lots in enumerate(depot.lots):
+            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+                continue
+            usable = depot.totals[p]
+            reorder = reorder_packs[p]
+            if network:
+                reorder = max(reorder, math.ceil(rate[p] * lead_cycles - 1e-9)) + extra[p]
+                usable += held[p]
+            if usable + on_order[p] < reorder:
+                self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
+
+    def _review(self):
+        while self.now < self.horizon:
+            self._review_all()
+            yield self.cfg.review_days
+
+    def _activation(self, s: int):
+        site = self.sites[s]
+        yield site.activation_day
+        init = self.base_levels[s][0]
+        pos = self._position(s)
+        self._ship(s, [a - b for a, b in zip(init, pos, strict=True)], emergency=False)
+
+    def _snapshots(self):
+        for m in range(self.n_months):
+            t = m * DAYS_PER_MONTH
+            if t > self.now:
+                yield t - self.now
+            now = self.now
+            for p in range(self.P):
+                self.wasted_expiry_depot[p] += self.depot.purge(p, now)
+                self.on_hand_depot_monthly[m, p] = self.depot.on_hand(p)
+                tot = 0
+                for st, transit in zip(self.stock, self.transit, strict=True):
+                    lots = st.lots[p]
+                    if lots and lots[0][0] - st.window_days <= now:  # (Stock.purge: nothing otherwise)
+                        self.wasted_expiry_sites[p] += st.purge(p, now)
+                    tot += st.totals[p] + transit[p]
+                self.on_hand_sites_monthly[m, p] = tot
+
+    # ---- patients ------------------------------------------------------------------------------------
+    def _month(self, day: float) -> int:
+        return min(int(day // DAYS_PER_MONTH), self.n_months - 1)
+
+    def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
+        rate = self.need_rate[s]
+        for p in range(self.P):
+            a, b = old[p], new[p]
+            if a != b:
+                rate[p] += b - a
+        self.site_levels[s] = None
+        self.stock[s].changed = True  # (its levels: the weekly review reads them)
+
+    def _patient(self, i: int, s: int, first_day: float):
+        yield first_day - self.now
+        P, L = self.P, self._plan_lists
+        bound = L["cycles"][i]
+        off = L["offset"][i]
+        # the packs of each planned visit as (presentation, packs) pairs; few distinct rows, so shared
+        visits = L["items"][off:off + bound]
+        gaps = L["gap_days"][off:off + bound]
+        other_on = L["other_on"][off:off + bound]
+        changed = L["rate_changed"][off:off + bound]
+        end_day = first_day + L["end_offset_days"][i]
+        cap_day = first_day + L["cap_offset_days"][i]
+        cap_cols = L["capped_columns"]
+        tox_end = L["toxicity_end"][i]
+        K = self.max_cycles
+        k_stop = min(K, tox_end)
+        end_bound = bound < k_stop  # the plan's last visit is the one before the calendar end
+        predictive = self.predictive[s]
+        rate = [0.0] * P
+        upp = L["units_per_pack"]
+        st = self.stock[s]
+        lots, totals, win = st.lots, st.totals, st.window_days
+        transit = self.transit[s]
+        margin = self.min_dispense_margin
+        site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
+        all_p = range(P)
+        self.active[s] += 1
+        k = 0
+        capped = False
+        k_first = min(bound, k_stop) if end_bound else k_stop  # the first k at which a check below ends
+        while True:
+            t = self.now
+            if t >= end_day or k >= k_first:
+                # the calendar ends first (PatientCourse.visit, step 2); `bound` guards against rounding
+                if t >= end_day or (end_bound and k >= bound):
+                    reason = END_REASONS[L["end_reason"][i]]
+                else:
+                    reason = "horizon" if k >= K else "toxicity"
+                break
+            items = visits[k]
+            new_cap = False
+            if not capped and t >= cap_day:
+                new_cap = capped = True
+                self.cap_visit[i] = k
+            if capped:
+                if not other_on[k]:
+                    reason = "toxicity"
+                    break
+                items = [(p, n) for p, n in items if not cap_cols[p]]
+            rate_moved = predictive and (new_cap or changed[k])
+            if rate_moved:
+                new = [0.0 if capped and cc else n / u
+                       for n, u, cc in zip(self.plan.need[off + k].tolist(), upp, cap_cols, strict=True)]
+                self._set_rate(s, rate, new)
+                rate = new
+            short = None
+            for p, n in items:
+                lp = lots[p]
+                if lp and lp[0][0] - win <= t:
+                    self.wasted_expiry_sites[p] += st.purge(p, t)
+                if totals[p] < n:
+                    short = [p for p, n in items if totals[p] < n]
+                    break
+            if short:
+                yield from self._wait(off + k, s, items, short, capped)
+                t = self.now
+            # review the site when this dispensing takes a presentation below its trigger (or the
+            # predictive levels moved: any presentation); expiry and other changes wait for the weekly review
+            trig = (site_levels[s] or self._levels_of(s))[0]
+            low = False
+            for p, n in items:
+                lot = lots[p][0]  # Stock.dispense, inlined for the usual case (the first lot covers it)
+                expiry = lot[0]
+                if lot[2] > n:
+                    lot[2] -= n
+                    totals[p] -= n
+                else:
+                    st.dispense(p, n)
+                if expiry - t < margin[p]:
+                    margin[p] = expiry - t
+                if totals[p] + transit[p] < trig[p]:
+                    low = True
+            visit_day[off + k] = t
+            k += 1
+            n_given[i] = k
+            if rate_moved or short:
+                low = False
+                for p in all_p:
+                    if totals[p] + transit[p] < trig[p]:
+                        low = True
+                        break
+            if low:
+                # (a dispensing that leaves every presentation at or above its trigger keeps the weekly
+                # review's verdict on the site: the first lots' expiry days only move later)
+                st.changed = True
+                self._resupply(s)
+            yield gaps[k - 1]
+        if predictive:
+            self._set_rate(s, rate, [0.0] * P)
+        self.active[s] -= 1
+        self.reason[i] = reason
+
+    def _wait(self, cell: int, s: int, items: list[tuple[int, int]], short: list[int], capped: bool):
+        """A stock-out: count it, ask for an emergency shipment, wait until every item is on hand."""
+        st = self.stock[s]
+        asked = self.now
+        m = self._month(asked)
+        want = dict(items)
+        for p in short:
+            self.stockout_events[p] += 1
+            self.stockouts_monthly[m, p] += 1
+            self.wasted_expiry_depot[p] += self.depot.purge(p, asked)
+            upstream = self.depot.totals[p] + self.transit[s][p]
+            if upstream >= want[p] - st.totals[p]:
+                self.missed_events[p] += 1
+            else:
+                self.out_of_stock_events[p] += 1
+        need = self.waiting_need[s]
+        while short:
+            self.waiting[s] += 1
+            for p, n in items:
+                need[p] += n
+            self._resupply(s, emergency=True)
+            yield self.restock[s]  # resumed by the next delivery to the site
+            self.waiting[s] -= 1
+            for p, n in items:
+                need[p] -= n
+            for p, _ in items:
+                self.wasted_expiry_sites[p] += st.purge(p, self.now)
+            short = [p for p, n in items if st.totals[p] < n]
+        cap_cols = self.plan.capped_columns
+        drugs = {self.drug_of[p] for p in range(self.P)
+                 if self.plan.need[cell, p] and not (capped and cap_cols[p])}
+        for drug in drugs:
+            self.patient_days_without[drug] += self.now - asked
+
+    # ---- run -----------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.horizon <= self.now:  # (what simpy said, and when: before anything ran)
+            raise ValueError(f"until ({self.horizon}) must be greater than the current simulation time")
+        # a site opening or a first dose before day 0 (the horizon is later): simpy's timeout refused it
+        days = [s.activation_day for s in self.sites if s.activation_day is not None]
+        for day in days + [e.day for e in self.enrolments]:
+            if day < 0:
+                raise ValueError(f"Negative delay {day}")
+        start = self._pending
+        for p, pres in enumerate(self.cfg.presentations):
+            for _ in range(pres.initial_lots):
+                self._release_lot(p)
+        for s, site in enumerate(self.sites):
+            if site.activation_day is not None and site.activation_day < self.horizon:
+                start.append(self._activation(s))
+        for i, e in enumerate(self.enrolments):
+            if e.day < self.horizon:
+                start.append(self._patient(i, self.site_index[e.site], e.day))
+        start.append(self._review())
+        start.append(self._snapshots())
+        self._loop()
+        self._totals()
+
+    def _loop(self) -> None:
+        """Run the processes to the horizon (see the module's docstring for the semantics)."""
+        heap, pending, seq, horizon = self._heap, self._pending, self._seq, self.horizon
+        while True:
+            if pending:  # processes started by the last event run to their first yield, in order
+                now = self.now
+                for g in pending:  # (a starting process may start more: they are appended)
+                    d = next(g, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(g)
+                        else:
+                            heappush(heap, (now + d, next(seq), g))
+                pending.clear()
+            if not heap or heap[0][0] >= horizon:
+                return
+            now, _, g = heappop(heap)
+            self.now = now
+            if g.__class__ is not list:
+                d = next(g, None)
+                if d is not None:
+                    if d.__class__ is list:
+                        d.append(g)
+                    else:
+                        heappush(heap, (now + d, next(seq), g))
+            else:  # a delivery's waiters, in the order they waited
+                for w in g:
+                    d = next(w, None)
+                    if d is not None:
+                        if d.__class__ is list:
+                            d.append(w)
+                        else:
+                            heappush(heap, (now + d, next(seq), w))
+
+    def _treatment_counts(self) -> dict[str, int]:
+        """Integer counts of the courses of the patients who started treatment within the horizon (so
+        pooled figures do not depend on the order replicates are added): progression-free at 12, 24 and
+        36 months (the drawn progression time), months on treatment (first dose to the end of the last
+        cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
+        (the investigator's review, e.g. penpulimab at 2 years)."""
+        start = np.array([e.day for e in self.enrolments], dtype=float)
+        treated = (start < self.horizon) & (self.n_given > 0)
+        pfs_months = self.progression_days / DAYS_PER_MONTH
+        out = {"patients": int(treated.sum())}
+        for m in (12, 24, 36):
+            out[f"progression_free_{m}m"] = int((treated & (pfs_months > m)).sum())
+        idx = np.flatnonzero(treated)
+        last = self.visit_day[self.plan.offset[idx] + self.n_given[idx] - 1]
+        end = np.minimum(last + self.regimen.cycle_days, self.horizon)
+        out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
+        out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
+        still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        out["on_treatment_at_horizon"] = int((treated & still_on).sum())
+        return out
+
+    def _totals(self) -> None:
+        """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
+        cycles given (the capped drug only before the cap)."""
+        self.n_given = np.array(self.n_given, dtype=np.int64)
+        self.visit_day = np.array(self.visit_day, dtype=float)
+        plan, P = self.plan, self.P
+        n = len(self.enrolments)
+        pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
+        ck = np.arange(pi.size) - plan.offset[pi]  # its cycle
+        cap = np.where(self.cap_visit >= 0, self.cap_visit, np.iinfo(np.int64).max)
+        given = ck < self.n_given[pi]
+        mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.capped_columns[None, :])
+        self.taken_units = (plan.taken * mask).sum(axis=0)
+        returned = (plan.returned * mask).sum(axis=0)
+        has = self.n_given > 0
+        last = plan.offset + np.maximum(self.n_given - 1, 0)
+        final = plan.balance[np.minimum(last, max(pi.size - 1, 0))] * has[:, None] if pi.size else \
+            np.zeros((n, P), dtype=np.int64)
+        capped_before = (self.cap_visit >= 0) & (self.cap_visit < self.n_given)
+        # the capped drug's balance went back at the first visit past the cap
+        back = capped_before & (self.cap_visit > 0)
+        at_cap = plan.balance[plan.offset[back] + self.cap_visit[back] - 1]
+        returned += (at_cap * plan.capped_columns).sum(axis=0)
+        final[capped_before] *= ~plan.capped_columns
+        on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        self.held_units = final[on].sum(axis=0)
+        self.returned_units = returned + final[~on].sum(axis=0)
+        self.cycles_given = int(self.n_given.sum())
+        reasons: dict[str, int] = {}
+        for i, e in enumerate(self.enrolments):
+            if e.day < self.horizon:
+                r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
+                reasons[r] = reasons.get(r, 0) + 1
+        self.end_reasons = reasons
+        self.treatment = self._treatment_counts()
+        months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
+                            self.n_months - 1)
+        given_packs = plan.packs * mask
+        if given_packs.size and given_packs.min() >= 0 and given_packs.sum() < _EXACT_FLOAT_SUM:
+            # one bincount over (month, presentation) cells: float sums of integers below 2^53 are exact,
+            # so the counts equal np.add.at's (three times slower here)
+            cell = (months[:, None] * P + np.arange(P)).ravel()
+            monthly = np.bincount(cell, weights=given_packs.ravel(), minlength=self.n_months * P)
+            monthly = monthly.astype(np.int64).reshape(self.n_months, P)
+        else:
+            monthly = np.zeros((self.n_months, P), dtype=np.int64)
+            np.add.at(monthly, months, given_packs)
+        self.dispensed_monthly = monthly
+        # packs dispensed: the visits' packs summed once here (the integer sum of what each visit took)
+        self.dispensed = monthly.sum(axis=0)
+        for name in ("released", "shipped", "shipments_with", "wasted_expiry_depot",
+                     "wasted_expiry_sites"):
+            setattr(self, name, np.array(getattr(self, name), dtype=np.int64))
+        self.min_dispense_margin = np.array(self.min_dispense_margin, dtype=float)
+        self.in_transit = np.array(self.transit, dtype=np.int64).reshape(len(self.sites), P)
