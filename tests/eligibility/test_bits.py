@@ -67,6 +67,48 @@ def test_lowest_set_every_bit_of_every_word():
     assert np.array_equal(bits.lowest_set(bits.pack_rows(m)), np.arange(k))
 
 
+def _column_bitmaps_brute(m: np.ndarray) -> np.ndarray:
+    n, k = m.shape
+    out = np.zeros((k, bits.bitmap_bytes(n)), np.uint8)
+    for c in range(k):
+        packed = np.packbits(m[:, c], bitorder="little")
+        out[c, : len(packed)] = packed
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 200), k=WIDTHS, p=st.floats(0.0, 1.0))
+def test_column_bitmaps_popcount_and_valid_bitmap_match_the_bool_matrix(seed, n, k, p):
+    m = matrix(seed, n, k, p)
+    got = bits.column_bitmaps(m)
+    assert got.shape == (k, bits.bitmap_bytes(n)) and got.dtype == np.uint8
+    assert np.array_equal(got, _column_bitmaps_brute(m))
+    assert [bits.popcount(row) for row in got] == m.sum(axis=0).tolist()
+    valid = bits.valid_bitmap(n)
+    assert np.unpackbits(valid, bitorder="little").tolist() == [1] * n + [0] * (8 * len(valid) - n)
+
+
+def test_column_bitmaps_across_transpose_slices():
+    """More 8 x 8 blocks than one slice of `transpose8` holds (bits._CHUNK words): 600,003 rows of 16
+    columns are 2 x 9,376 blocks; each slice boundary must leave its blocks whole."""
+    m = matrix(7, 600_003, 16, 0.3)
+    assert bits._CHUNK < 2 * (600_003 + 63) // 64
+    assert np.array_equal(bits.column_bitmaps(m), _column_bitmaps_brute(m))
+
+
+def test_transpose8_is_the_bit_matrix_transpose():
+    x = np.random.default_rng(3).integers(0, 2**63, 40_000, dtype=np.uint64)
+    def as_bits(words):  # (r, byte, bit)
+        return np.unpackbits(words.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little").reshape(-1, 8, 8)
+
+    before = as_bits(x.copy())
+    got = bits.transpose8(x.copy())
+    assert np.array_equal(as_bits(got), before.transpose(0, 2, 1))
+    assert np.array_equal(bits.transpose8(got), x)  # an involution
+    with pytest.raises(ValueError):
+        bits.transpose8(np.zeros((4, 4), np.uint64)[:, ::2])
+
+
 @pytest.mark.parametrize("offset", [0, 3, 8, 13])
 def test_pass_bitmap_reads_the_series_bits(offset):
     values = np.random.default_rng(offset).random(1000) < 0.4

@@ -146,3 +146,72 @@ def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, gr
         hist = np.bincount(idx, weights=weights, minlength=groups * 256).reshape(groups, 256)
         out[:, cols] = hist @ _BIT_TABLE
     return out[:, :k]
+
+
+# -- column bitmaps: one bitmap of n bits per column ---------------------------------------------------
+
+_T1, _T2, _T3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
+
+
+_CHUNK = 16_384
+"""uint64 words per slice in `transpose8`: 128 KiB, so its 18 passes stay in cache."""
+
+
+def transpose8(x: np.ndarray) -> np.ndarray:
+    """Each uint64 of a 1-D contiguous array as an 8 x 8 bit matrix (byte m, bit t) transposed (byte t,
+    bit m), in place: the three mask-shift-xor steps of Warren, Hacker's Delight (2nd ed., 2012),
+    section 7-3, slice by slice."""
+    if not x.flags.c_contiguous:
+        raise ValueError("transpose8 works in place on a contiguous array")
+    flat = x.reshape(-1)
+    tmp = np.empty(min(_CHUNK, flat.size), dtype=np.uint64)
+    for lo in range(0, flat.size, _CHUNK):
+        v = flat[lo: lo + _CHUNK]
+        t = tmp[: v.size]
+        for mask, shift in ((_T1, np.uint64(7)), (_T2, np.uint64(14)), (_T3, np.uint64(28))):
+            np.right_shift(v, shift, out=t)
+            t ^= v
+            t &= mask
+            v ^= t
+            t <<= shift
+            v ^= t
+    return x
+
+
+def bitmap_bytes(n: int) -> int:
+    """Bytes of an n-bit column bitmap held as whole uint64 words."""
+    return 8 * ((n + WORD - 1) // WORD)
+
+
+def column_bitmaps(matrix: np.ndarray) -> np.ndarray:
+    """(k, bitmap_bytes(n)) uint8: the LSB-first bitmap of each column of an (n, k) bool matrix (bit r
+    of column c's bitmap = matrix[r, c]; bits past n are 0). The rows are packed (one fast packbits
+    along the short axis), then each 8 x 8 block of bits is transposed (`transpose8`): far cheaper
+    than packing along the long axis, a strided pass per column."""
+    matrix = np.asarray(matrix, dtype=bool)
+    n, k = matrix.shape
+    g, m = (k + 7) // 8, bitmap_bytes(n)
+    rows = np.zeros((m * 8, g), dtype=np.uint8)
+    if n and k:
+        rows[:n] = np.packbits(matrix, axis=1, bitorder="little")
+    # block (column byte j, row byte r) as a uint64 whose byte t holds row 8r+t's bits of columns 8j..
+    x = np.ascontiguousarray(rows.reshape(m, 8, g).transpose(2, 0, 1)).view("<u8")[..., 0]
+    transpose8(x)  # now byte t holds column 8j+t's bits of rows 8r..8r+7
+    return np.ascontiguousarray(x.view(np.uint8).reshape(g, m, 8).transpose(0, 2, 1)).reshape(g * 8, m)[:k]
+
+
+def valid_bitmap(n: int) -> np.ndarray:
+    """(bitmap_bytes(n),) uint8: the first n bits set."""
+    out = np.zeros(bitmap_bytes(n), dtype=np.uint8)
+    out[: n // 8] = 0xFF
+    if n % 8:
+        out[n // 8] = (1 << (n % 8)) - 1
+    return out
+
+
+def popcount(bitmap: np.ndarray) -> int:
+    """Set bits of a bitmap of whole uint64 words (any shape)."""
+    x = bitmap.view(np.uint64)
+    if hasattr(np, "bitwise_count"):
+        return int(np.bitwise_count(x).sum(dtype=np.int64))
+    return int(_POP8[bitmap.view(np.uint8)].sum(dtype=np.int64))

@@ -51,6 +51,12 @@ class _Rows:
         self.data = data.filter(pl.Series(keep))
         self.passes: dict[Rule, np.ndarray] = {}
         self.clear: dict[frozenset[int], np.ndarray] = {}
+        # candidates eligible as configured (every word zero) are among these rows: counted here, so
+        # the sweeps and the plan need not group the patterns (which `analyse` builds meanwhile)
+        fails = np.zeros(self.m, dtype=np.uint64)
+        for col in self.words:
+            fails |= col
+        self.eligible_now = int(np.count_nonzero(fails == 0))
 
     def evaluate(self, rules: Iterable[Rule]) -> None:
         """Pass bitmaps of the rules not evaluated yet, in one polars select."""
@@ -114,7 +120,7 @@ def evaluate_changes(
     if not changes:
         return np.zeros(0, dtype=np.int64)
     rules = [screener.changed_rules(o, r) for o, r in changes]
-    eligible_now = int(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum())
+    eligible_now = _eligible_now(screening, rows)
     out = np.full(len(changes), eligible_now, dtype=np.int64)
     todo = [(j, e) for j, e in enumerate(rules) if e]
     if todo:
@@ -123,6 +129,14 @@ def evaluate_changes(
         rows.evaluate(rule for _, e in todo for rule in e.items())
         out[[j for j, _ in todo]] = rows.eligible_many([e for _, e in todo])
     return out
+
+
+def _eligible_now(screening: Screening, rows: _Rows | None) -> int:
+    """Candidates eligible as configured: from `rows` when given (no grouping of the patterns), else
+    from the screening's patterns."""
+    if rows is not None:
+        return rows.eligible_now
+    return int(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum())
 
 
 def _sweep_grid(screener: Screener) -> tuple[list[tuple[str, float, bool]], list[str],
@@ -193,8 +207,6 @@ def relaxation_plan(
     cfg = screener.cfg
     target = target_fraction if target_fraction is not None else cfg.target_eligible_fraction
     n = max(screening.n, 1)
-    frac = float(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum()) / n
-    steps = [(0, "(as configured)", "criteria as configured", frac, 0.0)]
     applied_o: dict[str, ParamValue] = {}
     applied_r: dict[str, str] = {}
     remaining = list(cfg.relaxations)
@@ -202,6 +214,8 @@ def relaxation_plan(
     if rows is None:
         menu = [screener.changed_rules(r.overrides, r.readings) for r in remaining]
         rows = _rows_for(screener, screening, frame, menu) if any(menu) else None
+    frac = float(_eligible_now(screening, rows)) / n
+    steps = [(0, "(as configured)", "criteria as configured", frac, 0.0)]
     while remaining and (target is None or frac < target):
         changes = [({**applied_o, **r.overrides}, {**applied_r, **r.readings}) for r in remaining]
         fracs = evaluate_changes(screener, screening, frame, changes, rows) / n
