@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -129,8 +131,10 @@ def _check_rule(
     columns: Mapping[str, pl.DataType],
     empty: pl.DataFrame,
     file: str,
+    reads: set[str] | None = None,
 ) -> tuple[str, pl.Expr, list[Problem]]:
-    """Substitute, compile and type-check one rule text; problems name the criterion and file."""
+    """Substitute, compile and type-check one rule text; problems name the criterion and file. `reads`
+    gathers the columns the rule names (once it compiles)."""
     where = f"{path} ({crit.id})"
     problems: list[Problem] = []
     unknown = [n for n in referenced_parameters(text) if n not in values]
@@ -149,7 +153,10 @@ def _check_rule(
     except Exception as exc:  # polars raises several SQL error types; all mean "not a valid rule"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return "", pl.lit(False), [Problem(file, where, f"SQL syntax error: {msg}")]
-    missing = [c for c in dict.fromkeys(expr.meta.root_names()) if c not in columns]
+    names = expr.meta.root_names()
+    if reads is not None:
+        reads.update(names)
+    missing = [c for c in dict.fromkeys(names) if c not in columns]
     for col in missing:
         problems.append(Problem(file, where, f"unknown column {show(col)}{_suggest(col, list(columns))}"))
     if problems:
@@ -172,13 +179,57 @@ def declared_columns(cfg: CriteriaConfig) -> dict[str, pl.DataType]:
     return {**CONTRACT_COLUMNS, **{k: _DTYPES[v] for k, v in cfg.columns.items()}}
 
 
+COMPILED_CACHE_SIZE = 32
+"""Criteria configurations whose compiled rules a process keeps (`check_config`)."""
+
+_compiled_cache: OrderedDict[tuple[str, tuple], tuple[Compiled, ...]] = OrderedDict()
+"""(configuration JSON, the (column, type name) pairs its rules read) -> its compiled rules."""
+_compiled_lock = threading.Lock()
+
+
 def check_config(
     cfg: CriteriaConfig,
     columns: Mapping[str, pl.DataType] | None = None,
     where: Callable[[tuple], str] | None = None,
 ) -> tuple[list[Compiled], list[Problem]]:
-    """Compile every criterion and collect every problem (not just the first)."""
-    columns = declared_columns(cfg) if columns is None else columns
+    """Compile every criterion and collect every problem (not just the first).
+
+    A configuration that compiles without a problem is kept per process (up to COMPILED_CACHE_SIZE,
+    least recently used dropped), keyed on what the rules are compiled from: the configuration's
+    content (its JSON, in which 1, 1.0 and true differ) and the type of every cohort column its rules
+    (every reading's, active or not) read. Columns no rule reads change nothing (a rule is compiled
+    and typed from the columns it names), so the scenario check at load (the declared columns) and
+    the candidate source (the cohort's columns) share one compilation. `run` compiles the same
+    criteria for its scenario check, candidate source, report's analyses and site plan; after the
+    first they get the kept rules. Those are safe to share: `Compiled` and the configuration models
+    are frozen, polars expressions are immutable, and each call gets its own list. `where` only names
+    files in problems, so it is not part of the key; a configuration with problems is not kept (it is
+    checked again, its problems named by that call's `where`)."""
+    text = cfg.model_dump_json()
+    cols = declared_columns(cfg) if columns is None else columns
+    # one lock for every key: a second thread asking for the same criteria waits for the first and
+    # takes its result instead of compiling them again beside it (the work holds the GIL anyway)
+    with _compiled_lock:
+        for (got_text, reads), got in reversed(_compiled_cache.items()):
+            if got_text == text and all(c in cols and str(cols[c]) == dtype for c, dtype in reads):
+                _compiled_cache.move_to_end((got_text, reads))
+                return list(got), []
+        used: set[str] = set()
+        compiled, problems = _check_config(cfg, cols, where, used)
+        if not problems:
+            # types by their full name (polars' == takes Datetime and Datetime("ms") as equal)
+            _compiled_cache[(text, tuple((c, str(cols[c])) for c in sorted(used)))] = tuple(compiled)
+            while len(_compiled_cache) > COMPILED_CACHE_SIZE:
+                _compiled_cache.popitem(last=False)
+    return compiled, problems
+
+
+def _check_config(
+    cfg: CriteriaConfig,
+    columns: Mapping[str, pl.DataType],
+    where: Callable[[tuple], str] | None,
+    reads: set[str],
+) -> tuple[list[Compiled], list[Problem]]:
     where = where or (lambda loc: "criteria")
     empty = pl.DataFrame(schema=dict(columns))
     problems: list[Problem] = []
@@ -243,7 +294,7 @@ def check_config(
         active: tuple[str, pl.Expr] | None = None
         for choice, text in crit.all_rules().items():
             path = f"criteria.criterion[{i}]." + ("rule" if choice == "" else f"rules.{choice}")
-            sql, expr, probs = _check_rule(text, crit, path, values, columns, empty, where(loc))
+            sql, expr, probs = _check_rule(text, crit, path, values, columns, empty, where(loc), reads)
             problems += probs
             is_active = choice == "" or cfg.readings.get(crit.reading or "") == choice
             if is_active and not probs:
