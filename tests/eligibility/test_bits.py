@@ -193,6 +193,8 @@ def test_prescreen_outcome_and_patterns_match_brute_force(seed, n, k, p_fail, p_
     assert [tuple(int(w) for w in bits.pack_rows(f[None, :])[0]) for f in pat.fails] == [kk[0] for kk in keys]
     assert pat.outcome.tolist() == [kk[1] for kk in keys]
     assert pat.count.tolist() == [rows[kk] for kk in keys]
+    # the grouping's words are the packed patterns
+    assert pat.words is not None and np.array_equal(pat.packed, bits.pack_rows(pat.fails))
 
 
 @settings(max_examples=60, deadline=None)

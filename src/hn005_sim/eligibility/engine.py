@@ -574,6 +574,13 @@ class Patterns:
     fails: np.ndarray
     count: np.ndarray
     outcome: np.ndarray | None = None
+    words: np.ndarray | None = None
+    """`fails` packed as (u, ceil(k/64)) uint64 words (`bits.pack_rows`), when the grouping has them."""
+
+    @cached_property
+    def packed(self) -> np.ndarray:
+        """`fails` as (u, ceil(k/64)) uint64 words: `words`, else packed once."""
+        return pack_rows(self.fails) if self.words is None else self.words
 
     @cached_property
     def failed(self) -> np.ndarray:
@@ -799,7 +806,7 @@ class Screening:
         if not packed:
             outcome = (grouped["_prescreen"].to_numpy().astype(np.int8) if self.known is not None else
                        np.where(fails[:, self.stages == "prescreen"].any(axis=1), FAIL, PASS).astype(np.int8))
-        return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome)
+        return Patterns(fails, grouped["_n"].to_numpy().astype(np.int64), outcome, keys)
 
     def matrix_frame(self, patient_id: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
         """`patient_id` + one Boolean column per criterion (pass_matrix.parquet)."""

@@ -57,7 +57,7 @@ def by_failed(pat: Patterns, counts: np.ndarray) -> np.ndarray:
     order of summation: the figures built from them are the same bytes on every machine and any
     OpenBLAS thread count (a float product's last bits follow OpenBLAS's thread split)."""
     k = pat.fails.shape[1]
-    return bits.column_counts(bits.pack_rows(pat.fails), k, group=pat.failed.astype(np.intp), groups=k + 1,
+    return bits.column_counts(pat.packed, k, group=pat.failed.astype(np.intp), groups=k + 1,
                               weights=np.asarray(counts, dtype=np.float64))
 
 
@@ -142,7 +142,7 @@ def _counted(pat: Patterns, counts: np.ndarray) -> np.ndarray:
     weights) from per-byte histograms of the packed patterns instead of a BLAS product, whose threads
     wait on each other on a busy machine."""
     k = pat.fails.shape[1]
-    return bits.column_counts(bits.pack_rows(pat.fails), k, weights=counts)[0]
+    return bits.column_counts(pat.packed, k, weights=counts)[0]
 
 
 def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float,
