@@ -117,6 +117,65 @@ def test_pass_bitmap_reads_the_series_bits(offset):
     assert np.array_equal(got, values[offset:])
 
 
+def _unpacked(bitmap: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(bitmap, bitorder="little", count=n).astype(bool)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 100_003])
+def test_read_boolean_columns_copies_each_columns_bits(n):
+    rng = np.random.default_rng(n)
+    values = {f"c{j}": rng.random(n) < 0.3 for j in range(5)}
+    frame = pl.DataFrame(values)
+    for invert in (False, True):
+        out = np.zeros((5, (n + 7) // 8), np.uint8)
+        done = bits.read_boolean_columns(frame, out, invert=invert)
+        assert done.all()
+        for j, v in enumerate(values.values()):
+            assert np.array_equal(_unpacked(out[j], n), ~v if invert else v)
+
+
+def test_read_boolean_columns_leaves_what_it_cannot_read_to_the_caller():
+    """Nulls, an offset inside a byte, several chunks or batches, another type: not copied (False),
+    and `pass_bitmaps` packs those from the values; every bitmap right either way."""
+    rng = np.random.default_rng(5)
+    a = rng.random(1000) < 0.5
+    b = rng.random(1000) < 0.5
+    with_null = pl.Series("n", [True, None, False] * 10)
+    cases = {
+        "nulls": pl.DataFrame([with_null]),
+        "offset 3": pl.DataFrame({"a": a})[3:],
+        "offset 8": pl.DataFrame({"a": a})[8:],
+        "chunks": pl.concat([pl.DataFrame({"a": a}), pl.DataFrame({"a": b})], rechunk=False),
+        "mixed": pl.DataFrame({"a": a, "b": b}).hstack([pl.Series("x", np.arange(1000))]),
+        "empty": pl.DataFrame({"a": a[:0]}),
+    }
+    for name, frame in cases.items():
+        out = np.zeros((frame.width, (frame.height + 7) // 8), np.uint8)
+        done = bits.read_boolean_columns(frame, out)
+        if name in ("nulls", "offset 3", "mixed", "empty"):
+            assert not done.any(), name
+        if frame.dtypes[0] == pl.Boolean:
+            want = frame.to_series(0).fill_null(False).to_numpy().astype(bool)
+            assert np.array_equal(_unpacked(bits.pass_bitmaps(frame)[0], frame.height), want), name
+            for j in np.flatnonzero(done):
+                assert np.array_equal(_unpacked(out[j], frame.height), frame.to_series(j).to_numpy()), name
+
+
+def test_bitmaps_need_no_pyarrow():
+    """Screening a frame reads the pass columns' bits without importing pyarrow (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, polars as pl\n"
+            "from hn005_sim.eligibility.engine import fail_words\n"
+            "t = pl.DataFrame({'a': np.arange(100) % 3 == 0, 'b': np.arange(100) % 5 == 0})\n"
+            "w = fail_words(t)\n"
+            "assert int(w[1, 0]) == 3 and int(w[0, 0]) == 0 and int(w[5, 0]) == 1\n"
+            "print('pyarrow' in sys.modules)\n")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert got.stdout.strip() == "False"
+
+
 # -- restrictiveness from the packed words -------------------------------------------------------------
 
 

@@ -15,7 +15,10 @@ unpacked (n, k) bool matrix: 16 bytes a candidate for 66 criteria instead of 66.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
+import polars as pl
 
 WORD = 64
 _BIT_TABLE = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int64)
@@ -101,16 +104,111 @@ def lowest_set(words: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+class _ArrowArray(ctypes.Structure):
+    """`struct ArrowArray` of the Arrow C data interface (a stable ABI)."""
+
+
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)), ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p), ("release", ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowArray))),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class _ArrowStream(ctypes.Structure):
+    """`struct ArrowArrayStream` of the Arrow C stream interface."""
+
+
+_ArrowStream._fields_ = [
+    ("get_schema", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_ArrowStream), ctypes.c_void_p)),
+    ("get_next", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_ArrowStream), ctypes.POINTER(_ArrowArray))),
+    ("get_last_error", ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.POINTER(_ArrowStream))),
+    ("release", ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowStream))),
+    ("private_data", ctypes.c_void_p),
+]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _aligned_bits(arr: _ArrowArray, length: int) -> int | None:
+    """Address of the first data byte of a Boolean Arrow array of `length` values without nulls whose
+    first value starts a byte; None otherwise."""
+    if (arr.length == length and arr.null_count == 0 and arr.n_buffers == 2 and arr.offset % 8 == 0
+            and arr.buffers[1]):
+        return arr.buffers[1] + arr.offset // 8
+    return None
+
+
+def read_boolean_columns(frame: pl.DataFrame, out: np.ndarray, invert: bool = False) -> np.ndarray:
+    """Copy the data bitmap of each column of a frame of Boolean columns into `out[j, :ceil(n/8)]`
+    (uint8, LSB-first; bits past n are not defined), inverted with `invert`. Returns (width,) bool: the
+    columns copied. A column is copied when it has no nulls and polars exports it in one chunk whose
+    first value starts a byte; the others (and every column when the frame exports in several
+    batches, or holds another type) are left for the caller to pack from the values.
+
+    Read through the Arrow PyCapsule interface (`DataFrame.__arrow_c_stream__`, polars' own export:
+    one struct array per batch, a child per column) and the structs of the Arrow C data interface (a
+    stable ABI), so pyarrow is never imported (0.2 s at a process's first `to_arrow`; `run` and each
+    of its workers paid it for these bitmaps alone). The exported batches and the stream are released
+    here, as the interface's consumer must."""
+    n, k = frame.height, frame.width
+    done = np.zeros(k, dtype=bool)
+    if n == 0 or k == 0 or any(dt != pl.Boolean for dt in frame.dtypes):
+        return done
+    n_bytes = (n + 7) // 8
+    capsule = frame.__arrow_c_stream__()
+    stream = _ArrowStream.from_address(_capsule_pointer(capsule, b"arrow_array_stream"))
+    batches = 0
+    try:
+        while True:
+            batch = _ArrowArray()
+            if stream.get_next(ctypes.byref(stream), ctypes.byref(batch)) != 0:
+                done[:] = False
+                break
+            if not batch.release:  # end of the stream
+                break
+            batches += 1
+            try:
+                if batches > 1:  # several batches: the caller packs every column
+                    done[:] = False
+                elif (batch.length == n and batch.offset == 0 and batch.null_count == 0
+                      and batch.n_children == k):
+                    for j in range(k):
+                        at = _aligned_bits(batch.children[j].contents, n)
+                        if at is not None:
+                            data = np.frombuffer((ctypes.c_uint8 * n_bytes).from_address(at), dtype=np.uint8)
+                            if invert:
+                                np.invert(data, out=out[j, :n_bytes])
+                            else:
+                                out[j, :n_bytes] = data
+                            done[j] = True
+            finally:
+                batch.release(ctypes.byref(batch))
+    finally:
+        if stream.release:
+            stream.release(ctypes.byref(stream))
+            stream.release = type(stream.release)()  # released: the capsule's destructor must not again
+    return done
+
+
+def pass_bitmaps(frame: pl.DataFrame) -> list[np.ndarray]:
+    """Each Boolean column of a frame (no nulls) as an LSB-first bitmap (uint8, ceil(n/8) bytes; bits
+    past the end are not defined): copied from polars' Arrow export (`read_boolean_columns`) when it
+    can be, else packed from the values."""
+    out = np.zeros((frame.width, (frame.height + 7) // 8), dtype=np.uint8)
+    done = read_boolean_columns(frame, out)
+    for j, col in enumerate(frame.get_columns()):
+        if not done[j]:
+            out[j] = np.packbits(col.fill_null(False).to_numpy().astype(bool), bitorder="little")
+    return list(out)
+
+
 def pass_bitmap(col) -> np.ndarray:
-    """A polars Boolean Series without nulls as an LSB-first bitmap (uint8, ceil(len/8) bytes; bits
-    past the end are not defined): Arrow's data buffer read in place when it is one aligned chunk."""
-    n_bytes = (len(col) + 7) // 8
-    arr = col.to_arrow()
-    if getattr(arr, "null_count", 1) == 0 and hasattr(arr, "buffers") and arr.offset % 8 == 0:
-        buffers = arr.buffers()
-        if len(buffers) == 2 and buffers[1] is not None:
-            return np.frombuffer(buffers[1], np.uint8, count=n_bytes, offset=arr.offset // 8)
-    return np.packbits(col.fill_null(False).to_numpy().astype(bool), bitorder="little")
+    """`pass_bitmaps` of one Series."""
+    return pass_bitmaps(col.to_frame())[0]
 
 
 def column_counts(words: np.ndarray, k: int, group: np.ndarray | None = None, groups: int = 1,

@@ -30,6 +30,7 @@ from hn005_sim.eligibility.bits import (
     column_bitmaps,
     pack_rows,
     popcount,
+    read_boolean_columns,
     valid_bitmap,
 )
 from hn005_sim.eligibility.chart import FAIL, PASS, UNKNOWN
@@ -484,14 +485,15 @@ _B1, _B2, _B3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np
 _S7, _S14, _S28 = np.uint64(7), np.uint64(14), np.uint64(28)
 
 
-def _column_fail_bits(col: pl.Series, n_bytes: int) -> np.ndarray:
-    """The column's failures (not pass, null counted as pass as in the frame) as an LSB-first bitmap."""
-    arr = col.to_arrow()
-    if arr.null_count == 0 and arr.offset % 8 == 0 and len(arr.buffers()) == 2:
-        # Arrow's Boolean data buffer is already an LSB-first bitmap: read it in place
-        bits = np.frombuffer(arr.buffers()[1], np.uint8, count=n_bytes, offset=arr.offset // 8)
-        return ~bits
-    return np.packbits(~col.fill_null(True).to_numpy().astype(bool), bitorder="little")
+def _fail_bitmaps(table: pl.DataFrame, out: np.ndarray) -> None:
+    """Each pass column's failures (not pass, null counted as pass as in the frame) as an LSB-first
+    bitmap in out[j, :ceil(n/8)]: Arrow's Boolean data buffer is already one, inverted as it is copied
+    (`bits.read_boolean_columns`); a column it cannot read is packed from its values."""
+    done = read_boolean_columns(table, out, invert=True)
+    for j, col in enumerate(table.get_columns()):
+        if not done[j]:
+            out[j, : (table.height + 7) // 8] = np.packbits(~col.fill_null(True).to_numpy().astype(bool),
+                                                              bitorder="little")
 
 
 def fail_words(table: pl.DataFrame) -> np.ndarray:
@@ -508,8 +510,7 @@ def fail_words(table: pl.DataFrame) -> np.ndarray:
         return np.zeros((n, w), dtype=np.uint64)
     g, nb = (k + 7) // 8, (n + 7) // 8
     bitmaps = np.zeros((g * 8, nb), dtype=np.uint8)  # rows past k stay 0: no failure
-    for j, col in enumerate(table.get_columns()):
-        bitmaps[j] = _column_fail_bits(col, nb)
+    _fail_bitmaps(table, bitmaps)
     # block (group of 8 columns, byte of 8 rows) as a uint64: byte m holds column m's 8 row bits
     x = bitmaps.reshape(g, 8, nb).transpose(0, 2, 1).copy().view("<u8")[..., 0]
     t = (x ^ (x >> _S7)) & _B1
@@ -710,11 +711,9 @@ class Screening:
         """(k, bitmap_bytes(n)) uint8: each criterion's failures as an LSB-first bitmap over the
         candidates (bit r = candidate r fails; bits past n are 0), read from the pass columns'
         Arrow buffers."""
-        n_bytes, m = (self.n + 7) // 8, bitmap_bytes(self.n)
-        out = np.zeros((self.k, m), dtype=np.uint8)
+        out = np.zeros((self.k, bitmap_bytes(self.n)), dtype=np.uint8)
         if self.n:
-            for j, col in enumerate(self.table.select(self.ids).get_columns()):
-                out[j, :n_bytes] = _column_fail_bits(col, n_bytes)
+            _fail_bitmaps(self.table.select(self.ids), out)
             out &= valid_bitmap(self.n)
         return out
 

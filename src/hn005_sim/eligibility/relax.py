@@ -65,8 +65,8 @@ class _Rows:
             return
         exprs = [self.screener._compiled_expr(i, sql).alias(f"_v{j}") for j, (i, sql) in enumerate(todo)]
         out = self.data.select(exprs)
-        for rule, col in zip(todo, out.get_columns(), strict=True):
-            self.passes[rule] = bits.pass_bitmap(col)
+        for rule, bitmap in zip(todo, bits.pass_bitmaps(out), strict=True):
+            self.passes[rule] = bitmap
 
     def failing_only(self, touched: frozenset[int]) -> np.ndarray:
         """Bitmap of the rows whose failures all lie in `touched`."""
