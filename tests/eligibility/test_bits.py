@@ -300,6 +300,13 @@ def test_every_sweep_point_and_relaxation_step_counts_like_the_whole_frame():
         want.append(int(swapped.select(pl.all_horizontal(pl.all()).sum()).item()))
     assert len(changes) > 200
     assert got.tolist() == want and alone.tolist() == want
+    # the eligible count as configured, from the shared rows and from the words, never the patterns
+    from hn005_sim.eligibility.relax import _eligible_now
+
+    eligible = int(base.select(pl.all_horizontal(pl.all()).sum()).item())
+    assert _eligible_now(screening, shared_rows(screener, screening, frame)) == eligible
+    assert _eligible_now(screening, None) == eligible
+    assert "patterns" not in screening.__dict__  # cached_property: never built by the sweeps
 
 
 def test_changed_rules_keep_the_value_type():

@@ -132,11 +132,11 @@ def evaluate_changes(
 
 
 def _eligible_now(screening: Screening, rows: _Rows | None) -> int:
-    """Candidates eligible as configured: from `rows` when given (no grouping of the patterns), else
-    from the screening's patterns."""
+    """Candidates eligible as configured (no failure bit set), from `rows` when given, else from the
+    screening's words: never from its patterns, which `analyse` groups in another thread meanwhile."""
     if rows is not None:
         return rows.eligible_now
-    return int(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum())
+    return int(np.count_nonzero(~bits.any_set(screening._keys())))
 
 
 def _sweep_grid(screener: Screener) -> tuple[list[tuple[str, float, bool]], list[str],

@@ -366,6 +366,10 @@ def analyse(
     `hn005_sim.rng.stream(seed, 0, "bootstrap")`). When distinct patterns x replicates exceeds
     RESAMPLE_LIMIT, the intervals are normal with the exact bootstrap variance (`normal_intervals`);
     summary["interval_method"] says which.
+
+    The sweeps and the relaxation plan run in a worker thread while this thread groups the patterns
+    and counts the other figures; neither reads what the other writes, and each computes the same
+    way whatever runs beside it, so the results do not depend on timing or thread count.
     """
     ids, stages, kinds = screening.ids, screening.stages, screening.kinds
     prescreen = np.flatnonzero(stages == "prescreen")
