@@ -176,6 +176,24 @@ def test_bitmaps_need_no_pyarrow():
     assert got.stdout.strip() == "False"
 
 
+def test_screen_imports_no_pyarrow(tmp_path):
+    """`screen` as a whole (evaluation, chart review, every figure, sweeps, relaxation, its files) in a
+    fresh process: pyarrow never loaded."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "o")
+    code = ("import sys\n"
+            "from hn005_sim.cli import main\n"
+            f"rc = main(['screen', 'scenarios/baseline.toml', '--patients', '3000', '--out', {out!r},"
+            " '-q', '--save-matrix'])\n"
+            "print(rc, 'pyarrow' in sys.modules)\n")
+    root = __file__.rsplit("/tests/", 1)[0]
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert got.stdout.split()[-1] == "False", got.stdout + got.stderr
+    assert (tmp_path / "o" / "pass_matrix.parquet").is_file()
+
+
 # -- restrictiveness from the packed words -------------------------------------------------------------
 
 
