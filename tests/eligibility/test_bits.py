@@ -325,6 +325,18 @@ def test_every_sweep_point_and_relaxation_step_counts_like_the_whole_frame():
     assert _eligible_now(screening, shared_rows(screener, screening, frame)) == eligible
     assert _eligible_now(screening, None) == eligible
     assert "patterns" not in screening.__dict__  # cached_property: never built by the sweeps
+    # the rows whose failures all lie in a set of criteria, against the unpacked pass matrix
+    rows = shared_rows(screener, screening, frame)
+    fails = ~screening.passes[rows.index]
+    rng = np.random.default_rng(4)
+    sets = [frozenset([c]) for c in rows.order] + [frozenset([screening.k - 1 + 5])]
+    sets += [frozenset(rng.choice(rows.order, min(size, len(rows.order)), replace=False).tolist())
+             for size in (2, 3, 10, 40)]
+    sets += [frozenset(), frozenset(rows.order)]
+    for t in sets:
+        inside = np.isin(np.arange(screening.k), sorted(t))
+        want = np.packbits(~(fails & ~inside).any(axis=1), bitorder="little")
+        assert np.array_equal(rows.failing_only(t), want), sorted(t)
 
 
 def test_changed_rules_keep_the_value_type():

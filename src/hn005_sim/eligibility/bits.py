@@ -288,10 +288,18 @@ def column_bitmaps(matrix: np.ndarray) -> np.ndarray:
     than packing along the long axis, a strided pass per column."""
     matrix = np.asarray(matrix, dtype=bool)
     n, k = matrix.shape
+    if not (n and k):
+        return np.zeros((k, bitmap_bytes(n)), dtype=np.uint8)
+    return column_bitmaps_of_rows(np.packbits(matrix, axis=1, bitorder="little"), k)
+
+
+def column_bitmaps_of_rows(row_bytes: np.ndarray, k: int) -> np.ndarray:
+    """`column_bitmaps` of a matrix already packed by rows: (n, >= ceil(k/8)) uint8, bit j of byte b of
+    row r = column 8b+j (e.g. `pack_rows` words viewed as bytes)."""
+    n = row_bytes.shape[0]
     g, m = (k + 7) // 8, bitmap_bytes(n)
     rows = np.zeros((m * 8, g), dtype=np.uint8)
-    if n and k:
-        rows[:n] = np.packbits(matrix, axis=1, bitorder="little")
+    rows[:n] = row_bytes[:, :g]  # bits past column k become columns >= k, dropped below
     # block (column byte j, row byte r) as a uint64 whose byte t holds row 8r+t's bits of columns 8j..
     x = np.ascontiguousarray(rows.reshape(m, 8, g).transpose(2, 0, 1)).view("<u8")[..., 0]
     transpose8(x)  # now byte t holds column 8j+t's bits of rows 8r..8r+7

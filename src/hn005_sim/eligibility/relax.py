@@ -51,6 +51,12 @@ class _Rows:
         self.data = data.filter(pl.Series(keep))
         self.passes: dict[Rule, np.ndarray] = {}
         self.clear: dict[frozenset[int], np.ndarray] = {}
+        # each touched criterion's failures over these rows as a bitmap of whole words (bits past m 0)
+        self.order = sorted(touched)
+        row_bytes = np.ascontiguousarray(words[self.index]).astype("<u8", copy=False).view(np.uint8)
+        self.fail_cols = bits.column_bitmaps_of_rows(row_bytes, self.k)[self.order].view(np.uint64)
+        self.valid = bits.valid_bitmap(self.m).view(np.uint64)
+        self._around: tuple[np.ndarray, np.ndarray] | None = None
         # candidates eligible as configured (every word zero) are among these rows: counted here, so
         # the sweeps and the plan need not group the patterns (which `analyse` builds meanwhile)
         fails = np.zeros(self.m, dtype=np.uint64)
@@ -69,16 +75,35 @@ class _Rows:
             self.passes[rule] = bitmap
 
     def failing_only(self, touched: frozenset[int]) -> np.ndarray:
-        """Bitmap of the rows whose failures all lie in `touched`."""
+        """Bitmap (ceil(m/8) bytes, bits past m 0) of the rows whose failures all lie in `touched`: a
+        row's failures lie there when it fails none of the other criteria it could fail, the OR of
+        their failure bitmaps; for one criterion, the OR of the criteria before it and of those after
+        it in `order`, each computed once for all (`_prefix_suffix`)."""
         got = self.clear.get(touched)
         if got is None:
-            # a row's failures lie in `touched` when it fails none of the other criteria it could fail
-            other = self.touched & ~bits.mask_words(sorted(touched), self.k)
-            fails = np.zeros(self.m, dtype=np.uint64)
-            for c in np.flatnonzero(other):  # words where it could fail one, only
-                fails |= self.words[c] & other[c]
-            got = self.clear[touched] = np.packbits(fails == 0, bitorder="little")
+            if len(touched) == 1 and next(iter(touched)) in self.order:
+                prefix, suffix = self._prefix_suffix()
+                j = self.order.index(next(iter(touched)))
+                fails = prefix[j] | suffix[j + 1]
+            else:
+                fails = np.zeros_like(self.valid)
+                for j, c in enumerate(self.order):
+                    if c not in touched:
+                        fails |= self.fail_cols[j]
+            got = self.clear[touched] = (self.valid & ~fails).view(np.uint8)[: self.m_bytes]
         return got
+
+    def _prefix_suffix(self) -> tuple[np.ndarray, np.ndarray]:
+        """prefix[j]: OR of the failure bitmaps of order[:j]; suffix[j]: of order[j:]."""
+        if self._around is None:
+            t = len(self.order)
+            prefix = np.zeros((t + 1, self.valid.size), dtype=np.uint64)
+            suffix = np.zeros((t + 1, self.valid.size), dtype=np.uint64)
+            for j in range(t):
+                np.bitwise_or(prefix[j], self.fail_cols[j], out=prefix[j + 1])
+                np.bitwise_or(suffix[t - j], self.fail_cols[t - 1 - j], out=suffix[t - 1 - j])
+            self._around = prefix, suffix
+        return self._around
 
     def eligible(self, rules: dict[int, str]) -> int:
         """Rows eligible under a change: failures only among its criteria, and each passes its rule."""
