@@ -101,7 +101,6 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
     nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
     pre_ok = pat.prescreen_pass(prescreen)
-    one = nf == 1
     if counts.ndim == 1 and table is not None:
         # integer-valued float64 sums below 2**53: exact in any order, the same bytes as `_counted`
         return Figures(
@@ -114,6 +113,7 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
             shapley=_over_failed(table) if shapley is None else shapley,
         )
     if counts.ndim == 1:
+        one = nf == 1
         return Figures(
             n=counts.sum(axis=-1),
             eligible=counts[nf == 0].sum(),
@@ -124,16 +124,18 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
                              minlength=pat.fails.shape[1]).astype(np.float64),
             shapley=shapley_sums(pat, counts) if shapley is None else shapley,
         )
-    # (b, u) integer draws: every product below sums integers, exact in any order
-    fails = pat.fails_float
+    # (b, u) integer draws: every product below sums integers, exact in any order; the fail and
+    # sole-fail counts are the by-failed table's sums over f and its row f = 1 (the same integers as
+    # `counts @ fails` and `counts[..., one] @ fails[one]`, without those two products)
+    table = _by_failed_many(pat, counts)
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
         prescreen_pass=counts @ pre_ok,
         prescreen_unknown=counts @ pat.prescreen_unknown(),
-        fail=counts @ fails,
-        sole=counts[..., one] @ fails[one],
-        shapley=_over_failed(_by_failed_many(pat, counts)),
+        fail=table.sum(axis=1),
+        sole=table[:, 1, :] if table.shape[1] > 1 else np.zeros(table.shape[:1] + table.shape[2:]),
+        shapley=_over_failed(table),
     )
 
 
