@@ -191,7 +191,11 @@ def shared_rows(screener: Screener, screening: Screening, frame: pl.DataFrame) -
     _, _, changes = _sweep_grid(screener)
     rules = [screener.changed_rules(o, r) for o, r in changes]
     rules += [screener.changed_rules(r.overrides, r.readings) for r in screener.cfg.relaxations]
-    return _rows_for(screener, screening, frame, rules) if any(rules) else None
+    if not any(rules):
+        return None
+    rows = _rows_for(screener, screening, frame, rules)
+    rows.evaluate(rule for e in rules for rule in e.items())  # every rule both ask for, in one select
+    return rows
 
 
 def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFrame,

@@ -369,9 +369,11 @@ def analyse(
     RESAMPLE_LIMIT, the intervals are normal with the exact bootstrap variance (`normal_intervals`);
     summary["interval_method"] says which.
 
-    The sweeps and the relaxation plan run in a worker thread while this thread groups the patterns
-    and counts the other figures; neither reads what the other writes, and each computes the same
-    way whatever runs beside it, so the results do not depend on timing or thread count.
+    The rows the sweeps and the relaxation plan share (`relax.shared_rows`, every rule they ask for
+    evaluated) and then the sweeps' counts run in a worker thread while this thread groups the
+    patterns and counts the other figures, then the relaxation plan here beside the sweeps' counts.
+    Neither thread's figures depend on the other's (the shared rows' caches hold the same values
+    whichever thread fills them first), so the results do not depend on timing or thread count.
     """
     ids, stages, kinds = screening.ids, screening.stages, screening.kinds
     prescreen = np.flatnonzero(stages == "prescreen")
@@ -382,11 +384,18 @@ def analyse(
     # bits follow OpenBLAS's thread split and whose threads wait on each other on a busy machine).
     sweeps = relaxation = plan = None
     with ThreadPoolExecutor(1) as pool:
-        # the sweeps and the relaxation plan (mostly polars, which releases the GIL) in a thread while
-        # the figures below are computed: each part reads the screening only and is computed the same
-        # way whatever runs beside it, so the results do not depend on timing or thread count
-        later = (pool.submit(_changes, screener, screening, frame, target_fraction)
-                 if screener is not None and frame is not None else None)
+        # the rows the sweeps and the relaxation plan share, with every rule they ask for evaluated
+        # (mostly polars, which releases the GIL), then the sweeps' counts, in a thread while the
+        # figures below are computed; the relaxation plan then runs here on the same rows beside the
+        # sweeps' counts. Each part reads the screening only and computes the same way whatever runs
+        # beside it, so the results do not depend on timing or thread count
+        changes = screener is not None and frame is not None
+        if changes:
+            from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
+
+            rows_later = pool.submit(shared_rows, screener, screening, frame)
+            sweeps_later = pool.submit(lambda: threshold_sweeps(screener, screening, frame,
+                                                                rows_later.result()))
         pat = screening.patterns
         n = int(pat.count.sum())
         normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT
@@ -396,8 +405,10 @@ def analyse(
         table = by_failed(pat, pat.count)  # once, for the Shapley values and the normal intervals
         base = figures(pat, pat.count, prescreen, shapley=_over_failed(table), table=table)
         co = cofailure(pat, ids, base.fail)
-        if later is not None:
-            sweeps, relaxation, plan = later.result()
+        if changes:
+            relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction,
+                                               rows_later.result())
+            sweeps = sweeps_later.result()
     bands = (normal_intervals(pat, prescreen, float(special.ndtri(hi_q)), table)  # z quantile
              if normal else None)
     point = _rates(base)
@@ -472,14 +483,3 @@ def analyse(
         summary["relaxation_plan"] = plan
     return Restrictiveness(summary, crit, fl, co, sweeps, relaxation, base.shapley)
 
-
-def _changes(screener: Screener, screening: Screening, frame: pl.DataFrame,
-             target_fraction: float | None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Threshold sweeps and relaxation plan, sharing one `shared_rows` (run in `analyse`'s thread: it
-    reads the screening's words, never its patterns, which the other thread groups)."""
-    from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
-
-    rows = shared_rows(screener, screening, frame)
-    sweeps = threshold_sweeps(screener, screening, frame, rows)
-    relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
-    return sweeps, relaxation, plan
