@@ -117,12 +117,25 @@ _ArrowArray._fields_ = [
 ]
 
 
+class _ArrowSchema(ctypes.Structure):
+    """`struct ArrowSchema` of the Arrow C data interface."""
+
+
+_ArrowSchema._fields_ = [
+    ("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_void_p),
+    ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowSchema))), ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowSchema))), ("private_data", ctypes.c_void_p),
+]
+
+
 class _ArrowStream(ctypes.Structure):
     """`struct ArrowArrayStream` of the Arrow C stream interface."""
 
 
 _ArrowStream._fields_ = [
-    ("get_schema", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_ArrowStream), ctypes.c_void_p)),
+    ("get_schema", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_ArrowStream),
+                                    ctypes.POINTER(_ArrowSchema))),
     ("get_next", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_ArrowStream), ctypes.POINTER(_ArrowArray))),
     ("get_last_error", ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.POINTER(_ArrowStream))),
     ("release", ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowStream))),
@@ -151,9 +164,10 @@ def read_boolean_columns(frame: pl.DataFrame, out: np.ndarray, invert: bool = Fa
 
     Read through the Arrow PyCapsule interface (`DataFrame.__arrow_c_stream__`, polars' own export:
     one struct array per batch, a child per column) and the structs of the Arrow C data interface (a
-    stable ABI), so pyarrow is never imported (0.2 s at a process's first `to_arrow`; `run` and each
-    of its workers paid it for these bitmaps alone). The exported batches and the stream are released
-    here, as the interface's consumer must."""
+    stable ABI; the schema is checked to be a struct of Arrow booleans first), so pyarrow is never
+    imported (0.2 s at a process's first `to_arrow`; `run` and each of its workers paid it for these
+    bitmaps alone). The exported schema, batches and stream are released here, as the interface's
+    consumer must."""
     n, k = frame.height, frame.width
     done = np.zeros(k, dtype=bool)
     if n == 0 or k == 0 or any(dt != pl.Boolean for dt in frame.dtypes):
@@ -163,6 +177,8 @@ def read_boolean_columns(frame: pl.DataFrame, out: np.ndarray, invert: bool = Fa
     stream = _ArrowStream.from_address(_capsule_pointer(capsule, b"arrow_array_stream"))
     batches = 0
     try:
+        if not _boolean_struct(stream, k):  # exported as anything but a struct of k Arrow booleans
+            return done
         while True:
             batch = _ArrowArray()
             if stream.get_next(ctypes.byref(stream), ctypes.byref(batch)) != 0:
@@ -192,6 +208,19 @@ def read_boolean_columns(frame: pl.DataFrame, out: np.ndarray, invert: bool = Fa
             stream.release(ctypes.byref(stream))
             stream.release = type(stream.release)()  # released: the capsule's destructor must not again
     return done
+
+
+def _boolean_struct(stream: _ArrowStream, k: int) -> bool:
+    """The stream's schema is a struct of k Arrow booleans (format "+s", each child "b")."""
+    schema = _ArrowSchema()
+    if stream.get_schema(ctypes.byref(stream), ctypes.byref(schema)) != 0:
+        return False
+    try:
+        return (schema.format == b"+s" and schema.n_children == k
+                and all(schema.children[j].contents.format == b"b" for j in range(k)))
+    finally:
+        if schema.release:
+            schema.release(ctypes.byref(schema))
 
 
 def pass_bitmaps(frame: pl.DataFrame) -> list[np.ndarray]:
