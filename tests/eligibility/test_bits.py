@@ -67,12 +67,131 @@ def test_lowest_set_every_bit_of_every_word():
     assert np.array_equal(bits.lowest_set(bits.pack_rows(m)), np.arange(k))
 
 
+def _column_bitmaps_brute(m: np.ndarray) -> np.ndarray:
+    n, k = m.shape
+    out = np.zeros((k, bits.bitmap_bytes(n)), np.uint8)
+    for c in range(k):
+        packed = np.packbits(m[:, c], bitorder="little")
+        out[c, : len(packed)] = packed
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 200), k=WIDTHS, p=st.floats(0.0, 1.0))
+def test_column_bitmaps_popcount_and_valid_bitmap_match_the_bool_matrix(seed, n, k, p):
+    m = matrix(seed, n, k, p)
+    got = bits.column_bitmaps(m)
+    assert got.shape == (k, bits.bitmap_bytes(n)) and got.dtype == np.uint8
+    assert np.array_equal(got, _column_bitmaps_brute(m))
+    assert [bits.popcount(row) for row in got] == m.sum(axis=0).tolist()
+    valid = bits.valid_bitmap(n)
+    assert np.unpackbits(valid, bitorder="little").tolist() == [1] * n + [0] * (8 * len(valid) - n)
+
+
+def test_column_bitmaps_across_transpose_slices():
+    """More 8 x 8 blocks than one slice of `transpose8` holds (bits._CHUNK words): 600,003 rows of 16
+    columns are 2 x 9,376 blocks; each slice boundary must leave its blocks whole."""
+    m = matrix(7, 600_003, 16, 0.3)
+    assert bits._CHUNK < 2 * (600_003 + 63) // 64
+    assert np.array_equal(bits.column_bitmaps(m), _column_bitmaps_brute(m))
+
+
+def test_transpose8_is_the_bit_matrix_transpose():
+    x = np.random.default_rng(3).integers(0, 2**63, 40_000, dtype=np.uint64)
+    def as_bits(words):  # (r, byte, bit)
+        return np.unpackbits(words.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little").reshape(-1, 8, 8)
+
+    before = as_bits(x.copy())
+    got = bits.transpose8(x.copy())
+    assert np.array_equal(as_bits(got), before.transpose(0, 2, 1))
+    assert np.array_equal(bits.transpose8(got), x)  # an involution
+    with pytest.raises(ValueError):
+        bits.transpose8(np.zeros((4, 4), np.uint64)[:, ::2])
+
+
 @pytest.mark.parametrize("offset", [0, 3, 8, 13])
 def test_pass_bitmap_reads_the_series_bits(offset):
     values = np.random.default_rng(offset).random(1000) < 0.4
     col = pl.Series("x", values)[offset:]  # a slice: Arrow offset not a multiple of 8 takes the copy
     got = np.unpackbits(bits.pass_bitmap(col), bitorder="little")[: len(col)].astype(bool)
     assert np.array_equal(got, values[offset:])
+
+
+def _unpacked(bitmap: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(bitmap, bitorder="little", count=n).astype(bool)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 100_003])
+def test_read_boolean_columns_copies_each_columns_bits(n):
+    rng = np.random.default_rng(n)
+    values = {f"c{j}": rng.random(n) < 0.3 for j in range(5)}
+    frame = pl.DataFrame(values)
+    for invert in (False, True):
+        out = np.zeros((5, (n + 7) // 8), np.uint8)
+        done = bits.read_boolean_columns(frame, out, invert=invert)
+        assert done.all()
+        for j, v in enumerate(values.values()):
+            assert np.array_equal(_unpacked(out[j], n), ~v if invert else v)
+
+
+def test_read_boolean_columns_leaves_what_it_cannot_read_to_the_caller():
+    """Nulls, an offset inside a byte, several chunks or batches, another type: not copied (False),
+    and `pass_bitmaps` packs those from the values; every bitmap right either way."""
+    rng = np.random.default_rng(5)
+    a = rng.random(1000) < 0.5
+    b = rng.random(1000) < 0.5
+    with_null = pl.Series("n", [True, None, False] * 10)
+    cases = {
+        "nulls": pl.DataFrame([with_null]),
+        "offset 3": pl.DataFrame({"a": a})[3:],
+        "offset 8": pl.DataFrame({"a": a})[8:],
+        "chunks": pl.concat([pl.DataFrame({"a": a}), pl.DataFrame({"a": b})], rechunk=False),
+        "mixed": pl.DataFrame({"a": a, "b": b}).hstack([pl.Series("x", np.arange(1000))]),
+        "empty": pl.DataFrame({"a": a[:0]}),
+    }
+    for name, frame in cases.items():
+        out = np.zeros((frame.width, (frame.height + 7) // 8), np.uint8)
+        done = bits.read_boolean_columns(frame, out)
+        if name in ("nulls", "offset 3", "mixed", "empty"):
+            assert not done.any(), name
+        if frame.dtypes[0] == pl.Boolean:
+            want = frame.to_series(0).fill_null(False).to_numpy().astype(bool)
+            assert np.array_equal(_unpacked(bits.pass_bitmaps(frame)[0], frame.height), want), name
+            for j in np.flatnonzero(done):
+                assert np.array_equal(_unpacked(out[j], frame.height), frame.to_series(j).to_numpy()), name
+
+
+def test_bitmaps_need_no_pyarrow():
+    """Screening a frame reads the pass columns' bits without importing pyarrow (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, polars as pl\n"
+            "from hn005_sim.eligibility.engine import fail_words\n"
+            "t = pl.DataFrame({'a': np.arange(100) % 3 == 0, 'b': np.arange(100) % 5 == 0})\n"
+            "w = fail_words(t)\n"
+            "assert int(w[1, 0]) == 3 and int(w[0, 0]) == 0 and int(w[5, 0]) == 1\n"
+            "print('pyarrow' in sys.modules)\n")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert got.stdout.strip() == "False"
+
+
+def test_screen_imports_no_pyarrow(tmp_path):
+    """`screen` as a whole (evaluation, chart review, every figure, sweeps, relaxation, its files) in a
+    fresh process: pyarrow never loaded."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "o")
+    code = ("import sys\n"
+            "from hn005_sim.cli import main\n"
+            f"rc = main(['screen', 'scenarios/baseline.toml', '--patients', '3000', '--out', {out!r},"
+            " '-q', '--save-matrix'])\n"
+            "print(rc, 'pyarrow' in sys.modules)\n")
+    root = __file__.rsplit("/tests/", 1)[0]
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert got.stdout.split()[-1] == "False", got.stdout + got.stderr
+    assert (tmp_path / "o" / "pass_matrix.parquet").is_file()
 
 
 # -- restrictiveness from the packed words -------------------------------------------------------------
@@ -151,6 +270,8 @@ def test_prescreen_outcome_and_patterns_match_brute_force(seed, n, k, p_fail, p_
     assert [tuple(int(w) for w in bits.pack_rows(f[None, :])[0]) for f in pat.fails] == [kk[0] for kk in keys]
     assert pat.outcome.tolist() == [kk[1] for kk in keys]
     assert pat.count.tolist() == [rows[kk] for kk in keys]
+    # the grouping's words are the packed patterns
+    assert pat.words is not None and np.array_equal(pat.packed, bits.pack_rows(pat.fails))
 
 
 @settings(max_examples=60, deadline=None)
@@ -197,6 +318,25 @@ def test_every_sweep_point_and_relaxation_step_counts_like_the_whole_frame():
         want.append(int(swapped.select(pl.all_horizontal(pl.all()).sum()).item()))
     assert len(changes) > 200
     assert got.tolist() == want and alone.tolist() == want
+    # the eligible count as configured, from the shared rows and from the words, never the patterns
+    from hn005_sim.eligibility.relax import _eligible_now
+
+    eligible = int(base.select(pl.all_horizontal(pl.all()).sum()).item())
+    assert _eligible_now(screening, shared_rows(screener, screening, frame)) == eligible
+    assert _eligible_now(screening, None) == eligible
+    assert "patterns" not in screening.__dict__  # cached_property: never built by the sweeps
+    # the rows whose failures all lie in a set of criteria, against the unpacked pass matrix
+    rows = shared_rows(screener, screening, frame)
+    fails = ~screening.passes[rows.index]
+    rng = np.random.default_rng(4)
+    sets = [frozenset([c]) for c in rows.order] + [frozenset([screening.k - 1 + 5])]
+    sets += [frozenset(rng.choice(rows.order, min(size, len(rows.order)), replace=False).tolist())
+             for size in (2, 3, 10, 40)]
+    sets += [frozenset(), frozenset(rows.order)]
+    for t in sets:
+        inside = np.isin(np.arange(screening.k), sorted(t))
+        want = np.packbits(~(fails & ~inside).any(axis=1), bitorder="little")
+        assert np.array_equal(rows.failing_only(t), want), sorted(t)
 
 
 def test_changed_rules_keep_the_value_type():

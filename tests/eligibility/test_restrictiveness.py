@@ -245,3 +245,27 @@ def test_screen_figures_do_not_depend_on_the_blas_thread_count(tmp_path):
                      and f.name != "manifest.json"})
     assert outs[0].keys() == outs[1].keys() and "criteria.csv" in outs[0]
     assert [k for k in outs[0] if outs[0][k] != outs[1][k]] == []
+
+
+def test_bootstrap_draw_figures_equal_the_row_products():
+    """For (b, u) bootstrap weights, the fail, sole-fail and Shapley figures taken from the by-failed
+    table equal the plain products: each draw's counts times the 0/1 pattern matrix, and 1/|F| summed
+    over the failing patterns (integer sums and one division per |F|, so compared exactly for fail and
+    sole-fail, to 1e-12 for Shapley)."""
+    from hn005_sim.eligibility.restrictiveness import figures
+
+    rng = np.random.default_rng(8)
+    passes = rng.random((3_000, 9)) > 0.25
+    s = Screening.from_matrix(passes, [f"c{i}" for i in range(9)], ["inclusion"] * 9,
+                              ["prescreen"] * 5 + ["screening"] * 4)
+    pat = s.patterns
+    draws = rng.multinomial(3_000, pat.count / 3_000, size=40).astype(np.float64)
+    got = figures(pat, draws, np.arange(5))
+    f = pat.fails.astype(np.float64)
+    nf = pat.failed
+    assert np.array_equal(got.fail, draws @ f)
+    assert np.array_equal(got.sole, draws[:, nf == 1] @ f[nf == 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(nf[:, None] > 0, f / np.maximum(nf, 1)[:, None], 0.0)
+    assert np.allclose(got.shapley, draws @ per, rtol=1e-12, atol=0)
+    assert np.array_equal(got.eligible, draws @ (nf == 0))

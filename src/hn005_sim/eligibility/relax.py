@@ -51,6 +51,18 @@ class _Rows:
         self.data = data.filter(pl.Series(keep))
         self.passes: dict[Rule, np.ndarray] = {}
         self.clear: dict[frozenset[int], np.ndarray] = {}
+        # each touched criterion's failures over these rows as a bitmap of whole words (bits past m 0)
+        self.order = sorted(touched)
+        row_bytes = np.ascontiguousarray(words[self.index]).astype("<u8", copy=False).view(np.uint8)
+        self.fail_cols = bits.column_bitmaps_of_rows(row_bytes, self.k)[self.order].view(np.uint64)
+        self.valid = bits.valid_bitmap(self.m).view(np.uint64)
+        self._around: tuple[np.ndarray, np.ndarray] | None = None
+        # candidates eligible as configured (every word zero) are among these rows: counted here, so
+        # the sweeps and the plan need not group the patterns (which `analyse` builds meanwhile)
+        fails = np.zeros(self.m, dtype=np.uint64)
+        for col in self.words:
+            fails |= col
+        self.eligible_now = int(np.count_nonzero(fails == 0))
 
     def evaluate(self, rules: Iterable[Rule]) -> None:
         """Pass bitmaps of the rules not evaluated yet, in one polars select."""
@@ -59,20 +71,39 @@ class _Rows:
             return
         exprs = [self.screener._compiled_expr(i, sql).alias(f"_v{j}") for j, (i, sql) in enumerate(todo)]
         out = self.data.select(exprs)
-        for rule, col in zip(todo, out.get_columns(), strict=True):
-            self.passes[rule] = bits.pass_bitmap(col)
+        for rule, bitmap in zip(todo, bits.pass_bitmaps(out), strict=True):
+            self.passes[rule] = bitmap
 
     def failing_only(self, touched: frozenset[int]) -> np.ndarray:
-        """Bitmap of the rows whose failures all lie in `touched`."""
+        """Bitmap (ceil(m/8) bytes, bits past m 0) of the rows whose failures all lie in `touched`: a
+        row's failures lie there when it fails none of the other criteria it could fail, the OR of
+        their failure bitmaps; for one criterion, the OR of the criteria before it and of those after
+        it in `order`, each computed once for all (`_prefix_suffix`)."""
         got = self.clear.get(touched)
         if got is None:
-            # a row's failures lie in `touched` when it fails none of the other criteria it could fail
-            other = self.touched & ~bits.mask_words(sorted(touched), self.k)
-            fails = np.zeros(self.m, dtype=np.uint64)
-            for c in np.flatnonzero(other):  # words where it could fail one, only
-                fails |= self.words[c] & other[c]
-            got = self.clear[touched] = np.packbits(fails == 0, bitorder="little")
+            if len(touched) == 1 and next(iter(touched)) in self.order:
+                prefix, suffix = self._prefix_suffix()
+                j = self.order.index(next(iter(touched)))
+                fails = prefix[j] | suffix[j + 1]
+            else:
+                fails = np.zeros_like(self.valid)
+                for j, c in enumerate(self.order):
+                    if c not in touched:
+                        fails |= self.fail_cols[j]
+            got = self.clear[touched] = (self.valid & ~fails).view(np.uint8)[: self.m_bytes]
         return got
+
+    def _prefix_suffix(self) -> tuple[np.ndarray, np.ndarray]:
+        """prefix[j]: OR of the failure bitmaps of order[:j]; suffix[j]: of order[j:]."""
+        if self._around is None:
+            t = len(self.order)
+            prefix = np.zeros((t + 1, self.valid.size), dtype=np.uint64)
+            suffix = np.zeros((t + 1, self.valid.size), dtype=np.uint64)
+            for j in range(t):
+                np.bitwise_or(prefix[j], self.fail_cols[j], out=prefix[j + 1])
+                np.bitwise_or(suffix[t - j], self.fail_cols[t - 1 - j], out=suffix[t - 1 - j])
+            self._around = prefix, suffix
+        return self._around
 
     def eligible(self, rules: dict[int, str]) -> int:
         """Rows eligible under a change: failures only among its criteria, and each passes its rule."""
@@ -114,7 +145,7 @@ def evaluate_changes(
     if not changes:
         return np.zeros(0, dtype=np.int64)
     rules = [screener.changed_rules(o, r) for o, r in changes]
-    eligible_now = int(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum())
+    eligible_now = _eligible_now(screening, rows)
     out = np.full(len(changes), eligible_now, dtype=np.int64)
     todo = [(j, e) for j, e in enumerate(rules) if e]
     if todo:
@@ -123,6 +154,14 @@ def evaluate_changes(
         rows.evaluate(rule for _, e in todo for rule in e.items())
         out[[j for j, _ in todo]] = rows.eligible_many([e for _, e in todo])
     return out
+
+
+def _eligible_now(screening: Screening, rows: _Rows | None) -> int:
+    """Candidates eligible as configured (no failure bit set), from `rows` when given, else from the
+    screening's words: never from its patterns, which `analyse` groups in another thread meanwhile."""
+    if rows is not None:
+        return rows.eligible_now
+    return int(np.count_nonzero(~bits.any_set(screening._keys())))
 
 
 def _sweep_grid(screener: Screener) -> tuple[list[tuple[str, float, bool]], list[str],
@@ -152,7 +191,11 @@ def shared_rows(screener: Screener, screening: Screening, frame: pl.DataFrame) -
     _, _, changes = _sweep_grid(screener)
     rules = [screener.changed_rules(o, r) for o, r in changes]
     rules += [screener.changed_rules(r.overrides, r.readings) for r in screener.cfg.relaxations]
-    return _rows_for(screener, screening, frame, rules) if any(rules) else None
+    if not any(rules):
+        return None
+    rows = _rows_for(screener, screening, frame, rules)
+    rows.evaluate(rule for e in rules for rule in e.items())  # every rule both ask for, in one select
+    return rows
 
 
 def threshold_sweeps(screener: Screener, screening: Screening, frame: pl.DataFrame,
@@ -193,8 +236,6 @@ def relaxation_plan(
     cfg = screener.cfg
     target = target_fraction if target_fraction is not None else cfg.target_eligible_fraction
     n = max(screening.n, 1)
-    frac = float(screening.patterns.count[~screening.patterns.fails.any(axis=1)].sum()) / n
-    steps = [(0, "(as configured)", "criteria as configured", frac, 0.0)]
     applied_o: dict[str, ParamValue] = {}
     applied_r: dict[str, str] = {}
     remaining = list(cfg.relaxations)
@@ -202,6 +243,8 @@ def relaxation_plan(
     if rows is None:
         menu = [screener.changed_rules(r.overrides, r.readings) for r in remaining]
         rows = _rows_for(screener, screening, frame, menu) if any(menu) else None
+    frac = float(_eligible_now(screening, rows)) / n
+    steps = [(0, "(as configured)", "criteria as configured", frac, 0.0)]
     while remaining and (target is None or frac < target):
         changes = [({**applied_o, **r.overrides}, {**applied_r, **r.readings}) for r in remaining]
         fracs = evaluate_changes(screener, screening, frame, changes, rows) / n

@@ -22,6 +22,7 @@ prescreen who fail screening) get their intervals from the same bootstrap.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,7 @@ def by_failed(pat: Patterns, counts: np.ndarray) -> np.ndarray:
     order of summation: the figures built from them are the same bytes on every machine and any
     OpenBLAS thread count (a float product's last bits follow OpenBLAS's thread split)."""
     k = pat.fails.shape[1]
-    return bits.column_counts(bits.pack_rows(pat.fails), k, group=pat.failed.astype(np.intp), groups=k + 1,
+    return bits.column_counts(pat.packed, k, group=pat.failed.astype(np.intp), groups=k + 1,
                               weights=np.asarray(counts, dtype=np.float64))
 
 
@@ -88,20 +89,31 @@ def _by_failed_many(pat: Patterns, counts: np.ndarray) -> np.ndarray:
 
 
 def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
-            shapley: np.ndarray | None = None) -> Figures:
+            shapley: np.ndarray | None = None, table: np.ndarray | None = None) -> Figures:
     """All additive figures for integer pattern weights `counts` ((u,) the cohort, or (b, u) bootstrap
     draws).
 
     Every figure is a sum of integers (exact in any order) or, for the Shapley values, such sums per
     number of failed criteria divided in a fixed order (`shapley_sums`; `shapley`: its result for these
     counts, when already computed): the same bytes on any machine. For the cohort the counts are summed
-    without BLAS (`_counted`)."""
-    fails = pat.fails_float
+    without BLAS (`_counted`; `table`: `by_failed` of these (u,) counts, when already computed, gives
+    the fail and sole-fail counts as its column sums and its row 1: the same integers)."""
     nf = pat.failed
     counts = np.asarray(counts, dtype=np.float64)
     pre_ok = pat.prescreen_pass(prescreen)
-    one = nf == 1
+    if counts.ndim == 1 and table is not None:
+        # integer-valued float64 sums below 2**53: exact in any order, the same bytes as `_counted`
+        return Figures(
+            n=counts.sum(axis=-1),
+            eligible=counts[nf == 0].sum(),
+            prescreen_pass=counts[pre_ok].sum(),
+            prescreen_unknown=counts[pat.prescreen_unknown()].sum(),
+            fail=table.sum(axis=0),
+            sole=table[1].copy() if table.shape[0] > 1 else np.zeros(table.shape[1]),
+            shapley=_over_failed(table) if shapley is None else shapley,
+        )
     if counts.ndim == 1:
+        one = nf == 1
         return Figures(
             n=counts.sum(axis=-1),
             eligible=counts[nf == 0].sum(),
@@ -112,15 +124,18 @@ def figures(pat: Patterns, counts: np.ndarray, prescreen: np.ndarray,
                              minlength=pat.fails.shape[1]).astype(np.float64),
             shapley=shapley_sums(pat, counts) if shapley is None else shapley,
         )
-    # (b, u) integer draws: every product below sums integers, exact in any order
+    # (b, u) integer draws: every product below sums integers, exact in any order; the fail and
+    # sole-fail counts are the by-failed table's sums over f and its row f = 1 (the same integers as
+    # `counts @ fails` and `counts[..., one] @ fails[one]`, without those two products)
+    table = _by_failed_many(pat, counts)
     return Figures(
         n=counts.sum(axis=-1),
         eligible=counts @ (nf == 0),
         prescreen_pass=counts @ pre_ok,
         prescreen_unknown=counts @ pat.prescreen_unknown(),
-        fail=counts @ fails,
-        sole=counts[..., one] @ fails[one],
-        shapley=_over_failed(_by_failed_many(pat, counts)),
+        fail=table.sum(axis=1),
+        sole=table[:, 1, :] if table.shape[1] > 1 else np.zeros(table.shape[:1] + table.shape[2:]),
+        shapley=_over_failed(table),
     )
 
 
@@ -129,7 +144,7 @@ def _counted(pat: Patterns, counts: np.ndarray) -> np.ndarray:
     weights) from per-byte histograms of the packed patterns instead of a BLAS product, whose threads
     wait on each other on a busy machine."""
     k = pat.fails.shape[1]
-    return bits.column_counts(bits.pack_rows(pat.fails), k, weights=counts)[0]
+    return bits.column_counts(pat.packed, k, weights=counts)[0]
 
 
 def normal_intervals(pat: Patterns, prescreen: np.ndarray, z: float,
@@ -245,15 +260,15 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
     At each step prescreen_pass + prescreen_fail + prescreen_unknown = candidates still in chart
     review; prescreen_fail + screen_fail sums to the candidates excluded. Without a chart model
     (`screening.known` None) the prescreen-stage criteria come first and are all known, so the columns
-    follow from the funnel itself; otherwise they are counted on the packed failure and known words
-    (eligibility/bits.py): with f the step of a candidate's first known failure (k: none), the
-    candidates still in review at step s are those with f >= s, and of them the ones whose criterion
-    at step s is known, K_s, are counted per f in one histogram pass; a known failure at step s among
-    them is the removal at s itself, so prescreen_pass = K_s - prescreen_fail and prescreen_unknown =
-    (candidates with f >= s) - K_s.
+    follow from the funnel itself; otherwise they are counted step by step on the screening's column
+    bitmaps (`fail_columns`, `known_columns`: one bitmap over the candidates per criterion): at step s
+    (criterion c) the candidates still in review are a bitmap, those of them with c known are counted,
+    those with c known and failed are removed at s, and the candidates never removed then go through
+    the steps again on their true failures. Popcounts of a few k ANDs of n-bit bitmaps, no per-row
+    pass.
 
     Also returns, per criterion, the candidates for whom it is known at prescreen (None without a
-    chart model), from the same histograms.
+    chart model), from the same bitmaps.
     """
     order = screening.order
     k = len(order)
@@ -266,34 +281,27 @@ def _chart_counts(screening: Screening, fl: pl.DataFrame) -> tuple[pl.DataFrame,
                              "prescreen_fail": np.where(pre, dropped, 0),
                              "prescreen_unknown": np.where(pre, 0, passed).astype(np.int64),
                              "screen_fail": np.where(pre, 0, dropped)}), None
-    fails = screening._keys()
-    known = screening.known_words
-    step = np.empty(k + 1, np.int64)  # criterion -> its step; step[-1] = k: no criterion
-    step[order] = np.arange(k)
-    step[k] = k
-    # screening order is the prescreen-stage criteria, then the others, each in protocol order: the
-    # first in order is the lowest bit among the prescreen-stage ones, else among the others
-    pre_mask = bits.mask_words(np.flatnonzero(screening.stages == "prescreen"), k)
-    post_mask = bits.mask_words(np.flatnonzero(screening.stages != "prescreen"), k)
-
-    def first_step(words: np.ndarray) -> np.ndarray:
-        first = bits.lowest_set(words, pre_mask)
-        if any(np.bitwise_or.reduce(words[:, c]) & post_mask[c] for c in range(words.shape[1])):
-            none = first < 0
-            first[none] = bits.lowest_set(words[none], post_mask)
-        return step[first]
-
-    f = first_step(fails & known)  # step of the first known failure, k: none
-    pre_fail = np.bincount(f, minlength=k + 1)
-    still = pre_fail[::-1].cumsum()[::-1][:k]  # candidates with f >= s
-    by_first = bits.column_counts(known, k, f, k + 1)  # (f, criterion): known
-    reach = by_first[::-1].cumsum(axis=0)[::-1]  # (s, criterion): known, with f >= s
-    judged = reach[np.arange(k), order]
-    passed = f == k
-    later = first_step(fails[passed])
-    scr_fail = np.bincount(later[later < k], minlength=k)
-    return pl.DataFrame({"prescreen_pass": judged - pre_fail[:k], "prescreen_fail": pre_fail[:k],
-                         "prescreen_unknown": still - judged, "screen_fail": scr_fail}), by_first.sum(axis=0)
+    fails = screening.fail_columns.view(np.uint64)
+    known = screening.known_columns.view(np.uint64)
+    alive = bits.valid_bitmap(screening.n).view(np.uint64)  # still in chart review
+    judged = np.zeros(k, np.int64)
+    pre_fail = np.zeros(k, np.int64)
+    still = np.zeros(k, np.int64)
+    for s, c in enumerate(order):
+        still[s] = bits.popcount(alive)
+        here = alive & known[c]  # still in review, criterion known
+        judged[s] = bits.popcount(here)
+        here &= fails[c]  # removed here: their first known failure in this order
+        pre_fail[s] = bits.popcount(here)
+        alive ^= here
+    scr_fail = np.zeros(k, np.int64)  # passed chart review: removed at their first true failure
+    for s, c in enumerate(order):
+        here = alive & fails[c]
+        scr_fail[s] = bits.popcount(here)
+        alive ^= here
+    known_count = np.array([bits.popcount(row) for row in known], dtype=np.int64)
+    return pl.DataFrame({"prescreen_pass": judged - pre_fail, "prescreen_fail": pre_fail,
+                         "prescreen_unknown": still - judged, "screen_fail": scr_fail}), known_count
 
 
 def cofailure(pat: Patterns, ids: tuple[str, ...], single: np.ndarray | None = None) -> pl.DataFrame:
@@ -360,29 +368,47 @@ def analyse(
     `hn005_sim.rng.stream(seed, 0, "bootstrap")`). When distinct patterns x replicates exceeds
     RESAMPLE_LIMIT, the intervals are normal with the exact bootstrap variance (`normal_intervals`);
     summary["interval_method"] says which.
+
+    The rows the sweeps and the relaxation plan share (`relax.shared_rows`, every rule they ask for
+    evaluated) and then the sweeps' counts run in a worker thread while this thread groups the
+    patterns and counts the other figures, then the relaxation plan here beside the sweeps' counts.
+    Neither thread's figures depend on the other's (the shared rows' caches hold the same values
+    whichever thread fills them first), so the results do not depend on timing or thread count.
     """
-    pat = screening.patterns
     ids, stages, kinds = screening.ids, screening.stages, screening.kinds
     prescreen = np.flatnonzero(stages == "prescreen")
-    n = int(pat.count.sum())
     if bootstrap is None:
         bootstrap = screener.cfg.bootstrap_replicates if screener is not None else 200
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT
     # The Shapley values and the normal intervals are integer sums (no float BLAS product, whose last
     # bits follow OpenBLAS's thread split and whose threads wait on each other on a busy machine).
     sweeps = relaxation = plan = None
-    fl = funnel(pat, screening.order, ids, stages)
-    chart, known_count = _chart_counts(screening, fl)
-    fl = fl.hstack(chart)
-    if screener is not None and frame is not None:
-        from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
+    with ThreadPoolExecutor(1) as pool:
+        # the rows the sweeps and the relaxation plan share, with every rule they ask for evaluated
+        # (mostly polars, which releases the GIL), then the sweeps' counts, in a thread while the
+        # figures below are computed; the relaxation plan then runs here on the same rows beside the
+        # sweeps' counts. Each part reads the screening only and computes the same way whatever runs
+        # beside it, so the results do not depend on timing or thread count
+        changes = screener is not None and frame is not None
+        if changes:
+            from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
 
-        rows = shared_rows(screener, screening, frame)
-        sweeps = threshold_sweeps(screener, screening, frame, rows)
-        relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction, rows)
-    table = by_failed(pat, pat.count)  # once, for the Shapley values and the normal intervals
-    base = figures(pat, pat.count, prescreen, shapley=_over_failed(table))
+            rows_later = pool.submit(shared_rows, screener, screening, frame)
+            sweeps_later = pool.submit(lambda: threshold_sweeps(screener, screening, frame,
+                                                                rows_later.result()))
+        pat = screening.patterns
+        n = int(pat.count.sum())
+        normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT
+        fl = funnel(pat, screening.order, ids, stages)
+        chart, known_count = _chart_counts(screening, fl)
+        fl = fl.hstack(chart)
+        table = by_failed(pat, pat.count)  # once, for the Shapley values and the normal intervals
+        base = figures(pat, pat.count, prescreen, shapley=_over_failed(table), table=table)
+        co = cofailure(pat, ids, base.fail)
+        if changes:
+            relaxation, plan = relaxation_plan(screener, screening, frame, target_fraction,
+                                               rows_later.result())
+            sweeps = sweeps_later.result()
     bands = (normal_intervals(pat, prescreen, float(special.ndtri(hi_q)), table)  # z quantile
              if normal else None)
     point = _rates(base)
@@ -455,5 +481,5 @@ def analyse(
     }
     if plan is not None:
         summary["relaxation_plan"] = plan
-    return Restrictiveness(summary, crit, fl, cofailure(pat, ids, base.fail), sweeps, relaxation,
-                           base.shapley)
+    return Restrictiveness(summary, crit, fl, co, sweeps, relaxation, base.shapley)
+
