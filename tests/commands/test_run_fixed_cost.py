@@ -71,3 +71,18 @@ def test_a_run_with_its_report_imports_no_scipy_optimize(tmp_path):
     mods = set(proc.stdout.split())
     assert (out / "report.html").is_file() and "hn005_sim.recruitment.planning" in mods
     assert not {m for m in mods if m == "scipy.optimize" or m.startswith("scipy.optimize.")}
+
+
+def test_the_drawing_process_answers_in_full_then_ends_at_once_with_status_0():
+    """The drawing process leaves by os._exit once the pipe closes (no teardown of vl-convert's engine):
+    every answer was flushed before, and it ends with status 0."""
+    from hn005_sim.report.images import render_svg
+    from hn005_sim.report.prerender import WARM_UP_SPEC, _DrawingProcess
+
+    spec = {**WARM_UP_SPEC, "data": {"values": [{"x": i} for i in range(200)]}}
+    drawer = _DrawingProcess()
+    try:
+        assert drawer.svg(spec) == render_svg(spec)
+    finally:
+        drawer.close()
+    assert drawer._proc.returncode == 0
