@@ -17,7 +17,8 @@ The three runs are interleaved (A B C A B C ...) so that a change of load falls 
    its `hn005_sim` package (e.g. `git archive <commit> src | tar -x -C /tmp/old` gives /tmp/old/src),
    put first on PYTHONPATH; each case then runs before, after, before, after... (interleaved, so load
    falls on both alike) and `<name>_before` and `<name>_speedup` (before / after, medians) are printed
-   beside each figure (no targets: the targets are the current version's).
+   beside each figure (no targets: the targets are the current version's), with the ratio of each
+   pair and their median (a pair shares its moment's load).
 --only NAME[,NAME...]: time only these cases (e.g. `--only run_fixed_cost,run_10_replicates_with_report`
    to compare versions without the longer make_run); the other cases are not run and print nothing.
 Absolute figures depend on the machine and its load: run on an idle machine.
@@ -126,6 +127,9 @@ def main() -> int:
                   + " s; CPU " + ", ".join(f"{c:.2f}" for c in CPU[f"{name}_before"]) + " s")
             print(f"BENCH {name}_before {old:.2f} s")
             print(f"BENCH {name}_speedup {old / statistics.median(walls[name]):.2f} x")
+            pairs = [b / a for b, a in zip(before[name], walls[name], strict=True)]
+            print(f"{name} before / after, pair by pair: " + ", ".join(f"{r:.2f}" for r in pairs)
+                  + f" (median {statistics.median(pairs):.2f}x)")
     print(f"BENCH run_import_cli {statistics.median(imports):.2f} s")
     return 0
 
