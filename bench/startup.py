@@ -3,8 +3,9 @@
     .venv/bin/python bench/startup.py [--repeats 3] [--quick]
 
 Prints (BENCH lines, see bench/run_all.py), each the median of --repeats runs of
-`hn005-sim run scenarios/baseline.toml ... --quiet --out TMP` in a new process (imports, scenario
-loading, the report's analyses, the report and its charts all included):
+`hn005-sim run scenarios/baseline.toml ... --quiet --out TMP` in a new process, started as the console
+script starts it (imports, scenario loading, the report's analyses, the report and its charts, and the
+process's exit all included):
 1. run_fixed_cost: 1 replicate with the report (an upper bound of the fixed cost: it includes one
    replicate). Target <= 2 s.
 2. run_10_replicates_with_report: 10 replicates with the report. Target <= 3 s.
@@ -16,7 +17,10 @@ The three runs are interleaved (A B C A B C ...) so that a change of load falls 
    its `hn005_sim` package (e.g. `git archive <commit> src | tar -x -C /tmp/old` gives /tmp/old/src),
    put first on PYTHONPATH; each case then runs before, after, before, after... (interleaved, so load
    falls on both alike) and `<name>_before` and `<name>_speedup` (before / after, medians) are printed
-   beside each figure (no targets: the targets are the current version's).
+   beside each figure (no targets: the targets are the current version's), with the ratio of each
+   pair and their median (a pair shares its moment's load).
+--only NAME[,NAME...]: time only these cases (e.g. `--only run_fixed_cost,run_10_replicates_with_report`
+   to compare versions without the longer make_run); the other cases are not run and print nothing.
 Absolute figures depend on the machine and its load: run on an idle machine.
 """
 
@@ -34,7 +38,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from hn005_sim import entry; "
+       "sys.exit(getattr(entry, 'console', entry.main)())"]
+"""What the console script `hn005-sim` runs (pyproject [project.scripts]: entry.console, which ends the
+process without the interpreter's teardown; a version without it, e.g. --before, has entry.main)."""
 
 
 CPU: dict[str, list[float]] = {}
@@ -70,6 +77,8 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=None, metavar="SRC",
                     help="a folder holding another version's hn005_sim package, timed interleaved with this "
                          "one")
+    ap.add_argument("--only", default=None, metavar="NAMES",
+                    help="comma-separated case names to time (default: every case)")
     args = ap.parse_args()
     if args.before is not None:
         args.before = args.before.resolve()
@@ -85,6 +94,14 @@ def main() -> int:
     }
     if not args.quick:
         cases["make_run"] = ([*base, "--replicates", "200", "--jobs", "2"], 5.0)
+    if args.only is not None:
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in cases]
+        if unknown or not wanted:
+            print(f"bench/startup.py: --only {args.only}: expected names among {', '.join(cases)}",
+                  file=sys.stderr)
+            return 2
+        cases = {n: cases[n] for n in wanted}
     walls: dict[str, list[float]] = {name: [] for name in cases}
     before: dict[str, list[float]] = {name: [] for name in cases}
     imports: list[float] = []
@@ -110,6 +127,9 @@ def main() -> int:
                   + " s; CPU " + ", ".join(f"{c:.2f}" for c in CPU[f"{name}_before"]) + " s")
             print(f"BENCH {name}_before {old:.2f} s")
             print(f"BENCH {name}_speedup {old / statistics.median(walls[name]):.2f} x")
+            pairs = [b / a for b, a in zip(before[name], walls[name], strict=True)]
+            print(f"{name} before / after, pair by pair: " + ", ".join(f"{r:.2f}" for r in pairs)
+                  + f" (median {statistics.median(pairs):.2f}x)")
     print(f"BENCH run_import_cli {statistics.median(imports):.2f} s")
     return 0
 

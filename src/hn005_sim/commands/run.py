@@ -92,22 +92,29 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
-def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dict[str, pl.DataFrame]:
+def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
+              renderer: Any = None) -> dict[str, pl.DataFrame]:
     """What the report shows beside the simulation: restrictiveness of the criteria on `patients`
     candidates (as `screen` computes it, same seed), the baseline figures of the eligible candidates, and
     the analytic Poisson-gamma success probability by number of sites (as `sites` computes it).
 
     The enrolled cohort has the distribution of the eligible candidates: consent and withdrawal do not
     depend on patient attributes in this model, so their baseline figures stand for the enrolled.
+
+    renderer (with a report): each part's charts are queued for drawing as soon as its files exist (the
+    restrictiveness charts while the sites curve is computed), so that the drawing process, the end of
+    the report's critical path, starts on them sooner.
     """
     from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
     from hn005_sim.recruitment import planning
     from hn005_sim.report.tables import cohort_figures
 
+    chart_summary = _chart_summary(sc)
     files: dict[str, pl.DataFrame] = {}
     if sc.population is not None and sc.criteria is not None:
         frame, _, screening, res = analyse_scenario(sc, raw, patients, seed)
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
+        _draw_ahead(renderer, files, chart_summary)
         eligible = frame.filter(pl.Series(screening.eligible))
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
         for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
@@ -120,24 +127,36 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any]) -> dic
                     "differs (consent, withdrawal, re-tests, stop at the target)"}
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
-    plan = planning.plan_from_scenario(sc, seed, 0.8)
-    answer = planning.plan_sites(plan, "analytic", seed, 0)
+    plan = planning.plan_from_scenario(sc, seed, SITES_PROBABILITY)
+    # the report shows the curve and the allocation's figures, not the analytic time to target (whose
+    # root finding alone imports scipy.optimize, ~0.25 s)
+    answer = planning.plan_sites(plan, "analytic", seed, 0, time_to_target=False)
     files["curve"] = pl.DataFrame([{c: r[c] for c in answer.curve_columns} for r in answer.curve])
+    _draw_ahead(renderer, {"curve": files["curve"]}, chart_summary)
     summary["sites_needed"] = {k: answer.summary.get(k) for k in (
         "allocation", "probability_of_success", "expected_enrolled", "method", "feasible",
         "required_probability")}
     return files
 
 
-def _analyses_then_charts(sc, raw, seed: int, patients: int, summary: dict[str, Any],
-                          renderer: Any) -> dict[str, pl.DataFrame]:
-    """`_analyses`, then (with a report) its charts queued for drawing while the replicates run."""
-    files = _analyses(sc, raw, seed, patients, summary)
-    if renderer is not None:
+SITES_PROBABILITY = 0.8
+"""The success probability the report's sites curve asks for (summary.json sites_needed)."""
+
+
+def _chart_summary(sc) -> dict[str, Any]:
+    """What the report's charts read from summary.json, as it will hold them: the target and deadline
+    (the simulation's summary copies them from [trial]) and the probability the sites curve asks for.
+    Charts built ahead with these are those the report takes again (ChartRenderer.chart compares them)."""
+    return {"target_enrolled": sc.trial.target_enrolled, "deadline_months": sc.trial.deadline_months,
+            "sites_needed": {"required_probability": SITES_PROBABILITY}}
+
+
+def _draw_ahead(renderer: Any, files: dict[str, pl.DataFrame], summary: dict[str, Any]) -> None:
+    """Queue the charts of `files` for drawing (report/build.py draw_ahead), with a report."""
+    if renderer is not None and files:
         from hn005_sim.report.build import draw_ahead
 
         draw_ahead(renderer, files, [summary])
-    return files
 
 
 class Background:
@@ -209,6 +228,15 @@ def run(
     
       hn005-sim run scenarios/baseline.toml --replicates 200 --seed 20230901 --jobs 2 --out out/baseline
     """
+    renderer = None
+    if report:
+        # vl-convert starts (~0.5 s) in a drawing process of its own while this process imports the
+        # model and loads the scenario (it holds the GIL while it draws: in a thread it would stall this
+        # process); the charts are then drawn there as their files appear (report/prerender.py). Started
+        # before the model's imports (~0.35 s), so that Vega is ready before the first chart is
+        from hn005_sim.report.prerender import ChartRenderer
+
+        renderer = ChartRenderer(processes=DRAWING_PROCESSES)
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, run_scenario
@@ -217,14 +245,6 @@ def run(
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    renderer = None
-    if report:
-        # vl-convert starts (~0.5 s) in a drawing process of its own while the scenario loads (it holds
-        # the GIL while it draws: in a thread it would stall this process); the charts are then drawn
-        # there as their files appear (report/prerender.py)
-        from hn005_sim.report.prerender import ChartRenderer
-
-        renderer = ChartRenderer(processes=DRAWING_PROCESSES)
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
@@ -260,19 +280,16 @@ def run(
     # thread while the replicates run (their polars and numpy work releases the GIL; with --jobs > 1 the
     # parent is otherwise idle), then merged into the summary in the order they always had
     extra_summary: dict[str, Any] = {}
-    analyses = Background(_analyses_then_charts, sc, raw, seed, screen_patients, extra_summary, renderer)
+    analyses = Background(_analyses, sc, raw, seed, screen_patients, extra_summary, renderer)
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
                               progress=not quiet and format is Format.table,
                               uncertain=uncertain if uncertainty else None)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    if renderer is not None:
-        # the simulation's charts, drawn while the analyses finish (the files and summary keys they
-        # chart are final here; a chart that differs in the report is simply drawn again)
-        from hn005_sim.report.build import draw_ahead
-
-        draw_ahead(renderer, result.frames, [result.summary])
+    # the simulation's charts, drawn while the analyses finish (the files and summary keys they chart
+    # are final here; a chart that differs in the report is simply drawn again)
+    _draw_ahead(renderer, result.frames, _chart_summary(sc))
     extra_files = analyses.result()
     result.summary.update(extra_summary)
     result.summary["uncertainty"] = {

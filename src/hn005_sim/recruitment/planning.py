@@ -124,8 +124,15 @@ def plan_sites(
     seed: int = 0,
     replicates: int = 20_000,
     max_evaluations: int = 10_000,
+    time_to_target: bool = True,
 ) -> SitesAnswer:
-    """Answer the planning question: the allocation, its figures, the curve, and (des/both) simulation."""
+    """Answer the planning question: the allocation, its figures, the curve, and (des/both) simulation.
+
+    time_to_target: also the analytic quantiles of the months to reach the target at the allocation
+    (summary key `time_to_target_months`; root finding, which imports scipy.optimize, ~0.25 s the first
+    time). `run` shows only the curve and the allocation's figures and leaves them out; nothing else in
+    the answer depends on them.
+    """
     groups = site_groups(plan)
     costs = site_costs(plan, groups)
     c = np.array([x.per_site for x in costs])
@@ -165,7 +172,9 @@ def plan_sites(
 
     best = figures(alloc)
     full = [g.with_sites(int(n)) for g, n in zip(groups, alloc, strict=True)]
-    ttt = A.time_to_target_quantiles(full, N, (0.1, 0.5, 0.9)) if alloc.sum() else [None] * 3
+    ttt: list[float | None] | None = None
+    if time_to_target:
+        ttt = A.time_to_target_quantiles(full, N, (0.1, 0.5, 0.9)) if alloc.sum() else [None] * 3
     approximations: dict[str, Any] = {}
     for kind in ("normal", "gamma", "negbin"):
         entry: dict[str, Any] = {"probability_at_allocation": ev.approx_probability(alloc[None, :], kind)[0]}  # type: ignore[arg-type]
@@ -184,7 +193,8 @@ def plan_sites(
         "required_probability": p,
         "feasible": bool(res.feasible and best["probability_of_success"] >= p - 1e-9),
         **best,
-        "time_to_target_months": dict(zip(("p10", "p50", "p90"), ttt, strict=True)),
+        **({} if ttt is None else
+           {"time_to_target_months": dict(zip(("p10", "p50", "p90"), ttt, strict=True))}),
         "regions": {
             r.name: {
                 "sites": int(n),

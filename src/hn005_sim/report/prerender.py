@@ -78,7 +78,7 @@ def may_draw_gradients(spec: Any) -> bool:
 
 
 SERVER = r"""
-import json, sys
+import json, os, sys
 import vl_convert as vlc
 vlc.vegalite_to_svg(json.loads(sys.argv[1]), vl_version=vlc.get_vegalite_versions()[-1])  # start Vega
 inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -94,6 +94,7 @@ while True:
     data = json.dumps(answer).encode()
     out.write(len(data).to_bytes(8, "little") + data)
     out.flush()
+os._exit(0)  # every answer is flushed: skip the interpreter's teardown (vl-convert's JavaScript engine)
 """
 """The drawing process: vl-convert holds Python's GIL while it draws (measured: a Python thread beside it
 gets about a tenth of its speed), so drawing in a thread of the command would stall the command's own

@@ -1,0 +1,88 @@
+"""`run`'s fixed cost (issue 16, phase 3): the report's analyses queue their charts as soon as their
+files exist, every chart built ahead is the one the report takes, and the sites curve needs no
+scipy.optimize. (Times are in bench/startup.py, never in tests.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = str(ROOT / "scenarios" / "baseline.toml")
+
+
+def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(tmp_path, monkeypatch):
+    from hn005_sim.cli import main
+    from hn005_sim.recruitment import planning
+    from hn005_sim.report import build, prerender
+
+    events: list[str] = []
+    counts: dict[str, int] = {}
+    names: list[str] = []
+    draw_ahead, plan_from, close, write_report = (build.draw_ahead, planning.plan_from_scenario,
+                                                  prerender.ChartRenderer.close, build.write_report)
+
+    def logged_draw_ahead(renderer, frames, summaries):
+        events.append("draw " + " ".join(sorted(frames)))
+        return draw_ahead(renderer, frames, summaries)
+
+    def logged_plan_from(*args, **kwargs):
+        events.append("plan_from_scenario")
+        return plan_from(*args, **kwargs)
+
+    def counted_close(self):
+        counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead)
+        return close(self)
+
+    def named_write_report(*args, **kwargs):
+        names.extend(write_report(*args, **kwargs))
+        return names
+
+    monkeypatch.setattr(build, "draw_ahead", logged_draw_ahead)
+    monkeypatch.setattr(planning, "plan_from_scenario", logged_plan_from)
+    monkeypatch.setattr(prerender.ChartRenderer, "close", counted_close)
+    import hn005_sim.report as report_pkg
+
+    monkeypatch.setattr(report_pkg, "write_report", named_write_report)
+    out = tmp_path / "run"
+    assert main(["run", BASELINE, "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]) == 0
+    assert (out / "report.html").is_file()
+    restrictiveness = "draw cofailure criteria funnel relaxation sweeps"
+    assert restrictiveness in events and "draw curve" in events, events
+    # the restrictiveness charts are queued before the sites curve is computed, the curve right after
+    assert events.index(restrictiveness) < events.index("plan_from_scenario") < events.index("draw curve")
+    simulation = next(e for e in events if "enrollment_curve" in e)
+    assert {"inventory", "drug_demand", "sites", "time_to_target"} <= set(simulation.split()[1:])
+    # every chart of the report was built ahead from the same frame and the same target, deadline and
+    # probability (a mismatch would build it again); every one but the gradient heat map drawn ahead
+    assert len(names) == 12, names
+    assert counts["built_again_saved"] == len(names)
+    assert counts["drawn_ahead"] == len(names) - 1
+
+
+def test_a_run_with_its_report_imports_no_scipy_optimize(tmp_path):
+    """The report's sites curve needs no root finding: `run` loads no scipy.optimize (~0.25 s)."""
+    out = tmp_path / "run"
+    args = ["run", BASELINE, "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]
+    code = (f"import sys\nfrom hn005_sim.cli import main\nassert main({args!r}) == 0\n"
+            "print(' '.join(sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    mods = set(proc.stdout.split())
+    assert (out / "report.html").is_file() and "hn005_sim.recruitment.planning" in mods
+    assert not {m for m in mods if m == "scipy.optimize" or m.startswith("scipy.optimize.")}
+
+
+def test_the_drawing_process_answers_in_full_then_ends_at_once_with_status_0():
+    """The drawing process leaves by os._exit once the pipe closes (no teardown of vl-convert's engine):
+    every answer was flushed before, and it ends with status 0."""
+    from hn005_sim.report.images import render_svg
+    from hn005_sim.report.prerender import WARM_UP_SPEC, _DrawingProcess
+
+    spec = {**WARM_UP_SPEC, "data": {"values": [{"x": i} for i in range(200)]}}
+    drawer = _DrawingProcess()
+    try:
+        assert drawer.svg(spec) == render_svg(spec)
+    finally:
+        drawer.close()
+    assert drawer._proc.returncode == 0
