@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -462,8 +463,13 @@ def _watch_parent(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
 
 
 def _worker_start(parent: int) -> None:
-    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies."""
+    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies. A forked
+    worker also drops the handlers it inherited (the command's SIGTERM handler, hn005_sim.cli): the
+    parent ends its workers with SIGTERM (`_stop_workers`), which must end them, not raise in them."""
     _ignore_sigint()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held by `prestart_workers` while it forked this worker
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
 
 
@@ -535,6 +541,120 @@ def _stop_workers(ex: cf.ProcessPoolExecutor, before: set) -> None:
         proc.join(timeout=5)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the process pool, started at the start of `run` by forking the parent (no second import)
+
+START_METHOD_ENV = "HN005_SIM_POOL_START"
+"""Environment variable: `spawn` makes `prestart_workers` start nothing (the pool is then spawned, each
+worker importing the model itself, as before issue 16 phase 3); unset or `fork`: fork when it is safe."""
+
+WORKER_MODULES = ("hn005_sim.scenario.load", "hn005_sim.supply.simulate", "pyarrow")
+"""Imported by the parent before it forks its workers, so that no worker imports them again: the
+scenario's classes (a task's scenario is unpickled in the worker), the supply model (imported by a
+worker's first replicate) and pyarrow (eligibility.engine's bit columns through polars' `to_arrow`,
+~0.3 s). The parent needs each of them anyway. A worker's first batch then imports no new module
+(tests/test_montecarlo_pool.py)."""
+
+_UNSAFE_THREAD_PREFIXES = ("polars-", "tokio-")
+"""Native threads that mean a library's thread pool has started (polars' rayon pool `polars-N`, its
+tokio runtime): a forked child would inherit its locks without its threads. `polars-ooc-clea` (polars'
+memory-budget cleaner), `jemalloc_bg_thd` (the allocator's purging threads) and OpenBLAS's idle threads
+are there from import on: jemalloc and OpenBLAS stop and restart theirs around a fork
+(pthread_atfork), and the cleaner holds no lock a query takes."""
+
+
+def _native_threads() -> list[str] | None:
+    """Names of this process's OS threads (Linux /proc), or None where they cannot be listed."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        return [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in tasks]
+    except OSError:
+        return None
+
+
+def fork_is_safe() -> tuple[bool, str]:
+    """(whether forking this process now gives workers a sound state, why not).
+
+    Safe: Linux with the fork start method, this the main and only Python thread, and no thread pool of
+    polars (rayon, tokio) started yet: a query run before the fork would have started it
+    (`_UNSAFE_THREAD_PREFIXES`)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False, "no fork start method on this platform"
+    if threading.current_thread() is not threading.main_thread() or threading.active_count() != 1:
+        return False, f"{threading.active_count()} Python threads"
+    names = _native_threads()
+    if names is None:
+        return False, "the process's threads cannot be listed (/proc/self/task)"
+    busy = sorted(n for n in names
+                  if n.startswith(_UNSAFE_THREAD_PREFIXES) and not n.startswith("polars-ooc"))
+    if busy:
+        return False, "thread pools already started: " + ", ".join(busy)
+    return True, ""
+
+
+_PRESTARTED: dict[int, tuple[cf.ProcessPoolExecutor, set]] = {}
+
+
+def prestart_workers(executor: str | cf.Executor, jobs: int) -> bool:
+    """Start the process pool of `run --jobs N` now, by forking this process, when that is safe.
+
+    Called at the very start of a command (commands/run.py), before it loads the scenario or starts any
+    thread: every worker is then a copy of a parent that has imported the model (numpy, polars, scipy,
+    the recruitment and supply modules) and nothing more, so it imports nothing, and is ready at once.
+    A spawned worker instead started a new interpreter and imported all of it again (~1.5 s of CPU per
+    worker, competing with the parent for the same cores). `open_executor` then uses this pool. Returns
+    whether it started one: not for other executors, jobs <= 1, $HN005_SIM_POOL_START=spawn, or when
+    `fork_is_safe()` says no (the pool is then spawned, as before). Same outputs either way: a replicate
+    depends only on (scenario, seed, replicate)."""
+    if not isinstance(executor, str) or jobs <= 1 or jobs in _PRESTARTED:
+        return False
+    if os.environ.get(START_METHOD_ENV, "fork") == "spawn":
+        return False
+    try:
+        kind, _ = parse_executor(executor)
+    except ValueError:
+        return False
+    if kind != "process":
+        return False
+    import importlib
+
+    for name in WORKER_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    safe, _ = fork_is_safe()
+    if not safe:
+        return False
+    before = set(multiprocessing.active_children())
+    # the workers inherit SIGINT and SIGTERM blocked until their initializer has set what they do
+    with sigint_held(), _sigterm_held():
+        ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                    initializer=_worker_start, initargs=(os.getpid(),))
+        # with fork, the pool forks all its workers at its first submit; the parent starts no thread
+        # of its own before that (the pool's manager thread comes after the forks)
+        ex.submit(os.getpid)
+    _PRESTARTED[jobs] = (ex, before)
+    return True
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Block SIGTERM in this thread meanwhile: a forked worker would otherwise run the command's SIGTERM
+    handler (it raises in the worker) until its initializer restores the default. A SIGTERM to the
+    parent meanwhile waits and is handled at the end."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _take_prestarted(jobs: int) -> tuple[cf.ProcessPoolExecutor, set] | None:
+    return _PRESTARTED.pop(jobs, None)
+
+
 @contextlib.contextmanager
 def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.Executor | None, int]]:
     """Yield (executor or None for inline, number of workers).
@@ -550,12 +670,17 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
         if jobs <= 1:
             yield None, 1
             return
-        # spawn, not fork: polars and numpy thread pools do not survive a fork safely. Workers ignore
-        # Ctrl-C (initializer): the parent handles it, stops them and leaves no half-written output.
-        before = set(multiprocessing.active_children())
-        with sigint_held():
-            ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_start, initargs=(os.getpid(),))
+        # the pool `prestart_workers` forked at the command's start; else spawn, not fork: polars' and
+        # numpy's thread pools, once started, do not survive a fork. Workers ignore Ctrl-C
+        # (initializer): the parent handles it, stops them and leaves no half-written output.
+        pre = _take_prestarted(jobs)
+        if pre is not None:
+            ex, before = pre
+        else:
+            before = set(multiprocessing.active_children())
+            with sigint_held():
+                ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield ex, jobs
         except BaseException:

@@ -211,12 +211,13 @@ def run(
     """
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
-    from hn005_sim.montecarlo import parse_executor, run_scenario
+    from hn005_sim.montecarlo import parse_executor, prestart_workers, run_scenario
 
     try:
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    prestart_workers(executor, jobs)  # --jobs N: forks the pool now, before any thread or scenario
     renderer = None
     if report:
         # vl-convert starts (~0.5 s) in a drawing process of its own while the scenario loads (it holds
