@@ -550,10 +550,11 @@ worker importing the model itself, as before issue 16 phase 3); unset or `fork`:
 
 WORKER_MODULES = ("hn005_sim.scenario.load", "hn005_sim.supply.simulate", "pyarrow")
 """Imported by the parent before it forks its workers, so that no worker imports them again: the
-scenario's classes (a task's scenario is unpickled in the worker), the supply model (imported by a
-worker's first replicate) and pyarrow (eligibility.engine's bit columns through polars' `to_arrow`,
-~0.3 s). The parent needs each of them anyway. A worker's first batch then imports no new module
-(tests/test_montecarlo_pool.py)."""
+scenario's loader, the supply model (imported by a worker's first replicate) and pyarrow
+(eligibility.engine's bit columns through polars' `to_arrow`, ~0.3 s). The parent needs each of them
+anyway. Not `hn005_sim.scenario.schema`: it imports hn005_sim.population, whose `columns` module starts
+polars' thread pool at import (fork_is_safe would then refuse), so a worker imports those (~0.1 s) when
+it unpickles its first task's scenario; nothing else (tests/test_montecarlo_pool.py)."""
 
 _UNSAFE_THREAD_PREFIXES = ("polars-", "tokio-")
 """Native threads that mean a library's thread pool has started (polars' rayon pool `polars-N`, its
@@ -747,6 +748,38 @@ def _batches(replicates: int, workers: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, replicates)) for s in range(0, replicates, size)]
 
 
+TAIL_MIN_BATCH = 8
+"""Smallest batch of `_guided_batches`' tail: below ~8 replicates a batch's fixed cost (its candidates'
+judging, des._prejudge, and the scenario sent with it) shows (a replicate costs ~10% more in batches of
+5, ~30% more in batches of 2)."""
+
+
+def _guided_batches(replicates: int, workers: int) -> list[tuple[int, int]]:
+    """`_batches` for a pool of `workers`, with a tail of shrinking batches (guided self-scheduling).
+
+    With equal batches of 50, the run ended when the slower worker finished its last one while the
+    other had nothing left to do: on average about half a batch (~0.8 s at ~30 ms a replicate) of one
+    core idle at the end. Here a batch is at most a (2 x workers)-th of the replicates still to hand
+    out, never fewer than TAIL_MIN_BATCH, and never more than `_batches`' size: the tasks before the
+    tail are unchanged, the last ones shrink to a fraction of a second. Which replicates a batch holds
+    changes no record (each replicate depends only on (scenario, seed, replicate)), so the outputs are
+    the same for any batching."""
+    full = _batches(replicates, workers)
+    if workers <= 1 or not full:
+        return full
+    size = full[0][1] - full[0][0]
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < replicates:
+        left = replicates - start
+        n = min(size, max(TAIL_MIN_BATCH, math.ceil(left / (2 * workers))), left)
+        if left - n < TAIL_MIN_BATCH // 2 and left <= size:  # no lone last batch of a few replicates
+            n = left
+        out.append((start, start + n))
+        start += n
+    return out
+
+
 def _progress(total: int, enabled: bool):
     if not enabled:
         return contextlib.nullcontext(None)
@@ -813,7 +846,7 @@ def run_scenario(
 
     with open_executor(executor, jobs) as (ex, workers), _progress(replicates, progress) as bar:
         task = bar.add_task("run", total=replicates) if bar is not None else None
-        batches = _batches(replicates, workers)
+        batches = _batches(replicates, workers) if ex is None else _guided_batches(replicates, workers)
         if ex is None:
             for start, stop in batches:
                 fold(run_batch(scenario, seed, start, stop, uncertain))
