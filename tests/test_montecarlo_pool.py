@@ -247,3 +247,36 @@ def test_run_command_with_a_forked_pool_writes_the_files_of_jobs_1(tmp_path):
         outs[jobs] = {p.name: p.read_bytes() for p in sorted(out.iterdir())
                       if p.suffix == ".csv" or p.name == "summary.json"}
     assert outs[1] == outs[2] and "summary.json" in outs[1] and len(outs[1]) > 5
+
+
+# ---------------------------------------------------------------------------------------------------
+# the parent's fold
+
+
+def test_histogram_rows_equal_one_histogram_per_row():
+    """IntHistogramRows (failures per criterion, all criteria at once) against an IntHistogram per
+    criterion fed the same values one by one: the same counts, totals, sums, quantiles and means, and
+    numpy's quantiles of the raw values."""
+    import numpy as np
+
+    from hn005_sim.montecarlo import IntHistogram, IntHistogramRows
+
+    g = np.random.default_rng(3)
+    rows = IntHistogramRows(5)
+    single = [IntHistogram() for _ in range(5)]
+    raw = g.integers(0, 60, (200, 5)) * (g.random((200, 5)) < 0.7)  # zeros, growth past 16 and 32
+    for values in raw:
+        rows.add(values)
+        for h, v in zip(single, values, strict=True):
+            h.add(int(v))
+    assert len(rows) == 5
+    for i, h in enumerate(single):
+        r = rows.row(i)
+        assert (r.total, r.sum) == (h.total, h.sum) and type(r.sum) is int
+        assert np.array_equal(np.trim_zeros(r.counts, "b"), np.trim_zeros(h.counts, "b"))
+        for q in (0.0, 0.1, 0.5, 0.9, 1.0):
+            assert r.quantile(q) == h.quantile(q) == np.quantile(raw[:, i], q)
+        assert r.mean() == h.mean()
+    empty = IntHistogramRows(0)
+    empty.add(np.zeros(0, np.int64))
+    assert len(empty) == 0 and empty.total == 1

@@ -92,6 +92,39 @@ class IntHistogram:
         return self.sum / self.total if self.total else math.nan
 
 
+class IntHistogramRows:
+    """`rows` IntHistograms in one array, all added to at once: `add(values)` counts values[i] in row i.
+
+    For the failures per criterion (66 of them at each stage in the baseline): one fancy-index increment
+    per replicate instead of 2 x 66 `IntHistogram.add` calls (a quarter of the parent's fold). `row(i)`
+    is the IntHistogram of row i, with the same counts, total and sum."""
+
+    def __init__(self, rows: int, size: int = 16):
+        self.counts = np.zeros((rows, max(size, 1)), np.int64)
+        self.total = 0
+        self.sums = np.zeros(rows, np.int64)
+        self._rows = np.arange(rows)
+
+    def __len__(self) -> int:
+        return self.counts.shape[0]
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.int64)
+        top = int(values.max()) if values.size else 0
+        if top >= self.counts.shape[1]:
+            grown = np.zeros((self.counts.shape[0], max(top + 1, 2 * self.counts.shape[1])), np.int64)
+            grown[:, : self.counts.shape[1]] = self.counts
+            self.counts = grown
+        self.counts[self._rows, values] += 1
+        self.total += 1
+        self.sums += values
+
+    def row(self, i: int) -> IntHistogram:
+        h = IntHistogram()
+        h.counts, h.total, h.sum = self.counts[i], self.total, int(self.sums[i])
+        return h
+
+
 def _q(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
@@ -135,8 +168,8 @@ class Aggregate:
         self.fail_rate = np.zeros(RATE_BINS + 1, np.int64)
         self.fail_rate_sum = 0.0
         self.funnel = dict.fromkeys(self.FUNNEL, 0)
-        self.pre_reasons = [IntHistogram() for _ in range(k)]
-        self.scr_reasons = [IntHistogram() for _ in range(k)]
+        self.pre_reasons = IntHistogramRows(k)
+        self.scr_reasons = IntHistogramRows(k)
         self.no_consent = IntHistogram()
         self.withdrawn = IntHistogram()
         self.site_act_sum = np.zeros(s)
@@ -172,9 +205,8 @@ class Aggregate:
         self.fail_rate_sum += rate
         for key in self.FUNNEL:
             self.funnel[key] += getattr(rec, key)
-        for i in range(len(self.pre_reasons)):
-            self.pre_reasons[i].add(int(rec.prescreen_reasons[i]))
-            self.scr_reasons[i].add(int(rec.screen_reasons[i]))
+        self.pre_reasons.add(rec.prescreen_reasons)
+        self.scr_reasons.add(rec.screen_reasons)
         self.no_consent.add(rec.no_consent)
         self.withdrawn.add(rec.withdrawn)
         opened = np.isfinite(rec.site_activation_day)
@@ -293,10 +325,12 @@ class Aggregate:
                 })
 
         ids = meta.reason_ids
-        stage_rows("prescreen", [(ids[i], self.pre_reasons[i]) for i in range(len(ids))
-                                 if meta.reason_stages[i] == "prescreen" or self.pre_reasons[i].sum])
-        stage_rows("screening", [(ids[i], self.scr_reasons[i]) for i in range(len(ids))
-                                 if meta.reason_stages[i] != "prescreen" or self.scr_reasons[i].sum])
+        pre = [self.pre_reasons.row(i) for i in range(len(ids))]
+        scr = [self.scr_reasons.row(i) for i in range(len(ids))]
+        stage_rows("prescreen", [(ids[i], pre[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] == "prescreen" or pre[i].sum])
+        stage_rows("screening", [(ids[i], scr[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] != "prescreen" or scr[i].sum])
         stage_rows("consent", [("no_consent", self.no_consent)])
         stage_rows("withdrawal", [("withdrawal_before_dose", self.withdrawn)])
         return pl.DataFrame(rows, schema={
