@@ -280,3 +280,18 @@ def test_histogram_rows_equal_one_histogram_per_row():
     empty = IntHistogramRows(0)
     empty.add(np.zeros(0, np.int64))
     assert len(empty) == 0 and empty.total == 1
+
+
+def test_a_run_that_fails_before_using_its_forked_pool_exits_cleanly(tmp_path):
+    """Bad input with --jobs 2: the pool forked at the start is never used; the command still exits
+    with code 2, its error lines only (no traceback from the unused pool's clean-up), nothing written."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[trial]\nname = 3\n")
+    cli = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
+    out = tmp_path / "out"
+    done = subprocess.run([*cli, "run", str(bad), "--jobs", "2", "--out", str(out), "-q"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 2, done.stderr
+    assert "trial.name" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert not out.exists()

@@ -667,8 +667,21 @@ def prestart_workers(executor: str | cf.Executor, jobs: int) -> bool:
         # with fork, the pool forks all its workers at its first submit; the parent starts no thread
         # of its own before that (the pool's manager thread comes after the forks)
         ex.submit(os.getpid)
+    if not _PRESTARTED:
+        import atexit
+
+        atexit.register(_discard_prestarted)
     _PRESTARTED[jobs] = (ex, before)
     return True
+
+
+def _discard_prestarted() -> None:
+    """At exit, shut down a pool the command started and never used (it failed first: a bad scenario,
+    exit code 2), while the interpreter is whole: left to the garbage collector at shutdown, the pool's
+    clean-up printed an `Exception ignored` traceback."""
+    while _PRESTARTED:
+        _, (ex, _) = _PRESTARTED.popitem()
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
