@@ -7,6 +7,8 @@ pairs (1 J 1 J ...; the order alternates from pair to pair), each the whole comm
 start-up, the replicates (recruitment, treatment, supply), the report's analyses and the report.
 Prints (BENCH lines, see bench/run_all.py):
 1. run_<N>_jobs1 and run_<N>_jobs<J>: median wall time. Target for N = 1000, J = 2: <= 10 s;
+   beside them run_<N>_jobs<J>_cpu: the median CPU time of the command and its workers (no target: on a
+   shared machine it moves far less with the load than the wall time does);
 2. run_speedup_jobs1_to_<J>_<N>: median over the pairs of (--jobs 1 wall) / (--jobs J wall).
    Target >= 1.7 for N = 1000, J = 2 on a 2-core machine (perfect: 2).
 Every figure is measured at N; nothing is extrapolated. --quick: 100 replicates, 3 pairs, no targets
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
 
 
+CPU: dict[tuple[bool, int], list[float]] = {}
+"""(another version, jobs) -> CPU seconds of each run: the command and its workers (user + system)."""
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(reps: int, jobs: int, out: Path, src: Path | None = None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*CLI, "run", "scenarios/baseline.toml", "--replicates", str(reps), "--seed", "7", "--jobs",
@@ -44,9 +56,11 @@ def timed(reps: int, jobs: int, out: Path, src: Path | None = None) -> float:
     env = None
     if src is not None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    c = child_cpu()
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    CPU.setdefault((src is not None, jobs), []).append(child_cpu() - c)
     if proc.returncode != 0:
         raise SystemExit(f"bench/scaling.py: --jobs {jobs} failed: {proc.stderr.strip()[-500:]}")
     return wall
@@ -108,6 +122,9 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"baseline, {reps} replicates, {pairs} interleaved pairs; load average {load:.1f} on "
           f"{os.cpu_count()} cores")
+    for (old, jobs), cpu in sorted(CPU.items()):
+        # CPU of the command and its workers: what a loaded machine does not inflate much (no target)
+        print(f"BENCH run_{reps}_jobs{jobs}_cpu{'_before' if old else ''} {statistics.median(cpu):.2f} s")
     print(f"BENCH run_{reps}_jobs1 {statistics.median(one):.2f} s")
     print(f"BENCH run_{reps}_jobs{args.jobs} {statistics.median(many):.2f} s"
           + (" target <= 10" if targets else ""))
