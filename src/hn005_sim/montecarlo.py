@@ -595,7 +595,7 @@ _UNSAFE_THREAD_PREFIXES = ("polars-", "tokio-")
 tokio runtime): a forked child would inherit its locks without its threads. `polars-ooc-clea` (polars'
 memory-budget cleaner), `jemalloc_bg_thd` (the allocator's purging threads) and OpenBLAS's idle threads
 are there from import on: jemalloc and OpenBLAS stop and restart theirs around a fork
-(pthread_atfork), and the cleaner holds no lock a query takes."""
+(pthread_atfork); that the cleaner is harmless is shown by use, not by its source (docs/scale.md)."""
 
 
 def _native_threads() -> list[str] | None:
@@ -635,12 +635,13 @@ def prestart_workers(executor: str | cf.Executor, jobs: int) -> bool:
 
     Called at the very start of a command (commands/run.py), before it loads the scenario or starts any
     thread: every worker is then a copy of a parent that has imported the model (numpy, polars, scipy,
-    the recruitment and supply modules) and nothing more, so it imports nothing, and is ready at once.
-    A spawned worker instead started a new interpreter and imported all of it again (~1.5 s of CPU per
-    worker, competing with the parent for the same cores). `open_executor` then uses this pool. Returns
-    whether it started one: not for other executors, jobs <= 1, $HN005_SIM_POOL_START=spawn, or when
-    `fork_is_safe()` says no (the pool is then spawned, as before). Same outputs either way: a replicate
-    depends only on (scenario, seed, replicate)."""
+    the recruitment and supply modules) and nothing more, so it imports only the population modules
+    (WORKER_MODULES) and is ready at once. A spawned worker instead started a new interpreter and
+    imported all of it again (~1.3 s of CPU per worker, competing with the parent for the same
+    cores). `open_executor` then uses this pool. Returns whether it started one: not for other
+    executors, jobs <= 1, $HN005_SIM_POOL_START=spawn, or when `fork_is_safe()` says no (the pool is
+    then spawned, as before). Same outputs either way: a replicate depends only on (scenario, seed,
+    replicate)."""
     if not isinstance(executor, str) or jobs <= 1 or jobs in _PRESTARTED:
         return False
     if os.environ.get(START_METHOD_ENV, "fork") == "spawn":
