@@ -7,11 +7,18 @@ pairs (1 J 1 J ...; the order alternates from pair to pair), each the whole comm
 start-up, the replicates (recruitment, treatment, supply), the report's analyses and the report.
 Prints (BENCH lines, see bench/run_all.py):
 1. run_<N>_jobs1 and run_<N>_jobs<J>: median wall time. Target for N = 1000, J = 2: <= 10 s;
+   beside them run_<N>_jobs<J>_cpu: the median CPU time of the command and its workers (no target: on a
+   shared machine it moves far less with the load than the wall time does);
 2. run_speedup_jobs1_to_<J>_<N>: median over the pairs of (--jobs 1 wall) / (--jobs J wall).
    Target >= 1.7 for N = 1000, J = 2 on a 2-core machine (perfect: 2).
 Every figure is measured at N; nothing is extrapolated. --quick: 100 replicates, 3 pairs, no targets
 (the targets are stated at 1,000 replicates). It also checks that every run wrote the same summary.json
 and CSVs (same seed, any --jobs) and exits 1 if not.
+--before SRC: also time another version of the tool (SRC a folder holding its `hn005_sim` package, e.g.
+`git archive <commit> src | tar -x -C /tmp/old` gives /tmp/old/src, put first on PYTHONPATH) in the same
+pairs (this version's 1 and J, then the other's, the order alternating from pair to pair), and print its
+figures as `<name>_before` and `run_<N>_jobs<J>_speedup` (before / after, median of the pairs' ratios;
+no target). Its outputs must be the same files too.
 Absolute figures depend on the machine and its load; run on an idle machine with at least J cores.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,13 +40,27 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
 
 
-def timed(reps: int, jobs: int, out: Path) -> float:
+CPU: dict[tuple[bool, int], list[float]] = {}
+"""(another version, jobs) -> CPU seconds of each run: the command and its workers (user + system)."""
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(reps: int, jobs: int, out: Path, src: Path | None = None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*CLI, "run", "scenarios/baseline.toml", "--replicates", str(reps), "--seed", "7", "--jobs",
            str(jobs), "--quiet", "--out", str(out)]
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    c = child_cpu()
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    CPU.setdefault((src is not None, jobs), []).append(child_cpu() - c)
     if proc.returncode != 0:
         raise SystemExit(f"bench/scaling.py: --jobs {jobs} failed: {proc.stderr.strip()[-500:]}")
     return wall
@@ -56,37 +78,65 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="100 replicates, no targets")
+    ap.add_argument("--before", type=Path, default=None, metavar="SRC",
+                    help="a folder holding another version's hn005_sim package, timed in the same pairs")
     args = ap.parse_args()
+    if args.before is not None:
+        args.before = args.before.resolve()
+        if not (args.before / "hn005_sim" / "__init__.py").is_file():
+            print(f"bench/scaling.py: --before {args.before}: expected a folder holding "
+                  "hn005_sim/__init__.py", file=sys.stderr)
+            return 2
     reps = 100 if args.quick else args.replicates
     pairs = max(args.pairs, 3)
     targets = not args.quick and reps == 1000 and args.jobs == 2
     one, many, ratios = [], [], []
+    old_one, old_many, old_ratios, speedups = [], [], [], []
     reference: dict[str, str] | None = None
     same = True
+    versions = [None] if args.before is None else [None, args.before]
     with tempfile.TemporaryDirectory(prefix="hn005-scaling-") as tmp:
         for i in range(pairs):
             order = (1, args.jobs) if i % 2 == 0 else (args.jobs, 1)
-            walls = {}
-            for jobs in order:
-                out = Path(tmp) / f"jobs{jobs}"
-                walls[jobs] = timed(reps, jobs, out)
-                got = outputs(out)
-                reference = got if reference is None else reference
-                same = same and got == reference
-            one.append(walls[1])
-            many.append(walls[args.jobs])
-            ratios.append(walls[1] / walls[args.jobs])
-            print(f"pair {i + 1}: --jobs 1 {walls[1]:.1f} s, --jobs {args.jobs} {walls[args.jobs]:.1f} s, "
-                  f"ratio {ratios[-1]:.2f}")
+            walls: dict[tuple[bool, int], float] = {}
+            for src in versions if i % 2 == 0 else versions[::-1]:
+                for jobs in order:
+                    out = Path(tmp) / f"jobs{jobs}"
+                    walls[src is not None, jobs] = timed(reps, jobs, out, src)
+                    got = outputs(out)
+                    reference = got if reference is None else reference
+                    same = same and got == reference
+            one.append(walls[False, 1])
+            many.append(walls[False, args.jobs])
+            ratios.append(one[-1] / many[-1])
+            line = (f"pair {i + 1}: --jobs 1 {one[-1]:.1f} s, --jobs {args.jobs} {many[-1]:.1f} s, "
+                    f"ratio {ratios[-1]:.2f}")
+            if args.before is not None:
+                old_one.append(walls[True, 1])
+                old_many.append(walls[True, args.jobs])
+                old_ratios.append(old_one[-1] / old_many[-1])
+                speedups.append(old_many[-1] / many[-1])
+                line += (f"; before: --jobs 1 {old_one[-1]:.1f} s, --jobs {args.jobs} {old_many[-1]:.1f} s, "
+                         f"ratio {old_ratios[-1]:.2f}")
+            print(line, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"baseline, {reps} replicates, {pairs} interleaved pairs; load average {load:.1f} on "
           f"{os.cpu_count()} cores")
+    for (old, jobs), cpu in sorted(CPU.items()):
+        # CPU of the command and its workers: what a loaded machine does not inflate much (no target)
+        print(f"BENCH run_{reps}_jobs{jobs}_cpu{'_before' if old else ''} {statistics.median(cpu):.2f} s")
     print(f"BENCH run_{reps}_jobs1 {statistics.median(one):.2f} s")
     print(f"BENCH run_{reps}_jobs{args.jobs} {statistics.median(many):.2f} s"
           + (" target <= 10" if targets else ""))
     print(f"BENCH run_speedup_jobs1_to_{args.jobs}_{reps} {statistics.median(ratios):.2f} x"
           + (" target >= 1.7" if targets else ""))
-    print(f"outputs identical for --jobs 1 and --jobs {args.jobs}: {same}")
+    if args.before is not None:
+        print(f"BENCH run_{reps}_jobs1_before {statistics.median(old_one):.2f} s")
+        print(f"BENCH run_{reps}_jobs{args.jobs}_before {statistics.median(old_many):.2f} s")
+        print(f"BENCH run_speedup_jobs1_to_{args.jobs}_{reps}_before {statistics.median(old_ratios):.2f} x")
+        print(f"BENCH run_{reps}_jobs{args.jobs}_speedup {statistics.median(speedups):.2f} x")
+    print(f"outputs identical for --jobs 1 and --jobs {args.jobs}"
+          + (" and both versions" if args.before is not None else "") + f": {same}")
     return 0 if same else 1
 
 

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,39 @@ class IntHistogram:
         return self.sum / self.total if self.total else math.nan
 
 
+class IntHistogramRows:
+    """`rows` IntHistograms in one array, all added to at once: `add(values)` counts values[i] in row i.
+
+    For the failures per criterion (66 of them at each stage in the baseline): one fancy-index increment
+    per replicate instead of 2 x 66 `IntHistogram.add` calls (a quarter of the parent's fold). `row(i)`
+    is the IntHistogram of row i, with the same counts, total and sum."""
+
+    def __init__(self, rows: int, size: int = 16):
+        self.counts = np.zeros((rows, max(size, 1)), np.int64)
+        self.total = 0
+        self.sums = np.zeros(rows, np.int64)
+        self._rows = np.arange(rows)
+
+    def __len__(self) -> int:
+        return self.counts.shape[0]
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.int64)
+        top = int(values.max()) if values.size else 0
+        if top >= self.counts.shape[1]:
+            grown = np.zeros((self.counts.shape[0], max(top + 1, 2 * self.counts.shape[1])), np.int64)
+            grown[:, : self.counts.shape[1]] = self.counts
+            self.counts = grown
+        self.counts[self._rows, values] += 1
+        self.total += 1
+        self.sums += values
+
+    def row(self, i: int) -> IntHistogram:
+        h = IntHistogram()
+        h.counts, h.total, h.sum = self.counts[i], self.total, int(self.sums[i])
+        return h
+
+
 def _q(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
@@ -134,8 +168,8 @@ class Aggregate:
         self.fail_rate = np.zeros(RATE_BINS + 1, np.int64)
         self.fail_rate_sum = 0.0
         self.funnel = dict.fromkeys(self.FUNNEL, 0)
-        self.pre_reasons = [IntHistogram() for _ in range(k)]
-        self.scr_reasons = [IntHistogram() for _ in range(k)]
+        self.pre_reasons = IntHistogramRows(k)
+        self.scr_reasons = IntHistogramRows(k)
         self.no_consent = IntHistogram()
         self.withdrawn = IntHistogram()
         self.site_act_sum = np.zeros(s)
@@ -171,9 +205,8 @@ class Aggregate:
         self.fail_rate_sum += rate
         for key in self.FUNNEL:
             self.funnel[key] += getattr(rec, key)
-        for i in range(len(self.pre_reasons)):
-            self.pre_reasons[i].add(int(rec.prescreen_reasons[i]))
-            self.scr_reasons[i].add(int(rec.screen_reasons[i]))
+        self.pre_reasons.add(rec.prescreen_reasons)
+        self.scr_reasons.add(rec.screen_reasons)
         self.no_consent.add(rec.no_consent)
         self.withdrawn.add(rec.withdrawn)
         opened = np.isfinite(rec.site_activation_day)
@@ -292,10 +325,12 @@ class Aggregate:
                 })
 
         ids = meta.reason_ids
-        stage_rows("prescreen", [(ids[i], self.pre_reasons[i]) for i in range(len(ids))
-                                 if meta.reason_stages[i] == "prescreen" or self.pre_reasons[i].sum])
-        stage_rows("screening", [(ids[i], self.scr_reasons[i]) for i in range(len(ids))
-                                 if meta.reason_stages[i] != "prescreen" or self.scr_reasons[i].sum])
+        pre = [self.pre_reasons.row(i) for i in range(len(ids))]
+        scr = [self.scr_reasons.row(i) for i in range(len(ids))]
+        stage_rows("prescreen", [(ids[i], pre[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] == "prescreen" or pre[i].sum])
+        stage_rows("screening", [(ids[i], scr[i]) for i in range(len(ids))
+                                 if meta.reason_stages[i] != "prescreen" or scr[i].sum])
         stage_rows("consent", [("no_consent", self.no_consent)])
         stage_rows("withdrawal", [("withdrawal_before_dose", self.withdrawn)])
         return pl.DataFrame(rows, schema={
@@ -462,8 +497,13 @@ def _watch_parent(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
 
 
 def _worker_start(parent: int) -> None:
-    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies."""
+    """Pool initializer: ignore Ctrl-C (the parent handles it) and exit when the parent dies. A forked
+    worker also drops the handlers it inherited (the command's SIGTERM handler, hn005_sim.cli): the
+    parent ends its workers with SIGTERM (`_stop_workers`), which must end them, not raise in them."""
     _ignore_sigint()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held by `prestart_workers` while it forked this worker
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
 
 
@@ -535,6 +575,135 @@ def _stop_workers(ex: cf.ProcessPoolExecutor, before: set) -> None:
         proc.join(timeout=5)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the process pool, started at the start of `run` by forking the parent (no second import)
+
+START_METHOD_ENV = "HN005_SIM_POOL_START"
+"""Environment variable: `spawn` makes `prestart_workers` start nothing (the pool is then spawned, each
+worker importing the model itself, as before issue 16 phase 3); unset or `fork`: fork when it is safe."""
+
+WORKER_MODULES = ("hn005_sim.scenario.load", "hn005_sim.supply.simulate", "pyarrow")
+"""Imported by the parent before it forks its workers, so that no worker imports them again: the
+scenario's loader, the supply model (imported by a worker's first replicate) and pyarrow
+(eligibility.engine's bit columns through polars' `to_arrow`, ~0.3 s). The parent needs each of them
+anyway. Not `hn005_sim.scenario.schema`: it imports hn005_sim.population, whose `columns` module starts
+polars' thread pool at import (fork_is_safe would then refuse), so a worker imports those (~0.1 s) when
+it unpickles its first task's scenario; nothing else (tests/test_montecarlo_pool.py)."""
+
+_UNSAFE_THREAD_PREFIXES = ("polars-", "tokio-")
+"""Native threads that mean a library's thread pool has started (polars' rayon pool `polars-N`, its
+tokio runtime): a forked child would inherit its locks without its threads. `polars-ooc-clea` (polars'
+memory-budget cleaner), `jemalloc_bg_thd` (the allocator's purging threads) and OpenBLAS's idle threads
+are there from import on: jemalloc and OpenBLAS stop and restart theirs around a fork
+(pthread_atfork); that the cleaner is harmless is shown by use, not by its source (docs/scale.md)."""
+
+
+def _native_threads() -> list[str] | None:
+    """Names of this process's OS threads (Linux /proc), or None where they cannot be listed."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        return [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in tasks]
+    except OSError:
+        return None
+
+
+def fork_is_safe() -> tuple[bool, str]:
+    """(whether forking this process now gives workers a sound state, why not).
+
+    Safe: Linux with the fork start method, this the main and only Python thread, and no thread pool of
+    polars (rayon, tokio) started yet: a query run before the fork would have started it
+    (`_UNSAFE_THREAD_PREFIXES`)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False, "no fork start method on this platform"
+    if threading.current_thread() is not threading.main_thread() or threading.active_count() != 1:
+        return False, f"{threading.active_count()} Python threads"
+    names = _native_threads()
+    if names is None:
+        return False, "the process's threads cannot be listed (/proc/self/task)"
+    busy = sorted(n for n in names
+                  if n.startswith(_UNSAFE_THREAD_PREFIXES) and not n.startswith("polars-ooc"))
+    if busy:
+        return False, "thread pools already started: " + ", ".join(busy)
+    return True, ""
+
+
+_PRESTARTED: dict[int, tuple[cf.ProcessPoolExecutor, set]] = {}
+
+
+def prestart_workers(executor: str | cf.Executor, jobs: int) -> bool:
+    """Start the process pool of `run --jobs N` now, by forking this process, when that is safe.
+
+    Called at the very start of a command (commands/run.py), before it loads the scenario or starts any
+    thread: every worker is then a copy of a parent that has imported the model (numpy, polars, scipy,
+    the recruitment and supply modules) and nothing more, so it imports only the population modules
+    (WORKER_MODULES) and is ready at once. A spawned worker instead started a new interpreter and
+    imported all of it again (~1.3 s of CPU per worker, competing with the parent for the same
+    cores). `open_executor` then uses this pool. Returns whether it started one: not for other
+    executors, jobs <= 1, $HN005_SIM_POOL_START=spawn, or when `fork_is_safe()` says no (the pool is
+    then spawned, as before). Same outputs either way: a replicate depends only on (scenario, seed,
+    replicate)."""
+    if not isinstance(executor, str) or jobs <= 1 or jobs in _PRESTARTED:
+        return False
+    if os.environ.get(START_METHOD_ENV, "fork") == "spawn":
+        return False
+    try:
+        kind, _ = parse_executor(executor)
+    except ValueError:
+        return False
+    if kind != "process":
+        return False
+    import importlib
+
+    for name in WORKER_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    safe, _ = fork_is_safe()
+    if not safe:
+        return False
+    before = set(multiprocessing.active_children())
+    # the workers inherit SIGINT and SIGTERM blocked until their initializer has set what they do
+    with sigint_held(), _sigterm_held():
+        ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                    initializer=_worker_start, initargs=(os.getpid(),))
+        # with fork, the pool forks all its workers at its first submit; the parent starts no thread
+        # of its own before that (the pool's manager thread comes after the forks)
+        ex.submit(os.getpid)
+    if not _PRESTARTED:
+        import atexit
+
+        atexit.register(_discard_prestarted)
+    _PRESTARTED[jobs] = (ex, before)
+    return True
+
+
+def _discard_prestarted() -> None:
+    """At exit, shut down a pool the command started and never used (it failed first: a bad scenario,
+    exit code 2), while the interpreter is whole: left to the garbage collector at shutdown, the pool's
+    clean-up printed an `Exception ignored` traceback."""
+    while _PRESTARTED:
+        _, (ex, _) = _PRESTARTED.popitem()
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Block SIGTERM in this thread meanwhile: a forked worker would otherwise run the command's SIGTERM
+    handler (it raises in the worker) until its initializer restores the default. A SIGTERM to the
+    parent meanwhile waits and is handled at the end."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _take_prestarted(jobs: int) -> tuple[cf.ProcessPoolExecutor, set] | None:
+    return _PRESTARTED.pop(jobs, None)
+
+
 @contextlib.contextmanager
 def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.Executor | None, int]]:
     """Yield (executor or None for inline, number of workers).
@@ -550,12 +719,17 @@ def open_executor(executor: str | cf.Executor, jobs: int) -> Iterator[tuple[cf.E
         if jobs <= 1:
             yield None, 1
             return
-        # spawn, not fork: polars and numpy thread pools do not survive a fork safely. Workers ignore
-        # Ctrl-C (initializer): the parent handles it, stops them and leaves no half-written output.
-        before = set(multiprocessing.active_children())
-        with sigint_held():
-            ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_start, initargs=(os.getpid(),))
+        # the pool `prestart_workers` forked at the command's start; else spawn, not fork: polars' and
+        # numpy's thread pools, once started, do not survive a fork. Workers ignore Ctrl-C
+        # (initializer): the parent handles it, stops them and leaves no half-written output.
+        pre = _take_prestarted(jobs)
+        if pre is not None:
+            ex, before = pre
+        else:
+            before = set(multiprocessing.active_children())
+            with sigint_held():
+                ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield ex, jobs
         except BaseException:
@@ -620,6 +794,38 @@ def _batches(replicates: int, workers: int) -> list[tuple[int, int]]:
     # about 4 tasks per worker for load balance, at most 50 replicates per task for a smooth progress bar
     size = max(1, min(50, math.ceil(replicates / (4 * workers))))
     return [(s, min(s + size, replicates)) for s in range(0, replicates, size)]
+
+
+TAIL_MIN_BATCH = 8
+"""Smallest batch of `_guided_batches`' tail: below ~8 replicates a batch's fixed cost (its candidates'
+judging, des._prejudge, and the scenario sent with it) shows (a replicate costs ~10% more in batches of
+5, ~30% more in batches of 2)."""
+
+
+def _guided_batches(replicates: int, workers: int) -> list[tuple[int, int]]:
+    """`_batches` for a pool of `workers`, with a tail of shrinking batches (guided self-scheduling).
+
+    With equal batches of 50, the run ended when the slower worker finished its last one while the
+    other had nothing left to do: on average about half a batch (~0.8 s at ~30 ms a replicate) of one
+    core idle at the end. Here a batch is at most a (2 x workers)-th of the replicates still to hand
+    out, never fewer than TAIL_MIN_BATCH, and never more than `_batches`' size: the tasks before the
+    tail are unchanged, the last ones shrink to a fraction of a second. Which replicates a batch holds
+    changes no record (each replicate depends only on (scenario, seed, replicate)), so the outputs are
+    the same for any batching."""
+    full = _batches(replicates, workers)
+    if workers <= 1 or not full:
+        return full
+    size = full[0][1] - full[0][0]
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < replicates:
+        left = replicates - start
+        n = min(size, max(TAIL_MIN_BATCH, math.ceil(left / (2 * workers))), left)
+        if left - n < TAIL_MIN_BATCH // 2 and left <= size:  # no lone last batch of a few replicates
+            n = left
+        out.append((start, start + n))
+        start += n
+    return out
 
 
 def _progress(total: int, enabled: bool):
@@ -688,7 +894,7 @@ def run_scenario(
 
     with open_executor(executor, jobs) as (ex, workers), _progress(replicates, progress) as bar:
         task = bar.add_task("run", total=replicates) if bar is not None else None
-        batches = _batches(replicates, workers)
+        batches = _batches(replicates, workers) if ex is None else _guided_batches(replicates, workers)
         if ex is None:
             for start, stop in batches:
                 fold(run_batch(scenario, seed, start, stop, uncertain))

@@ -102,3 +102,55 @@ def test_packs_to_make_come_from_replicates_reaching_the_target(base, records):
     assert t["packs_basis"] == "all_replicates_none_reached_target" and t["replicates_reaching_target"] == 0
     assert t["units_p50"] == pytest.approx(np.quantile([r.drug_total(r.released, "penpulimab")
                                                         for r in records], 0.5))
+
+
+def _monthly_state(agg: SupplyAggregate):
+    agg._flush_monthly()
+    return ({k: dict(c) for k, c in agg.monthly.items()}, dict(agg.month_n), dict(agg.month_stockout))
+
+
+def test_dense_monthly_histograms_hold_what_the_counters_hold(records):
+    """The dense monthly histograms (`_add_monthly_dense`, the parent's fold in a run) against the
+    Counters incremented record by record: the same keys (zero stock-out counts included), counts and
+    frames; with records of different lengths, and one too large for a dense row (it goes to the
+    Counters, mixed with the dense counts)."""
+    from dataclasses import replace
+
+    big = records[1].on_hand_depot_monthly.copy()
+    big[3, 0] = SupplyAggregate.DENSE_MAX_VALUE + 5
+    short = records[2]
+    months = short.dispensed_monthly.shape[0] // 2
+    short = replace(short, **{k: getattr(short, k)[:months] for k in (
+        "dispensed_monthly", "on_hand_depot_monthly", "on_hand_sites_monthly", "stockouts_monthly")})
+    recs = [*records, replace(records[1], on_hand_depot_monthly=big), short]
+    dense, counters = SupplyAggregate(), SupplyAggregate()
+    counters.dense_monthly = False
+    for rec in recs:
+        dense.add(rec)
+        counters.add(rec)
+    assert dense._dense_drugs is not None  # the dense path was taken
+    assert _monthly_state(dense) == _monthly_state(counters)
+    for name in ("supply", "drug_demand", "inventory"):
+        assert dense.frames()[name].equals(counters.frames()[name])
+    # and against numpy on the records themselves: month 2's units dispensed of each drug
+    demand = dense.frames()["drug_demand"].filter(pl.col("month") == 2)
+    for row in demand.iter_rows(named=True):
+        ps = [p for p, d in enumerate(recs[0].drugs) if d == row["drug"]]
+        x = [int(r.dispensed_monthly[2, ps].sum()) for r in recs]
+        assert row["units_p50"] == pytest.approx(np.quantile(x, 0.5))
+        assert row["units_p90"] == pytest.approx(np.quantile(x, 0.9))
+
+
+def test_dense_counts_survive_merge_and_a_second_flush(records):
+    a, b, whole = SupplyAggregate(), SupplyAggregate(), SupplyAggregate()
+    for rec in records[:3]:
+        a.add(rec)
+    for rec in records[3:]:
+        b.add(rec)
+    for rec in records:
+        whole.add(rec)
+    a.merge(b)
+    a.add(records[0])  # dense again after the merge's flush
+    whole.add(records[0])
+    assert _monthly_state(a) == _monthly_state(whole)
+    assert _monthly_state(a) == _monthly_state(whole)  # flushing twice adds nothing

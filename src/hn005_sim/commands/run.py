@@ -186,6 +186,12 @@ class Background:
         return self._out[0]
 
 
+def _chart_renderer():
+    from hn005_sim.report.prerender import ChartRenderer
+
+    return ChartRenderer(processes=DRAWING_PROCESSES)
+
+
 def run(
     scenario: ScenarioArg,
     out: OutOpt,
@@ -228,23 +234,24 @@ def run(
     
       hn005-sim run scenarios/baseline.toml --replicates 200 --seed 20230901 --jobs 2 --out out/baseline
     """
-    renderer = None
-    if report:
-        # vl-convert starts (~0.5 s) in a drawing process of its own while this process imports the
-        # model and loads the scenario (it holds the GIL while it draws: in a thread it would stall this
-        # process); the charts are then drawn there as their files appear (report/prerender.py). Started
-        # before the model's imports (~0.35 s), so that Vega is ready before the first chart is
-        from hn005_sim.report.prerender import ChartRenderer
-
-        renderer = ChartRenderer(processes=DRAWING_PROCESSES)
+    # vl-convert starts (~0.5 s) in a drawing process of its own while this process imports the model
+    # and loads the scenario (it holds the GIL while it draws: in a thread it would stall this
+    # process); the charts are then drawn there as their files appear (report/prerender.py). Started
+    # before the model's imports (~0.35 s), so that Vega is ready before the first chart is, except
+    # with --jobs N: the pool is forked first (prestart_workers), from a process with no thread of its
+    # own yet (the renderer's lane is one) and no pipe to the drawing process for workers to inherit
+    renderer = _chart_renderer() if report and jobs <= 1 else None
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
-    from hn005_sim.montecarlo import parse_executor, run_scenario
+    from hn005_sim.montecarlo import parse_executor, prestart_workers, run_scenario
 
     try:
         parse_executor(executor)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    prestart_workers(executor, jobs)  # --jobs N: forks the pool now, before any thread or scenario
+    if report and renderer is None:
+        renderer = _chart_renderer()
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError

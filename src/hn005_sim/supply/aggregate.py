@@ -42,6 +42,15 @@ def quantile(counts: Counter, q: float) -> float:
     return a + (h - lo) * (b - a)
 
 
+def _grown(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`a` zero-padded to `shape` (at least twice its size along each axis that grows, so that growing
+    one value at a time costs amortised O(1))."""
+    shape = tuple(max(n, 2 * old) if n > old else old for n, old in zip(shape, a.shape, strict=True))
+    out = np.zeros(shape, a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
 def waste_of(rec: SupplyRecord) -> np.ndarray:
     """Packs wasted per presentation: expiry write-offs + returned units as pack equivalents."""
     return rec.wasted_expiry + rec.wasted_returns
@@ -86,6 +95,16 @@ class SupplyAggregate:
         # `add`'s look-ups: the Counters above it increments, found once (the same objects)
         self._pres_cache: list[list[Counter]] | None = None
         self._month_cache: dict[str, tuple] = {}
+        # the monthly figures as dense histograms while records are added (`_add_monthly_dense`), moved
+        # into the Counters above by `_flush_monthly` before anything reads them
+        self._dense_n = np.zeros(0, np.int64)  # month -> replicates (month_n)
+        self._dense_drugs: tuple[str, ...] | None = None  # sorted
+        self._dense_h = np.zeros((0, 0, 0), np.int64)  # [series x drugs + drug, month, value] -> replicates
+        self._dense_stockout = np.zeros((0, 0), np.int64)  # [month, drug] -> replicates (month_stockout)
+        self._onehot: dict[tuple[str, ...], np.ndarray] = {}  # presentations' drugs -> [presentation, drug]
+        self.dense_monthly = True
+        """False: `add` increments the Counters directly, record by record (the reference the dense
+        histograms are tested against, tests/supply/test_aggregate.py)."""
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
@@ -146,6 +165,86 @@ class SupplyAggregate:
             self.drug_missed[d] += int(rec.stockout(d, rec.missed_events))
             self.drug_oos[d] += int(rec.stockout(d, rec.out_of_stock_events))
         idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
+        if not (self.dense_monthly and self._add_monthly_dense(rec, idx)):
+            self._add_monthly_counters(rec, idx)
+        self.end_reasons.update(rec.end_reasons)
+        self.cycles[rec.cycles_given] += 1
+        self.treatment.update(rec.treatment)
+
+    DENSE_MAX_VALUE = 1 << 14
+    """Largest monthly figure (packs dispensed, on hand) `_add_monthly_dense` keeps in a dense histogram
+    (a month's row then holds at most 16,384 counters); a record with a larger one goes to the Counters."""
+
+    def _add_monthly_dense(self, rec: SupplyRecord, idx: dict[str, list[int]]) -> bool:
+        """`_add_monthly_counters` with numpy: each month's figure is one more count in row `month`,
+        column `value` of a dense histogram per (series, drug), all of a replicate's in one fancy-index
+        increment instead of a Counter increment per month (~1,200 of them a replicate for the
+        baseline's 103 months and 3 drugs: most of the parent's fold). The sums over a drug's
+        presentations are one integer matrix product (exact). Integer counts: `_flush_monthly` gives
+        the Counters the same contents. False (nothing added) for what it cannot index: another set of
+        drugs than the first record's, values not integers, negative or above DENSE_MAX_VALUE."""
+        drugs = tuple(sorted(idx))
+        if self._dense_drugs is None:
+            self._dense_drugs = drugs
+        if drugs != self._dense_drugs:
+            return False
+        onehot = self._onehot.get(rec.drugs)
+        if onehot is None:
+            onehot = self._onehot[rec.drugs] = np.array([[int(x == d) for d in drugs] for x in rec.drugs],
+                                                        np.int64).reshape(len(rec.drugs), len(drugs))
+        series = np.stack([rec.dispensed_monthly, rec.on_hand_depot_monthly, rec.on_hand_sites_monthly])
+        if series.dtype.kind not in "iu" or rec.stockouts_monthly.dtype.kind not in "iub":
+            return False
+        months, nd = series.shape[1], len(drugs)
+        # [series * drugs + drug, month]: the drug's sum over its presentations
+        values = (series @ onehot).transpose(0, 2, 1).reshape(3 * nd, months)
+        if values.size and (values.min() < 0 or values.max() > self.DENSE_MAX_VALUE):
+            return False
+        top = int(values.max()) + 1 if values.size else 1
+        h = self._dense_h
+        if h.shape[0] != 3 * nd or h.shape[1] < months or h.shape[2] < top:
+            h = self._dense_h = _grown(h if h.shape[0] == 3 * nd else np.zeros((3 * nd, 0, 0), np.int64),
+                                       (3 * nd, max(months, h.shape[1]), max(top, h.shape[2])))
+        h[np.arange(3 * nd)[:, None], np.arange(months)[None, :], values] += 1
+        st = self._dense_stockout
+        if st.shape[0] < months or st.shape[1] != nd:
+            st = self._dense_stockout = _grown(st if st.shape[1] == nd else np.zeros((0, nd), np.int64),
+                                               (max(months, st.shape[0]), nd))
+        st[:months] += (rec.stockouts_monthly @ onehot) > 0
+        if self._dense_n.size < months:
+            self._dense_n = _grown(self._dense_n, (months,))
+        self._dense_n[:months] += 1
+        return True
+
+    def _flush_monthly(self) -> None:
+        """Move the dense histograms' counts into `monthly`, `month_stockout` and `month_n` (keys and
+        counts as `_add_monthly_counters` gives them: plain ints, a (month, drug) stock-out key for every
+        month a replicate reached, zero or not)."""
+        if not self._dense_n.any():
+            return
+        reached = np.flatnonzero(self._dense_n).tolist()
+        for m in reached:
+            self.month_n[m] += int(self._dense_n[m])
+        drugs = self._dense_drugs or ()
+        h = self._dense_h
+        for k, name in enumerate(("dispensed", "depot", "sites")):
+            for j, d in enumerate(drugs):
+                rows = h[k * len(drugs) + j]
+                for m in range(rows.shape[0]):
+                    values = np.flatnonzero(rows[m])
+                    if values.size:
+                        c = self._c(self.monthly, (name, m, d))
+                        for v, n in zip(values.tolist(), rows[m, values].tolist(), strict=True):
+                            c[v] += n
+        for j, d in enumerate(drugs):
+            for m in reached:
+                if m < self._dense_stockout.shape[0]:
+                    self.month_stockout[(m, d)] += int(self._dense_stockout[m, j])
+        h[:] = 0
+        self._dense_stockout[:] = 0
+        self._dense_n[:] = 0
+
+    def _add_monthly_counters(self, rec: SupplyRecord, idx: dict[str, list[int]]) -> None:
         # per drug, every month's sum over its presentations at once (integer counts: the same sums as
         # month by month), then plain ints into the counters (each month's counters found once per
         # replicate: `_month_counters`)
@@ -163,12 +262,11 @@ class SupplyAggregate:
             stockout = self.month_stockout
             for key, v in zip(out, (rec.stockouts_monthly[:, ps].sum(axis=1) > 0).tolist(), strict=True):
                 stockout[key] += v
-        self.end_reasons.update(rec.end_reasons)
-        self.cycles[rec.cycles_given] += 1
-        self.treatment.update(rec.treatment)
 
     def merge(self, other: SupplyAggregate) -> SupplyAggregate:
         """Add another aggregate's replicates to this one (in place; returns self)."""
+        self._flush_monthly()
+        other._flush_monthly()
         if other.presentations is None:
             return self
         if self.presentations is None:
@@ -264,6 +362,7 @@ class SupplyAggregate:
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""
+        self._flush_monthly()
         n = max(self.replicates, 1)
         rows = []
         for p, pid in enumerate(self.presentations or ()):
