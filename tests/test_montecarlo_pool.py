@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_output_folders import _alive  # (a worker is gone once it is not alive or a zombie)
 
 from hn005_sim.montecarlo import TAIL_MIN_BATCH, _batches, _guided_batches, run_scenario
 from hn005_sim.scenario.load import load_scenario
@@ -201,15 +202,6 @@ with mc.open_executor("process", 2) as (ex, workers):
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie not yet reaped counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_forked_workers_exit_when_the_parent_is_killed():
