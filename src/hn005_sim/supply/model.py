@@ -112,6 +112,43 @@ def _cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
     return out
 
 
+_SITE_SETUP: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, dict]] = {}
+
+
+def _site_setup(regimen: RegimenConfig, supply: SupplyConfig, region: str, weight: float) -> tuple:
+    """((initial, trigger, max) packs, predictive, forecast cycles, safety packs, expiry cover days) of a
+    site in `region` with demand `weight` (supply/levels.py `site_levels` and the tier's settings).
+
+    Kept per (regimen, supply) object as `cycle_packs` is (frozen configs, held while cached, so their
+    ids are not reused), then per (region, weight): a run's replicates share them. The lists are the
+    cache's: `SupplyModel` copies them for each site."""
+    key = (id(regimen), id(supply))
+    got = _SITE_SETUP.get(key)
+    if got is None or got[0] is not regimen or got[1] is not supply:
+        if len(_SITE_SETUP) >= 16:
+            _SITE_SETUP.clear()
+        got = _SITE_SETUP[key] = (regimen, supply, {})
+    table = got[2]
+    out = table.get((region, weight))
+    if out is None:
+        t = supply.tier_of(region)
+        tier = supply.tiers[t]
+        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        per = cycle_packs(regimen, supply)
+        floors = np.array([p.site_min_packs for p in supply.presentations])
+        base = tuple(lv.tolist() for lv in site_levels(per, floors, one, tier, weight))
+        safety = np.ceil(tier.safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
+        ship = supply.shipping
+        # a site replaces stock that would leave its do-not-dispense window before the next review's
+        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times
+        # (assumption: covers the slow tail of the courier's lead time)
+        cover = supply.review_days + tier.expiry_cover_lead_times * \
+            ship.lead_days_by_region.get(region, ship.lead_days).mean()
+        out = table[(region, weight)] = (base, tier.predictive, tier.forecast_days / regimen.cycle_days,
+                                         safety, cover)
+    return out
+
+
 Levels = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -148,26 +185,17 @@ class SupplyModel:
         self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
         self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
         self.tier = [supply.tier_of(s.region) for s in sites]
-        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        # each site's levels, predictive settings and expiry cover: figures of the configs, the site's
+        # region and its demand weight only, computed once per process (`_site_setup`), copied per site
+        setup = [_site_setup(regimen, supply, x.region, weight_of(weights, x.region)) for x in sites]
         if levels is not None:  # explicit (initial, trigger, max) per tier, the same at every site
             self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]
         else:  # each site's own, from its predicted demand (supply/levels.py)
-            per = cycle_packs(regimen, supply)
-            floors = np.array([p.site_min_packs for p in pres])
-            self.base_levels = [tuple(lv.tolist() for lv in site_levels(
-                per, floors, one, supply.tiers[t], weight_of(weights, x.region)))
-                for t, x in zip(self.tier, sites, strict=True)]
-        self.predictive = [supply.tiers[t].predictive for t in self.tier]
-        self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
-        self.safety = [np.ceil(supply.tiers[t].safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
-                       for t in self.tier]  # packs above the predictive forecast, per site
-        ship = supply.shipping
-        # a site replaces stock that would leave its do-not-dispense window before the next review's
-        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times (assumption:
-        # covers the slow tail of the courier's lead time)
-        self.cover_days = [supply.review_days + supply.tiers[t].expiry_cover_lead_times
-                           * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
-                           for t, x in zip(self.tier, sites, strict=True)]
+            self.base_levels = [(a[:], b[:], c[:]) for (a, b, c), *_ in setup]
+        self.predictive = [x[1] for x in setup]
+        self.forecast_cycles = [x[2] for x in setup]
+        self.safety = [x[3][:] for x in setup]  # packs above the predictive forecast, per site
+        self.cover_days = [x[4] for x in setup]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
         self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
         self.waiting = [0] * S

@@ -378,8 +378,9 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     gap = np.full((n, K), regimen.cycle_days, dtype=np.int64)
     gap[:, :-1] += delay[:, 1:]  # the delay drawn for cycle k+1 comes after visit k
     end = np.minimum(np.minimum(draws.progression_days, draws.death_days), draws.withdrawal_days)
-    reason = np.select([end == draws.progression_days, end == draws.death_days], [0, 1], 2)
-    start = np.zeros((n, K))
+    reason = np.where(end == draws.progression_days, 0, np.where(end == draws.death_days, 1, 2))
+    # visit days from the first dose: integer sums (exact), compared with the float ends
+    start = np.zeros((n, K), dtype=np.int64)
     np.cumsum(gap[:, :-1], axis=1, out=start[:, 1:])
     cycles = np.minimum((start < end[:, None]).sum(axis=1), toxicity_end)
     offset = np.zeros(n, dtype=np.int64)
