@@ -65,6 +65,8 @@ def test_plan_matches_patient_course(base, carry_over):
         if pen_cut is None and c.end_reason == "toxicity" and c.end_day >= cap_day:
             pen_cut = len(orders)  # the course ended at the cap: nothing but penpulimab was left
         off, m = plan.offset[i], plan.cycles[i]
+        assert plan.cell_patient[off:off + m].tolist() == [i] * m
+        assert plan.cell_cycle[off:off + m].tolist() == list(range(m))
         if pen_cut is None:
             assert len(orders) == m or c.end_reason == "horizon"
             got = orders
@@ -87,3 +89,19 @@ def test_plan_matches_patient_course(base, carry_over):
         seen_reduction |= any(k == ("anlotinib", 8.0) for o in orders for k in o.needed)
         seen_stop |= c.end_reason == "toxicity"
     assert seen_reduction and seen_stop  # the comparison covered dose changes and toxicity ends
+
+
+def test_kept_columns_are_the_regimens_own(base):
+    """`columns` kept per regimen object equals the columns computed afresh, and another regimen (a copy
+    with one more dose level) gets its own, not the kept ones."""
+    from hn005_sim.treatment import course
+
+    reg = base.regimen
+    assert course.columns(reg) == course._columns(reg) and course.columns(reg) is course.columns(reg)
+    name = next(n for n, d in reg.drugs.items() if len(d.dose_fractions) == 1)
+    drugs = dict(reg.drugs)
+    drugs[name] = drugs[name].model_copy(update={"dose_fractions": [1.0, 0.5]})
+    other = reg.model_copy(update={"drugs": drugs})
+    assert course.columns(other) == course._columns(other)
+    assert course.columns(other).width == course.columns(reg).width + 1
+    assert course.columns(reg) == course._columns(reg)

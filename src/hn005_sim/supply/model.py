@@ -35,6 +35,7 @@ the next one (simpy's urgent initialisation); the loop stops before the first ev
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from itertools import count
@@ -86,6 +87,7 @@ def enrolment_covariates(enrolments: list[EnrolmentRow], supply: SupplyConfig) -
     return out
 
 
+_INT64_MAX = np.iinfo(np.int64).max
 _EXACT_FLOAT_SUM = 2**53  # integers summed as floats below this are exact (`_totals`)
 _CYCLE_PACKS: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, np.ndarray]] = {}
 
@@ -242,7 +244,8 @@ class SupplyModel:
         # treatment: draws (one row per enrolment in the given order) and the plan of every course
         self.enrolments = enrolments
         n = len(enrolments)
-        first = min((e.day for e in enrolments), default=0.0)
+        self._days = days = [e.day for e in enrolments]  # (first doses: read again after the run)
+        first = min(days, default=0.0)
         max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
         draws = draw_courses(regimen, n, max_cycles, rng_treatment)
         self.progression_days = draws.progression_days
@@ -269,7 +272,7 @@ class SupplyModel:
         L["rate_rows"] = (plan.need[changed] / self.units_per_pack).tolist()
         L["rate_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
-        self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
+        self.last_enrol_day = max(days, default=0.0)
 
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
@@ -978,13 +981,14 @@ class SupplyModel:
                         else:
                             heappush(heap, (now + d, next(seq), w))
 
-    def _treatment_counts(self) -> dict[str, int]:
+    def _treatment_counts(self, still_on: np.ndarray | None = None) -> dict[str, int]:
         """Integer counts of the courses of the patients who started treatment within the horizon (so
         pooled figures do not depend on the order replicates are added): progression-free at 12, 24 and
         36 months (the drawn progression time), months on treatment (first dose to the end of the last
         cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
-        (the investigator's review, e.g. penpulimab at 2 years)."""
-        start = np.array([e.day for e in self.enrolments], dtype=float)
+        (the investigator's review, e.g. penpulimab at 2 years). `still_on`: each patient on treatment
+        at the horizon (as `_totals` finds it), or None to find it here."""
+        start = np.array(self._days, dtype=float)
         treated = (start < self.horizon) & (self.n_given > 0)
         pfs_months = self.progression_days / DAYS_PER_MONTH
         out = {"patients": int(treated.sum())}
@@ -995,7 +999,8 @@ class SupplyModel:
         end = np.minimum(last + self.regimen.cycle_days, self.horizon)
         out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
         out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
-        still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        if still_on is None:
+            still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
         out["on_treatment_at_horizon"] = int((treated & still_on).sum())
         return out
 
@@ -1006,9 +1011,8 @@ class SupplyModel:
         self.visit_day = np.array(self.visit_day, dtype=float)
         plan, P = self.plan, self.P
         n = len(self.enrolments)
-        pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
-        ck = np.arange(pi.size) - plan.offset[pi]  # its cycle
-        cap = np.where(self.cap_visit >= 0, self.cap_visit, np.iinfo(np.int64).max)
+        pi, ck = plan.cell_patient, plan.cell_cycle  # patient and cycle of each cell
+        cap = np.where(self.cap_visit >= 0, self.cap_visit, _INT64_MAX)
         given = ck < self.n_given[pi]
         mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.capped_columns[None, :])
         self.taken_units = (plan.taken * mask).sum(axis=0)
@@ -1027,14 +1031,13 @@ class SupplyModel:
         self.held_units = final[on].sum(axis=0)
         self.returned_units = returned + final[~on].sum(axis=0)
         self.cycles_given = int(self.n_given.sum())
-        reasons: dict[str, int] = {}
-        for i, e in enumerate(self.enrolments):
-            if e.day < self.horizon:
-                r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
-                reasons[r] = reasons.get(r, 0) + 1
-        self.end_reasons = reasons
-        self.treatment = self._treatment_counts()
-        months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
+        h = self.horizon
+        # ("": still on treatment when the simulation stops; counted in the order first met, as before)
+        self.end_reasons = dict(Counter([r or "horizon" for r, d in zip(self.reason, self._days, strict=True)
+                                         if d < h]))
+        self.treatment = self._treatment_counts(on)
+        vd = self.visit_day  # (cells never visited are NaN: month 0, and not given)
+        months = np.minimum((np.where(vd == vd, vd, 0.0) // DAYS_PER_MONTH).astype(np.int64),
                             self.n_months - 1)
         given_packs = plan.packs * mask
         if given_packs.size and given_packs.min() >= 0 and given_packs.sum() < _EXACT_FLOAT_SUM:

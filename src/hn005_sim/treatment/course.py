@@ -49,7 +49,21 @@ class Columns:
     width: int
 
 
+_COLUMNS: dict[int, tuple[RegimenConfig, Columns]] = {}
+
+
 def columns(regimen: RegimenConfig) -> Columns:
+    """The regimen's uniform columns, kept per regimen object (configs are frozen; the object is held, so
+    its id is not reused): a run's replicates share them (read only)."""
+    got = _COLUMNS.get(id(regimen))
+    if got is None or got[0] is not regimen:
+        if len(_COLUMNS) >= 16:
+            _COLUMNS.clear()
+        got = _COLUMNS[id(regimen)] = (regimen, _columns(regimen))
+    return got[1]
+
+
+def _columns(regimen: RegimenConfig) -> Columns:
     stop: dict[str, int] = {}
     red: dict[str, int | None] = {}
     intr: dict[str, int | None] = {}
@@ -270,6 +284,8 @@ class CoursePlan:
     end_reason: np.ndarray  # n: index into END_REASONS of that end
     cap_offset_days: np.ndarray  # n: the capped drug stops this long after the first dose (inf: continues)
     capped_columns: np.ndarray  # P bools: the presentations of the capped drug
+    cell_patient: np.ndarray  # cells: the patient of each cell
+    cell_cycle: np.ndarray  # cells: its cycle (0-based)
 
 
 def _levels(u_stop: np.ndarray, u_red: np.ndarray, p_stop: float, p_red: float, n_levels: int):
@@ -421,4 +437,4 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     changed = first.copy()
     changed[1:] |= (need[1:] != need[:-1]).any(axis=1)
     return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap[pi, ck], other_on[pi, ck],
-                      changed, toxicity_end, end, reason, cap_offset, cap_cols)
+                      changed, toxicity_end, end, reason, cap_offset, cap_cols, pi, ck)
