@@ -116,3 +116,13 @@ def test_kept_site_setup_is_each_sites_own(base):
                     explicit, weights)
     assert all(m.base_levels[s] == tuple(lv.tolist() for lv in explicit[m.tier[s]])
                for s in range(len(sites)))
+
+
+def test_column_sums_equal_numpys_sum_over_rows():
+    """_col_sums (`_totals`' sums along the long axis) equals a.sum(axis=0), dtype included."""
+    g = np.random.default_rng(3)
+    for shape in ((0, 4), (1, 1), (7, 5), (2500, 5), (3, 40)):
+        a = g.integers(-10**12, 10**12, shape)
+        got = model._col_sums(a)
+        assert got.dtype == a.sum(axis=0).dtype and np.array_equal(got, a.sum(axis=0))
+        assert np.array_equal(model._col_sums(a[::2]), a[::2].sum(axis=0))  # a strided view too

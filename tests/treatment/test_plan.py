@@ -105,3 +105,54 @@ def test_kept_columns_are_the_regimens_own(base):
     assert course.columns(other) == course._columns(other)
     assert course.columns(other).width == course.columns(reg).width + 1
     assert course.columns(reg) == course._columns(reg)
+
+
+def _dispensing_by_rows(need, taken, first, upp, carry_over):
+    """course._dispensing as it was before it ran presentation by cycle (cells x P, axis 0)."""
+    used = need > 0
+    fresh = first[:, None]
+    if not carry_over:
+        packs = -(-need // upp)
+        balance = packs * upp - taken
+    else:
+        tk = taken * used
+        cum = np.cumsum(tk, axis=0)
+        start = ~used | fresh
+        run = np.cumsum(start, axis=0)
+        base = np.maximum.accumulate((cum - tk) * start, axis=0)
+        before = cum - tk - base
+        x = -(-(need + before) // upp) * upp * used
+        big = int(x.max(initial=0)) + 1
+        dispensed = np.maximum.accumulate(x + run * big, axis=0) - run * big
+        prev = np.zeros_like(dispensed)
+        prev[1:] = dispensed[:-1] * (run[1:] == run[:-1])
+        packs = (dispensed - prev) // upp
+        balance = (dispensed - before - tk) * used
+    returned = np.zeros_like(balance)
+    returned[1:] = balance[:-1]
+    returned *= ~fresh
+    if carry_over:
+        returned *= ~used
+    return packs, returned, balance
+
+
+@pytest.mark.parametrize("carry_over", [True, False])
+def test_dispensing_equals_the_row_by_row_version(carry_over):
+    """_dispensing (presentation by cycle) gives the integers, dtype and C order of the cells x P version
+    it replaced, on random plans: gaps in a presentation, new patients, interruptions, empty plans."""
+    from hn005_sim.treatment.course import _dispensing
+
+    g = np.random.default_rng(5)
+    for trial in range(60):
+        N, P = int(g.integers(0, 80)) if trial else 0, int(g.integers(1, 6))
+        need = g.integers(0, 30, (N, P)) * (g.random((N, P)) < 0.7)
+        taken = need - g.integers(0, 5, (N, P)).clip(max=need)
+        first = g.random(N) < 0.15
+        if N:
+            first[0] = True
+        upp = g.integers(1, 40, P)
+        got = _dispensing(need, taken, first, upp, carry_over)
+        want = _dispensing_by_rows(need, taken, first, upp, carry_over)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.flags.c_contiguous
+            assert np.array_equal(a, b), trial

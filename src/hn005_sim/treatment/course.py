@@ -313,31 +313,38 @@ def _dispensing(need: np.ndarray, taken: np.ndarray, first: np.ndarray, upp: np.
     whole packs are given only when what the patient holds falls short of the cycle (by induction on k,
     D_{k-1} being a multiple of upp). An offset per run keeps the running maximum from crossing runs.
     """
-    used = need > 0
-    fresh = first[:, None]
     if not carry_over:
+        fresh = first[:, None]
         packs = -(-need // upp)
         balance = packs * upp - taken
-    else:
-        tk = taken * used
-        cum = np.cumsum(tk, axis=0)
-        start = ~used | fresh
-        run = np.cumsum(start, axis=0)
-        base = np.maximum.accumulate((cum - tk) * start, axis=0)  # units taken before the run
-        before = cum - tk - base  # C_k
-        x = -(-(need + before) // upp) * upp * used
-        big = int(x.max(initial=0)) + 1
-        dispensed = np.maximum.accumulate(x + run * big, axis=0) - run * big  # D_k
-        prev = np.zeros_like(dispensed)
-        prev[1:] = dispensed[:-1] * (run[1:] == run[:-1])
-        packs = (dispensed - prev) // upp
-        balance = (dispensed - before - tk) * used
+        returned = np.zeros_like(balance)
+        returned[1:] = balance[:-1]
+        returned *= ~fresh
+        return packs, returned, balance
+    # carry_over, computed presentation by cycle (P x cells, C-ordered): numpy's running sums and row
+    # reductions along a short axis cost several times those along a long one (same integers)
+    nt, tt, u = np.ascontiguousarray(need.T), np.ascontiguousarray(taken.T), upp[:, None]
+    used = nt > 0
+    tk = tt * used
+    cum = np.cumsum(tk, axis=1)
+    start = ~used | first
+    run = np.cumsum(start, axis=1)
+    ctk = cum - tk
+    base = np.maximum.accumulate(ctk * start, axis=1)  # units taken before the run
+    before = ctk - base  # C_k
+    x = -(-(nt + before) // u) * u * used
+    big = int(x.max(initial=0)) + 1
+    shift = run * big
+    dispensed = np.maximum.accumulate(x + shift, axis=1) - shift  # D_k
+    prev = np.zeros_like(dispensed)
+    prev[:, 1:] = dispensed[:, :-1] * (run[:, 1:] == run[:, :-1])
+    packs = (dispensed - prev) // u
+    balance = (dispensed - before - tk) * used
     returned = np.zeros_like(balance)
-    returned[1:] = balance[:-1]
-    returned *= ~fresh
-    if carry_over:
-        returned *= ~used
-    return packs, returned, balance
+    returned[:, 1:] = balance[:, :-1]
+    returned *= ~first
+    returned *= ~used
+    return np.ascontiguousarray(packs.T), np.ascontiguousarray(returned.T), np.ascontiguousarray(balance.T)
 
 
 
@@ -405,25 +412,29 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     ck = np.arange(pi.size) - offset[pi]
     N = pi.size
 
+    # the cells' entries of the n x K arrays, by one flat index (a gather by (pi, ck) costs more)
+    flat = pi * K + ck
+    u_flat, W = u.reshape(-1), u.shape[2]  # (u is C-ordered: a view)
     need = np.zeros((N, P), dtype=np.int64)
     taken = np.zeros((N, P), dtype=np.int64)
     for name, d in regimen.drugs.items():
         days = d.cycle_days_given
         c_int = cols.interrupt[name]
+        missed_frac = None  # no interruption: taken = need (need - floor(need * 0 + 1e-9))
         if c_int is not None:
-            missed_frac = np.where(u[pi, ck, c_int] < d.toxicity.interrupt_per_cycle,
-                                   np.minimum(draws.missed_days[name][pi, ck], days), 0) / days
-        else:
-            missed_frac = np.zeros(N)
+            missed_frac = np.where(u_flat[flat * W + c_int] < d.toxicity.interrupt_per_cycle,
+                                   np.minimum(draws.missed_days[name].reshape(-1)[flat], days), 0) / days
         table = units[name]
-        lv = np.minimum(level[name][pi, ck], table.shape[1] - 1)
-        on = give[name][pi, ck]
+        lv = np.minimum(level[name].reshape(-1)[flat], table.shape[1] - 1)
+        on = give[name].reshape(-1)[flat]
+        rows = table[pi, lv]  # cells x strengths
         for j, strength in enumerate(d.strengths_mg):
-            got = table[pi, lv, j] * d.administrations * on
+            got = rows[:, j] * d.administrations * on
             if got.any():
                 p = column(name, strength)
                 need[:, p] = got
-                taken[:, p] = got - np.floor(got * missed_frac + 1e-9).astype(np.int64)
+                taken[:, p] = got if missed_frac is None else \
+                    got - np.floor(got * missed_frac + 1e-9).astype(np.int64)
 
     first = ck == 0
     packs, returned, balance = _dispensing(need, taken, first, np.asarray(units_per_pack, dtype=np.int64),
@@ -435,6 +446,9 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     else:
         cap_offset = np.full(n, np.inf)
     changed = first.copy()
-    changed[1:] |= (need[1:] != need[:-1]).any(axis=1)
-    return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap[pi, ck], other_on[pi, ck],
+    differs = need[1:] != need[:-1]
+    for p in range(P):  # (column by column: any(axis=1) over P columns costs ~7x more)
+        changed[1:] |= differs[:, p]
+    return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap.reshape(-1)[flat],
+                      other_on.reshape(-1)[flat],
                       changed, toxicity_end, end, reason, cap_offset, cap_cols, pi, ck)
