@@ -156,3 +156,28 @@ def test_dispensing_equals_the_row_by_row_version(carry_over):
         for a, b in zip(got, want, strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape and a.flags.c_contiguous
             assert np.array_equal(a, b), trial
+
+
+def test_kept_flat_dose_units_equal_units_computed_per_patient(base):
+    """patient_units with a flat-dose drug's units kept per drug object equals drug_units on every
+    patient's covariates (the path it replaced), for each drug of the regimen and an empty cohort."""
+    from hn005_sim.treatment import course
+    from hn005_sim.treatment.dosing import drug_units
+
+    reg = base.regimen
+    assert any(d.dose_rule == "flat" for d in reg.drugs.values())
+    assert any(d.dose_rule != "flat" for d in reg.drugs.values())
+    for n in (0, 1, 37):
+        bsa = np.linspace(1.2, 2.4, n)
+        got = course.patient_units(reg, {"bsa_m2": bsa})
+        for name, d in reg.drugs.items():
+            fr = np.asarray(d.dose_fractions, dtype=float)[None, :]
+            _, units = drug_units(d, {"bsa_m2": bsa[:, None]}, fr)
+            want = np.broadcast_to(units, (n, len(d.dose_fractions), len(d.strengths_mg)))
+            assert got[name].dtype == want.dtype and np.array_equal(got[name], want), (name, n)
+    # another drug object (another flat dose) gets its own units, not the kept ones
+    name = next(k for k, d in reg.drugs.items() if d.dose_rule == "flat")
+    half = reg.drugs[name].model_copy(update={"dose": reg.drugs[name].dose / 2})
+    _, want = drug_units(half, {}, np.asarray(half.dose_fractions, dtype=float)[None, :])
+    assert np.array_equal(course._flat_units(half), want)
+    assert not np.array_equal(course._flat_units(half), course._flat_units(reg.drugs[name]))

@@ -123,14 +123,32 @@ def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random
                        {name: missed[j] for j, name in enumerate(oral)}, given)
 
 
+_FLAT_UNITS: dict[int, tuple[object, np.ndarray]] = {}
+
+
+def _flat_units(d) -> np.ndarray:
+    """1 x levels x strengths units of a flat-dose drug (no covariate enters its dose), kept per drug
+    object (frozen, held while kept): a run's replicates share them (read only)."""
+    got = _FLAT_UNITS.get(id(d))
+    if got is None or got[0] is not d:
+        if len(_FLAT_UNITS) >= 64:
+            _FLAT_UNITS.clear()
+        _, units = drug_units(d, {}, np.asarray(d.dose_fractions, dtype=float)[None, :])
+        units.setflags(write=False)
+        got = _FLAT_UNITS[id(d)] = (d, units)
+    return got[1]
+
+
 def patient_units(regimen: RegimenConfig, covariates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """drug -> n x levels x strengths: units per administration of each patient at each dose level."""
     out = {}
+    cov = {k: np.asarray(v, dtype=float)[:, None] for k, v in covariates.items()}
+    n = len(next(iter(covariates.values()))) if covariates else 0
     for name, d in regimen.drugs.items():
-        cov = {k: np.asarray(v, dtype=float)[:, None] for k, v in covariates.items()}
-        fr = np.asarray(d.dose_fractions, dtype=float)[None, :]
-        _, units = drug_units(d, cov, fr)
-        n = len(next(iter(covariates.values()))) if covariates else 0
+        if d.dose_rule == "flat":
+            units = _flat_units(d)
+        else:
+            _, units = drug_units(d, cov, np.asarray(d.dose_fractions, dtype=float)[None, :])
         out[name] = np.broadcast_to(units, (n, len(d.dose_fractions), len(d.strengths_mg)))
     return out
 
