@@ -95,6 +95,7 @@ def _col_sums(a: np.ndarray) -> np.ndarray:
     rows of a few columns costs ~10x more here): the same integers."""
     return np.ascontiguousarray(a.T).sum(axis=1)
 
+
 _EXACT_FLOAT_SUM = 2**53  # integers summed as floats below this are exact (`_totals`)
 _CYCLE_PACKS: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, np.ndarray]] = {}
 
