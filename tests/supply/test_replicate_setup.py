@@ -56,3 +56,73 @@ def test_monthly_packs_equal_a_sum_visit_by_visit(base, monkeypatch):
     assert np.array_equal(m.dispensed_monthly, want) and m.dispensed_monthly.dtype == np.int64
     assert np.array_equal(m.dispensed, want.sum(axis=0))
     assert np.array_equal(runs["add.at"].dispensed_monthly, want)
+
+
+def _site_setup_afresh(reg, sup, region: str, weight: float):
+    """A site's set-up as SupplyModel.__init__ computed it before `_site_setup` kept it per process."""
+    t = sup.tier_of(region)
+    tier = sup.tiers[t]
+    one = levels.patient_cycle_packs(reg, sup)
+    floors = np.array([p.site_min_packs for p in sup.presentations])
+    base = tuple(lv.tolist() for lv in levels.site_levels(model._cycle_packs(reg, sup), floors, one, tier,
+                                                           weight))
+    ship = sup.shipping
+    cover = sup.review_days + tier.expiry_cover_lead_times * ship.lead_days_by_region.get(
+        region, ship.lead_days).mean()
+    safety = [int(np.ceil(tier.safety_patient_cycles * x - 1e-9)) for x in one]
+    return base, tier.predictive, tier.forecast_days / reg.cycle_days, safety, cover
+
+
+def test_kept_site_setup_is_each_sites_own(base):
+    """Every site's levels, predictive settings, safety packs and expiry cover from the per-process
+    `_site_setup` equal those computed afresh for its region and weight, on the South China network
+    (several tiers and regions); each site holds its own lists, so a change at one site (or in one
+    replicate) reaches no other."""
+    from hn005_sim.scenario.load import load_scenario
+    from hn005_sim.supply.levels import demand_weights, weight_of
+
+    from .conftest import ROOT, const
+
+    sc, _ = load_scenario(ROOT / "scenarios" / "network_south_china.toml")
+    reg, weights = sc.regimen, demand_weights(sc)
+    # a second tier (other settings) for two regions, and a lead time of its own for one of them
+    t0 = sc.supply.tiers[0]
+    remote = t0.model_copy(update={"name": "remote", "regions": ["guangdong", "hainan"], "predictive": False,
+                                   "forecast_days": 30.0, "safety_patient_cycles": 2.0,
+                                   "expiry_cover_lead_times": 3.0, "initial_cycles": t0.initial_cycles + 1})
+    ship = sc.supply.shipping.model_copy(update={"lead_days_by_region": {"hainan": const(9.0)}})
+    sup = sc.supply.model_copy(update={"tiers": [remote, t0], "shipping": ship})
+    regions = [r.name for r in sc.recruitment.regions]
+    sites = [model.SiteRow(f"s{i}", region, 0.0, None) for i, region in enumerate(regions * 2)]
+    tiers = {sup.tier_of(r) for r in regions}
+    assert len(tiers) > 1 and len(set(weights.values())) > 1  # the case covers tiers and weights
+    runs = [SupplyModel(reg, sup, sites, [], 400.0, np.random.default_rng(1), np.random.default_rng(2),
+                        None, weights) for _ in range(2)]
+    for m in runs:
+        for s, x in enumerate(sites):
+            want = _site_setup_afresh(reg, sup, x.region, weight_of(weights, x.region))
+            assert m.base_levels[s] == want[0]
+            assert (m.predictive[s], m.forecast_cycles[s], m.safety[s], m.cover_days[s]) == want[1:]
+    a, b = runs
+    a.base_levels[0][1][0] += 1000
+    a.safety[0][0] += 1000
+    n = len(regions)
+    assert b.base_levels[0] == a.base_levels[n] == _site_setup_afresh(
+        reg, sup, regions[0], weight_of(weights, regions[0]))[0]
+    assert b.safety[0] == a.safety[n]
+    # explicit levels (the search's) still override the kept ones, the same at every site
+    explicit = model.tier_levels(reg, sup)
+    m = SupplyModel(reg, sup, sites, [], 400.0, np.random.default_rng(1), np.random.default_rng(2),
+                    explicit, weights)
+    assert all(m.base_levels[s] == tuple(lv.tolist() for lv in explicit[m.tier[s]])
+               for s in range(len(sites)))
+
+
+def test_column_sums_equal_numpys_sum_over_rows():
+    """_col_sums (`_totals`' sums along the long axis) equals a.sum(axis=0), dtype included."""
+    g = np.random.default_rng(3)
+    for shape in ((0, 4), (1, 1), (7, 5), (2500, 5), (3, 40)):
+        a = g.integers(-10**12, 10**12, shape)
+        got = model._col_sums(a)
+        assert got.dtype == a.sum(axis=0).dtype and np.array_equal(got, a.sum(axis=0))
+        assert np.array_equal(model._col_sums(a[::2]), a[::2].sum(axis=0))  # a strided view too

@@ -65,6 +65,8 @@ def test_plan_matches_patient_course(base, carry_over):
         if pen_cut is None and c.end_reason == "toxicity" and c.end_day >= cap_day:
             pen_cut = len(orders)  # the course ended at the cap: nothing but penpulimab was left
         off, m = plan.offset[i], plan.cycles[i]
+        assert plan.cell_patient[off:off + m].tolist() == [i] * m
+        assert plan.cell_cycle[off:off + m].tolist() == list(range(m))
         if pen_cut is None:
             assert len(orders) == m or c.end_reason == "horizon"
             got = orders
@@ -87,3 +89,95 @@ def test_plan_matches_patient_course(base, carry_over):
         seen_reduction |= any(k == ("anlotinib", 8.0) for o in orders for k in o.needed)
         seen_stop |= c.end_reason == "toxicity"
     assert seen_reduction and seen_stop  # the comparison covered dose changes and toxicity ends
+
+
+def test_kept_columns_are_the_regimens_own(base):
+    """`columns` kept per regimen object equals the columns computed afresh, and another regimen (a copy
+    with one more dose level) gets its own, not the kept ones."""
+    from hn005_sim.treatment import course
+
+    reg = base.regimen
+    assert course.columns(reg) == course._columns(reg) and course.columns(reg) is course.columns(reg)
+    name = next(n for n, d in reg.drugs.items() if len(d.dose_fractions) == 1)
+    drugs = dict(reg.drugs)
+    drugs[name] = drugs[name].model_copy(update={"dose_fractions": [1.0, 0.5]})
+    other = reg.model_copy(update={"drugs": drugs})
+    assert course.columns(other) == course._columns(other)
+    assert course.columns(other).width == course.columns(reg).width + 1
+    assert course.columns(reg) == course._columns(reg)
+
+
+def _dispensing_by_rows(need, taken, first, upp, carry_over):
+    """course._dispensing as it was before it ran presentation by cycle (cells x P, axis 0)."""
+    used = need > 0
+    fresh = first[:, None]
+    if not carry_over:
+        packs = -(-need // upp)
+        balance = packs * upp - taken
+    else:
+        tk = taken * used
+        cum = np.cumsum(tk, axis=0)
+        start = ~used | fresh
+        run = np.cumsum(start, axis=0)
+        base = np.maximum.accumulate((cum - tk) * start, axis=0)
+        before = cum - tk - base
+        x = -(-(need + before) // upp) * upp * used
+        big = int(x.max(initial=0)) + 1
+        dispensed = np.maximum.accumulate(x + run * big, axis=0) - run * big
+        prev = np.zeros_like(dispensed)
+        prev[1:] = dispensed[:-1] * (run[1:] == run[:-1])
+        packs = (dispensed - prev) // upp
+        balance = (dispensed - before - tk) * used
+    returned = np.zeros_like(balance)
+    returned[1:] = balance[:-1]
+    returned *= ~fresh
+    if carry_over:
+        returned *= ~used
+    return packs, returned, balance
+
+
+@pytest.mark.parametrize("carry_over", [True, False])
+def test_dispensing_equals_the_row_by_row_version(carry_over):
+    """_dispensing (presentation by cycle) gives the integers, dtype and C order of the cells x P version
+    it replaced, on random plans: gaps in a presentation, new patients, interruptions, empty plans."""
+    from hn005_sim.treatment.course import _dispensing
+
+    g = np.random.default_rng(5)
+    for trial in range(60):
+        N, P = int(g.integers(0, 80)) if trial else 0, int(g.integers(1, 6))
+        need = g.integers(0, 30, (N, P)) * (g.random((N, P)) < 0.7)
+        taken = need - g.integers(0, 5, (N, P)).clip(max=need)
+        first = g.random(N) < 0.15
+        if N:
+            first[0] = True
+        upp = g.integers(1, 40, P)
+        got = _dispensing(need, taken, first, upp, carry_over)
+        want = _dispensing_by_rows(need, taken, first, upp, carry_over)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.flags.c_contiguous
+            assert np.array_equal(a, b), trial
+
+
+def test_kept_flat_dose_units_equal_units_computed_per_patient(base):
+    """patient_units with a flat-dose drug's units kept per drug object equals drug_units on every
+    patient's covariates (the path it replaced), for each drug of the regimen and an empty cohort."""
+    from hn005_sim.treatment import course
+    from hn005_sim.treatment.dosing import drug_units
+
+    reg = base.regimen
+    assert any(d.dose_rule == "flat" for d in reg.drugs.values())
+    assert any(d.dose_rule != "flat" for d in reg.drugs.values())
+    for n in (0, 1, 37):
+        bsa = np.linspace(1.2, 2.4, n)
+        got = course.patient_units(reg, {"bsa_m2": bsa})
+        for name, d in reg.drugs.items():
+            fr = np.asarray(d.dose_fractions, dtype=float)[None, :]
+            _, units = drug_units(d, {"bsa_m2": bsa[:, None]}, fr)
+            want = np.broadcast_to(units, (n, len(d.dose_fractions), len(d.strengths_mg)))
+            assert got[name].dtype == want.dtype and np.array_equal(got[name], want), (name, n)
+    # another drug object (another flat dose) gets its own units, not the kept ones
+    name = next(k for k, d in reg.drugs.items() if d.dose_rule == "flat")
+    half = reg.drugs[name].model_copy(update={"dose": reg.drugs[name].dose / 2})
+    _, want = drug_units(half, {}, np.asarray(half.dose_fractions, dtype=float)[None, :])
+    assert np.array_equal(course._flat_units(half), want)
+    assert not np.array_equal(course._flat_units(half), course._flat_units(reg.drugs[name]))

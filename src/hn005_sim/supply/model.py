@@ -35,6 +35,7 @@ the next one (simpy's urgent initialisation); the loop stops before the first ev
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from itertools import count
@@ -86,6 +87,15 @@ def enrolment_covariates(enrolments: list[EnrolmentRow], supply: SupplyConfig) -
     return out
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _col_sums(a: np.ndarray) -> np.ndarray:
+    """a.sum(axis=0) of an integer array of rows x P, summed along the long axis (numpy's sum over the
+    rows of a few columns costs ~10x more here): the same integers."""
+    return np.ascontiguousarray(a.T).sum(axis=1)
+
+
 _EXACT_FLOAT_SUM = 2**53  # integers summed as floats below this are exact (`_totals`)
 _CYCLE_PACKS: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, np.ndarray]] = {}
 
@@ -109,6 +119,43 @@ def _cycle_packs(regimen: RegimenConfig, supply: SupplyConfig) -> np.ndarray:
     out = np.zeros(len(supply.presentations))
     for p, pres in enumerate(supply.presentations):
         out[p] = units.get((pres.drug, float(pres.strength_mg)), 0) / pres.units_per_pack
+    return out
+
+
+_SITE_SETUP: dict[tuple[int, int], tuple[RegimenConfig, SupplyConfig, dict]] = {}
+
+
+def _site_setup(regimen: RegimenConfig, supply: SupplyConfig, region: str, weight: float) -> tuple:
+    """((initial, trigger, max) packs, predictive, forecast cycles, safety packs, expiry cover days) of a
+    site in `region` with demand `weight` (supply/levels.py `site_levels` and the tier's settings).
+
+    Kept per (regimen, supply) object as `cycle_packs` is (frozen configs, held while cached, so their
+    ids are not reused), then per (region, weight): a run's replicates share them. The lists are the
+    cache's: `SupplyModel` copies them for each site."""
+    key = (id(regimen), id(supply))
+    got = _SITE_SETUP.get(key)
+    if got is None or got[0] is not regimen or got[1] is not supply:
+        if len(_SITE_SETUP) >= 16:
+            _SITE_SETUP.clear()
+        got = _SITE_SETUP[key] = (regimen, supply, {})
+    table = got[2]
+    out = table.get((region, weight))
+    if out is None:
+        t = supply.tier_of(region)
+        tier = supply.tiers[t]
+        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        per = cycle_packs(regimen, supply)
+        floors = np.array([p.site_min_packs for p in supply.presentations])
+        base = tuple(lv.tolist() for lv in site_levels(per, floors, one, tier, weight))
+        safety = np.ceil(tier.safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
+        ship = supply.shipping
+        # a site replaces stock that would leave its do-not-dispense window before the next review's
+        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times
+        # (assumption: covers the slow tail of the courier's lead time)
+        cover = supply.review_days + tier.expiry_cover_lead_times * \
+            ship.lead_days_by_region.get(region, ship.lead_days).mean()
+        out = table[(region, weight)] = (base, tier.predictive, tier.forecast_days / regimen.cycle_days,
+                                         safety, cover)
     return out
 
 
@@ -148,26 +195,17 @@ class SupplyModel:
         self.stock = [Stock(P, supply.depot.do_not_dispense_days) for _ in range(S)]
         self.transit = [[0] * P for _ in range(S)]  # packs on their way to each site
         self.tier = [supply.tier_of(s.region) for s in sites]
-        one = patient_cycle_packs(regimen, supply)  # packs of one patient's cycle (supply/levels.py)
+        # each site's levels, predictive settings and expiry cover: figures of the configs, the site's
+        # region and its demand weight only, computed once per process (`_site_setup`), copied per site
+        setup = [_site_setup(regimen, supply, x.region, weight_of(weights, x.region)) for x in sites]
         if levels is not None:  # explicit (initial, trigger, max) per tier, the same at every site
             self.base_levels = [tuple(lv.tolist() for lv in levels[t]) for t in self.tier]
         else:  # each site's own, from its predicted demand (supply/levels.py)
-            per = cycle_packs(regimen, supply)
-            floors = np.array([p.site_min_packs for p in pres])
-            self.base_levels = [tuple(lv.tolist() for lv in site_levels(
-                per, floors, one, supply.tiers[t], weight_of(weights, x.region)))
-                for t, x in zip(self.tier, sites, strict=True)]
-        self.predictive = [supply.tiers[t].predictive for t in self.tier]
-        self.forecast_cycles = [supply.tiers[t].forecast_days / regimen.cycle_days for t in self.tier]
-        self.safety = [np.ceil(supply.tiers[t].safety_patient_cycles * one - 1e-9).astype(np.int64).tolist()
-                       for t in self.tier]  # packs above the predictive forecast, per site
-        ship = supply.shipping
-        # a site replaces stock that would leave its do-not-dispense window before the next review's
-        # shipment is safely in: review interval + `expiry_cover_lead_times` (2) mean lead times (assumption:
-        # covers the slow tail of the courier's lead time)
-        self.cover_days = [supply.review_days + supply.tiers[t].expiry_cover_lead_times
-                           * ship.lead_days_by_region.get(x.region, ship.lead_days).mean()
-                           for t, x in zip(self.tier, sites, strict=True)]
+            self.base_levels = [(a[:], b[:], c[:]) for (a, b, c), *_ in setup]
+        self.predictive = [x[1] for x in setup]
+        self.forecast_cycles = [x[2] for x in setup]
+        self.safety = [x[3][:] for x in setup]  # packs above the predictive forecast, per site
+        self.cover_days = [x[4] for x in setup]
         self.site_levels: list[tuple[list[int], list[int]] | None] = [None] * S  # (trigger, max) cache
         self.restock: list[list] = [[] for _ in range(S)]  # processes waiting for a delivery, per site
         self.waiting = [0] * S
@@ -214,7 +252,8 @@ class SupplyModel:
         # treatment: draws (one row per enrolment in the given order) and the plan of every course
         self.enrolments = enrolments
         n = len(enrolments)
-        first = min((e.day for e in enrolments), default=0.0)
+        self._days = days = [e.day for e in enrolments]  # (first doses: read again after the run)
+        first = min(days, default=0.0)
         max_cycles = math.ceil(max(self.horizon - first, 0.0) / regimen.cycle_days) + 2
         draws = draw_courses(regimen, n, max_cycles, rng_treatment)
         self.progression_days = draws.progression_days
@@ -241,7 +280,7 @@ class SupplyModel:
         L["rate_rows"] = (plan.need[changed] / self.units_per_pack).tolist()
         L["rate_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
-        self.last_enrol_day = max((e.day for e in enrolments), default=0.0)
+        self.last_enrol_day = max(days, default=0.0)
 
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
@@ -950,13 +989,14 @@ class SupplyModel:
                         else:
                             heappush(heap, (now + d, next(seq), w))
 
-    def _treatment_counts(self) -> dict[str, int]:
+    def _treatment_counts(self, still_on: np.ndarray | None = None) -> dict[str, int]:
         """Integer counts of the courses of the patients who started treatment within the horizon (so
         pooled figures do not depend on the order replicates are added): progression-free at 12, 24 and
         36 months (the drawn progression time), months on treatment (first dose to the end of the last
         cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
-        (the investigator's review, e.g. penpulimab at 2 years)."""
-        start = np.array([e.day for e in self.enrolments], dtype=float)
+        (the investigator's review, e.g. penpulimab at 2 years). `still_on`: each patient on treatment
+        at the horizon (as `_totals` finds it), or None to find it here."""
+        start = np.array(self._days, dtype=float)
         treated = (start < self.horizon) & (self.n_given > 0)
         pfs_months = self.progression_days / DAYS_PER_MONTH
         out = {"patients": int(treated.sum())}
@@ -967,7 +1007,8 @@ class SupplyModel:
         end = np.minimum(last + self.regimen.cycle_days, self.horizon)
         out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
         out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
-        still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
+        if still_on is None:
+            still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
         out["on_treatment_at_horizon"] = int((treated & still_on).sum())
         return out
 
@@ -978,13 +1019,12 @@ class SupplyModel:
         self.visit_day = np.array(self.visit_day, dtype=float)
         plan, P = self.plan, self.P
         n = len(self.enrolments)
-        pi = np.repeat(np.arange(n), plan.cycles)  # patient of each cell
-        ck = np.arange(pi.size) - plan.offset[pi]  # its cycle
-        cap = np.where(self.cap_visit >= 0, self.cap_visit, np.iinfo(np.int64).max)
+        pi, ck = plan.cell_patient, plan.cell_cycle  # patient and cycle of each cell
+        cap = np.where(self.cap_visit >= 0, self.cap_visit, _INT64_MAX)
         given = ck < self.n_given[pi]
         mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.capped_columns[None, :])
-        self.taken_units = (plan.taken * mask).sum(axis=0)
-        returned = (plan.returned * mask).sum(axis=0)
+        self.taken_units = _col_sums(plan.taken * mask)
+        returned = _col_sums(plan.returned * mask)
         has = self.n_given > 0
         last = plan.offset + np.maximum(self.n_given - 1, 0)
         final = plan.balance[np.minimum(last, max(pi.size - 1, 0))] * has[:, None] if pi.size else \
@@ -993,20 +1033,19 @@ class SupplyModel:
         # the capped drug's balance went back at the first visit past the cap
         back = capped_before & (self.cap_visit > 0)
         at_cap = plan.balance[plan.offset[back] + self.cap_visit[back] - 1]
-        returned += (at_cap * plan.capped_columns).sum(axis=0)
+        returned += _col_sums(at_cap * plan.capped_columns)
         final[capped_before] *= ~plan.capped_columns
         on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
-        self.held_units = final[on].sum(axis=0)
-        self.returned_units = returned + final[~on].sum(axis=0)
+        self.held_units = _col_sums(final[on])
+        self.returned_units = returned + _col_sums(final[~on])
         self.cycles_given = int(self.n_given.sum())
-        reasons: dict[str, int] = {}
-        for i, e in enumerate(self.enrolments):
-            if e.day < self.horizon:
-                r = self.reason[i] or "horizon"  # still on treatment when the simulation stops
-                reasons[r] = reasons.get(r, 0) + 1
-        self.end_reasons = reasons
-        self.treatment = self._treatment_counts()
-        months = np.minimum((np.nan_to_num(self.visit_day) // DAYS_PER_MONTH).astype(np.int64),
+        h = self.horizon
+        # ("": still on treatment when the simulation stops; counted in the order first met, as before)
+        self.end_reasons = dict(Counter([r or "horizon" for r, d in zip(self.reason, self._days, strict=True)
+                                         if d < h]))
+        self.treatment = self._treatment_counts(on)
+        vd = self.visit_day  # (cells never visited are NaN: month 0, and not given)
+        months = np.minimum((np.where(vd == vd, vd, 0.0) // DAYS_PER_MONTH).astype(np.int64),
                             self.n_months - 1)
         given_packs = plan.packs * mask
         if given_packs.size and given_packs.min() >= 0 and given_packs.sum() < _EXACT_FLOAT_SUM:
@@ -1020,7 +1059,7 @@ class SupplyModel:
             np.add.at(monthly, months, given_packs)
         self.dispensed_monthly = monthly
         # packs dispensed: the visits' packs summed once here (the integer sum of what each visit took)
-        self.dispensed = monthly.sum(axis=0)
+        self.dispensed = _col_sums(monthly)
         for name in ("released", "shipped", "shipments_with", "wasted_expiry_depot",
                      "wasted_expiry_sites"):
             setattr(self, name, np.array(getattr(self, name), dtype=np.int64))

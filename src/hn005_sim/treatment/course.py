@@ -49,7 +49,21 @@ class Columns:
     width: int
 
 
+_COLUMNS: dict[int, tuple[RegimenConfig, Columns]] = {}
+
+
 def columns(regimen: RegimenConfig) -> Columns:
+    """The regimen's uniform columns, kept per regimen object (configs are frozen; the object is held, so
+    its id is not reused): a run's replicates share them (read only)."""
+    got = _COLUMNS.get(id(regimen))
+    if got is None or got[0] is not regimen:
+        if len(_COLUMNS) >= 16:
+            _COLUMNS.clear()
+        got = _COLUMNS[id(regimen)] = (regimen, _columns(regimen))
+    return got[1]
+
+
+def _columns(regimen: RegimenConfig) -> Columns:
     stop: dict[str, int] = {}
     red: dict[str, int | None] = {}
     intr: dict[str, int | None] = {}
@@ -109,14 +123,32 @@ def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random
                        {name: missed[j] for j, name in enumerate(oral)}, given)
 
 
+_FLAT_UNITS: dict[int, tuple[object, np.ndarray]] = {}
+
+
+def _flat_units(d) -> np.ndarray:
+    """1 x levels x strengths units of a flat-dose drug (no covariate enters its dose), kept per drug
+    object (frozen, held while kept): a run's replicates share them (read only)."""
+    got = _FLAT_UNITS.get(id(d))
+    if got is None or got[0] is not d:
+        if len(_FLAT_UNITS) >= 64:
+            _FLAT_UNITS.clear()
+        _, units = drug_units(d, {}, np.asarray(d.dose_fractions, dtype=float)[None, :])
+        units.setflags(write=False)
+        got = _FLAT_UNITS[id(d)] = (d, units)
+    return got[1]
+
+
 def patient_units(regimen: RegimenConfig, covariates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """drug -> n x levels x strengths: units per administration of each patient at each dose level."""
     out = {}
+    cov = {k: np.asarray(v, dtype=float)[:, None] for k, v in covariates.items()}
+    n = len(next(iter(covariates.values()))) if covariates else 0
     for name, d in regimen.drugs.items():
-        cov = {k: np.asarray(v, dtype=float)[:, None] for k, v in covariates.items()}
-        fr = np.asarray(d.dose_fractions, dtype=float)[None, :]
-        _, units = drug_units(d, cov, fr)
-        n = len(next(iter(covariates.values()))) if covariates else 0
+        if d.dose_rule == "flat":
+            units = _flat_units(d)
+        else:
+            _, units = drug_units(d, cov, np.asarray(d.dose_fractions, dtype=float)[None, :])
         out[name] = np.broadcast_to(units, (n, len(d.dose_fractions), len(d.strengths_mg)))
     return out
 
@@ -270,6 +302,8 @@ class CoursePlan:
     end_reason: np.ndarray  # n: index into END_REASONS of that end
     cap_offset_days: np.ndarray  # n: the capped drug stops this long after the first dose (inf: continues)
     capped_columns: np.ndarray  # P bools: the presentations of the capped drug
+    cell_patient: np.ndarray  # cells: the patient of each cell
+    cell_cycle: np.ndarray  # cells: its cycle (0-based)
 
 
 def _levels(u_stop: np.ndarray, u_red: np.ndarray, p_stop: float, p_red: float, n_levels: int):
@@ -297,31 +331,38 @@ def _dispensing(need: np.ndarray, taken: np.ndarray, first: np.ndarray, upp: np.
     whole packs are given only when what the patient holds falls short of the cycle (by induction on k,
     D_{k-1} being a multiple of upp). An offset per run keeps the running maximum from crossing runs.
     """
-    used = need > 0
-    fresh = first[:, None]
     if not carry_over:
+        fresh = first[:, None]
         packs = -(-need // upp)
         balance = packs * upp - taken
-    else:
-        tk = taken * used
-        cum = np.cumsum(tk, axis=0)
-        start = ~used | fresh
-        run = np.cumsum(start, axis=0)
-        base = np.maximum.accumulate((cum - tk) * start, axis=0)  # units taken before the run
-        before = cum - tk - base  # C_k
-        x = -(-(need + before) // upp) * upp * used
-        big = int(x.max(initial=0)) + 1
-        dispensed = np.maximum.accumulate(x + run * big, axis=0) - run * big  # D_k
-        prev = np.zeros_like(dispensed)
-        prev[1:] = dispensed[:-1] * (run[1:] == run[:-1])
-        packs = (dispensed - prev) // upp
-        balance = (dispensed - before - tk) * used
+        returned = np.zeros_like(balance)
+        returned[1:] = balance[:-1]
+        returned *= ~fresh
+        return packs, returned, balance
+    # carry_over, computed presentation by cycle (P x cells, C-ordered): numpy's running sums and row
+    # reductions along a short axis cost several times those along a long one (same integers)
+    nt, tt, u = np.ascontiguousarray(need.T), np.ascontiguousarray(taken.T), upp[:, None]
+    used = nt > 0
+    tk = tt * used
+    cum = np.cumsum(tk, axis=1)
+    start = ~used | first
+    run = np.cumsum(start, axis=1)
+    ctk = cum - tk
+    base = np.maximum.accumulate(ctk * start, axis=1)  # units taken before the run
+    before = ctk - base  # C_k
+    x = -(-(nt + before) // u) * u * used
+    big = int(x.max(initial=0)) + 1
+    shift = run * big
+    dispensed = np.maximum.accumulate(x + shift, axis=1) - shift  # D_k
+    prev = np.zeros_like(dispensed)
+    prev[:, 1:] = dispensed[:, :-1] * (run[:, 1:] == run[:, :-1])
+    packs = (dispensed - prev) // u
+    balance = (dispensed - before - tk) * used
     returned = np.zeros_like(balance)
-    returned[1:] = balance[:-1]
-    returned *= ~fresh
-    if carry_over:
-        returned *= ~used
-    return packs, returned, balance
+    returned[:, 1:] = balance[:, :-1]
+    returned *= ~first
+    returned *= ~used
+    return np.ascontiguousarray(packs.T), np.ascontiguousarray(returned.T), np.ascontiguousarray(balance.T)
 
 
 
@@ -378,8 +419,9 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     gap = np.full((n, K), regimen.cycle_days, dtype=np.int64)
     gap[:, :-1] += delay[:, 1:]  # the delay drawn for cycle k+1 comes after visit k
     end = np.minimum(np.minimum(draws.progression_days, draws.death_days), draws.withdrawal_days)
-    reason = np.select([end == draws.progression_days, end == draws.death_days], [0, 1], 2)
-    start = np.zeros((n, K))
+    reason = np.where(end == draws.progression_days, 0, np.where(end == draws.death_days, 1, 2))
+    # visit days from the first dose: integer sums (exact), compared with the float ends
+    start = np.zeros((n, K), dtype=np.int64)
     np.cumsum(gap[:, :-1], axis=1, out=start[:, 1:])
     cycles = np.minimum((start < end[:, None]).sum(axis=1), toxicity_end)
     offset = np.zeros(n, dtype=np.int64)
@@ -388,25 +430,29 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     ck = np.arange(pi.size) - offset[pi]
     N = pi.size
 
+    # the cells' entries of the n x K arrays, by one flat index (a gather by (pi, ck) costs more)
+    flat = pi * K + ck
+    u_flat, W = u.reshape(-1), u.shape[2]  # (u is C-ordered: a view)
     need = np.zeros((N, P), dtype=np.int64)
     taken = np.zeros((N, P), dtype=np.int64)
     for name, d in regimen.drugs.items():
         days = d.cycle_days_given
         c_int = cols.interrupt[name]
+        missed_frac = None  # no interruption: taken = need (need - floor(need * 0 + 1e-9))
         if c_int is not None:
-            missed_frac = np.where(u[pi, ck, c_int] < d.toxicity.interrupt_per_cycle,
-                                   np.minimum(draws.missed_days[name][pi, ck], days), 0) / days
-        else:
-            missed_frac = np.zeros(N)
+            missed_frac = np.where(u_flat[flat * W + c_int] < d.toxicity.interrupt_per_cycle,
+                                   np.minimum(draws.missed_days[name].reshape(-1)[flat], days), 0) / days
         table = units[name]
-        lv = np.minimum(level[name][pi, ck], table.shape[1] - 1)
-        on = give[name][pi, ck]
+        lv = np.minimum(level[name].reshape(-1)[flat], table.shape[1] - 1)
+        on = give[name].reshape(-1)[flat]
+        rows = table[pi, lv]  # cells x strengths
         for j, strength in enumerate(d.strengths_mg):
-            got = table[pi, lv, j] * d.administrations * on
+            got = rows[:, j] * d.administrations * on
             if got.any():
                 p = column(name, strength)
                 need[:, p] = got
-                taken[:, p] = got - np.floor(got * missed_frac + 1e-9).astype(np.int64)
+                taken[:, p] = got if missed_frac is None else \
+                    got - np.floor(got * missed_frac + 1e-9).astype(np.int64)
 
     first = ck == 0
     packs, returned, balance = _dispensing(need, taken, first, np.asarray(units_per_pack, dtype=np.int64),
@@ -418,6 +464,9 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     else:
         cap_offset = np.full(n, np.inf)
     changed = first.copy()
-    changed[1:] |= (need[1:] != need[:-1]).any(axis=1)
-    return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap[pi, ck], other_on[pi, ck],
-                      changed, toxicity_end, end, reason, cap_offset, cap_cols)
+    differs = need[1:] != need[:-1]
+    for p in range(P):  # (column by column: any(axis=1) over P columns costs ~7x more)
+        changed[1:] |= differs[:, p]
+    return CoursePlan(offset, cycles, need, taken, packs, returned, balance, gap.reshape(-1)[flat],
+                      other_on.reshape(-1)[flat],
+                      changed, toxicity_end, end, reason, cap_offset, cap_cols, pi, ck)
