@@ -21,6 +21,7 @@ events). Events are small immutable records, turned into arrays at the end.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappush
@@ -83,6 +84,10 @@ class ReplicateRecord:
     prescreen_unknown: int = 0  # candidates passing prescreen with a value not in the chart (chart review)
 
 
+# the columns a consenting candidate's screening reads, in the order of `_screening`'s tuple
+_FOLLOW = ("duration", "ok", "reason", "rescreen", "delay", "duration2", "ok2", "reason2", "withdraw")
+
+
 class _Pool:
     """A site's candidates, drawn and judged in batches of `batch`.
 
@@ -107,6 +112,7 @@ class _Pool:
         self.cols: dict[str, list[np.ndarray]] = {}
         self.arr: dict[str, np.ndarray] = {}
         self.consenting: list[list[int]] = []  # per batch, indices of candidates who consent
+        self.follow: list[list[tuple]] = []  # per batch, their `_FOLLOW` values (Python scalars)
         self.scr: list[dict[str, np.ndarray]] = []  # per batch, the screening stream's draws
         self.requested = 0  # batches handed to the source (judged, or being judged by `_prejudge`)
 
@@ -157,7 +163,11 @@ class _Pool:
         for k, v in new.items():
             self.cols.setdefault(k, []).append(np.asarray(v))
         # the candidates who go on to screening: the only ones the simulation has to follow in time
-        self.consenting.append((np.flatnonzero(judged.prescreen_pass & scr["consent"]) + self.drawn).tolist())
+        idx = np.flatnonzero(judged.prescreen_pass & scr["consent"])
+        self.consenting.append((idx + self.drawn).tolist())
+        # and what their screening needs, as Python values (one conversion per column and batch, not
+        # a numpy scalar per candidate and value): `_screening`'s tuple, in `_FOLLOW` order
+        self.follow.append(list(zip(*(np.asarray(new[key])[idx].tolist() for key in _FOLLOW), strict=True)))
         self.drawn += b
 
     def _grow(self) -> None:
@@ -298,23 +308,30 @@ def _site_process(env: simpy.Environment, st: _State, site: Site, arrivals: np.n
                   pool: _Pool, slots: _Slots | None):
     """Follows in time only the candidates who consent (pre-screen passed): the others are decided
     on arrival and nothing waits on them, so they are logged after the run (`_arrivals_log`) for
-    every arrival before the stop. Saves a simpy event per such arrival (88% of them in the baseline)."""
+    every arrival before the stop. Saves a simpy event per such arrival (88% of them in the baseline).
+    A batch's consenting candidates' days, clock times and screening values are Python scalars
+    (converted per batch), so the loop indexes no numpy array."""
     n = arrivals.size
+    b, s, log = pool.batch, site.index, st.log.append
     batch = 0
-    while batch * pool.batch < n:
-        c = pool.ensure(batch * pool.batch)
-        for k in pool.consenting[batch]:
-            if k >= n:
-                break
-            day = arrivals[k]
-            st.sim_events += 1
-            yield _At(env, float(clock[k]))
-            if st.stopped:
-                return
-            st.log.append((day, site.index, k, ARRIVED, -1))
-            st.pending += 1
-            st.sim_events += 1
-            env.process(_screening(env, st, site, k, c, slots))
+    while batch * b < n:
+        pool.ensure(batch * b)
+        ks = pool.consenting[batch]
+        m = bisect_left(ks, n)  # ascending: those that arrive within the site's arrivals
+        if m < len(ks):
+            ks = ks[:m]
+        if ks:
+            # follow[batch] may run past the arrivals (the last batch): zip stops with ks
+            for k, day, t, f in zip(ks, arrivals[ks].tolist(), clock[ks].tolist(), pool.follow[batch],
+                                    strict=False):
+                st.sim_events += 1
+                yield _At(env, t)
+                if st.stopped:
+                    return
+                log((day, s, k, ARRIVED, -1))
+                st.pending += 1
+                st.sim_events += 1
+                env.process(_screening(env, st, s, k, f, slots))
         batch += 1
 
 
@@ -364,52 +381,55 @@ class _Slots:
             self.free += 1
 
 
-def _episode(env, st, site, k, duration, slots, kind):
-    if slots is not None:
-        if slots.free:
-            slots.free -= 1
-        else:
+def _screening(env: simpy.Environment, st: _State, s: int, k: int, f: tuple, slots):
+    """Candidate k of site s from consent to a decision: a screening episode (waiting for a slot when
+    the site has a capacity), if it fails and the candidate is screened again a delay and a second
+    episode, then the decision. `f`: the candidate's `_FOLLOW` values. A duration is scheduled as
+    simpy's Timeout schedules it (at now + duration: `_At`, the same queue entry without the
+    Timeout's set-up)."""
+    duration, ok, reason, rescreen, delay, duration2, ok2, reason2, withdraw = f
+    log = st.log.append
+    kind = SCREEN_START
+    while True:  # one episode, or two
+        if slots is not None:
+            if slots.free:
+                slots.free -= 1
+            else:
+                st.sim_events += 1
+                turn = env.event()
+                slots.waiting.append(turn)
+                yield turn
+                if st.stopped:
+                    slots.release()
+                    return
+            log((env._now, s, k, kind, -1))
             st.sim_events += 1
-            turn = env.event()
-            slots.waiting.append(turn)
-            yield turn
-            if st.stopped:
-                slots.release()
-                return False
-        st.log.append((env.now, site.index, k, kind, -1))
-        st.sim_events += 1
-        yield env.timeout(duration)
-        slots.release()
-    else:
-        st.log.append((env.now, site.index, k, kind, -1))
-        st.sim_events += 1
-        yield env.timeout(duration)
-    return not st.stopped
-
-
-def _screening(env: simpy.Environment, st: _State, site: Site, k: int, c: dict, slots):
-    if not (yield from _episode(env, st, site, k, c["duration"][k], slots, SCREEN_START)):
-        return
-    ok, reason = bool(c["ok"][k]), int(c["reason"][k])
-    if not ok and c["rescreen"][k]:
-        st.sim_events += 1
-        yield env.timeout(c["delay"][k])
+            yield _At(env, env._now + duration)
+            slots.release()
+        else:
+            log((env._now, s, k, kind, -1))
+            st.sim_events += 1
+            yield _At(env, env._now + duration)
         if st.stopped:
             return
-        if not (yield from _episode(env, st, site, k, c["duration2"][k], slots, RESCREEN)):
+        if ok or not rescreen or kind == RESCREEN:
+            break
+        st.sim_events += 1
+        yield _At(env, env._now + delay)
+        if st.stopped:
             return
-        ok, reason = bool(c["ok2"][k]), int(c["reason2"][k])
+        kind, duration, ok, reason = RESCREEN, duration2, ok2, reason2
     st.pending -= 1
     if not ok:
-        st.log.append((env.now, site.index, k, SCREEN_FAIL, reason))
-    elif c["withdraw"][k]:
-        st.log.append((env.now, site.index, k, WITHDRAWN, -1))
+        log((env._now, s, k, SCREEN_FAIL, reason))
+    elif withdraw:
+        log((env._now, s, k, WITHDRAWN, -1))
     else:
-        st.log.append((env.now, site.index, k, ENROLLED, -1))
+        log((env._now, s, k, ENROLLED, -1))
         st.enrolled += 1
         if st.enrolled >= st.target:
             # stop everywhere now; candidates still in screening stay pending
-            _stop(st, env.now)
+            _stop(st, env._now)
 
 
 def _stop(st: _State, now: float) -> None:
