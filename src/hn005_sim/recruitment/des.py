@@ -115,6 +115,7 @@ class _Pool:
         self.follow: list[list[tuple]] = []  # per batch, their `_FOLLOW` values (Python scalars)
         self.scr: list[dict[str, np.ndarray]] = []  # per batch, the screening stream's draws
         self.requested = 0  # batches handed to the source (judged, or being judged by `_prejudge`)
+        self.bound_days: dict[int, tuple] = {}  # `_stop_bound`'s per batch: (stage, days or None)
 
     def draw_screening(self) -> dict[str, np.ndarray]:
         """The screening stream's draws of the next batch (consent, durations, withdrawal, re-screen),
@@ -267,15 +268,25 @@ def _stop_bound(rep: _Replicate) -> float:
         n, b = arrivals_of[i].size, pool.batch
         while len(pool.scr) < need[i]:  # the batches it may draw: their screening draws come first
             pool.draw_screening()
+        cache = pool.bound_days
         for j in range(need[i]):
+            # 2: judged to the end, 1: judged on the first labs, 0: not judged; a batch's days change
+            # only with its stage, so they are computed again only then (rounds ask for it again)
+            stage = 2 if j < pool.drawn // b else 1 if j < len(items[i]) else 0
+            hit = cache.get(j)
+            if hit is not None and hit[0] == stage:
+                if hit[1] is not None:
+                    days.append(hit[1])
+                continue
+            cache[j] = (stage, None)
             scr = pool.scr[j]
             could = scr["consent"] & ~scr["withdraw"]
             day = None
-            if j < pool.drawn // b:  # judged to the end: enrolled after one screening, or two
+            if stage == 2:  # judged to the end: enrolled after one screening, or two
                 ok, again = pool.cols["ok"][j], scr["rescreen"] & pool.cols["ok2"][j]
                 could = could & pool.cols["pre"][j] & (ok | again)
                 day = ok
-            elif j < len(items[i]):  # judged on the first labs: the re-tested may pass
+            elif stage == 1:  # judged on the first labs: the re-tested may pass
                 it = items[i][j]
                 could = could & it.pre & (it.ok | it.retest | scr["rescreen"])
             k = np.flatnonzero(could[: n - j * b])
@@ -284,6 +295,7 @@ def _stop_bound(rep: _Replicate) -> float:
                 if day is not None:  # arrival + screening (+ delay + the second screening)
                     first = np.where(day[k], first, first + scr["delay"][k] + scr["duration2"][k])
                 days.append(first)
+                cache[j] = (stage, first)
     if target <= 0:
         return 0.0
     every = np.concatenate(days) if days else np.empty(0)
