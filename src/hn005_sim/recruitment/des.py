@@ -24,7 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -367,12 +367,30 @@ class _At(simpy.events.Event):
     now + (t - now) can miss t by an ulp whatever the delay; this pushes onto the event queue exactly
     as `Environment.schedule` does (simpy 4.1: `_queue`, `_eid`), with the time given."""
 
+    _value = None  # succeeded with no value, as a Timeout: class attributes, one store less each
+    _ok = True
+
     def __init__(self, env: simpy.Environment, t: float):
         self.env = env
         self.callbacks = []
-        self._value = None
-        self._ok = True
         heappush(env._queue, (t, NORMAL, next(env._eid), self))
+
+
+def _run_until(env: simpy.Environment, done: simpy.Event) -> None:
+    """`env.run(until=done)` as simpy 4.1's `run` and `step` do it, in one loop: pop the next event,
+    set the clock, run its callbacks, crash on a failure nobody handled, until `done` has been
+    processed. The same events in the same order, without a method call and a try per event and the
+    StopSimulation exception at the end."""
+    queue = env._queue
+    while done.callbacks is not None:  # None once `done` has been processed
+        if not queue:
+            raise RuntimeError("no scheduled events left but recruitment did not stop")
+        env._now, _, _, event = heappop(queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            raise event._value
 
 
 class _Slots:
@@ -551,7 +569,7 @@ def _run(rep: _Replicate, n_reasons: int, keep_events: bool) -> tuple[ReplicateR
     env, st, horizon = rep.env, rep.st, rep.horizon
     # at the horizon recruitment stops as at the target: whoever is in screening stays pending
     env.timeout(horizon).callbacks.append(lambda _ev: _stop(st, horizon))
-    env.run(until=st.done)
+    _run_until(env, st.done)
     log = _arrivals_log(st, rep.pools, rep.arrivals_of, rep.clocks)
     rec = _record(st, log, rep.sites, rep.pools, rep.replicate, n_reasons, rep.target, keep_events)
     return rec, rep.sites
