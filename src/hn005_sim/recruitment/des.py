@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, Initialize
 
 from hn005_sim.recruitment.candidates import CandidateBatch, CandidateSource, JudgeRequest, judge_many
 from hn005_sim.recruitment.config import MONTH_DAYS, RecruitmentConfig
@@ -343,7 +343,7 @@ def _site_process(env: simpy.Environment, st: _State, site: Site, arrivals: np.n
                 log((day, s, k, ARRIVED, -1))
                 st.pending += 1
                 st.sim_events += 1
-                env.process(_screening(env, st, s, k, f, slots))
+                _Proc(env, _screening(env, st, s, k, f, slots))
         batch += 1
 
 
@@ -374,6 +374,41 @@ class _At(simpy.events.Event):
         self.env = env
         self.callbacks = []
         heappush(env._queue, (t, NORMAL, next(env._eid), self))
+
+
+class _Proc(simpy.Process):
+    """simpy's Process, resumed with less ceremony: the same events (the Initialize scheduled at its
+    creation, the process itself scheduled when its generator returns), the same callbacks in the same
+    order. A step sends the event's value and registers on the next event; what the DES never does
+    (a failed event, an event already processed) goes to simpy's own `_resume`, and an exception in a
+    generator propagates at once (simpy would fail the process, then crash the run with it)."""
+
+    def __init__(self, env: simpy.Environment, generator):
+        self.env = env
+        self.callbacks = []
+        self._generator = generator
+        self._target = Initialize(env, self)
+
+    def _resume(self, event: simpy.Event) -> None:
+        if not event._ok:
+            simpy.Process._resume(self, event)
+            return
+        env = self.env
+        env._active_proc = self
+        try:
+            event = self._generator.send(event._value)
+        except StopIteration as e:
+            self._ok = True
+            self._value = e.args[0] if e.args else None
+            env.schedule(self)
+            event = None
+        else:
+            if event.callbacks is None:  # already processed: simpy goes on with its value
+                simpy.Process._resume(self, event)
+                return
+            event.callbacks.append(self._resume)
+        self._target = event
+        env._active_proc = None
 
 
 def _run_until(env: simpy.Environment, done: simpy.Event) -> None:
@@ -560,7 +595,7 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)
-            env.process(_site_process(env, st, site, arrivals, clocks[-1], pool, slots))
+            _Proc(env, _site_process(env, st, site, arrivals, clocks[-1], pool, slots))
             st.sim_events += 1
     return _Replicate(replicate, target, horizon, sites, env, st, pools, arrivals_of, clocks)
 
