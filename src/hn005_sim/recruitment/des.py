@@ -414,8 +414,8 @@ class _Proc(simpy.Process):
 def _run_until(env: simpy.Environment, done: simpy.Event) -> None:
     """`env.run(until=done)` as simpy 4.1's `run` and `step` do it, in one loop: pop the next event,
     set the clock, run its callbacks, crash on a failure nobody handled, until `done` has been
-    processed. The same events in the same order, without a method call and a try per event and the
-    StopSimulation exception at the end."""
+    processed. The same events in the same order (and the same pushed at the end), without a method
+    call and a try per event and the StopSimulation exception."""
     queue = env._queue
     while done.callbacks is not None:  # None once `done` has been processed
         if not queue:
@@ -426,6 +426,10 @@ def _run_until(env: simpy.Environment, done: simpy.Event) -> None:
             callback(event)
         if not event._ok and not hasattr(event, "_defused"):
             raise event._value
+    # simpy's run stops in `done`'s callbacks and schedules `done` again (priority -1) with the
+    # callbacks left: the environment is left as simpy leaves it (and its event counter too)
+    done.callbacks = []
+    heappush(queue, (env._now, -1, next(env._eid), done))
 
 
 class _Slots:
