@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL, Initialize
+from simpy.events import NORMAL, URGENT, Initialize
 
 from hn005_sim.recruitment.candidates import CandidateBatch, CandidateSource, JudgeRequest, judge_many
 from hn005_sim.recruitment.config import MONTH_DAYS, RecruitmentConfig
@@ -387,7 +387,11 @@ class _Proc(simpy.Process):
         self.env = env
         self.callbacks = []
         self._generator = generator
-        self._target = Initialize(env, self)
+        # simpy's Initialize(env, self), its set-up inlined: resumes the process now, before the
+        # events of the same time (URGENT)
+        init = self._target = Initialize.__new__(Initialize)
+        init.env, init.callbacks, init._value, init._ok = env, [self._resume], None, True
+        heappush(env._queue, (env._now, URGENT, next(env._eid), init))
 
     def _resume(self, event: simpy.Event) -> None:
         if not event._ok:
@@ -400,7 +404,7 @@ class _Proc(simpy.Process):
         except StopIteration as e:
             self._ok = True
             self._value = e.args[0] if e.args else None
-            env.schedule(self)
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), self))  # env.schedule(self)
             event = None
         else:
             if event.callbacks is None:  # already processed: simpy goes on with its value
