@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _versions import checked_source, child_cpu, env_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from hn005_sim.cli import main; sys.exit(main())"]
@@ -44,18 +45,11 @@ CPU: dict[tuple[bool, int], list[float]] = {}
 """(another version, jobs) -> CPU seconds of each run: the command and its workers (user + system)."""
 
 
-def child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def timed(reps: int, jobs: int, out: Path, src: Path | None = None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*CLI, "run", "scenarios/baseline.toml", "--replicates", str(reps), "--seed", "7", "--jobs",
            str(jobs), "--quiet", "--out", str(out)]
-    env = None
-    if src is not None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env = env_for(src)
     c = child_cpu()
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -81,12 +75,7 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=None, metavar="SRC",
                     help="a folder holding another version's hn005_sim package, timed in the same pairs")
     args = ap.parse_args()
-    if args.before is not None:
-        args.before = args.before.resolve()
-        if not (args.before / "hn005_sim" / "__init__.py").is_file():
-            print(f"bench/scaling.py: --before {args.before}: expected a folder holding "
-                  "hn005_sim/__init__.py", file=sys.stderr)
-            return 2
+    args.before = checked_source(args.before, "bench/scaling.py")
     reps = 100 if args.quick else args.replicates
     pairs = max(args.pairs, 3)
     targets = not args.quick and reps == 1000 and args.jobs == 2

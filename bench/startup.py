@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _versions import checked_source, child_cpu, env_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from hn005_sim import entry; "
@@ -47,18 +48,11 @@ process without the interpreter's teardown; a version without it, e.g. --before,
 CPU: dict[str, list[float]] = {}
 
 
-def child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def timed(args: list[str], out: Path, name: str = "", src: Path | None = None) -> float:
     """Wall time of one run; its CPU time (the process and its workers) goes to CPU[name].
     src: a folder holding another version's `hn005_sim`, imported instead of this one."""
     shutil.rmtree(out, ignore_errors=True)
-    env = None
-    if src is not None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env = env_for(src)
     c = child_cpu()
     t = time.perf_counter()
     proc = subprocess.run([*CLI, *args, "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True,
@@ -80,12 +74,7 @@ def main() -> int:
     ap.add_argument("--only", default=None, metavar="NAMES",
                     help="comma-separated case names to time (default: every case)")
     args = ap.parse_args()
-    if args.before is not None:
-        args.before = args.before.resolve()
-        if not (args.before / "hn005_sim" / "__init__.py").is_file():
-            print(f"bench/startup.py: --before {args.before}: expected a folder holding "
-                  "hn005_sim/__init__.py", file=sys.stderr)
-            return 2
+    args.before = checked_source(args.before, "bench/startup.py")
     repeats = 1 if args.quick else args.repeats
     base = ["run", "scenarios/baseline.toml", "--seed", "20230901"]
     cases = {
