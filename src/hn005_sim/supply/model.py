@@ -281,6 +281,13 @@ class SupplyModel:
         L["rate_row_of"] = (np.cumsum(changed) - 1).tolist()
         L["items"] = self._visit_items(plan.packs)
         self.last_enrol_day = max(days, default=0.0)
+        # ---- the event loop's own figures (supply/model.py's loop methods; issue 16, phase 4) ----
+        # the sites that ever open (an activation day), in site order: what `_network_all` walks
+        self._net_sites = [s for s, a in enumerate(self.activation) if a is not None]
+        # the depot's reorder point per presentation on the echelon stock (`_network_all` keeps it with
+        # the sums it follows from: max(configured, the need over the release lead) + the sites' levels)
+        self._net_points: list[int] = []
+        self._reorder_points()
 
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
@@ -385,18 +392,20 @@ class SupplyModel:
         (its status, its levels object, its stock on hand and in transit) and recomputed only when one of
         those changed; the integer sums move by the changed shares, the packs-per-cycle sums (floats) are
         summed again in site order, as `_network_full` does, whenever a counted site's levels or the set of
-        counted sites changed (a site's need changes only with its levels: `_set_rate`)."""
-        P = self.P
+        counted sites changed (a site's need changes only with its levels: `_set_rate`).
+
+        The lists returned are the model's own sums (not copies: read them before the next call, never
+        write them); `_net_points` then holds the depot's reorder point on them per presentation
+        (`_depot_check`'s: max(configured, ceil(rate x lead cycles)) + the levels counted)."""
         now = self.now
         soon = now + self.release_lead
         open_now = now < self.horizon  # (_site_open_for_supply, inlined)
-        active, close, site_levels, transit = self.active, self.close, self.site_levels, self.transit
+        activation, active, close, site_levels = self.activation, self.active, self.close, self.site_levels
         cache, extra, held = self._net_cache, self._net_extra, self._net_held
-        rP = range(P)
-        rate_stale = False
-        for s, a in enumerate(self.activation):
-            if a is None:
-                continue
+        rP = range(self.P)
+        rate_stale = sums_moved = False
+        for s in self._net_sites:
+            a = activation[s]
             if a > soon:
                 status = 0
             elif a > now:  # opens soon: it will be seeded
@@ -409,13 +418,12 @@ class SupplyModel:
             old = cache[s]
             if status == 2:
                 lv = site_levels[s] or self._levels_of(s)
-                tot, tr = self.stock[s].totals, transit[s]
-                same_levels = old[0] == 2 and old[1] is lv
-                if same_levels and old[2] == tot and old[3] == tr:
-                    continue
-                top = lv[1]
-                if same_levels:  # only its stock moved: its share and the sums in one pass
-                    oh = old[5]
+                tot, tr = self.stock[s].totals, self.transit[s]
+                if old[0] == 2 and old[1] is lv:
+                    if old[2] == tot and old[3] == tr:
+                        continue
+                    # only its stock moved: its share and the sums in one pass
+                    top, oh = lv[1], old[5]
                     h = []
                     for p in rP:
                         x = tot[p] + tr[p]
@@ -423,12 +431,12 @@ class SupplyModel:
                             x = top[p]
                         held[p] += x - oh[p]
                         h.append(x)
-                    cache[s] = (2, lv, tot.copy(), tr.copy(), top, h)
+                    cache[s] = (2, lv, tot[:], tr[:], top, h)
                     continue
+                top = lv[1]
                 h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
-                new = (2, lv, tot.copy(), tr.copy(), top, h)
-                if old[0] != 2 or old[1] is not lv:
-                    rate_stale = True
+                new = (2, lv, tot[:], tr[:], top, h)
+                rate_stale = True  # (a new counted site, or new levels: its need moved with them)
             elif status == old[0]:
                 continue
             elif status == 1:
@@ -437,27 +445,44 @@ class SupplyModel:
             else:
                 new = (0, None, None, None, None, None)
                 rate_stale = rate_stale or old[0] == 2
+            sums_moved = True
             if old[0]:  # take the old share out
+                o = old[4]
                 for p in rP:
-                    extra[p] -= old[4][p]
+                    extra[p] -= o[p]
                 if old[0] == 2:
+                    o = old[5]
                     for p in rP:
-                        held[p] -= old[5][p]
+                        held[p] -= o[p]
             if status:
+                o = new[4]
                 for p in rP:
-                    extra[p] += new[4][p]
+                    extra[p] += o[p]
                 if status == 2:
+                    o = new[5]
                     for p in rP:
-                        held[p] += new[5][p]
+                        held[p] += o[p]
             cache[s] = new
         if rate_stale:
-            rate = self._net_rate = [0.0] * P
+            rate = self._net_rate = [0.0] * self.P
+            need_rate = self.need_rate
             for s, c in enumerate(cache):
                 if c[0] == 2:
-                    need = self.need_rate[s]
+                    need = need_rate[s]
                     for p in rP:
                         rate[p] += need[p]
-        return extra.copy(), held.copy(), self._net_rate.copy()
+        if sums_moved:
+            self._reorder_points()
+        return extra, held, self._net_rate
+
+    def _reorder_points(self) -> None:
+        """`_net_points` from the echelon sums: max(configured, ceil(rate x lead cycles)) + levels."""
+        ceil, lead_cycles, rate, extra = math.ceil, self.lead_cycles, self._net_rate, self._net_extra
+        points = []
+        for p, r in enumerate(self.reorder_packs):
+            x = ceil(rate[p] * lead_cycles - 1e-9)
+            points.append((r if r >= x else x) + extra[p])
+        self._net_points = points
 
     def _network_full(self) -> tuple[list[int], list[int], list[float]]:
         """`_network_all` computed from scratch (the definition; tests check the two agree)."""
@@ -555,12 +580,10 @@ class SupplyModel:
             if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):
                 self._depot_check(p, q)
                 continue
-            usable, reorder = depot.totals[p], reorder_packs[p]
-            if q is not None:
-                x = math.ceil(q[2] * self.lead_cycles - 1e-9)
-                reorder = (reorder if reorder >= x else x) + q[0]
-                usable += q[1]
-            if usable + on_order[p] < reorder:
+            if q is not None:  # (the reorder point on the echelon stock: `_network_all`'s)
+                if depot.totals[p] + q[1] + on_order[p] < self._net_points[p]:
+                    self._depot_check(p, q)
+            elif depot.totals[p] + on_order[p] < reorder_packs[p]:
                 self._depot_check(p, q)
         if items:
             self.shipments += 1
@@ -731,18 +754,15 @@ class SupplyModel:
         network = self.network_reorder
         if network:
             extra, held, rate = self._network_all()
-        on_order, reorder_packs, lead_cycles = self.on_order, self.reorder_packs, self.lead_cycles
-        ceil, totals = math.ceil, depot.totals
+            points = self._net_points  # (max(configured, ceil(rate x lead cycles)) + extra)
+        on_order, reorder_packs, totals = self.on_order, self.reorder_packs, depot.totals
         for p, lots in enumerate(depot.lots):
             if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
                 self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
-                continue
-            reorder = reorder_packs[p]
-            if network:
-                x = ceil(rate[p] * lead_cycles - 1e-9)
-                if totals[p] + held[p] + on_order[p] < (reorder if reorder >= x else x) + extra[p]:
+            elif network:
+                if totals[p] + held[p] + on_order[p] < points[p]:
                     self._depot_check(p, (extra[p], held[p], rate[p]))
-            elif totals[p] + on_order[p] < reorder:
+            elif totals[p] + on_order[p] < reorder_packs[p]:
                 self._depot_check(p, None)
 
     def _review(self):
