@@ -288,6 +288,10 @@ class SupplyModel:
         # the sums it follows from: max(configured, the need over the release lead) + the sites' levels)
         self._net_points: list[int] = []
         self._reorder_points()
+        # each site's (stock, packs in transit), for the monthly snapshots; the snapshots' rows (depot,
+        # sites) as they are taken
+        self._snap_sites = list(zip(self.stock, self.transit, strict=True))
+        self._snap_rows: tuple[list, list] = ([], [])
 
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
@@ -435,8 +439,15 @@ class SupplyModel:
                     continue
                 top = lv[1]
                 h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
+                rate_stale = sums_moved = True  # (a new counted site, or new levels: its need moved)
+                if old[0] == 2:  # counted before, new levels: its old share out and the new in, one pass
+                    ot, oh = old[4], old[5]
+                    for p in rP:
+                        extra[p] += top[p] - ot[p]
+                        held[p] += h[p] - oh[p]
+                    cache[s] = (2, lv, tot[:], tr[:], top, h)
+                    continue
                 new = (2, lv, tot[:], tr[:], top, h)
-                rate_stale = True  # (a new counted site, or new levels: its need moved with them)
             elif status == old[0]:
                 continue
             elif status == 1:
@@ -549,12 +560,24 @@ class SupplyModel:
                     # the network's stock before this shipment; taking from the depot changes only site
                     # s's share
                     net = self._network_all()
-                    top = self._counted_top(s)
+                    # `_counted_top(s)`, inlined: site s's max levels if its stock counts in the network's
+                    a, c = self.activation[s], self.close[s]
+                    if a is not None and a <= now < self.horizon and \
+                            (self.active[s] > 0 or c is None or now < c):
+                        top = (self.site_levels[s] or self._levels_of(s))[1]
             lots = depot.lots[p]
             if lots and lots[0][0] - depot.window_days <= self.now:
                 self.wasted_expiry_depot[p] += depot.purge(p, self.now)
-            got = depot.take(p, w)
-            n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
+            lot = lots[0] if lots else None
+            if lot is not None and lot[2] > w:  # `Stock.take`, its usual case inline: the first lot covers it
+                got = [(lot[0], lot[1], w)]
+                lot[2] -= w
+                depot.totals[p] -= w
+                depot.changed = True
+                n = w
+            else:
+                got = depot.take(p, w)
+                n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
             if net is not None and top is not None:
                 held_before = totals[p] + transit[p]
                 if held_before > top[p]:
@@ -655,9 +678,10 @@ class SupplyModel:
                 for p in range(self.P):  # (indexing: faster than a zip of four lists)
                     r, a, b = rate[p], trig[p], top[p]
                     if r:
-                        x = ceil(r * c / 2 - 1e-9) + safe[p]
+                        rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
+                        x = ceil(rc / 2 - 1e-9) + safe[p]
                         trig2.append(a if a >= x else x)
-                        x = ceil(r * c - 1e-9) + safe[p]
+                        x = ceil(rc - 1e-9) + safe[p]
                         top2.append(b if b >= x else x)
                     else:
                         trig2.append(a if a >= 0 else 0)
@@ -667,8 +691,13 @@ class SupplyModel:
         return got
 
     def _resupply(self, s: int, emergency: bool = False) -> None:
-        if not self.waiting[s] and not self._site_open_for_supply(s):
-            return
+        if not self.waiting[s]:  # (`_site_open_for_supply`, inlined)
+            a, now = self.activation[s], self.now
+            if a is None or now < a or now >= self.horizon:
+                return
+            c = self.close[s]
+            if not (self.active[s] > 0 or c is None or now < c):
+                return
         trig, top = self.site_levels[s] or self._levels_of(s)
         if not emergency:
             # the usual review: stock on hand + in transit above the trigger and no lot near its window
@@ -766,9 +795,10 @@ class SupplyModel:
                 self._depot_check(p, None)
 
     def _review(self):
+        days = self.cfg.review_days
         while self.now < self.horizon:
             self._review_all()
-            yield self.cfg.review_days
+            yield days
 
     def _activation(self, s: int):
         site = self.sites[s]
@@ -783,8 +813,7 @@ class SupplyModel:
             if t > self.now:
                 yield t - self.now
             now = self.now
-            depot = self.depot
-            sites = list(zip(self.stock, self.transit, strict=True))
+            depot, sites = self.depot, self._snap_sites
             row_depot, row_sites = [], []
             for p in range(self.P):
                 lots = depot.lots[p]
@@ -798,8 +827,9 @@ class SupplyModel:
                         self.wasted_expiry_sites[p] += st.purge(p, now)
                     tot += st.totals[p] + transit[p]
                 row_sites.append(tot)
-            self.on_hand_depot_monthly[m] = row_depot  # (one numpy row each, not P items)
-            self.on_hand_sites_monthly[m] = row_sites
+            # (the rows of months 0, 1, ...: written to the numpy arrays once, after the loop: `run`)
+            self._snap_rows[0].append(row_depot)
+            self._snap_rows[1].append(row_sites)
 
     # ---- patients ------------------------------------------------------------------------------------
     def _month(self, day: float) -> int:
@@ -973,6 +1003,10 @@ class SupplyModel:
         start.append(self._review())
         start.append(self._snapshots())
         self._loop()
+        depot_rows, site_rows = self._snap_rows  # the monthly snapshots taken (months 0, 1, ...)
+        if depot_rows:
+            self.on_hand_depot_monthly[:len(depot_rows)] = depot_rows
+            self.on_hand_sites_monthly[:len(site_rows)] = site_rows
         self._totals()
 
     def _loop(self) -> None:
