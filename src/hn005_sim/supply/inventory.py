@@ -8,12 +8,13 @@ the moment it enters the window (`purge`); stock on hand is therefore always usa
 from __future__ import annotations
 
 import bisect
+import math
 
 
 class Stock:
     """Packs by presentation index: a list of [expiry_day, lot_id, packs] sorted by expiry."""
 
-    __slots__ = ("changed", "lots", "totals", "window_days")
+    __slots__ = ("changed", "first", "lots", "totals", "window_days")
 
     def __init__(self, n_presentations: int, window_days: float):
         self.lots: list[list[list]] = [[] for _ in range(n_presentations)]
@@ -22,6 +23,15 @@ class Stock:
         # set by every change of the lots (and by the supply model when it changes them itself, or what
         # its weekly review of the site reads besides): the review skips a site with nothing new
         self.changed = True
+        # the earliest expiry day of any lot held (inf when none): a lot of presentation p is inside the
+        # window at `now` only if first - window_days <= now (subtraction is monotonic), so one
+        # comparison settles every presentation's `purge` check while no first lot is that close.
+        # Kept by every method that adds or removes a lot; the supply model changes packs in place only
+        # in lots it leaves in the list
+        self.first = math.inf
+
+    def _first(self) -> None:
+        self.first = min([lots[0][0] for lots in self.lots if lots], default=math.inf)
 
     def on_hand(self, p: int) -> int:
         return self.totals[p]
@@ -37,15 +47,20 @@ class Stock:
                 lot[2] += packs
                 return
         bisect.insort(lots, [expiry_day, lot_id, packs])
+        if expiry_day < self.first:
+            self.first = expiry_day
 
     def purge(self, p: int, now: float) -> int:
         """Write off lots that entered the window; returns packs wasted."""
         lots = self.lots[p]
+        if not lots or lots[0][0] - self.window_days > now:
+            return 0
         wasted = 0
         while lots and lots[0][0] - self.window_days <= now:
             wasted += lots.pop(0)[2]
-            self.changed = True
+        self.changed = True
         self.totals[p] -= wasted
+        self._first()
         return wasted
 
     def take(self, p: int, packs: int) -> list[tuple[float, int, int]]:
@@ -62,6 +77,8 @@ class Stock:
             packs -= n
             if lot[2] == 0:
                 lots.pop(0)
+                if lot[0] == self.first:
+                    self._first()
         return out
 
     def dispense(self, p: int, packs: int) -> float:
@@ -78,4 +95,6 @@ class Stock:
                 return first
             packs -= lot[2]
             lots.pop(0)
+            if lot[0] == self.first:
+                self._first()
         return first

@@ -639,8 +639,10 @@ class SupplyModel:
         now = self.now
         win = st.window_days
         until = now + self.cover_days[s] + win
-        out = []
         transit, totals = self.transit[s], st.totals
+        if st.first > until and st.first - win > now:  # no lot near its window (`Stock.first`)
+            return [totals[p] + transit[p] for p in range(self.P)]
+        out = []
         for p, lots in enumerate(st.lots):
             if lots:
                 e = lots[0][0]
@@ -707,13 +709,20 @@ class SupplyModel:
             win = st.window_days
             until = now + self.cover_days[s] + win
             all_lots, totals, transit = st.lots, st.totals, self.transit[s]
-            for p in range(self.P):
-                lots = all_lots[p]
-                if totals[p] + transit[p] < trig[p] or \
-                        (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
-                    break
+            if st.first > until and st.first - win > now:  # no lot near its window (`Stock.first`)
+                for p in range(self.P):
+                    if totals[p] + transit[p] < trig[p]:
+                        break
+                else:
+                    return
             else:
-                return
+                for p in range(self.P):
+                    lots = all_lots[p]
+                    if totals[p] + transit[p] < trig[p] or \
+                            (lots and (lots[0][0] <= until or lots[0][0] - win <= now)):
+                        break
+                else:
+                    return
         pos = self._position(s)
         if emergency:
             # an emergency shipment always covers what the waiting patients need, whatever the levels
@@ -754,8 +763,18 @@ class SupplyModel:
                 if e > until and e - win > now:
                     continue
             trig = (site_levels[s] or self._levels_of(s))[0]
-            e_min = math.inf
             all_lots, totals, transit = st.lots, st.totals, self.transit[s]
+            e_min = st.first
+            if e_min > until and e_min - win > now:  # no lot near its window: the levels decide
+                for p in range(self.P):
+                    if totals[p] + transit[p] < trig[p]:
+                        self._resupply(s)
+                        break
+                else:  # nothing to do (the first expiry: `Stock.first`, the least of the first lots')
+                    st.changed = False
+                    first_expiry[s] = e_min
+                continue
+            e_min = math.inf
             for p in range(self.P):
                 if totals[p] + transit[p] < trig[p]:
                     self._resupply(s)
@@ -785,6 +804,17 @@ class SupplyModel:
             extra, held, rate = self._network_all()
             points = self._net_points  # (max(configured, ceil(rate x lead cycles)) + extra)
         on_order, reorder_packs, totals = self.on_order, self.reorder_packs, depot.totals
+        first = depot.first
+        if first > lead_end and first - win > now:  # no lot near the windows (`Stock.first`)
+            if network:
+                for p in range(self.P):
+                    if totals[p] + held[p] + on_order[p] < points[p]:
+                        self._depot_check(p, (extra[p], held[p], rate[p]))
+            else:
+                for p in range(self.P):
+                    if totals[p] + on_order[p] < reorder_packs[p]:
+                        self._depot_check(p, None)
+            return
         for p, lots in enumerate(depot.lots):
             if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):  # near its window: in full
                 self._depot_check(p, (extra[p], held[p], rate[p]) if network else None)
@@ -901,13 +931,19 @@ class SupplyModel:
                 self._set_rate(s, rate, new)
                 rate = new
             short = None
-            for p, n in items:
-                lp = lots[p]
-                if lp and lp[0][0] - win <= t:
-                    self.wasted_expiry_sites[p] += st.purge(p, t)
-                if totals[p] < n:
-                    short = [p for p, n in items if totals[p] < n]
-                    break
+            if st.first - win > t:  # no lot at the site is inside its window: nothing to write off
+                for p, n in items:
+                    if totals[p] < n:
+                        short = [p for p, n in items if totals[p] < n]
+                        break
+            else:
+                for p, n in items:
+                    lp = lots[p]
+                    if lp and lp[0][0] - win <= t:
+                        self.wasted_expiry_sites[p] += st.purge(p, t)
+                    if totals[p] < n:
+                        short = [p for p, n in items if totals[p] < n]
+                        break
             if short:
                 yield from self._wait(off + k, s, items, short, capped)
                 t = self.now
