@@ -5,8 +5,10 @@
   `_network_full`'s (summed from scratch) and each point equals the formula the depot's check used,
   max(configured, ceil(rate x release lead cycles - 1e-9)) + the levels counted, computed here from
   `_network_full`'s sums;
-- the weekly depot review's and a shipment's inline checks on those points send exactly the
-  presentations to `_depot_check` that the check itself (the definition) finds below their point.
+- the weekly depot review's inline checks on those points send exactly the presentations to
+  `_depot_check` that the check itself (the definition) finds near the window or below their point;
+- `Stock.first` (the earliest expiry held, which settles every presentation's window check at once)
+  is its definition after any sequence of the stock's operations.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_
 
 from hn005_sim.scenario.load import load_scenario
+from hn005_sim.supply.inventory import Stock
 from hn005_sim.supply.levels import demand_weights
 from hn005_sim.supply.model import SupplyModel
 from hn005_sim.supply.search import enrolments_for
@@ -99,3 +104,52 @@ def test_reorder_points_are_their_definition_in_the_scenarios(monkeypatch, scena
                                       np.random.default_rng(2)), {"weights": demand_weights(sc)})
     assert seen["calls"] > 300 and seen["review_checks"] > 300
     assert seen["bad"] == 0 and seen["review_bad"] == 0, seen
+
+
+# ---- Stock.first -------------------------------------------------------------------------------------
+
+_OPS = st_.lists(st_.one_of(
+    st_.tuples(st_.just("add"), st_.integers(0, 2), st_.integers(0, 40), st_.integers(1, 6),
+               st_.integers(-1, 9)),
+    st_.tuples(st_.just("purge"), st_.integers(0, 2), st_.integers(0, 40)),
+    st_.tuples(st_.just("take"), st_.integers(0, 2), st_.integers(0, 25)),
+    st_.tuples(st_.just("dispense"), st_.integers(0, 2), st_.integers(1, 25)),
+    st_.tuples(st_.just("inline"), st_.integers(0, 2), st_.integers(1, 5)),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS, st_.sampled_from([0.0, 3.0, 7.5]))
+def test_stock_first_is_the_earliest_expiry_held(ops, window):
+    """After any sequence of adds (new lots and top-ups of a lot already held), purges, takes,
+    dispensings and the model's in-place dispensing from a first lot that covers it, `Stock.first` is
+    the least expiry day of the lots held (inf when none), and the one-comparison window check it
+    settles agrees with every presentation's own check."""
+    s = Stock(3, window)
+    lot_id = 0
+    for op in ops:
+        kind, p = op[0], op[1]
+        if kind == "add":
+            expiry, packs, reuse = float(op[2]), op[3], op[4]
+            held = [lot for lot in s.lots[p] if lot[1] == reuse]
+            if held:  # a top-up of a lot already held: its own expiry day
+                s.add(p, held[0][0], reuse, packs)
+            else:
+                lot_id += 1
+                s.add(p, expiry, 100 + lot_id, packs)
+        elif kind == "purge":
+            s.purge(p, float(op[2]))
+        elif kind == "take":
+            s.take(p, op[2])
+        elif kind == "dispense":
+            if 0 < op[2] <= s.totals[p]:
+                s.dispense(p, op[2])
+        elif s.lots[p] and s.lots[p][0][2] > op[2]:  # `_patient`'s inline dispensing
+            s.lots[p][0][2] -= op[2]
+            s.totals[p] -= op[2]
+        firsts = [lots[0][0] for lots in s.lots if lots]
+        assert s.first == min(firsts, default=math.inf)
+        assert s.totals == [sum(lot[2] for lot in lots) for lots in s.lots]
+        for now in (0.0, 10.0, 20.0, 33.0):
+            inside = any(lots and lots[0][0] - s.window_days <= now for lots in s.lots)
+            assert inside == (s.first - s.window_days <= now)
