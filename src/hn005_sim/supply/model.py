@@ -438,15 +438,20 @@ class SupplyModel:
                     cache[s] = (2, lv, tot[:], tr[:], top, h)
                     continue
                 top = lv[1]
-                h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
                 rate_stale = sums_moved = True  # (a new counted site, or new levels: its need moved)
                 if old[0] == 2:  # counted before, new levels: its old share out and the new in, one pass
                     ot, oh = old[4], old[5]
+                    h = []
                     for p in rP:
-                        extra[p] += top[p] - ot[p]
-                        held[p] += h[p] - oh[p]
+                        x, y = tot[p] + tr[p], top[p]
+                        if x >= y:
+                            x = y
+                        extra[p] += y - ot[p]
+                        held[p] += x - oh[p]
+                        h.append(x)
                     cache[s] = (2, lv, tot[:], tr[:], top, h)
                     continue
+                h = [tot[p] + tr[p] if tot[p] + tr[p] < top[p] else top[p] for p in rP]
                 new = (2, lv, tot[:], tr[:], top, h)
             elif status == old[0]:
                 continue
@@ -1048,6 +1053,10 @@ class SupplyModel:
     def _loop(self) -> None:
         """Run the processes to the horizon (see the module's docstring for the semantics)."""
         heap, pending, seq, horizon = self._heap, self._pending, self._seq, self.horizon
+        # a stop at the horizon: it sorts before every event on or after it (sequence number -1, below
+        # every event's), so popping it is the stop before the first event at the horizon, and the heap
+        # is never empty
+        heappush(heap, (horizon, -1, None))
         while True:
             if pending:  # processes started by the last event run to their first yield, in order
                 now = self.now
@@ -1059,9 +1068,9 @@ class SupplyModel:
                         else:
                             heappush(heap, (now + d, next(seq), g))
                 pending.clear()
-            if not heap or heap[0][0] >= horizon:
-                return
             now, _, g = heappop(heap)
+            if now >= horizon:  # (the stop)
+                return
             self.now = now
             if g.__class__ is not list:
                 d = next(g, None)
