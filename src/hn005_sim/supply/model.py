@@ -552,10 +552,12 @@ class SupplyModel:
         first = True
         totals = self.stock[s].totals
         depot = self.depot
+        dtot = depot.totals
         now = self.now
         win = depot.window_days
         lead_end = now + self.release_lead + win
         on_order, reorder_packs = self.on_order, self.reorder_packs
+        shipped, shipments_with = self.shipped, self.shipments_with
         for p, w in enumerate(want):
             if w <= 0:
                 continue
@@ -565,55 +567,48 @@ class SupplyModel:
                     # the network's stock before this shipment; taking from the depot changes only site
                     # s's share
                     net = self._network_all()
+                    n_extra, n_held, n_rate = net
+                    points = self._net_points  # (`_network_all`'s reorder points, for these sums)
                     # `_counted_top(s)`, inlined: site s's max levels if its stock counts in the network's
                     a, c = self.activation[s], self.close[s]
                     if a is not None and a <= now < self.horizon and \
                             (self.active[s] > 0 or c is None or now < c):
                         top = (self.site_levels[s] or self._levels_of(s))[1]
             lots = depot.lots[p]
-            if lots and lots[0][0] - depot.window_days <= self.now:
-                self.wasted_expiry_depot[p] += depot.purge(p, self.now)
+            if lots and lots[0][0] - win <= now:
+                self.wasted_expiry_depot[p] += depot.purge(p, now)
             lot = lots[0] if lots else None
             if lot is not None and lot[2] > w:  # `Stock.take`, its usual case inline: the first lot covers it
                 got = [(lot[0], lot[1], w)]
                 lot[2] -= w
-                depot.totals[p] -= w
+                dtot[p] -= w
                 depot.changed = True
                 n = w
             else:
                 got = depot.take(p, w)
                 n = got[0][2] if len(got) == 1 else sum(g[2] for g in got)
-            if net is not None and top is not None:
-                held_before = totals[p] + transit[p]
-                if held_before > top[p]:
-                    held_before = top[p]
+            if net is not None:
+                held = n_held[p]  # the network's held stock of p with this shipment
+                if top is not None and n:
+                    before = totals[p] + transit[p]
+                    cap = top[p]
+                    held += (before + n if before + n < cap else cap) - (before if before < cap else cap)
             if n:
                 items.append((p, got))
-                self.shipped[p] += n
+                shipped[p] += n
                 transit[p] += n
-                self.stock[s].changed = True
-                self.shipments_with[p] += 1
-            if net is not None:
-                if top is not None:
-                    held_after = totals[p] + transit[p]
-                    if held_after > top[p]:
-                        held_after = top[p]
-                    q = (net[0][p], net[1][p] - held_before + held_after, net[2][p])
-                else:
-                    q = (net[0][p], net[1][p], net[2][p])
-            else:
-                q = None
+                shipments_with[p] += 1
             # `_depot_check`, its usual case (nothing near the do-not-ship window, the position at or above
             # the reorder point: nothing to do) inline
-            if lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now):
-                self._depot_check(p, q)
-                continue
-            if q is not None:  # (the reorder point on the echelon stock: `_network_all`'s)
-                if depot.totals[p] + q[1] + on_order[p] < self._net_points[p]:
-                    self._depot_check(p, q)
-            elif depot.totals[p] + on_order[p] < reorder_packs[p]:
-                self._depot_check(p, q)
+            if net is not None:
+                if (lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now)) or \
+                        dtot[p] + held + on_order[p] < points[p]:
+                    self._depot_check(p, (n_extra[p], held, n_rate[p]))
+            elif (lots and (lots[0][0] <= lead_end or lots[0][0] - win <= now)) or \
+                    dtot[p] + on_order[p] < reorder_packs[p]:
+                self._depot_check(p, None)
         if items:
+            self.stock[s].changed = True
             self.shipments += 1
             self.emergency_shipments += emergency
             self._pending.append(self._deliver(s, items, self._lead(s, emergency)))
@@ -848,18 +843,20 @@ class SupplyModel:
             if t > self.now:
                 yield t - self.now
             now = self.now
-            depot, sites = self.depot, self._snap_sites
-            row_depot, row_sites = [], []
-            for p in range(self.P):
-                lots = depot.lots[p]
-                if lots and lots[0][0] - depot.window_days <= now:  # (Stock.purge: nothing otherwise)
+            depot, sites, rP = self.depot, self._snap_sites, range(self.P)
+            # the write-offs first (a stock whose first expiry is outside its window has none:
+            # `Stock.first`), then the rows: a presentation's purge changes only its own packs
+            if depot.first - depot.window_days <= now:
+                for p in rP:
                     self.wasted_expiry_depot[p] += depot.purge(p, now)
-                row_depot.append(depot.totals[p])
+            for st, _ in sites:
+                if st.first - st.window_days <= now:
+                    for p in rP:
+                        self.wasted_expiry_sites[p] += st.purge(p, now)
+            row_depot, row_sites = depot.totals[:], []
+            for p in rP:
                 tot = 0
                 for st, transit in sites:
-                    lots = st.lots[p]
-                    if lots and lots[0][0] - st.window_days <= now:
-                        self.wasted_expiry_sites[p] += st.purge(p, now)
                     tot += st.totals[p] + transit[p]
                 row_sites.append(tot)
             # (the rows of months 0, 1, ...: written to the numpy arrays once, after the loop: `run`)
