@@ -14,7 +14,7 @@ import math
 class Stock:
     """Packs by presentation index: a list of [expiry_day, lot_id, packs] sorted by expiry."""
 
-    __slots__ = ("changed", "first", "lots", "totals", "window_days")
+    __slots__ = ("changed", "first", "lots", "moved", "totals", "window_days")
 
     def __init__(self, n_presentations: int, window_days: float):
         self.lots: list[list[list]] = [[] for _ in range(n_presentations)]
@@ -23,6 +23,9 @@ class Stock:
         # set by every change of the lots (and by the supply model when it changes them itself, or what
         # its weekly review of the site reads besides): the review skips a site with nothing new
         self.changed = True
+        # set with `changed`, but cleared only by the supply model's echelon sums (`_network_all`) when
+        # they take this stock's share in: the sums skip a site whose stock did not move since
+        self.moved = True
         # the earliest expiry day of any lot held (inf when none): a lot of presentation p is inside the
         # window at `now` only if first - window_days <= now (subtraction is monotonic), so one
         # comparison settles every presentation's `purge` check while no first lot is that close.
@@ -39,7 +42,7 @@ class Stock:
     def add(self, p: int, expiry_day: float, lot_id: int, packs: int) -> None:
         if packs <= 0:
             return
-        self.changed = True
+        self.changed = self.moved = True
         self.totals[p] += packs
         lots = self.lots[p]
         for lot in lots:
@@ -58,7 +61,7 @@ class Stock:
         wasted = 0
         while lots and lots[0][0] - self.window_days <= now:
             wasted += lots.pop(0)[2]
-        self.changed = True
+        self.changed = self.moved = True
         self.totals[p] -= wasted
         self._first()
         return wasted
@@ -68,7 +71,7 @@ class Stock:
         out = []
         lots = self.lots[p]
         while packs > 0 and lots:
-            self.changed = True
+            self.changed = self.moved = True
             lot = lots[0]
             n = min(packs, lot[2])
             out.append((lot[0], lot[1], n))
@@ -85,7 +88,7 @@ class Stock:
         """`take` for a dispensing that the caller knows is covered (packs <= on hand): returns the
         expiry day of the earliest-expiring pack taken (the one closest to its window)."""
         lots = self.lots[p]
-        self.changed = True
+        self.changed = self.moved = True
         self.totals[p] -= packs
         first = lots[0][0]
         while packs:

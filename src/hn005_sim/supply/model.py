@@ -288,6 +288,7 @@ class SupplyModel:
         # the sums it follows from: max(configured, the need over the release lead) + the sites' levels)
         self._net_points: list[int] = []
         self._reorder_points()
+        self._net_next = -math.inf  # `_network_all` looks at every site until this day (see there)
         # each site's (stock, packs in transit), for the monthly snapshots; the snapshots' rows (depot,
         # sites) as they are taken
         self._snap_sites = list(zip(self.stock, self.transit, strict=True))
@@ -408,7 +409,17 @@ class SupplyModel:
         cache, extra, held = self._net_cache, self._net_extra, self._net_held
         rP = range(self.P)
         rate_stale = sums_moved = False
+        # a site's share follows from its status (time, patients on treatment), levels, stock and packs
+        # in transit; all but time set its stock's `moved` when they change. Time changes a status only
+        # near an opening (less the release lead), an opening, a closing or the horizon: before the
+        # first of those still ahead (less a day: float margins) only sites that moved are looked at
+        full = now >= self._net_next
+        stock = self.stock
         for s in self._net_sites:
+            st = stock[s]
+            if not (full or st.moved):
+                continue
+            st.moved = False
             a = activation[s]
             if a > soon:
                 status = 0
@@ -422,7 +433,7 @@ class SupplyModel:
             old = cache[s]
             if status == 2:
                 lv = site_levels[s] or self._levels_of(s)
-                tot, tr = self.stock[s].totals, self.transit[s]
+                tot, tr = st.totals, self.transit[s]
                 if old[0] == 2 and old[1] is lv:
                     if old[2] == tot and old[3] == tr:
                         continue
@@ -489,7 +500,21 @@ class SupplyModel:
                         rate[p] += need[p]
         if sums_moved:
             self._reorder_points()
+        if full:
+            self._net_next = self._next_status_day(now)
         return extra, held, self._net_rate
+
+    def _next_status_day(self, now: float) -> float:
+        """A day before which no site's echelon status can change by time alone: a day (float margin)
+        before the first opening (less the release lead), opening, closing or horizon not yet a day past."""
+        rl, nxt = self.release_lead, math.inf
+        for s in self._net_sites:
+            a, c = self.activation[s], self.close[s]
+            for x in (a - rl, a, math.inf if c is None else c):
+                if now < x + 1.0 and x - 1.0 < nxt:
+                    nxt = x - 1.0
+        h = self.horizon
+        return h - 1.0 if now < h + 1.0 and h - 1.0 < nxt else nxt
 
     def _reorder_points(self) -> None:
         """`_net_points` from the echelon sums: max(configured, ceil(rate x lead cycles)) + levels."""
@@ -608,7 +633,8 @@ class SupplyModel:
                     dtot[p] + on_order[p] < reorder_packs[p]:
                 self._depot_check(p, None)
         if items:
-            self.stock[s].changed = True
+            st = self.stock[s]
+            st.changed = st.moved = True
             self.shipments += 1
             self.emergency_shipments += emergency
             self._pending.append(self._deliver(s, items, self._lead(s, emergency)))
@@ -617,6 +643,7 @@ class SupplyModel:
         yield lead
         st = self.stock[s]
         transit = self.transit[s]
+        st.moved = True  # (its packs in transit: the echelon sums)
         for p, got in items:
             for expiry, lot, n in got:
                 st.add(p, expiry, lot, n)
@@ -874,7 +901,8 @@ class SupplyModel:
             if a != b:
                 rate[p] += b - a
         self.site_levels[s] = None
-        self.stock[s].changed = True  # (its levels: the weekly review reads them)
+        st = self.stock[s]
+        st.changed = st.moved = True  # (its levels: the weekly review and the echelon sums read them)
 
     def _patient(self, i: int, s: int, first_day: float):
         yield first_day - self.now
@@ -903,6 +931,7 @@ class SupplyModel:
         site_levels, visit_day, n_given = self.site_levels, self.visit_day, self.n_given
         all_p = range(P)
         self.active[s] += 1
+        st.moved = True  # (patients on treatment: whether a closed site still counts in the echelon)
         k = 0
         capped = False
         k_first = min(bound, k_stop) if end_bound else k_stop  # the first k at which a check below ends
@@ -965,6 +994,7 @@ class SupplyModel:
                     margin[p] = expiry - t
                 if totals[p] + transit[p] < trig[p]:
                     low = True
+            st.moved = True  # (the packs dispensed in place above: the echelon sums read them)
             visit_day[off + k] = t
             k += 1
             n_given[i] = k
@@ -983,6 +1013,7 @@ class SupplyModel:
         if predictive:
             self._set_rate(s, rate, [0.0] * P)
         self.active[s] -= 1
+        st.moved = True
         self.reason[i] = reason
 
     def _wait(self, cell: int, s: int, items: list[tuple[int, int]], short: list[int], capped: bool):
