@@ -1,10 +1,13 @@
 """The event loop's fast paths (issue 16, phase 4) against the computations they replace.
 
-- `_network_all` returns the model's own echelon sums (no copies) and keeps the depot's reorder point
-  per presentation (`_net_points`) beside them: at every call, on random networks, the sums equal
+- `_network_all` returns the model's own echelon sums (no copies), looks only at the sites whose
+  stock, packs in transit, levels or patients moved (`Stock.moved`) until a status could change with
+  time, and keeps the depot's reorder point per presentation (`_net_points`) beside them: at every
+  call, on random networks (sites opening and closing at random days), the sums equal
   `_network_full`'s (summed from scratch) and each point equals the formula the depot's check used,
   max(configured, ceil(rate x release lead cycles - 1e-9)) + the levels counted, computed here from
-  `_network_full`'s sums;
+  `_network_full`'s sums (a site not marked after a dispensing or a shipment, or an opening's release
+  lead left out of the status days, fails it);
 - the weekly depot review's inline checks on those points send exactly the presentations to
   `_depot_check` that the check itself (the definition) finds near the window or below their point;
 - `Stock.first` (the earliest expiry held, which settles every presentation's window check at once)
@@ -40,11 +43,13 @@ def _points_of(m: SupplyModel, extra, rate) -> list[int]:
 
 
 def _run_checked(monkeypatch, args, kwargs) -> dict[str, int]:
-    seen = {"calls": 0, "bad": 0, "review_checks": 0, "review_bad": 0}
+    seen = {"calls": 0, "bad": 0, "review_checks": 0, "review_bad": 0, "moved_only": 0}
     orig_all, orig_review, orig_check = (SupplyModel._network_all, SupplyModel._depot_review,
                                          SupplyModel._depot_check)
 
     def network_all(self):
+        # (calls that look only at the sites whose stock moved: no status can change by time yet)
+        seen["moved_only"] += self.now < self._net_next
         got = orig_all(self)
         full = self._network_full()
         seen["calls"] += 1
@@ -104,6 +109,7 @@ def test_reorder_points_are_their_definition_in_the_scenarios(monkeypatch, scena
                                       np.random.default_rng(2)), {"weights": demand_weights(sc)})
     assert seen["calls"] > 300 and seen["review_checks"] > 300
     assert seen["bad"] == 0 and seen["review_bad"] == 0, seen
+    assert seen["moved_only"] > seen["calls"] / 2  # (most calls take the path that skips unmoved sites)
 
 
 # ---- Stock.first -------------------------------------------------------------------------------------
