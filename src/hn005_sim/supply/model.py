@@ -289,6 +289,9 @@ class SupplyModel:
         self._net_points: list[int] = []
         self._reorder_points()
         self._net_next = -math.inf  # `_network_all` looks at every site until this day (see there)
+        # a predictive site's levels as last computed, and the presentations whose need moved since
+        self._lv_last: list[tuple[list[int], list[int]] | None] = [None] * S
+        self._lv_moved: list[list[int]] = [[] for _ in range(S)]
         # each site's (stock, packs in transit), for the monthly snapshots; the snapshots' rows (depot,
         # sites) as they are taken
         self._snap_sites = list(zip(self.stock, self.transit, strict=True))
@@ -703,19 +706,38 @@ class SupplyModel:
                 rate = self.need_rate[s]
                 safe = self.safety[s]
                 ceil = math.ceil
-                trig2, top2 = [], []
-                for p in range(self.P):  # (indexing: faster than a zip of four lists)
-                    r, a, b = rate[p], trig[p], top[p]
-                    if r:
-                        rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
-                        x = ceil(rc / 2 - 1e-9) + safe[p]
-                        trig2.append(a if a >= x else x)
-                        x = ceil(rc - 1e-9) + safe[p]
-                        top2.append(b if b >= x else x)
-                    else:
-                        trig2.append(a if a >= 0 else 0)
-                        top2.append(b if b >= 0 else 0)
-                trig, top = trig2, top2
+                last, moved = self._lv_last[s], self._lv_moved[s]
+                if last is not None:
+                    # the levels last computed here, recomputed for the presentations whose need moved
+                    # since (`_set_rate`): each presentation's levels follow from its own need only
+                    trig2, top2 = last[0][:], last[1][:]
+                    for p in moved:
+                        r, a, b = rate[p], trig[p], top[p]
+                        if r:
+                            rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
+                            x = ceil(rc / 2 - 1e-9) + safe[p]
+                            trig2[p] = a if a >= x else x
+                            x = ceil(rc - 1e-9) + safe[p]
+                            top2[p] = b if b >= x else x
+                        else:
+                            trig2[p] = a if a >= 0 else 0
+                            top2[p] = b if b >= 0 else 0
+                else:
+                    trig2, top2 = [], []
+                    for p in range(self.P):  # (indexing: faster than a zip of four lists)
+                        r, a, b = rate[p], trig[p], top[p]
+                        if r:
+                            rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
+                            x = ceil(rc / 2 - 1e-9) + safe[p]
+                            trig2.append(a if a >= x else x)
+                            x = ceil(rc - 1e-9) + safe[p]
+                            top2.append(b if b >= x else x)
+                        else:
+                            trig2.append(a if a >= 0 else 0)
+                            top2.append(b if b >= 0 else 0)
+                moved.clear()
+                got = self.site_levels[s] = self._lv_last[s] = (trig2, top2)
+                return got
             got = self.site_levels[s] = (trig, top)
         return got
 
@@ -895,11 +917,12 @@ class SupplyModel:
         return min(int(day // DAYS_PER_MONTH), self.n_months - 1)
 
     def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
-        rate = self.need_rate[s]
+        rate, moved = self.need_rate[s], self._lv_moved[s]
         for p in range(self.P):
             a, b = old[p], new[p]
             if a != b:
                 rate[p] += b - a
+                moved.append(p)  # (`_levels_of` recomputes these presentations' levels)
         self.site_levels[s] = None
         st = self.stock[s]
         st.changed = st.moved = True  # (its levels: the weekly review and the echelon sums read them)
