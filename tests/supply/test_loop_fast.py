@@ -10,6 +10,8 @@
   lead left out of the status days, fails it);
 - the weekly depot review's inline checks on those points send exactly the presentations to
   `_depot_check` that the check itself (the definition) finds near the window or below their point;
+- a predictive site's levels recomputed only for the presentations whose need moved equal the formula
+  over every presentation, and no levels object handed out changes afterwards;
 - `Stock.first` (the earliest expiry held, which settles every presentation's window check at once)
   is its definition after any sequence of the stock's operations.
 """
@@ -159,3 +161,71 @@ def test_stock_first_is_the_earliest_expiry_held(ops, window):
         for now in (0.0, 10.0, 20.0, 33.0):
             inside = any(lots and lots[0][0] - s.window_days <= now for lots in s.lots)
             assert inside == (s.first - s.window_days <= now)
+
+
+# ---- predictive levels recomputed for the presentations whose need moved -------------------------------
+
+def _levels_from_scratch(m: SupplyModel, s: int) -> tuple[list[int], list[int]]:
+    _, trig, top = m.base_levels[s]
+    if not m.predictive[s]:
+        return trig, top
+    c, rate, safe = m.forecast_cycles[s], m.need_rate[s], m.safety[s]
+    out_trig, out_top = [], []
+    for p in range(m.P):
+        if rate[p]:
+            out_trig.append(max(trig[p], math.ceil(rate[p] * c / 2 - 1e-9) + safe[p]))
+            out_top.append(max(top[p], math.ceil(rate[p] * c - 1e-9) + safe[p]))
+        else:
+            out_trig.append(max(trig[p], 0))
+            out_top.append(max(top[p], 0))
+    return out_trig, out_top
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_levels_recomputed_in_part_are_the_levels_from_scratch(base, monkeypatch, seed):
+    """Every (trigger, max) `_levels_of` computes equals the formula over every presentation, and no
+    levels object handed out earlier changes afterwards (the echelon sums keep them)."""
+    seen = {"computed": 0, "partial": 0, "bad": 0}
+    handed: list[tuple] = []
+    orig = SupplyModel._levels_of
+
+    def levels_of(self, s):
+        fresh = self.site_levels[s] is None
+        if fresh:
+            seen["partial"] += self._lv_last[s] is not None
+        got = orig(self, s)
+        if fresh:
+            seen["computed"] += 1
+            seen["bad"] += (list(got[0]), list(got[1])) != _levels_from_scratch(self, s)
+            handed.append((got, got[0][:], got[1][:]))
+        return got
+
+    monkeypatch.setattr(SupplyModel, "_levels_of", levels_of)
+    reg, sup, enrol, sites, horizon, weights = _random_case(base, seed)
+    simulate_supply(reg, sup, enrol, sites, horizon, np.random.default_rng([seed, 1]),
+                    np.random.default_rng([seed, 2]), weights=weights)
+    assert seen["bad"] == 0, seen
+    assert all(got[0] == a and got[1] == b for got, a, b in handed)
+    if any(t.predictive for t in sup.tiers) and enrol:
+        assert seen["computed"] > 0
+
+
+def test_levels_recomputed_in_part_in_the_baseline(monkeypatch):
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    e, s = enrolments_for(sc, 7, 2)
+    counts = {"partial": 0, "bad": 0}
+    orig = SupplyModel._levels_of
+
+    def levels_of(self, site):
+        fresh = self.site_levels[site] is None
+        partial = fresh and self._lv_last[site] is not None
+        got = orig(self, site)
+        if fresh:
+            counts["partial"] += partial
+            counts["bad"] += (list(got[0]), list(got[1])) != _levels_from_scratch(self, site)
+        return got
+
+    monkeypatch.setattr(SupplyModel, "_levels_of", levels_of)
+    simulate_supply(sc.regimen, sc.supply, e, s, None, np.random.default_rng(1), np.random.default_rng(2),
+                    weights=demand_weights(sc))
+    assert counts["bad"] == 0 and counts["partial"] > 100, counts
