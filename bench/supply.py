@@ -11,8 +11,7 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
    dispensed, shipped, delivered, released, written off). Both over the same --streams replicates
    (the recruitment DES's enrolments as the rows `run` gives the model, made untimed; the horizon `run`
    asks for: the last enrolment + the follow-up), interleaved A B A B for --pairs rounds, CPU time of
-   this process (each timed section after a full garbage collection, so none pays for another's
-   cyclic garbage), median of the per-round ratios;
+   this process, median of the per-round ratios;
 2. supply_loop_vs_bare_event_loop: the same with `SupplyModel.run` alone (the event loop and the totals
    summed in numpy after it; the model and its numpy plan built beforehand, untimed), to show what is
    the loop's and what the plan's;
@@ -35,7 +34,6 @@ Prints `BENCH <name> <value> <unit> [target <op> <value>]` lines (bench/run_all.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import time
@@ -72,12 +70,7 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
         traces.append(tr)
     events = sum(t.events for t in traces)
 
-    # each timed section starts with a full collection, so that the cyclic garbage one section leaves (a
-    # supply model and its processes are a cycle) is not collected in the next section's time: the
-    # models' garbage fell in the bare replay's rounds on some builds and not others (0.65 -> 0.95 us per
-    # replayed event between two builds whose replays are the same code and the same events)
     def replicates() -> float:
-        gc.collect()
         t0 = time.process_time()
         for r, (e, s) in enumerate(streams):
             simulate.simulate_replicate(scenario, e, s, horizon, rng.stream(1, r, "treatment"),
@@ -86,7 +79,6 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
 
     def loops() -> float:
         spent = 0.0
-        gc.collect()
         for r, (e, s) in enumerate(streams):
             m = simulate.SupplyModel(scenario.regimen, scenario.supply, s, e,
                                      max((x.day for x in e), default=0.0) + follow,
@@ -97,14 +89,12 @@ def measure(scenario, streams, pairs: int) -> dict[str, float]:
         return spent
 
     def bare() -> float:
-        gc.collect()
         t0 = time.process_time()
         for tr in traces:
             replay(tr)
         return time.process_time() - t0
 
     def bare_simpy() -> float:
-        gc.collect()
         t0 = time.process_time()
         for tr in traces:
             replay_simpy(tr)
