@@ -380,15 +380,6 @@ class SupplyModel:
         extra, held, rate = self._network_all()
         return extra[p], held[p], rate[p]
 
-    def _counted_top(self, s: int) -> list[int] | None:
-        """The max levels of site s if its stock counts in the network's (open for supply), else None."""
-        site = self.sites[s]
-        if site.activation_day is None or site.activation_day > self.now:
-            return None
-        if not self._site_open_for_supply(s):
-            return None  # closed with no one on treatment: its stock is not the network's any more
-        return self._levels_of(s)[1]  # its max now (raised by the predictive forecast)
-
     def _network_all(self) -> tuple[list[int], list[int], list[float]]:
         """Echelon stock per presentation: (the current max levels of the sites open, and the initial
         levels of those opening within the release lead time; their stock on hand + in transit, each up to
@@ -597,7 +588,9 @@ class SupplyModel:
                     net = self._network_all()
                     n_extra, n_held, n_rate = net
                     points = self._net_points  # (`_network_all`'s reorder points, for these sums)
-                    # `_counted_top(s)`, inlined: site s's max levels if its stock counts in the network's
+                    # site s's max levels now (raised by the predictive forecast) if its stock counts in
+                    # the network's: opened, open for supply (`_site_open_for_supply`; closed with no one
+                    # on treatment, its stock is not the network's any more)
                     a, c = self.activation[s], self.close[s]
                     if a is not None and a <= now < self.horizon and \
                             (self.active[s] > 0 or c is None or now < c):
