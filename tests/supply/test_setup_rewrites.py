@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hn005_sim.scenario.load import load_scenario
 from hn005_sim.supply import model as model_module
@@ -141,3 +143,22 @@ def test_totals_fallback_sum_is_the_same(ran, monkeypatch):
         monkeypatch.undo()
         OldTotals._totals(b)
         assert all(_same(getattr(a, k), getattr(b, k)) for k in TOTALS)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), top=st.sampled_from([1, 2, 3, 9, 60, 2**20]),
+       cells=st.integers(0, 400), P=st.integers(1, 6), fortran=st.booleans())
+def test_visit_items_equal_the_phase3_items(seed, top, cells, P, fortran):
+    """_visit_items (keys marked in a table when it is small, np.unique else, tuples past 2^62) equals the
+    phase-3 function on random pack tables (C- or Fortran-ordered, as plans are now), and cells with the
+    same packs share one list."""
+    g = np.random.default_rng(seed)
+    distinct = g.integers(0, top + 1, size=(int(g.integers(1, 12)), P))
+    packs = distinct[g.integers(0, len(distinct), cells)]
+    packs = np.asfortranarray(packs) if fortran else np.ascontiguousarray(packs)
+    got = SupplyModel._visit_items(packs)
+    assert got == OldTotals._visit_items(packs)
+    ids: dict = {}
+    for row, items in zip(packs.tolist(), got, strict=True):
+        assert ids.setdefault(tuple(row), id(items)) == id(items)
+    assert len(set(ids.values())) == len(ids)

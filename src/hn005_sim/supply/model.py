@@ -285,7 +285,8 @@ class SupplyModel:
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
         """The packs of each planned visit as (presentation, packs) pairs, one shared list per distinct row
-        (few distinct rows: found by one integer key per row, the row's digits in base max + 1)."""
+        (few distinct rows: found by one integer key per row, the row's digits in base max + 1; the keys
+        marked in a table of every possible key when that table is small, else sorted by np.unique)."""
         cells, P = packs.shape
         base = int(packs.max(initial=0)) + 1
         if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
@@ -296,10 +297,18 @@ class SupplyModel:
                     first[key] = c
             rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
             return [rows[key] for key in keys]
-        keys = packs @ (base ** np.arange(P, dtype=np.int64))
-        _, at, which = np.unique(keys, return_index=True, return_inverse=True)
-        shared = np.empty(at.size, dtype=object)  # (one list per distinct row, picked for every cell at once)
-        for j, row in enumerate(packs[at].tolist()):
+        powers = base ** np.arange(P, dtype=np.int64)
+        keys = powers @ packs.T  # (packs.T: C-ordered for the plan's)
+        if base ** P <= 4 * cells + 256:
+            seen = np.zeros(base ** P, dtype=bool)
+            seen[keys] = True
+            distinct = np.flatnonzero(seen)
+            which = (np.cumsum(seen) - 1)[keys]  # each cell's distinct row
+        else:
+            # (return_index: a stable sort, ~3x faster here than the default one)
+            distinct, _, which = np.unique(keys, return_index=True, return_inverse=True)
+        shared = np.empty(distinct.size, dtype=object)  # (one list per distinct row, picked for every cell)
+        for j, row in enumerate((distinct[:, None] // powers % base).tolist()):  # (the keys' digits)
             shared[j] = [(p, n) for p, n in enumerate(row) if n]
         return shared[which.reshape(-1)].tolist()
 
