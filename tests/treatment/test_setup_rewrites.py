@@ -180,3 +180,29 @@ def test_cell_levels_are_running_counts_per_patient():
     assert got.tolist() == want
     assert course._cell_levels(red[:0], offset[:0], pi[:0], 2).tolist() == []
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 6), size=st.integers(0, 3000))
+def test_whole_days_are_the_rounded_draws(seed, m, size):
+    """_whole_days (a categorical's values rounded once and picked by counting cumulative probabilities)
+    equals np.maximum(np.rint(dist.sample(...)), 0) as int64 and leaves the generator where `sample`
+    does: random categoricals (zero probabilities, negative and fractional values, repeated values,
+    more values than the fast path takes), a uniform and a constant."""
+    from hn005_sim.scenario.dists import Categorical, Constant, Uniform
+
+    g = np.random.default_rng(seed)
+    probs = g.random(m) * (g.random(m) < 0.8)
+    probs = (probs / probs.sum()).tolist() if probs.sum() > 0 else [1.0 / m] * m
+    values = np.round(g.uniform(-5, 25, m) * 2) / 2
+    if m > 1 and g.random() < 0.3:
+        values[1] = values[0]
+    dists = [Categorical(dist="categorical", values=values.tolist(), probs=probs, source="test: random"),
+             Uniform(dist="uniform", low=float(g.uniform(-3, 2)), high=float(g.uniform(3, 9)), source="t: r"),
+             Constant(dist="constant", value=float(g.uniform(-2, 9)), source="test: random")]
+    for d in dists:
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        got = course._whole_days(d, a, size)
+        want = np.maximum(np.rint(d.sample(b, size)), 0).astype(np.int64)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert a.bit_generator.state == b.bit_generator.state

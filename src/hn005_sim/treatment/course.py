@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hn005_sim.scenario.dists import Categorical
 from hn005_sim.treatment.config import RegimenConfig
 from hn005_sim.treatment.dosing import drug_units
 
@@ -108,10 +109,9 @@ def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random
         cont = np.zeros(n, dtype=bool)
     shape = (n, max_cycles)
     u = rng.random((*shape, columns(regimen).width))
-    delay = np.maximum(np.rint(tox.delay_days.sample(rng, n * max_cycles)), 0).astype(np.int64).reshape(shape)
+    delay = _whole_days(tox.delay_days, rng, n * max_cycles).reshape(shape)
     oral = [name for name, d in regimen.drugs.items() if d.oral]
-    missed = np.maximum(np.rint(tox.interrupted_days.sample(rng, len(oral) * n * max_cycles)), 0)
-    missed = missed.astype(np.int64).reshape((len(oral), *shape))
+    missed = _whole_days(tox.interrupted_days, rng, len(oral) * n * max_cycles).reshape((len(oral), *shape))
     given: dict[str, np.ndarray] = {}
     for names in regimen.choice_groups().values():
         x = rng.random(n)
@@ -121,6 +121,25 @@ def draw_courses(regimen: RegimenConfig, n: int, max_cycles: int, rng: np.random
             given[m] = pick == j
     return CourseDraws(induction, prog, death, withdraw, cont, u, delay,
                        {name: missed[j] for j, name in enumerate(oral)}, given)
+
+
+def _whole_days(dist, rng: np.random.Generator, size: int) -> np.ndarray:
+    """`size` draws of `dist` as whole days, at least 0: np.maximum(np.rint(dist.sample(rng, size)), 0)
+    as int64, from the same random numbers.
+
+    A numeric categorical (the cycle delays: a few values) draws as `Categorical.sample` does (one
+    uniform per draw, times the sum of the probabilities), counts the cumulative probabilities at or
+    below it (what `np.searchsorted(..., side="right")` returns: they are sorted) and picks the value,
+    rounded once beforehand (rounding commutes with picking): ~3x faster on a replicate's n x K draws.
+    """
+    if not isinstance(dist, Categorical) or isinstance(dist.values[0], str) or len(dist.values) > 4:
+        return np.maximum(np.rint(dist.sample(rng, size)), 0).astype(np.int64)
+    x = rng.random(size) * sum(dist.probs)
+    idx = np.zeros(size, dtype=np.intp)
+    for c in np.cumsum(dist.probs).tolist():
+        idx += x >= c
+    days = np.maximum(np.rint(np.asarray(dist.values, dtype=float)), 0).astype(np.int64)
+    return np.append(days, days[-1])[idx]  # (past the last cumulative probability: the last value)
 
 
 _FLAT_UNITS: dict[int, tuple[object, np.ndarray]] = {}
