@@ -407,16 +407,21 @@ def _dispensing_rows(nt: np.ndarray, tt: np.ndarray, first: np.ndarray, upp: np.
     start = ~used | first
     run = np.cumsum(start, axis=1)
     ctk = cum - tk
-    base = np.maximum.accumulate(ctk * start, axis=1)  # units taken before the run
-    before = ctk - base  # C_k
-    x = -(-(nt + before) // u) * u * used
-    big = int(x.max(initial=0)) + 1
+    before = ctk - np.maximum.accumulate(ctk * start, axis=1)  # C_k (less the units taken before the run)
+    # in packs: D_k / upp, the running maximum of ceil((need_k + C_k) / upp) (no division after it)
+    q = nt + before
+    for p, k in enumerate(upp.tolist()):  # (row by row: numpy divides by a scalar ~2x faster)
+        np.floor_divide(q[p], -k, out=q[p])  # -ceil(x / k)
+    np.negative(q, out=q)
+    q *= used
+    big = int(q.max(initial=0)) + 1
     shift = run * big
-    dispensed = np.maximum.accumulate(x + shift, axis=1) - shift  # D_k
+    dispensed = np.maximum.accumulate(q + shift, axis=1) - shift
     prev = np.zeros_like(dispensed)
-    prev[:, 1:] = dispensed[:, :-1] * (run[:, 1:] == run[:, :-1])
-    packs = (dispensed - prev) // u
-    balance = (dispensed - before - tk) * used
+    prev[:, 1:] = dispensed[:, :-1] * ~start[:, 1:]  # (the same run: no new run starts at k)
+    packs = dispensed - prev
+    # (a cell without the presentation starts a run of its own: nothing dispensed, held or taken)
+    balance = dispensed * u - before - tk
     returned = np.zeros_like(balance)
     returned[:, 1:] = balance[:, :-1]
     returned *= ~first
