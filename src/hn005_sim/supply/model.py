@@ -300,7 +300,8 @@ class SupplyModel:
     @staticmethod
     def _visit_items(packs: np.ndarray) -> list[list[tuple[int, int]]]:
         """The packs of each planned visit as (presentation, packs) pairs, one shared list per distinct row
-        (few distinct rows: found by one integer key per row, the row's digits in base max + 1)."""
+        (few distinct rows: found by one integer key per row, the row's digits in base max + 1; the keys
+        marked in a table of every possible key when that table is small, else sorted by np.unique)."""
         cells, P = packs.shape
         base = int(packs.max(initial=0)) + 1
         if cells == 0 or packs.min() < 0 or base ** P >= 2**62:  # (keys would not be unique: tuples)
@@ -311,10 +312,18 @@ class SupplyModel:
                     first[key] = c
             rows = {key: [(p, n) for p, n in enumerate(packs[c].tolist()) if n] for key, c in first.items()}
             return [rows[key] for key in keys]
-        keys = packs @ (base ** np.arange(P, dtype=np.int64))
-        _, at, which = np.unique(keys, return_index=True, return_inverse=True)
-        shared = np.empty(at.size, dtype=object)  # (one list per distinct row, picked for every cell at once)
-        for j, row in enumerate(packs[at].tolist()):
+        powers = base ** np.arange(P, dtype=np.int64)
+        keys = powers @ packs.T  # (packs.T: C-ordered for the plan's)
+        if base ** P <= 4 * cells + 256:
+            seen = np.zeros(base ** P, dtype=bool)
+            seen[keys] = True
+            distinct = np.flatnonzero(seen)
+            which = (np.cumsum(seen) - 1)[keys]  # each cell's distinct row
+        else:
+            # (return_index: a stable sort, ~3x faster here than the default one)
+            distinct, _, which = np.unique(keys, return_index=True, return_inverse=True)
+        shared = np.empty(distinct.size, dtype=object)  # (one list per distinct row, picked for every cell)
+        for j, row in enumerate((distinct[:, None] // powers % base).tolist()):  # (the keys' digits)
             shared[j] = [(p, n) for p, n in enumerate(row) if n]
         return shared[which.reshape(-1)].tolist()
 
@@ -1138,71 +1147,87 @@ class SupplyModel:
         36 months (the drawn progression time), months on treatment (first dose to the end of the last
         cycle given, cut at the horizon) in thousandths, and patients still on the capped drug at its cap
         (the investigator's review, e.g. penpulimab at 2 years). `still_on`: each patient on treatment
-        at the horizon (as `_totals` finds it), or None to find it here."""
+        at the horizon (as `_totals` finds it), or None to find it here. (Counts of bools by
+        `np.count_nonzero`: the integers `int(x.sum())` gives, without the integer sum.)"""
+        def count(flags: np.ndarray) -> int:
+            return int(np.count_nonzero(flags))
+
+        n_given = np.asarray(self.n_given)
         start = np.array(self._days, dtype=float)
-        treated = (start < self.horizon) & (self.n_given > 0)
+        treated = (start < self.horizon) & (n_given > 0)
         pfs_months = self.progression_days / DAYS_PER_MONTH
-        out = {"patients": int(treated.sum())}
+        out = {"patients": count(treated)}
         for m in (12, 24, 36):
-            out[f"progression_free_{m}m"] = int((treated & (pfs_months > m)).sum())
+            out[f"progression_free_{m}m"] = count(treated & (pfs_months > m))
         idx = np.flatnonzero(treated)
-        last = self.visit_day[self.plan.offset[idx] + self.n_given[idx] - 1]
+        last = np.asarray(self.visit_day)[self.plan.offset[idx] + n_given[idx] - 1]
         end = np.minimum(last + self.regimen.cycle_days, self.horizon)
         out["months_on_treatment_milli"] = int(np.rint((end - start[idx]) / DAYS_PER_MONTH * 1000).sum())
-        out["reached_cap"] = int((treated & (self.cap_visit >= 0)).sum())
+        out["reached_cap"] = count(treated & (self.cap_visit >= 0))
         if still_on is None:
             still_on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
-        out["on_treatment_at_horizon"] = int((treated & still_on).sum())
+        out["on_treatment_at_horizon"] = count(treated & still_on)
         return out
 
     def _totals(self) -> None:
         """Units taken, returned and held, and packs dispensed by month, from the plan and each patient's
-        cycles given (the capped drug only before the cap)."""
-        self.n_given = np.array(self.n_given, dtype=np.int64)
-        self.visit_day = np.array(self.visit_day, dtype=float)
+        cycles given (the capped drug only before the cap).
+
+        Presentation by cell (the plan's cells x P arrays are Fortran-ordered: their transposes are
+        C-ordered P x cells, `plan_courses`): each presentation's mask and sums run along the long axis,
+        without copies. Integer sums, so the figures are those of any order of summing."""
+        n_given = self.n_given = np.array(self.n_given, dtype=np.int64)
+        vd = self.visit_day = np.array(self.visit_day, dtype=float)
         plan, P = self.plan, self.P
         n = len(self.enrolments)
         pi, ck = plan.cell_patient, plan.cell_cycle  # patient and cycle of each cell
-        cap = np.where(self.cap_visit >= 0, self.cap_visit, _INT64_MAX)
-        given = ck < self.n_given[pi]
-        mask = given[:, None] & ((ck < cap[pi])[:, None] | ~plan.capped_columns[None, :])
-        self.taken_units = _col_sums(plan.taken * mask)
-        returned = _col_sums(plan.returned * mask)
-        has = self.n_given > 0
-        last = plan.offset + np.maximum(self.n_given - 1, 0)
-        final = plan.balance[np.minimum(last, max(pi.size - 1, 0))] * has[:, None] if pi.size else \
-            np.zeros((n, P), dtype=np.int64)
-        capped_before = (self.cap_visit >= 0) & (self.cap_visit < self.n_given)
+        N = pi.size
+        cap_visit, cap_cols = self.cap_visit, plan.capped_columns
+        given = ck < n_given[pi]
+        # each presentation's cells given: the capped drug's only before the patient's cap visit
+        if cap_cols.any():
+            before_cap = given & (ck < np.where(cap_visit >= 0, cap_visit, _INT64_MAX)[pi])
+            mask = np.where(cap_cols[:, None], before_cap, given)  # P x cells
+        else:
+            mask = given
+        self.taken_units = (plan.taken.T * mask).sum(axis=1)
+        returned = (plan.returned.T * mask).sum(axis=1)
+        balance = plan.balance.T  # P x cells
+        has = n_given > 0
+        last = plan.offset + np.maximum(n_given - 1, 0)
+        final = balance[:, np.minimum(last, N - 1)] * has if N else np.zeros((P, n), dtype=np.int64)
+        capped_before = (cap_visit >= 0) & (cap_visit < n_given)
         # the capped drug's balance went back at the first visit past the cap
-        back = capped_before & (self.cap_visit > 0)
-        at_cap = plan.balance[plan.offset[back] + self.cap_visit[back] - 1]
-        returned += _col_sums(at_cap * plan.capped_columns)
-        final[capped_before] *= ~plan.capped_columns
+        back = capped_before & (cap_visit > 0)
+        at_cap = balance[:, plan.offset[back] + cap_visit[back] - 1]
+        returned += (at_cap * cap_cols[:, None]).sum(axis=1)
+        final *= ~(cap_cols[:, None] & capped_before)
         on = np.array([r in ("", "horizon") for r in self.reason], dtype=bool)
-        self.held_units = _col_sums(final[on])
-        self.returned_units = returned + _col_sums(final[~on])
-        self.cycles_given = int(self.n_given.sum())
+        self.held_units = (final * on).sum(axis=1)
+        self.returned_units = returned + (final * ~on).sum(axis=1)
+        self.cycles_given = int(n_given.sum())
         h = self.horizon
         # ("": still on treatment when the simulation stops; counted in the order first met, as before)
         self.end_reasons = dict(Counter([r or "horizon" for r, d in zip(self.reason, self._days, strict=True)
                                          if d < h]))
         self.treatment = self._treatment_counts(on)
-        vd = self.visit_day  # (cells never visited are NaN: month 0, and not given)
-        months = np.minimum((np.where(vd == vd, vd, 0.0) // DAYS_PER_MONTH).astype(np.int64),
-                            self.n_months - 1)
-        given_packs = plan.packs * mask
+        M = self.n_months
+        # (cells never visited are NaN: month 0, and not given)
+        months = np.minimum((np.where(vd == vd, vd, 0.0) // DAYS_PER_MONTH).astype(np.int64), M - 1)
+        given_packs = plan.packs.T * mask  # P x cells
         if given_packs.size and given_packs.min() >= 0 and given_packs.sum() < _EXACT_FLOAT_SUM:
-            # one bincount over (month, presentation) cells: float sums of integers below 2^53 are exact,
+            # one bincount over (presentation, month) cells: float sums of integers below 2^53 are exact,
             # so the counts equal np.add.at's (three times slower here)
-            cell = (months[:, None] * P + np.arange(P)).ravel()
-            monthly = np.bincount(cell, weights=given_packs.ravel(), minlength=self.n_months * P)
-            monthly = monthly.astype(np.int64).reshape(self.n_months, P)
+            cell = (months + (np.arange(P) * M)[:, None]).ravel()
+            rows = np.bincount(cell, weights=given_packs.ravel(), minlength=P * M).astype(np.int64)
+            rows = rows.reshape(P, M)
         else:
-            monthly = np.zeros((self.n_months, P), dtype=np.int64)
-            np.add.at(monthly, months, given_packs)
-        self.dispensed_monthly = monthly
+            rows = np.zeros((M, P), dtype=np.int64)
+            np.add.at(rows, months, given_packs.T)
+            rows = rows.T
+        self.dispensed_monthly = np.ascontiguousarray(rows.T)  # months x presentations
         # packs dispensed: the visits' packs summed once here (the integer sum of what each visit took)
-        self.dispensed = _col_sums(monthly)
+        self.dispensed = rows.sum(axis=1)
         for name in ("released", "shipped", "shipments_with", "wasted_expiry_depot",
                      "wasted_expiry_sites"):
             setattr(self, name, np.array(getattr(self, name), dtype=np.int64))

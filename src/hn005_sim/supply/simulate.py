@@ -115,7 +115,8 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
     m = SupplyModel(regimen, supply, site_rows, enrol, horizon_day, rng_treatment, rng_supply, levels,
                     weights)
     m.run()
-    on_sites = np.array([sum(st.on_hand(p) for st in m.stock) for p in range(m.P)], dtype=np.int64)
+    # stock on hand at the horizon: each site's totals summed over the sites (integers: any order)
+    on_sites = np.array([st.totals for st in m.stock], dtype=np.int64).reshape(len(m.stock), m.P).sum(axis=0)
     pres = supply.presentations
     return SupplyRecord(
         presentations=tuple(p.id for p in pres),
@@ -133,7 +134,7 @@ def simulate_supply(regimen: RegimenConfig, supply: SupplyConfig, enrolments, si
         returned_units=m.returned_units,
         taken_units=m.taken_units,
         held_units=m.held_units,
-        on_hand_depot=np.array([m.depot.on_hand(p) for p in range(m.P)], dtype=np.int64),
+        on_hand_depot=np.array(m.depot.totals, dtype=np.int64),
         on_hand_sites=on_sites,
         in_transit=m.in_transit.sum(axis=0),
         stockout_events=m.stockout_events,
