@@ -147,6 +147,10 @@ class _Seeded(ISeedSequence):
         return self._real
 
     def generate_state(self, n_words, dtype=np.uint32):
+        # PCG64 asks for (4, np.uint64), the class itself: told apart without making a dtype, and
+        # handed the words themselves (read-only: `generators`), not a copy
+        if n_words == 4 and dtype is np.uint64:
+            return self._state if not self._state.flags.writeable else self._state.copy()
         if n_words == 4 and np.dtype(dtype) == np.uint64:
             return self._state.copy()
         return self._sequence().generate_state(n_words, dtype)
@@ -176,5 +180,6 @@ def generators(entropy: int, keys: Sequence[Sequence[int]]) -> list[np.random.Ge
         return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=key)))
                 for key in keys]
     states = pcg64_states(entropy, keys)
-    return [np.random.Generator(np.random.PCG64(_Seeded(entropy, key, states[i])))
-            for i, key in enumerate(keys)]
+    states.flags.writeable = False  # each generator's seed sequence hands its row over as it is
+    Generator, PCG64 = np.random.Generator, np.random.PCG64  # looked up once, not per key
+    return [Generator(PCG64(_Seeded(entropy, key, state))) for key, state in zip(keys, states, strict=True)]
