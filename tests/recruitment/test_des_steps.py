@@ -1,8 +1,9 @@
 """The recruitment DES's callback path (des._SiteSteps, des._ScreeningSteps: `des.STEPPED`) against the
 generator processes it replaces (des._site_process and des._screening run by des._Proc): the same
 records and event logs, the same simpy events scheduled (the environment's event counter), the same
-queue left behind, the same generator states at the end; and candidates.pack_bits against the
-engine's pack_failures."""
+queue left behind, the same generator states at the end; and the judging's fast paths against what
+they replace: candidates.pack_bits against the engine's pack_failures, candidates.stacked_units against
+each chart's draw_units."""
 
 from __future__ import annotations
 
@@ -125,3 +126,24 @@ def test_pack_bits_is_the_engines_packing(n, k, p, seed):
     wide = np.zeros((n, k + 3), dtype=bool)
     wide[:, 1:k + 1] = m
     assert np.array_equal(pack_bits(wide[:, 1:k + 1]), want)
+
+
+@pytest.mark.parametrize("name", ["baseline", "network_south_china"])
+def test_stacked_units_are_each_charts_draw_units(name):
+    """The chart units of a round's batches drawn into one buffer: the values `SiteChart.draw_units`
+    gives chart by chart, and every unit generator left in the same state."""
+    from hn005_sim.recruitment.candidates import stacked_units
+    from hn005_sim.recruitment.sites import draw_sites
+
+    sc, _ = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    source = candidate_source(sc)
+    sites = [s for r in range(3) for s in draw_sites(sc.recruitment, 2, r)]
+    sizes = [(37 * i) % 300 + (i == 0) for i in range(len(sites))]  # uneven, one batch of 0 at most
+    one, two = source.site_charts(2, 0, sites), source.site_charts(2, 0, sites)
+    for _ in range(2):  # twice: the generators go on from where the first round left them
+        want = np.concatenate([c.draw_units(n) for c, n in zip(one, sizes, strict=True)])
+        got = stacked_units(two, sizes)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert np.array_equal(got, want)
+    assert [[g.bit_generator.state for g in c.generators] for c in one] == \
+        [[g.bit_generator.state for g in c.generators] for c in two]

@@ -270,9 +270,10 @@ class ScreenerSource:
         else:
             known = None
             if same_model:
-                units = [c.draw_units(f.height) for c, f in zip(charts, frames, strict=True)]
-                if units[0] is not None:
-                    known = _stacked_known(charts[0].model, whole, units)
+                unit_known = stacked_units(charts, [f.height for f in frames])
+                if unit_known is not None:
+                    model = charts[0].model
+                    known = model.decide(whole, unit_known, model.criteria_known(unit_known))
             # the verdicts of every row at once, then cut back into the requests' batches
             every = self._first_verdicts(self._screener.evaluate(whole, known))
             bounds = np.cumsum([0] + [f.height for f in frames])
@@ -483,6 +484,25 @@ def _stack(frames):
     if any(f.schema != schema for f in frames[1:]):
         return None
     return pl.concat(frames, how="vertical", rechunk=False)
+
+
+def stacked_units(charts: Sequence, sizes: Sequence[int]) -> np.ndarray | None:
+    """`SiteChart.draw_units(n)` of each chart (charts of one model) for its batch of n candidates,
+    stacked: (sum of sizes, units) bool, the same draws in the same order (chart by chart, unit by
+    unit), each unit's draws written into one contiguous row of a (units, rows) buffer, returned
+    transposed (column-major: each unit's column contiguous, as `ChartModel.criteria_known` and
+    `decide` read it); None without a [chart_review] model. tests/recruitment/test_des_steps.py
+    compares it with the charts' own `draw_units`."""
+    if not charts or charts[0].model.cfg is None:
+        return None
+    buf = np.empty((len(charts[0].model.units), int(sum(sizes))), dtype=bool)
+    lo = 0
+    for chart, n in zip(charts, sizes, strict=True):
+        hi = lo + int(n)
+        for j, (gen, p) in enumerate(zip(chart.generators, chart.probabilities, strict=True)):
+            np.less(gen.random(n), p, out=buf[j, lo:hi])
+        lo = hi
+    return buf.T
 
 
 def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:

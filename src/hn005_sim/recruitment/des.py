@@ -896,13 +896,20 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enr = np.flatnonzero(kind == ENROLLED)
     order = np.argsort(day[enr], kind="stable")
     enr = enr[order]
+    # per site of the enrolled: its rows among them and their candidates (found once for every column)
+    enr_site, enr_cand = site[enr], cand[enr]
+    groups = [(int(s), mask, enr_cand[mask]) for s in np.unique(enr_site).tolist()
+              for mask in (enr_site == s,)]
+
     def enrolled(key: str) -> np.ndarray:
         """Column `key` of the pools for the enrolled, in enrolment order (one fancy index per site)."""
         dtype = next(p.arr[key].dtype for p in pools if key in p.arr)
+        if len(groups) == 1:  # one site: its candidates in enrolment order, as the copy below gives
+            s, _, rows = groups[0]
+            return pools[s].arr[key][rows].astype(dtype, copy=False)
         out = np.empty(enr.size, dtype)
-        for s in np.unique(site[enr]):
-            mask = site[enr] == s
-            out[mask] = pools[s].arr[key][cand[enr][mask]]
+        for s, mask, rows in groups:
+            out[mask] = pools[s].arr[key][rows]
         return out
 
     enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
