@@ -63,10 +63,25 @@ class Streams:
         return np.concatenate([np.arange(s, dtype=np.int64) for s in self.sizes]) if self.sizes else \
             np.empty(0, np.int64)
 
+    def _filled(self, method: str, dtype) -> np.ndarray:
+        """A one-dimensional draw of `method` (random, standard_normal: the methods with `out`), each
+        generator filling its own share of one array in place: the values `parts` would give, without
+        the parts and their concatenation."""
+        out = np.empty(self.n, dtype)
+        lo = 0
+        for g, s in zip(self.gens, self.sizes, strict=True):
+            getattr(g, method)(dtype=dtype, out=out[lo:lo + s])
+            lo += s
+        return out
+
     def random(self, size, dtype=np.float64):
+        if isinstance(size, (int, np.integer)) and int(size) == self.n:
+            return self._filled("random", dtype)
         return self._joined("random", size, dtype=dtype)
 
     def standard_normal(self, size):
+        if isinstance(size, (int, np.integer)) and int(size) == self.n:
+            return self._filled("standard_normal", np.float64)
         return self._joined("standard_normal", size)
 
     def uniform(self, low, high, size):

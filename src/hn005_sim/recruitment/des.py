@@ -594,16 +594,22 @@ class _ScreeningSteps:
         heappush(env._queue, (env._now, URGENT, next(env._eid), self))
 
     def _begin(self, _event=None) -> None:
-        slots = self.slots
+        """An episode: a free slot (or none needed) and the screening starts now, else the candidate
+        waits in line for one."""
+        slots, st = self.slots, self.st
         if slots is not None:
             if slots.free:
                 slots.free -= 1
             else:
-                self.st.sim_events += 1
+                st.sim_events += 1
                 self.callbacks = [self._granted]
                 slots.waiting.append(self)
                 return
-        self._screen()
+        env = self.env
+        st.log.append((env._now, self.s, self.k, self.kind, -1))
+        st.sim_events += 1
+        self.callbacks = [self._screened]
+        heappush(env._queue, (env._now + self.duration, NORMAL, next(env._eid), self))
 
     def succeed(self) -> None:
         """A slot passes to this candidate: scheduled now, as simpy's Event.succeed schedules."""
@@ -611,62 +617,52 @@ class _ScreeningSteps:
         heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
 
     def _granted(self, _event) -> None:
-        if self.st.stopped:
+        st, env = self.st, self.env
+        if st.stopped:
             self.slots.release()
-            self._end()
+            self.callbacks = []  # the end
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
             return
-        self._screen()
-
-    def _screen(self) -> None:
-        env, st = self.env, self.st
         st.log.append((env._now, self.s, self.k, self.kind, -1))
         st.sim_events += 1
         self.callbacks = [self._screened]
         heappush(env._queue, (env._now + self.duration, NORMAL, next(env._eid), self))
 
     def _screened(self, _event) -> None:
+        """The episode's end: the decision, or the delay before the candidate is screened again; the
+        process's end event pushed last, as the generator's return pushes it."""
         if self.slots is not None:
             self.slots.release()
-        st = self.st
-        if st.stopped:
-            self._end()
-            return
-        f = self.f
-        if self.ok or not f[3] or self.kind == RESCREEN:
-            self._decide()
-            return
-        st.sim_events += 1
-        self.callbacks = [self._again]
-        env = self.env
-        heappush(env._queue, (env._now + f[4], NORMAL, next(env._eid), self))
+        st, env, f = self.st, self.env, self.f
+        if not st.stopped:
+            if not (self.ok or not f[3] or self.kind == RESCREEN):
+                st.sim_events += 1
+                self.callbacks = [self._again]
+                heappush(env._queue, (env._now + f[4], NORMAL, next(env._eid), self))
+                return
+            st.pending -= 1
+            if not self.ok:
+                st.log.append((env._now, self.s, self.k, SCREEN_FAIL, self.reason))
+            elif f[8]:
+                st.log.append((env._now, self.s, self.k, WITHDRAWN, -1))
+            else:
+                st.log.append((env._now, self.s, self.k, ENROLLED, -1))
+                st.enrolled += 1
+                if st.enrolled >= st.target:
+                    # stop everywhere now; candidates still in screening stay pending
+                    _stop(st, env._now)
+        self.callbacks = []  # the end
+        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
 
     def _again(self, _event) -> None:
         if self.st.stopped:
-            self._end()
+            env = self.env
+            self.callbacks = []  # the end
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
             return
         f = self.f
         self.kind, self.duration, self.ok, self.reason = RESCREEN, f[5], f[6], f[7]
         self._begin()
-
-    def _decide(self) -> None:
-        st, env = self.st, self.env
-        st.pending -= 1
-        if not self.ok:
-            st.log.append((env._now, self.s, self.k, SCREEN_FAIL, self.reason))
-        elif self.f[8]:
-            st.log.append((env._now, self.s, self.k, WITHDRAWN, -1))
-        else:
-            st.log.append((env._now, self.s, self.k, ENROLLED, -1))
-            st.enrolled += 1
-            if st.enrolled >= st.target:
-                # stop everywhere now; candidates still in screening stay pending
-                _stop(st, env._now)
-        self._end()
-
-    def _end(self) -> None:
-        env = self.env
-        self.callbacks = []
-        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
 
 
 def _stop(st: _State, now: float) -> None:
