@@ -85,3 +85,15 @@ def test_filled_draws_equal_each_generators_own(sizes):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
     assert [g.bit_generator.state for g in mine] == [g.bit_generator.state for g in alone]
+
+
+def test_join_is_concatenate_along_the_last_axis():
+    from hn005_sim.population.streams import join
+
+    rng = np.random.default_rng(3)
+    kinds = (((), np.float64), ((), np.float32), ((), np.int64), ((3,), np.float64), ((10,), bool))
+    for shape, dtype in kinds:
+        parts = [np.asarray(rng.random((*shape, n)) * 100).astype(dtype) for n in (5, 0, 1024, 1)]
+        got, want = join(parts), np.concatenate(parts, axis=-1)
+        assert got.dtype == want.dtype and got.shape == want.shape and got.flags["C_CONTIGUOUS"]
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
