@@ -71,7 +71,8 @@ def bare_simpy(events: int, processes: int = 10) -> float:
 
 class _CountingEnv(simpy.Environment):
     """simpy's Environment, remembering those made: an environment's event counter (`_eid`, one per
-    event pushed onto its queue, by simpy or by des._At) gives the events its run scheduled."""
+    event pushed onto its queue, by simpy or by des._At, des._SiteSteps and des._ScreeningSteps) gives
+    the events its run scheduled."""
 
     made: ClassVar[list[simpy.Environment]] = []
 

@@ -47,6 +47,12 @@ def test_seeded_generator_is_a_seed_sequence_for_anything_else():
     assert np.array_equal(seq.generate_state(3, np.uint64), ref.generate_state(3, np.uint64))
     child, ref_child = seq.spawn(1)[0], ref.spawn(1)[0]
     assert child.spawn_key == ref_child.spawn_key and child.entropy == ref_child.entropy
+    # PCG64's own request (4, np.uint64) gets the precomputed words, read-only; a copy for any other
+    # spelling of the same request; either way the words SeedSequence gives
+    words4 = seq.generate_state(4, np.uint64)
+    assert np.array_equal(words4, ref.generate_state(4, np.uint64)) and not words4.flags.writeable
+    other = seq.generate_state(4, "uint64")
+    assert np.array_equal(other, words4) and other.flags.writeable
     assert generators(11, []) == []
     few = generators(11, [(3, 1, 4)])[0]  # one at a time below FEW keys: the same generator
     assert few.bit_generator.state == np.random.Generator(np.random.PCG64(ref)).bit_generator.state

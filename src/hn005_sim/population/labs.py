@@ -16,7 +16,7 @@ import numpy as np
 
 from hn005_sim.population.config import COPULA_LABS, PopulationConfig, SexLab
 from hn005_sim.population.memo import derived
-from hn005_sim.population.streams import Streams
+from hn005_sim.population.streams import Streams, join
 from hn005_sim.scenario.dists import LogNormal
 
 MG_DL_PER_UMOL_L = 1 / 88.4
@@ -100,7 +100,7 @@ def copula_residuals(cfg: PopulationConfig, n: int, rng: np.random.Generator) ->
     chol = derived(corr, "cholesky", lambda: np.linalg.cholesky(corr.ordered()))
     if isinstance(rng, Streams):  # each generator's block by its own product, as when drawn alone
         blocks = [chol @ e for e in rng.parts("standard_normal", (len(COPULA_LABS), n))]
-        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        return blocks[0] if len(blocks) == 1 else join(blocks)
     return chol @ rng.standard_normal((len(COPULA_LABS), n))
 
 

@@ -209,15 +209,17 @@ class ScreenerSource:
             out.append(SiteChart(self._chart, probs, g))
         return out
 
-    def _verdict(self, s, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _verdict(self, s, known: np.ndarray | None = None, known_bits: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Eligible, and the first failing criterion not judged at prescreen (a chart-review one if
-        none: a re-test moved it) of a Screening."""
+        none: a re-test moved it) of a Screening. `known_bits`: `known` packed (`pack_bits`), when the
+        caller has it already."""
         fails = _fail_words(s)
         ok = np.asarray(s.eligible, dtype=bool).copy()
         if known is None:
             reason = _lowest_failure(fails, self._scr_mask)
         else:  # first among the criteria not known at prescreen: prescreen-stage ones, then the others
-            open_ = fails & ~pack_failures(~np.asarray(known, dtype=bool))
+            open_ = fails & ~(pack_bits(known) if known_bits is None else known_bits)
             reason = _lowest_failure(open_, self._pre_mask)
             rest = np.flatnonzero(reason < 0)
             reason[rest] = _lowest_failure(open_[rest], self._scr_mask)
@@ -268,9 +270,10 @@ class ScreenerSource:
         else:
             known = None
             if same_model:
-                units = [c.draw_units(f.height) for c, f in zip(charts, frames, strict=True)]
-                if units[0] is not None:
-                    known = _stacked_known(charts[0].model, whole, units)
+                unit_known = stacked_units(charts, [f.height for f in frames])
+                if unit_known is not None:
+                    model = charts[0].model
+                    known = model.decide(whole, unit_known, model.criteria_known(unit_known))
             # the verdicts of every row at once, then cut back into the requests' batches
             every = self._first_verdicts(self._screener.evaluate(whole, known))
             bounds = np.cumsum([0] + [f.height for f in frames])
@@ -315,17 +318,18 @@ class ScreenerSource:
         known = s.known
         fails = _fail_words(s)
         # on the packed words (Screening.prescreen_pass / prescreen_outcome, without the bool matrix)
+        known_bits = None
         if known is None:
             judged = fails & self._pre_mask
             pre = ~judged.any(axis=1)
             unknown = np.zeros(pre.shape, dtype=bool)
         else:
-            known_bits = pack_failures(~np.asarray(known, dtype=bool))  # bit set: known at prescreen
+            known_bits = pack_bits(known)  # bit set: known at prescreen
             judged = fails & known_bits
             pre = ~judged.any(axis=1)
             unknown = pre & (~known_bits & self._pre_mask).any(axis=1)
         pre_reason = np.where(pre, -1, _lowest_failure(judged, self._pre_mask))
-        ok, reason = self._verdict(s, known)
+        ok, reason = self._verdict(s, known, known_bits)
         return known, pre, pre_reason, ok, reason, unknown
 
     def finish(self, items: Sequence[Prescreened]) -> list[CandidateBatch]:
@@ -445,6 +449,23 @@ def judge_many(source: CandidateSource, requests: Sequence[JudgeRequest]) -> lis
                          **({"chart": r.chart} if r.chart is not None else {})) for r in requests]
 
 
+def pack_bits(m: np.ndarray) -> np.ndarray:
+    """(n, ceil(k/64)) uint64 words of an (n, k) bool matrix, bit j of word c set where column 64c+j
+    is True: `eligibility.engine.pack_failures(~m)`, the same words (tests/recruitment/
+    test_des_steps.py), packed as one flat run of bytes (each row padded to whole words) rather than
+    row by row (about 1.7x faster on a round's 133,120 rows)."""
+    m = np.asarray(m, dtype=bool)
+    n, k = m.shape
+    w = (k + 63) // 64
+    if k == 64 * w:
+        padded = np.ascontiguousarray(m)
+    else:
+        padded = np.zeros((n, 64 * w), dtype=bool)
+        padded[:, :k] = m
+    return np.packbits(padded.reshape(-1), bitorder="little").view("<u8").reshape(n, w).astype(np.uint64,
+                                                                                                copy=False)
+
+
 def _fail_words(s) -> np.ndarray:
     """A Screening's failure words (n, ceil(k/64)) uint64, as the engine packed them."""
     return s.words if s.words is not None else pack_failures(np.asarray(s.passes, dtype=bool))
@@ -463,6 +484,25 @@ def _stack(frames):
     if any(f.schema != schema for f in frames[1:]):
         return None
     return pl.concat(frames, how="vertical", rechunk=False)
+
+
+def stacked_units(charts: Sequence, sizes: Sequence[int]) -> np.ndarray | None:
+    """`SiteChart.draw_units(n)` of each chart (charts of one model) for its batch of n candidates,
+    stacked: (sum of sizes, units) bool, the same draws in the same order (chart by chart, unit by
+    unit), each unit's draws written into one contiguous row of a (units, rows) buffer, returned
+    transposed (column-major: each unit's column contiguous, as `ChartModel.criteria_known` and
+    `decide` read it); None without a [chart_review] model. tests/recruitment/test_des_steps.py
+    compares it with the charts' own `draw_units`."""
+    if not charts or charts[0].model.cfg is None:
+        return None
+    buf = np.empty((len(charts[0].model.units), int(sum(sizes))), dtype=bool)
+    lo = 0
+    for chart, n in zip(charts, sizes, strict=True):
+        hi = lo + int(n)
+        for j, (gen, p) in enumerate(zip(chart.generators, chart.probabilities, strict=True)):
+            np.less(gen.random(n), p, out=buf[j, lo:hi])
+        lo = hi
+    return buf.T
 
 
 def _stacked_known(model, whole, units: list[np.ndarray]) -> np.ndarray:

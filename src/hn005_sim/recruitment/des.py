@@ -505,6 +505,166 @@ def _screening(env: simpy.Environment, st: _State, s: int, k: int, f: tuple, slo
             _stop(st, env._now)
 
 
+STEPPED = True
+"""Follow the candidates in time with `_SiteSteps` and `_ScreeningSteps` (callbacks; the default) instead of
+the generator processes `_site_process` and `_screening` run by `_Proc`: the same queue entries
+(time, priority, event counter) pushed in the same order, the same log; tests/recruitment/
+test_des_steps.py compares the two paths."""
+
+
+class _SiteSteps:
+    """`_site_process` as callbacks on its own queue entries: the object is its event (one pending at a
+    time: its Initialize, then each consenting candidate's arrival, then its end), pushed exactly where
+    `_Proc` pushes the process's events, so that `_run_until` processes the same entries in the same
+    order. Saves `_Proc._resume` and a generator resumption per event."""
+
+    __slots__ = ("b", "batch", "callbacks", "cur", "env", "n", "pool", "s", "slots", "st", "times", "todo")
+    _ok = True  # processed as a succeeded event (`_run_until` reads these)
+    _value = None
+
+    def __init__(self, env: simpy.Environment, st: _State, site: Site, arrivals: np.ndarray,
+                 clock: np.ndarray, pool: _Pool, slots: _Slots | None):
+        self.env, self.st, self.s, self.pool, self.slots = env, st, site.index, pool, slots
+        self.times, self.n, self.b = (arrivals, clock), arrivals.size, pool.batch
+        self.batch, self.todo, self.cur = 0, None, None
+        # the process's Initialize: resumes it now, before the events of the same time (URGENT)
+        self.callbacks = [self._advance]
+        heappush(env._queue, (env._now, URGENT, next(env._eid), self))
+
+    def _advance(self, _event=None) -> None:
+        """Schedule the next consenting candidate's arrival (drawing the site's next batch when it
+        gets there, as `_site_process` does), or end."""
+        todo = self.todo
+        while True:
+            if todo is not None:
+                for item in todo:
+                    self.cur = item
+                    self.st.sim_events += 1
+                    self.callbacks = [self._arrive]
+                    env = self.env
+                    heappush(env._queue, (item[2], NORMAL, next(env._eid), self))
+                    return
+            batch, b, n = self.batch, self.b, self.n
+            if batch * b >= n:
+                break
+            pool = self.pool
+            pool.ensure(batch * b)
+            ks = pool.consenting[batch]
+            m = bisect_left(ks, n)  # ascending: those that arrive within the site's arrivals
+            if m < len(ks):
+                ks = ks[:m]
+            arrivals, clock = self.times
+            todo = self.todo = iter(zip(ks, arrivals[ks].tolist(), clock[ks].tolist(), pool.follow[batch],
+                                        strict=False)) if ks else None
+            self.batch = batch + 1
+        self._end()
+
+    def _arrive(self, _event) -> None:
+        st = self.st
+        if st.stopped:
+            self._end()
+            return
+        k, day, _t, f = self.cur
+        st.log.append((day, self.s, k, ARRIVED, -1))
+        st.pending += 1
+        st.sim_events += 1
+        _ScreeningSteps(self.env, st, self.s, k, f, self.slots)
+        self._advance()
+
+    def _end(self) -> None:
+        """The process's end: its own event, processed with nobody waiting on it."""
+        env = self.env
+        self.callbacks = []
+        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+
+
+class _ScreeningSteps:
+    """`_screening` as callbacks, its events its own as `_SiteSteps`'s: Initialize, the wait for a slot
+    (`succeed`, called by `_Slots.release`, pushes it as simpy's Event.succeed does), the screening
+    durations and the re-screen delay, the end."""
+
+    __slots__ = ("callbacks", "duration", "env", "f", "k", "kind", "ok", "reason", "s", "slots", "st")
+    _ok = True
+    _value = None
+
+    def __init__(self, env: simpy.Environment, st: _State, s: int, k: int, f: tuple, slots: _Slots | None):
+        self.env, self.st, self.s, self.k, self.f, self.slots = env, st, s, k, f, slots
+        self.kind, self.duration, self.ok, self.reason = SCREEN_START, f[0], f[1], f[2]
+        self.callbacks = [self._begin]
+        heappush(env._queue, (env._now, URGENT, next(env._eid), self))
+
+    def _begin(self, _event=None) -> None:
+        """An episode: a free slot (or none needed) and the screening starts now, else the candidate
+        waits in line for one."""
+        slots, st = self.slots, self.st
+        if slots is not None:
+            if slots.free:
+                slots.free -= 1
+            else:
+                st.sim_events += 1
+                self.callbacks = [self._granted]
+                slots.waiting.append(self)
+                return
+        env = self.env
+        st.log.append((env._now, self.s, self.k, self.kind, -1))
+        st.sim_events += 1
+        self.callbacks = [self._screened]
+        heappush(env._queue, (env._now + self.duration, NORMAL, next(env._eid), self))
+
+    def succeed(self) -> None:
+        """A slot passes to this candidate: scheduled now, as simpy's Event.succeed schedules."""
+        env = self.env
+        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+
+    def _granted(self, _event) -> None:
+        st, env = self.st, self.env
+        if st.stopped:
+            self.slots.release()
+            self.callbacks = []  # the end
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+            return
+        st.log.append((env._now, self.s, self.k, self.kind, -1))
+        st.sim_events += 1
+        self.callbacks = [self._screened]
+        heappush(env._queue, (env._now + self.duration, NORMAL, next(env._eid), self))
+
+    def _screened(self, _event) -> None:
+        """The episode's end: the decision, or the delay before the candidate is screened again; the
+        process's end event pushed last, as the generator's return pushes it."""
+        if self.slots is not None:
+            self.slots.release()
+        st, env, f = self.st, self.env, self.f
+        if not st.stopped:
+            if not (self.ok or not f[3] or self.kind == RESCREEN):
+                st.sim_events += 1
+                self.callbacks = [self._again]
+                heappush(env._queue, (env._now + f[4], NORMAL, next(env._eid), self))
+                return
+            st.pending -= 1
+            if not self.ok:
+                st.log.append((env._now, self.s, self.k, SCREEN_FAIL, self.reason))
+            elif f[8]:
+                st.log.append((env._now, self.s, self.k, WITHDRAWN, -1))
+            else:
+                st.log.append((env._now, self.s, self.k, ENROLLED, -1))
+                st.enrolled += 1
+                if st.enrolled >= st.target:
+                    # stop everywhere now; candidates still in screening stay pending
+                    _stop(st, env._now)
+        self.callbacks = []  # the end
+        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+
+    def _again(self, _event) -> None:
+        if self.st.stopped:
+            env = self.env
+            self.callbacks = []  # the end
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+            return
+        f = self.f
+        self.kind, self.duration, self.ok, self.reason = RESCREEN, f[5], f[6], f[7]
+        self._begin()
+
+
 def _stop(st: _State, now: float) -> None:
     if not st.stopped:
         st.stopped = True
@@ -603,7 +763,10 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)
-            _Proc(env, _site_process(env, st, site, arrivals, clocks[-1], pool, slots))
+            if STEPPED:
+                _SiteSteps(env, st, site, arrivals, clocks[-1], pool, slots)
+            else:
+                _Proc(env, _site_process(env, st, site, arrivals, clocks[-1], pool, slots))
             st.sim_events += 1
     return _Replicate(replicate, target, horizon, sites, env, st, pools, arrivals_of, clocks)
 
@@ -729,13 +892,20 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
     enr = np.flatnonzero(kind == ENROLLED)
     order = np.argsort(day[enr], kind="stable")
     enr = enr[order]
+    # per site of the enrolled: its rows among them and their candidates (found once for every column)
+    enr_site, enr_cand = site[enr], cand[enr]
+    groups = [(int(s), mask, enr_cand[mask]) for s in np.unique(enr_site).tolist()
+              for mask in (enr_site == s,)]
+
     def enrolled(key: str) -> np.ndarray:
         """Column `key` of the pools for the enrolled, in enrolment order (one fancy index per site)."""
         dtype = next(p.arr[key].dtype for p in pools if key in p.arr)
+        if len(groups) == 1:  # one site: its candidates in enrolment order, as the copy below gives
+            s, _, rows = groups[0]
+            return pools[s].arr[key][rows].astype(dtype, copy=False)
         out = np.empty(enr.size, dtype)
-        for s in np.unique(site[enr]):
-            mask = site[enr] == s
-            out[mask] = pools[s].arr[key][cand[enr][mask]]
+        for s, mask, rows in groups:
+            out[mask] = pools[s].arr[key][rows]
         return out
 
     enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
