@@ -32,7 +32,8 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
         return plan_from(*args, **kwargs)
 
     def counted_close(self):
-        counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead)
+        counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead,
+                      lanes=self.lanes())
         return close(self)
 
     def named_write_report(*args, **kwargs):
@@ -59,6 +60,19 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     assert len(names) == 12, names
     assert counts["built_again_saved"] == len(names)
     assert counts["drawn_ahead"] == len(names) - 1
+    # with --jobs 1 a second drawing process was started once the first was ready (standby)
+    assert counts["lanes"] == 2
+
+
+def test_run_asks_for_a_standby_drawing_process_with_jobs_1_only(monkeypatch):
+    from hn005_sim.commands import run
+    from hn005_sim.report import prerender
+
+    asked: list[dict] = []
+    monkeypatch.setattr(prerender, "ChartRenderer", lambda **kw: asked.append(kw))
+    run._chart_renderer(1)
+    run._chart_renderer(2)
+    assert asked == [{"processes": 1, "standby": 1}, {"processes": 1, "standby": 0}]
 
 
 def test_a_run_with_its_report_imports_no_scipy_optimize(tmp_path):

@@ -33,6 +33,11 @@ DRAWING_PROCESSES = 1
 chart built as a dict (no altair), a second process's Vega start-up cost more than its parallel drawing
 saved (bench/startup.py --before, interleaved: 1 replicate 3.25 -> 2.75 s, 10 replicates 3.15 -> 2.99 s,
 make run's run 7.39 -> 6.79 s with one process instead of two)."""
+STANDBY_DRAWING_PROCESSES = 1
+"""With --jobs 1: drawing processes started once the first one's Vega is ready (report/prerender.py
+`standby`), while the command still loads the scenario and runs its replicates; they then draw the
+charts beside the first (issue 16, phase 4; docs/scale.md). None with --jobs N: the workers use both
+cores there and the drawing is not what the run waits for."""
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -186,10 +191,10 @@ class Background:
         return self._out[0]
 
 
-def _chart_renderer():
+def _chart_renderer(jobs: int = 1):
     from hn005_sim.report.prerender import ChartRenderer
 
-    return ChartRenderer(processes=DRAWING_PROCESSES)
+    return ChartRenderer(processes=DRAWING_PROCESSES, standby=STANDBY_DRAWING_PROCESSES if jobs <= 1 else 0)
 
 
 def run(
@@ -240,7 +245,7 @@ def run(
     # before the model's imports (~0.35 s), so that Vega is ready before the first chart is, except
     # with --jobs N: the pool is forked first (prestart_workers), from a process with no thread of its
     # own yet (the renderer's lane is one) and no pipe to the drawing process for workers to inherit
-    renderer = _chart_renderer() if report and jobs <= 1 else None
+    renderer = _chart_renderer(jobs) if report and jobs <= 1 else None
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, prestart_workers, run_scenario
@@ -251,7 +256,7 @@ def run(
         raise InputError(str(exc)) from None
     prestart_workers(executor, jobs)  # --jobs N: forks the pool now, before any thread or scenario
     if report and renderer is None:
-        renderer = _chart_renderer()
+        renderer = _chart_renderer(jobs)
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
