@@ -49,10 +49,12 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     out = tmp_path / "run"
     assert main(["run", BASELINE, "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]) == 0
     assert (out / "report.html").is_file()
-    restrictiveness = "draw cofailure criteria funnel relaxation sweeps"
-    assert restrictiveness in events and "draw curve" in events, events
-    # the restrictiveness charts are queued before the sites curve is computed, the curve right after
-    assert events.index(restrictiveness) < events.index("plan_from_scenario") < events.index("draw curve")
+    restrictiveness = "draw cofailure criteria funnel relaxation"
+    assert restrictiveness in events and "draw sweeps" in events and "draw curve" in events, events
+    # the restrictiveness charts are queued before the sites curve is computed (the costly sweeps chart
+    # first, alone), the curve right after
+    assert events.index("draw sweeps") < events.index(restrictiveness) < events.index("plan_from_scenario") \
+        < events.index("draw curve")
     simulation = next(e for e in events if "enrollment_curve" in e)
     assert {"inventory", "drug_demand", "sites", "time_to_target"} <= set(simulation.split()[1:])
     # every chart of the report was built ahead from the same frame and the same target, deadline and
