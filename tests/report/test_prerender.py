@@ -212,9 +212,9 @@ def test_a_standby_drawing_process_starts_once_the_first_is_ready_then_draws_bes
         renderer.draw_ahead({"name": name, "mark": "point"})
     assert renderer.take({"name": "a", "mark": "point"}).result(timeout=60) == "a"
     assert renderer.take({"name": "b", "mark": "point"}).result(timeout=60) == "b"
-    lanes = renderer.lanes()
+    lanes, first = renderer.lanes(), renderer._lanes[0].drawer.n
     renderer.close()
-    assert lanes == 2
+    assert lanes == 2 and first == 0  # lane 0 (images, page order) is the first process's
     # the standby process is started after the first one is ready, not beside its start-up
     assert log.index("start 1") > log.index("ready 0")
     # each lane drew one (neither drawing could end before the other began)

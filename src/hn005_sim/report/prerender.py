@@ -182,20 +182,21 @@ class _Lane:
                  on_ready: Callable[[], None] | None = None) -> None:
         self.drawer = drawer
         self.ready = drawer is None  # drawing here needs no start-up (or the first job is the warm-up)
-        self.drawn = 0  # drawings ahead this lane made (tests, and bench notes)
         self._renderer = renderer
         self._on_ready = on_ready
         self._jobs: collections.deque[_Job] = collections.deque()
         self._closing = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+
+    def start(self) -> _Lane:
         self._thread.start()
+        return self
 
     def _next(self) -> _Job | None:
         r = self._renderer
         with r._cond:
             while True:
                 if self.ready and r._queue:
-                    self.drawn += 1
                     future, spec = r._queue.popleft()
                     r._costs.popleft()
                     return future, self.svg, (spec,)
@@ -272,9 +273,9 @@ class ChartRenderer:
     runs while lane 0 waits for the first chart.
 
     Lane 0 saves the images and draws every chart not drawn ahead, in page order (`submit`, `draw`).
-    Drawings ahead (`draw_ahead`) wait in one queue, in the order they were queued, and each lane whose
-    drawing process is ready takes the next one whenever it is free: the largest chart (the sweeps) is
-    drawn beside the others rather than after them."""
+    Drawings ahead (`draw_ahead`) wait in one queue, the most costly first (`drawing_cost`; in the order
+    queued among equals), and each lane whose drawing process is ready takes the next one whenever it is
+    free: the largest chart (the sweeps) is drawn beside the others rather than after them."""
 
     def __init__(self, warm: bool = True, processes: int = 0, standby: int = 0) -> None:
         self._cond = threading.Condition()
@@ -288,7 +289,10 @@ class ChartRenderer:
             if drawer is None and i:
                 break  # one lane drawing in this process is enough
             on_ready = self._start_standby if i == 0 and self._standby else None
-            self._lanes.append(_Lane(self, drawer, f"hn005-charts-{i}", on_ready))
+            lane = _Lane(self, drawer, f"hn005-charts-{i}", on_ready)
+            with self._cond:
+                self._lanes.append(lane)  # before its thread starts (and may start a standby lane)
+            lane.start()
         self._ahead: dict[str, cf.Future] = {}
         self._built: dict[str, list[tuple[pl.DataFrame, tuple, Any]]] = {}
         self._lock = threading.Lock()
@@ -311,7 +315,7 @@ class ChartRenderer:
                 if self._closed:  # closed while it started
                     drawer.close()
                     return
-                self._lanes.append(_Lane(self, drawer, f"hn005-charts-{len(self._lanes)}"))
+                self._lanes.append(_Lane(self, drawer, f"hn005-charts-{len(self._lanes)}").start())
 
     def submit(self, function: Callable[..., Any], *args: Any) -> cf.Future:
         """Run `function(*args)` in lane 0, after the jobs queued there before."""
