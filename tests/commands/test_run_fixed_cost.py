@@ -40,6 +40,15 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
         names.extend(write_report(*args, **kwargs))
         return names
 
+    from hn005_sim import montecarlo
+
+    run_scenario = montecarlo.run_scenario
+
+    def logged_run_scenario(*args, **kwargs):
+        events.append("run_scenario")
+        return run_scenario(*args, **kwargs)
+
+    monkeypatch.setattr(montecarlo, "run_scenario", logged_run_scenario)
     monkeypatch.setattr(build, "draw_ahead", logged_draw_ahead)
     monkeypatch.setattr(planning, "plan_from_scenario", logged_plan_from)
     monkeypatch.setattr(prerender.ChartRenderer, "close", counted_close)
@@ -55,6 +64,8 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     # first, alone), the curve right after
     assert events.index("draw sweeps") < events.index(restrictiveness) < events.index("plan_from_scenario") \
         < events.index("draw curve")
+    # a short run (2 replicates, --jobs 1) starts its replicates once the restrictiveness charts are queued
+    assert events.index(restrictiveness) < events.index("run_scenario")
     simulation = next(e for e in events if "enrollment_curve" in e)
     assert {"inventory", "drug_demand", "sites", "time_to_target"} <= set(simulation.split()[1:])
     # every chart of the report was built ahead from the same frame and the same target, deadline and
@@ -64,6 +75,30 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     assert counts["drawn_ahead"] == len(names) - 1
     # with --jobs 1 a second drawing process was started once the first was ready (standby)
     assert counts["lanes"] == 2
+
+
+def test_only_a_short_run_with_its_report_and_jobs_1_holds_its_replicates():
+    from hn005_sim.commands.run import WAIT_FOR_RESTRICTIVENESS_UP_TO as most
+    from hn005_sim.commands.run import replicates_wait_for_restrictiveness as waits
+
+    assert waits(True, 1, 1) and waits(True, 1, most)
+    assert not waits(True, 1, most + 1) and not waits(True, 2, 1) and not waits(False, 1, 1)
+
+
+def test_a_run_whose_analyses_fail_does_not_wait_for_them(tmp_path, monkeypatch):
+    """The replicates wait for the restrictiveness charts; analyses that fail before queueing them
+    release the replicates, and `run` reports the failure as before (one line, exit status 2)."""
+    from hn005_sim.cli import main
+    from hn005_sim.eligibility import analysis
+    from hn005_sim.errors import InputError
+
+    def failing(*args, **kwargs):
+        raise InputError("the analyses failed")
+
+    monkeypatch.setattr(analysis, "analyse_scenario", failing)
+    out = tmp_path / "run"
+    assert main(["run", BASELINE, "--replicates", "1", "--seed", "1", "--out", str(out), "-q"]) == 2
+    assert not out.exists()
 
 
 def test_run_asks_for_a_standby_drawing_process_with_jobs_1_only(monkeypatch):
