@@ -91,6 +91,7 @@ def main() -> int:
                   file=sys.stderr)
             return 2
         cases = {n: cases[n] for n in wanted}
+    start_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     walls: dict[str, list[float]] = {name: [] for name in cases}
     before: dict[str, list[float]] = {name: [] for name in cases}
     imports: list[float] = []
@@ -104,7 +105,8 @@ def main() -> int:
                     before[name].append(timed(cmd, Path(tmp) / name, f"{name}_before", args.before))
                 walls[name].append(timed(cmd, Path(tmp) / name, name))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores; {repeats} repeats")
+    print(f"load average at the start: {start_load:.1f}, at the end: {load:.1f} on {os.cpu_count()} cores; "
+          f"{repeats} repeats")
     for name, (cmd, target) in cases.items():
         print(f"{name}: {' '.join(cmd)}: wall " + ", ".join(f"{w:.2f}" for w in walls[name]) + " s; CPU "
               + ", ".join(f"{c:.2f}" for c in CPU[name]) + " s")

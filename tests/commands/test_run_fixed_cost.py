@@ -32,13 +32,23 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
         return plan_from(*args, **kwargs)
 
     def counted_close(self):
-        counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead)
+        counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead,
+                      lanes=self.lanes())
         return close(self)
 
     def named_write_report(*args, **kwargs):
         names.extend(write_report(*args, **kwargs))
         return names
 
+    from hn005_sim import montecarlo
+
+    run_scenario = montecarlo.run_scenario
+
+    def logged_run_scenario(*args, **kwargs):
+        events.append("run_scenario")
+        return run_scenario(*args, **kwargs)
+
+    monkeypatch.setattr(montecarlo, "run_scenario", logged_run_scenario)
     monkeypatch.setattr(build, "draw_ahead", logged_draw_ahead)
     monkeypatch.setattr(planning, "plan_from_scenario", logged_plan_from)
     monkeypatch.setattr(prerender.ChartRenderer, "close", counted_close)
@@ -48,10 +58,14 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     out = tmp_path / "run"
     assert main(["run", BASELINE, "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]) == 0
     assert (out / "report.html").is_file()
-    restrictiveness = "draw cofailure criteria funnel relaxation sweeps"
-    assert restrictiveness in events and "draw curve" in events, events
-    # the restrictiveness charts are queued before the sites curve is computed, the curve right after
-    assert events.index(restrictiveness) < events.index("plan_from_scenario") < events.index("draw curve")
+    restrictiveness = "draw cofailure criteria funnel relaxation"
+    assert restrictiveness in events and "draw sweeps" in events and "draw curve" in events, events
+    # the restrictiveness charts are queued before the sites curve is computed (the costly sweeps chart
+    # first, alone), the curve right after
+    assert events.index("draw sweeps") < events.index(restrictiveness) < events.index("plan_from_scenario") \
+        < events.index("draw curve")
+    # a short run (2 replicates, --jobs 1) starts its replicates once the restrictiveness charts are queued
+    assert events.index(restrictiveness) < events.index("run_scenario")
     simulation = next(e for e in events if "enrollment_curve" in e)
     assert {"inventory", "drug_demand", "sites", "time_to_target"} <= set(simulation.split()[1:])
     # every chart of the report was built ahead from the same frame and the same target, deadline and
@@ -59,6 +73,43 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     assert len(names) == 12, names
     assert counts["built_again_saved"] == len(names)
     assert counts["drawn_ahead"] == len(names) - 1
+    # with --jobs 1 a second drawing process was started once the first was ready (standby)
+    assert counts["lanes"] == 2
+
+
+def test_only_a_short_run_with_its_report_and_jobs_1_holds_its_replicates():
+    from hn005_sim.commands.run import WAIT_FOR_RESTRICTIVENESS_UP_TO as most
+    from hn005_sim.commands.run import replicates_wait_for_restrictiveness as waits
+
+    assert waits(True, 1, 1) and waits(True, 1, most)
+    assert not waits(True, 1, most + 1) and not waits(True, 2, 1) and not waits(False, 1, 1)
+
+
+def test_a_run_whose_analyses_fail_does_not_wait_for_them(tmp_path, monkeypatch):
+    """The replicates wait for the restrictiveness charts; analyses that fail before queueing them
+    release the replicates, and `run` reports the failure as before (one line, exit status 2)."""
+    from hn005_sim.cli import main
+    from hn005_sim.eligibility import analysis
+    from hn005_sim.errors import InputError
+
+    def failing(*args, **kwargs):
+        raise InputError("the analyses failed")
+
+    monkeypatch.setattr(analysis, "analyse_scenario", failing)
+    out = tmp_path / "run"
+    assert main(["run", BASELINE, "--replicates", "1", "--seed", "1", "--out", str(out), "-q"]) == 2
+    assert not out.exists()
+
+
+def test_run_asks_for_a_standby_drawing_process_with_jobs_1_only(monkeypatch):
+    from hn005_sim.commands import run
+    from hn005_sim.report import prerender
+
+    asked: list[dict] = []
+    monkeypatch.setattr(prerender, "ChartRenderer", lambda **kw: asked.append(kw))
+    run._chart_renderer(1)
+    run._chart_renderer(2)
+    assert asked == [{"processes": 1, "standby": 1}, {"processes": 1, "standby": 0}]
 
 
 def test_a_run_with_its_report_imports_no_scipy_optimize(tmp_path):

@@ -67,6 +67,29 @@ def test_sweeps_is_the_altair_spec(screen, variant):
     same_chart(ch.sweeps(frame), ref.sweeps(frame))
 
 
+def without_label_limits(node):
+    """The spec as written before issue 16's phase 4: no `labelLimit` key on the sweeps' axes."""
+    if isinstance(node, dict):
+        return {k: without_label_limits(v) for k, v in node.items()
+                if not (k == "labelLimit" and v == 0)}
+    if isinstance(node, list):
+        return [without_label_limits(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("variant", ["fixture", "overlay", "one threshold", "no unit column",
+                                     "empty and mixed units", "quoted name, fractional and large values"])
+def test_the_sweeps_labels_without_a_limit_draw_the_same_svg(screen, variant):
+    """`labelLimit: 0` (no truncation to check, so no text measured for it) changes nothing drawn: the
+    SVG is byte for byte the one of the spec without it (whose labels Vega checked against 180 px)."""
+    from hn005_sim.report.images import render_svg
+
+    spec = ch.sweeps(sweeps_variants(screen)[variant]).spec
+    before = without_label_limits(spec)
+    assert json.dumps(before).count('"labelLimit"') == 0 < json.dumps(spec).count('"labelLimit": 0')
+    assert render_svg(spec) == render_svg(before)
+
+
 def test_the_sweeps_spec_shares_no_object_between_places(screen):
     spec = ch.sweeps(pl.read_csv(screen / "sweeps.csv")).spec
     seen: dict[int, str] = {}

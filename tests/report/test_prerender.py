@@ -42,10 +42,10 @@ from hn005_sim.report import write_report
 from hn005_sim.report.data import load_folder
 from hn005_sim.report.build import draw_ahead
 from hn005_sim.report.prerender import ChartRenderer
-folder, ahead_from, processes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+folder, ahead_from, processes, standby = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 renderer = None
 if ahead_from:
-    renderer = ChartRenderer(processes=processes)
+    renderer = ChartRenderer(processes=processes, standby=standby)
     files = load_folder(Path(ahead_from))
     # the frames as the report reads them, handed over as a command hands them (before writing them)
     frames = {n.removesuffix(".csv"): f for n, f in files.frames.items()}
@@ -60,21 +60,22 @@ if renderer is not None:
 """
 
 
-def report(folder: Path, ahead_from: Path | None, processes: int = 0) -> dict:
+def report(folder: Path, ahead_from: Path | None, processes: int = 0, standby: int = 0) -> dict:
     """Write the folder's report in a fresh process, drawing ahead the charts of `ahead_from`'s files
-    (in `processes` drawing processes; 0: in that process) when given."""
-    out = subprocess.run([sys.executable, "-c", REPORT, str(folder), str(ahead_from or ""), str(processes)],
-                         capture_output=True, text=True, check=True)
+    (in `processes` drawing processes, 0: in that process; plus `standby` started once the first is
+    ready) when given."""
+    out = subprocess.run([sys.executable, "-c", REPORT, str(folder), str(ahead_from or ""), str(processes),
+                          str(standby)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("processes", [0, 1, 2])
-def test_a_report_drawn_ahead_is_the_report_drawn_at_the_end(tmp_path, processes):
+@pytest.mark.parametrize(("processes", "standby"), [(0, 0), (1, 0), (2, 0), (1, 1)])
+def test_a_report_drawn_ahead_is_the_report_drawn_at_the_end(tmp_path, processes, standby):
     plain = rf.full_folder(tmp_path / "plain")
     ahead = tmp_path / "ahead"
     shutil.copytree(plain, ahead)
     names = report(plain, None)["names"]
-    got = report(ahead, ahead, processes)
+    got = report(ahead, ahead, processes, standby)
     assert got["names"] == names and len(names) >= 12
     assert got["queued"] == len(names)
     assert got["built_again_saved"] == len(names)
@@ -163,3 +164,103 @@ def test_a_drawing_process_that_ended_is_replaced_by_drawing_here(tmp_path):
     finally:
         renderer.close()
     assert first == again == render_svg(chart.spec)
+
+
+class FakeDrawer:
+    """Stands in for a drawing process (report/prerender.py `_DrawingProcess`): records when it is
+    started and made ready, and draws a spec as its name, after `gate` (if any) lets it."""
+
+    def __init__(self, log: list[str], n: int, gate=None, barrier=None) -> None:
+        self.log, self.n, self.gate, self.barrier = log, n, gate, barrier
+        log.append(f"start {n}")
+
+    def wait_ready(self) -> bool:
+        self.log.append(f"ready {n}" if (n := self.n) is not None else "ready")
+        return True
+
+    def svg(self, spec: dict) -> str:
+        self.log.append(f"taken {self.n} {spec['name']}")
+        if self.gate is not None:
+            assert self.gate.wait(timeout=30)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)  # BrokenBarrierError unless another lane draws at the same time
+        self.log.append(f"draw {self.n} {spec['name']}")
+        return spec["name"]
+
+    def close(self) -> None:
+        self.log.append(f"close {self.n}")
+
+
+def fake_drawers(monkeypatch, **kwargs) -> list[str]:
+    from hn005_sim.report import prerender
+
+    log: list[str] = []
+    started = iter(range(100))
+    monkeypatch.setattr(prerender, "_drawing_process", lambda: FakeDrawer(log, next(started), **kwargs))
+    return log
+
+
+def test_a_standby_drawing_process_starts_once_the_first_is_ready_then_draws_beside_it(monkeypatch):
+    import threading
+
+    from hn005_sim.report.prerender import ChartRenderer
+
+    # two drawings that can only finish together: each waits at a barrier for the other's lane
+    log = fake_drawers(monkeypatch, barrier=threading.Barrier(2))
+    renderer = ChartRenderer(processes=1, standby=1)
+    for name in ("a", "b"):
+        renderer.draw_ahead({"name": name, "mark": "point"})
+    assert renderer.take({"name": "a", "mark": "point"}).result(timeout=60) == "a"
+    assert renderer.take({"name": "b", "mark": "point"}).result(timeout=60) == "b"
+    lanes, first = renderer.lanes(), renderer._lanes[0].drawer.n
+    renderer.close()
+    assert lanes == 2 and first == 0  # lane 0 (images, page order) is the first process's
+    # the standby process is started after the first one is ready, not beside its start-up
+    assert log.index("start 1") > log.index("ready 0")
+    # each lane drew one (neither drawing could end before the other began)
+    assert sorted(e.split()[1] for e in log if e.startswith("draw")) == ["0", "1"]
+    assert log.count("close 0") == log.count("close 1") == 1
+
+
+def test_drawings_ahead_are_taken_most_costly_first_then_in_the_order_queued(monkeypatch):
+    import threading
+
+    from hn005_sim.report.prerender import ChartRenderer
+
+    gate = threading.Event()
+    log = fake_drawers(monkeypatch, gate=gate)
+    renderer = ChartRenderer(processes=1)
+    # while the lane is held by a first drawing, four more wait: 3 views, 1, 2 and 1 (drawing_cost)
+    views = {"first": 1, "one": 1, "three": 3, "two": 2, "one again": 1}
+    for name, n in views.items():
+        renderer.draw_ahead({"name": name, "layer": [{"mark": "point"}] * n})
+        while name == "first" and "taken 0 first" not in log:  # the lane holds it, at the gate
+            threading.Event().wait(0.01)
+    gate.set()
+    for name, n in views.items():
+        assert renderer.take({"name": name, "layer": [{"mark": "point"}] * n}).result(timeout=60) == name
+    renderer.close()
+    assert [e.split(" ", 2)[2] for e in log if e.startswith("draw")] == \
+        ["first", "three", "two", "one", "one again"]
+
+
+def test_drawing_cost_counts_views():
+    from hn005_sim.report.prerender import drawing_cost, spec_key
+
+    assert drawing_cost(spec_key({"mark": "point"})) == 1
+    assert drawing_cost(spec_key({"concat": [{"layer": [{"mark": "line"}, {"mark": {"type": "point"}}]}] * 3,
+                                  "datasets": {"d": [{"label": "mark"}]}})) == 6
+
+
+def test_the_report_package_imports_the_charts_only_when_they_are_used():
+    """`run` imports report.prerender first thing to start Vega; the charts and the page (numpy,
+    vl-convert) wait until a chart is built."""
+    code = ("import sys\nimport hn005_sim.report.prerender\n"
+            "print('build' in ' '.join(m for m in sys.modules if m.startswith('hn005_sim.report')),"
+            " 'vl_convert' in sys.modules)\n"
+            "from hn005_sim.report import write_report, build_charts, load_folder, OutputFiles\n"
+            "import hn005_sim.report.build as b, hn005_sim.report.data as d\n"
+            "print(write_report is b.write_report and build_charts is b.build_charts and "
+            "load_folder is d.load_folder and OutputFiles is d.OutputFiles)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True"]

@@ -33,6 +33,11 @@ DRAWING_PROCESSES = 1
 chart built as a dict (no altair), a second process's Vega start-up cost more than its parallel drawing
 saved (bench/startup.py --before, interleaved: 1 replicate 3.25 -> 2.75 s, 10 replicates 3.15 -> 2.99 s,
 make run's run 7.39 -> 6.79 s with one process instead of two)."""
+STANDBY_DRAWING_PROCESSES = 1
+"""With --jobs 1: drawing processes started once the first one's Vega is ready (report/prerender.py
+`standby`), while the command still loads the scenario and runs its replicates; they then draw the
+charts beside the first (issue 16, phase 4; docs/scale.md). None with --jobs N: the workers use both
+cores there and the drawing is not what the run waits for."""
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -93,7 +98,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 
 def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
-              renderer: Any = None) -> dict[str, pl.DataFrame]:
+              renderer: Any = None, queued: threading.Event | None = None) -> dict[str, pl.DataFrame]:
     """What the report shows beside the simulation: restrictiveness of the criteria on `patients`
     candidates (as `screen` computes it, same seed), the baseline figures of the eligible candidates, and
     the analytic Poisson-gamma success probability by number of sites (as `sites` computes it).
@@ -104,6 +109,9 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
     renderer (with a report): each part's charts are queued for drawing as soon as its files exist (the
     restrictiveness charts while the sites curve is computed), so that the drawing process, the end of
     the report's critical path, starts on them sooner.
+
+    queued: set once the restrictiveness charts are queued (the caller may hold the replicates until
+    then: `replicates_wait_for_restrictiveness`); the caller sets it too if this function fails.
     """
     from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
     from hn005_sim.recruitment import planning
@@ -114,7 +122,13 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
     if sc.population is not None and sc.criteria is not None:
         frame, _, screening, res = analyse_scenario(sc, raw, patients, seed)
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
-        _draw_ahead(renderer, files, chart_summary)
+        # the sweeps chart first and alone: the costliest drawing of the report (28 panels, about a
+        # third of all its drawing) and, with two drawing processes, the end of its critical path
+        first = {name: files[name] for name in ("sweeps",) if name in files}
+        _draw_ahead(renderer, first, chart_summary)
+        _draw_ahead(renderer, {k: v for k, v in files.items() if k not in first}, chart_summary)
+        if queued is not None:
+            queued.set()
         eligible = frame.filter(pl.Series(screening.eligible))
         summary["eligible_fraction"] = res.summary["eligible_fraction"]
         for key in ("prescreen_pass_fraction", "prescreen_unknown_fraction"):
@@ -141,6 +155,23 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
 
 SITES_PROBABILITY = 0.8
 """The success probability the report's sites curve asks for (summary.json sites_needed)."""
+
+WAIT_FOR_RESTRICTIVENESS_UP_TO = 20
+"""With --jobs 1 and a report, up to this many replicates start only once the report's restrictiveness
+charts are queued for drawing (`replicates_wait_for_restrictiveness`)."""
+
+
+def replicates_wait_for_restrictiveness(report: bool, jobs: int, replicates: int) -> bool:
+    """Whether `run` holds its replicates until the analyses thread has queued the restrictiveness charts.
+
+    Beside the replicates (pure Python, in the main thread) the analyses thread, whose polars calls
+    give up the GIL and must win it back each time, ran slower (0.62 s in phase 3's idle timeline,
+    against ~0.35-0.45 s of CPU alone), and the sweeps chart it leads to
+    is the end of a short run's critical path (two drawing processes draw everything else meanwhile):
+    holding the replicates made `run --replicates 1` 1.1x and `--replicates 10` 1.14x faster
+    (bench/startup.py, interleaved pairs; docs/scale.md). With many replicates the replicates outlast
+    the analyses and the drawing anyway, and with --jobs N they run in other processes: no wait."""
+    return report and jobs <= 1 and replicates <= WAIT_FOR_RESTRICTIVENESS_UP_TO
 
 
 def _chart_summary(sc) -> dict[str, Any]:
@@ -186,10 +217,10 @@ class Background:
         return self._out[0]
 
 
-def _chart_renderer():
+def _chart_renderer(jobs: int = 1):
     from hn005_sim.report.prerender import ChartRenderer
 
-    return ChartRenderer(processes=DRAWING_PROCESSES)
+    return ChartRenderer(processes=DRAWING_PROCESSES, standby=STANDBY_DRAWING_PROCESSES if jobs <= 1 else 0)
 
 
 def run(
@@ -240,7 +271,7 @@ def run(
     # before the model's imports (~0.35 s), so that Vega is ready before the first chart is, except
     # with --jobs N: the pool is forked first (prestart_workers), from a process with no thread of its
     # own yet (the renderer's lane is one) and no pipe to the drawing process for workers to inherit
-    renderer = _chart_renderer() if report and jobs <= 1 else None
+    renderer = _chart_renderer(jobs) if report and jobs <= 1 else None
     from hn005_sim.errors import InputError
     from hn005_sim.io import manifest, output_dir
     from hn005_sim.montecarlo import parse_executor, prestart_workers, run_scenario
@@ -251,7 +282,7 @@ def run(
         raise InputError(str(exc)) from None
     prestart_workers(executor, jobs)  # --jobs N: forks the pool now, before any thread or scenario
     if report and renderer is None:
-        renderer = _chart_renderer()
+        renderer = _chart_renderer(jobs)
     sc, raw = load_scenario(scenario)
     if sc.recruitment is None:
         from hn005_sim.scenario.errors import ConfigError
@@ -285,9 +316,20 @@ def run(
     started = time.perf_counter()
     # the report's analyses depend on the scenario and seed only, not on the replicates: computed in a
     # thread while the replicates run (their polars and numpy work releases the GIL; with --jobs > 1 the
-    # parent is otherwise idle), then merged into the summary in the order they always had
+    # parent is otherwise idle), then merged into the summary in the order they always had; a short
+    # run with a report starts its replicates once the restrictiveness charts are queued
     extra_summary: dict[str, Any] = {}
-    analyses = Background(_analyses, sc, raw, seed, screen_patients, extra_summary, renderer)
+    queued = threading.Event()
+
+    def analyses_then_release():
+        try:
+            return _analyses(sc, raw, seed, screen_patients, extra_summary, renderer, queued)
+        finally:
+            queued.set()  # failed, or no restrictiveness figures: the replicates never wait for nothing
+
+    analyses = Background(analyses_then_release)
+    if replicates_wait_for_restrictiveness(renderer is not None, jobs, replicates):
+        queued.wait()
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
                               progress=not quiet and format is Format.table,
