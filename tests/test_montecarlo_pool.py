@@ -315,3 +315,47 @@ def test_run_with_its_report_still_forks_its_pool(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "PRESTARTED [True]" in done.stdout, done.stdout + done.stderr
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the garbage collector while replicates run (issue 16, phase 4)
+
+WORKER_GC = """
+import gc, json
+from hn005_sim import montecarlo as mc
+forked = mc.prestart_workers("process", 2)
+with mc.open_executor("process", 2) as (ex, workers):
+    got = [ex.submit(f).result() for f in (gc.get_threshold, gc.get_freeze_count, gc.isenabled)]
+print(json.dumps({"forked": forked, "threshold": got[0], "frozen": got[1], "enabled": got[2],
+                  "parent": gc.get_threshold()}))
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_pool_workers_freeze_what_they_start_with_and_space_out_collections(start):
+    """A worker (forked or spawned) has frozen the objects it started with and collects with
+    GC_THRESHOLD; the parent's own thresholds are untouched."""
+    from hn005_sim.montecarlo import GC_THRESHOLD
+
+    out = json.loads(script(WORKER_GC, env={"HN005_SIM_POOL_START": start}))
+    assert out["forked"] is (start == "fork")
+    assert tuple(out["threshold"]) == GC_THRESHOLD and GC_THRESHOLD != (700, 10, 10)
+    assert out["frozen"] > 10_000  # numpy, polars and the model's modules at least
+    assert out["enabled"] is True
+    assert tuple(out["parent"]) == (700, 10, 10)
+
+
+def test_inline_run_collects_with_the_replicate_thresholds_and_restores_them():
+    import gc
+
+    from hn005_sim.montecarlo import GC_THRESHOLD
+
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    seen = []
+    run_scenario(sc, 2, 3, jobs=1, on_record=lambda rec: seen.append((gc.get_threshold(),
+                                                                      gc.get_freeze_count())))
+    assert [t for t, _ in seen] == [GC_THRESHOLD] * 2
+    assert all(n > 0 for _, n in seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import gc
 import hashlib
 import math
 import multiprocessing
@@ -505,6 +506,40 @@ def _worker_start(parent: int) -> None:
     if hasattr(signal, "pthread_sigmask"):  # held by `prestart_workers` while it forked this worker
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
+    # what the worker holds now (the parent's modules, for a forked one) lives as long as the worker:
+    # out of the collector's reach for good, and collections of the young spaced out (replicate_gc)
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+GC_THRESHOLD = (10_000, 10, 10)
+"""The cyclic garbage collector's thresholds while replicates run (Python's default: 700, 10, 10). A
+replicate allocates tens of thousands of container objects (simpy events, the DES's and the supply
+model's state), so at 700 the collector ran ~1.3 young collections a replicate and a full one every
+~150 replicates, each full one traversing every object the process had ever imported (~110,000 in a
+forked worker, ~75 ms each): ~1 ms of a replicate's ~21-26 ms (7%), measured with gc.callbacks in a
+worker of 1,000 baseline replicates. With the objects present at the start frozen (`gc.freeze`, which
+Python's documentation advises before forking workers) and a first threshold of 10,000, the same
+worker spent ~0.4 ms a replicate collecting (docs/scale.md, issue 16 phase 4). The collector changes
+no result: outputs are byte-identical."""
+
+
+@contextlib.contextmanager
+def replicate_gc() -> Iterator[None]:
+    """While replicates run in this process (inline, or the parent folding a pool's records): freeze
+    what exists (modules, the scenario: it outlives the run) and space out young collections
+    (GC_THRESHOLD); both restored afterwards (objects frozen here are unfrozen, unless something had
+    frozen objects before, whose freeze is left alone)."""
+    threshold = gc.get_threshold()
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if not frozen_before:
+            gc.unfreeze()
 
 
 @contextlib.contextmanager
@@ -892,7 +927,8 @@ def run_scenario(
             if on_record is not None:
                 on_record(rec)
 
-    with open_executor(executor, jobs) as (ex, workers), _progress(replicates, progress) as bar:
+    with replicate_gc(), open_executor(executor, jobs) as (ex, workers), \
+            _progress(replicates, progress) as bar:
         task = bar.add_task("run", total=replicates) if bar is not None else None
         batches = _batches(replicates, workers) if ex is None else _guided_batches(replicates, workers)
         if ex is None:
