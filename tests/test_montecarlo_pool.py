@@ -321,13 +321,18 @@ def test_run_with_its_report_still_forks_its_pool(tmp_path):
 # the garbage collector while replicates run (issue 16, phase 4)
 
 WORKER_GC = """
-import gc, json
+import gc, json, sys
 from hn005_sim import montecarlo as mc
+
+def started_with():  # (a function of __main__: only a forked worker has it)
+    return sorted(m for m in sys.modules if m.startswith(("hn005_sim.scenario", "hn005_sim.population")))
+
 forked = mc.prestart_workers("process", 2)
 with mc.open_executor("process", 2) as (ex, workers):
     got = [ex.submit(f).result() for f in (gc.get_threshold, gc.get_freeze_count, gc.isenabled)]
+    modules = ex.submit(started_with).result() if forked else None
 print(json.dumps({"forked": forked, "threshold": got[0], "frozen": got[1], "enabled": got[2],
-                  "parent": gc.get_threshold()}))
+                  "parent": gc.get_threshold(), "modules": modules, "parent_modules": started_with()}))
 """
 
 
@@ -343,6 +348,9 @@ def test_pool_workers_freeze_what_they_start_with_and_space_out_collections(star
     assert out["frozen"] > 10_000  # numpy, polars and the model's modules at least
     assert out["enabled"] is True
     assert tuple(out["parent"]) == (700, 10, 10)
+    if start == "fork":  # before its first task, a worker has imported what unpickling one needs
+        assert "hn005_sim.scenario.schema" not in out["parent_modules"]
+        assert "hn005_sim.scenario.schema" in out["modules"] and "hn005_sim.population" in out["modules"]
 
 
 def test_inline_run_collects_with_the_replicate_thresholds_and_restores_them():
@@ -359,3 +367,32 @@ def test_inline_run_collects_with_the_replicate_thresholds_and_restores_them():
     assert [t for t, _ in seen] == [GC_THRESHOLD] * 2
     assert all(n > 0 for _, n in seen)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# the scenario sent with every task, unpickled once per worker (issue 16, phase 4)
+
+
+def test_a_task_scenario_is_unpickled_once_and_gives_run_batchs_records(monkeypatch):
+    import pickle
+
+    from hn005_sim import montecarlo as mc
+
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    task = mc.TaskScenario.of(sc)
+    assert task == mc.TaskScenario.of(sc)  # the same key for the same scenario
+    loads = []
+    real = pickle.loads
+    monkeypatch.setattr(mc.pickle, "loads", lambda b: loads.append(1) or real(b))
+    mc._TASK_SCENARIOS.clear()
+    first = mc.run_task(task, 5, 0, 2)
+    second = mc.run_task(task, 5, 2, 3)
+    assert len(loads) == 1  # the second task found the scenario (and its candidate source) unpickled
+    unpickled, uncertain, source = mc._TASK_SCENARIOS[task.key]
+    assert uncertain is None and unpickled is not sc and unpickled == sc and len(source) == 1
+    direct = mc.run_batch(sc, 5, 0, 3)
+    assert pickle.dumps(first + second) == pickle.dumps(direct)
+    other = mc.TaskScenario.of(sc.model_copy(update={"name": "another"}))
+    assert other.key != task.key
+    mc.run_task(other, 5, 0, 1)
+    assert len(loads) == 2 and list(mc._TASK_SCENARIOS) == [other.key]  # only the last run's is kept
