@@ -19,7 +19,8 @@ Prints (BENCH lines, see bench/run_all.py; no targets: a diagnostic beside bench
   receiving tasks, sending records);
 - pool_parent_cpu_s and pool_children_cpu_s (workers + the drawing process).
 With --jobs 1 the batches run in the parent (no pool; head and tail still apply). --verbose prints the
-timeline itself. Absolute figures depend on the machine and its load.
+timeline itself. Another version of the tool: PYTHONPATH=/tmp/old/src (bench/scaling.py --before).
+Absolute figures depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ def inside(log: str, args: list[str]) -> None:
             finally:
                 note("batch_end", start, stop, time.thread_time() - t, gc_time["s"] - g, cpu())
 
-        mc.run_batch = run_batch  # what run_task calls, in the parent (inline) and in forked workers
+        # what run_task calls, in the parent (inline) and in forked workers; named as the original, so
+        # that a version submitting run_batch itself pickles it by the same reference
+        run_batch.__module__, run_batch.__qualname__ = batch.__module__, batch.__qualname__
+        mc.run_batch = run_batch
 
     class AfterImport(importlib.abc.MetaPathFinder):
         """Hooks hn005_sim.montecarlo once the command imports it (not sooner: the command's own order
