@@ -552,37 +552,32 @@ def _worker_start(parent: int) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     # what the worker holds now (the parent's modules, for a forked one) lives as long as the worker:
-    # out of the collector's reach for good, and collections of the young spaced out (replicate_gc)
+    # out of the collector's reach for good (replicate_gc says why)
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-
-
-GC_THRESHOLD = (10_000, 10, 10)
-"""The cyclic garbage collector's thresholds while replicates run (Python's default: 700, 10, 10). A
-replicate allocates tens of thousands of container objects (simpy events, the DES's and the supply
-model's state), so at 700 the collector ran ~1.3 young collections a replicate and a full one every
-~150 replicates, each full one traversing every object the process had ever imported (~110,000 in a
-forked worker, ~75 ms each): ~1 ms of a replicate's ~21-26 ms (7%), measured with gc.callbacks in a
-worker of 1,000 baseline replicates. With the objects present at the start frozen (`gc.freeze`, which
-Python's documentation advises before forking workers) and a first threshold of 10,000, the same
-worker spent ~0.4 ms a replicate collecting (docs/scale.md, issue 16 phase 4). The collector changes
-no result: outputs are byte-identical."""
 
 
 @contextlib.contextmanager
 def replicate_gc() -> Iterator[None]:
-    """While replicates run in this process (inline, or the parent folding a pool's records): freeze
-    what exists (modules, the scenario: it outlives the run) and space out young collections
-    (GC_THRESHOLD); both restored afterwards (objects frozen here are unfrozen, unless something had
-    frozen objects before, whose freeze is left alone)."""
-    threshold = gc.get_threshold()
+    """While replicates run in this process (inline, or the parent folding a pool's records): what
+    exists now (modules, the scenario: it outlives the run) is frozen out of the cyclic collector's
+    reach (`gc.freeze`), and unfrozen afterwards (unless something had frozen objects before, whose
+    freeze is left alone). A pool worker freezes what it starts with for good (`_worker_start`).
+
+    Why: a replicate allocates tens of thousands of container objects (~2.5 young collections a
+    replicate at Python's thresholds), and every ~150 replicates a full collection traversed every
+    object of the process, ~110,000 in a forked worker, mostly the parent's imported modules: ~75-80 ms
+    each, writing to each object's header, so copying the parent's shared pages into the worker (copy
+    on write). A worker spent ~2 ms of a ~26-32 ms replicate collecting (gc.callbacks, 1,000 baseline
+    replicates under load; inline ~1 ms): most of what `--jobs 2` spent beyond `--jobs 1`. Python's
+    documentation of `gc.freeze` advises it before forking without exec for this reason. The thresholds
+    are left at Python's: raising the first to 10,000 saved another ~0.3-0.5 ms a replicate but raised
+    a process's peak memory by ~50 MB (cyclic garbage holding a replicate's arrays waits longer; +21 MB
+    at 1,400), three processes against bench/memory.py's 1 GiB. The collector changes no result."""
     frozen_before = gc.get_freeze_count() > 0
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
         if not frozen_before:
             gc.unfreeze()
 
