@@ -567,8 +567,9 @@ def replicate_gc() -> Iterator[None]:
     replicate at Python's thresholds), and every ~150 replicates a full collection traversed every
     object of the process, ~110,000 in a forked worker, mostly the parent's imported modules: ~75-80 ms
     each, writing to each object's header, so copying the parent's shared pages into the worker (copy
-    on write). A worker spent ~2 ms of a ~26-32 ms replicate collecting (gc.callbacks, 1,000 baseline
-    replicates under load; inline ~1 ms): most of what `--jobs 2` spent beyond `--jobs 1`. Python's
+    on write). A worker spent ~1.7-2.1 ms of a ~26-32 ms replicate collecting (gc.callbacks, 1,000
+    baseline replicates), ~0.9-1.0 ms with the freeze, and ~1.6-2.6 ms less CPU a replicate in all (the
+    page copies are not collector time; bench/pool_timeline.py, docs/scale.md). Python's
     documentation of `gc.freeze` advises it before forking without exec for this reason. The thresholds
     are left at Python's: raising the first to 10,000 saved another ~0.3-0.5 ms a replicate but raised
     a process's peak memory by ~50 MB (cyclic garbage holding a replicate's arrays waits longer; +21 MB
