@@ -315,3 +315,83 @@ def test_run_with_its_report_still_forks_its_pool(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "PRESTARTED [True]" in done.stdout, done.stdout + done.stderr
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the garbage collector while replicates run (issue 16, phase 4)
+
+WORKER_GC = """
+import gc, json, sys
+from hn005_sim import montecarlo as mc
+
+def started_with():  # (a function of __main__: only a forked worker has it)
+    return sorted(m for m in sys.modules if m.startswith(("hn005_sim.scenario", "hn005_sim.population")))
+
+forked = mc.prestart_workers("process", 2)
+with mc.open_executor("process", 2) as (ex, workers):
+    got = [ex.submit(f).result() for f in (gc.get_threshold, gc.get_freeze_count, gc.isenabled)]
+    modules = ex.submit(started_with).result() if forked else None
+print(json.dumps({"forked": forked, "threshold": got[0], "frozen": got[1], "enabled": got[2],
+                  "parent": gc.get_threshold(), "modules": modules, "parent_modules": started_with()}))
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_pool_workers_freeze_what_they_start_with(start):
+    """A worker (forked or spawned) has frozen the objects it started with (montecarlo.replicate_gc says
+    why), its collector still on and at Python's thresholds, as the parent's."""
+    out = json.loads(script(WORKER_GC, env={"HN005_SIM_POOL_START": start}))
+    assert out["forked"] is (start == "fork")
+    assert out["frozen"] > 10_000  # numpy, polars and the model's modules at least
+    assert out["enabled"] is True
+    assert out["threshold"] == out["parent"]
+    if start == "fork":  # before its first task, a worker has imported what unpickling one needs
+        assert "hn005_sim.scenario.schema" not in out["parent_modules"]
+        assert "hn005_sim.scenario.schema" in out["modules"] and "hn005_sim.population" in out["modules"]
+
+
+def test_inline_run_freezes_what_exists_and_unfreezes_it_after():
+    import gc
+
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    assert gc.get_freeze_count() == 0
+    seen = []
+    run_scenario(sc, 2, 3, jobs=1, on_record=lambda rec: seen.append(gc.get_freeze_count()))
+    assert len(seen) == 2 and all(n > 10_000 for n in seen)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # frozen by the caller: left frozen
+    try:
+        frozen = gc.get_freeze_count()
+        run_scenario(sc, 1, 3, jobs=1)
+        assert gc.get_freeze_count() > frozen // 2  # (frozen objects may still be freed by refcount)
+    finally:
+        gc.unfreeze()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the scenario sent with every task, unpickled once per worker (issue 16, phase 4)
+
+
+def test_a_task_scenario_is_unpickled_once_and_gives_run_batchs_records(monkeypatch):
+    import pickle
+
+    from hn005_sim import montecarlo as mc
+
+    sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    task = mc.TaskScenario.of(sc)
+    assert task == mc.TaskScenario.of(sc)  # the same key for the same scenario
+    loads = []
+    real = pickle.loads
+    monkeypatch.setattr(mc.pickle, "loads", lambda b: loads.append(1) or real(b))
+    mc._TASK_SCENARIOS.clear()
+    first = mc.run_task(task, 5, 0, 2)
+    second = mc.run_task(task, 5, 2, 3)
+    assert len(loads) == 1  # the second task found the scenario (and its candidate source) unpickled
+    unpickled, uncertain, source = mc._TASK_SCENARIOS[task.key]
+    assert uncertain is None and unpickled is not sc and unpickled == sc and len(source) == 1
+    direct = mc.run_batch(sc, 5, 0, 3)
+    assert pickle.dumps(first + second) == pickle.dumps(direct)
+    other = mc.TaskScenario.of(sc.model_copy(update={"name": "another"}))
+    assert other.key != task.key
+    mc.run_task(other, 5, 0, 1)
+    assert len(loads) == 2 and list(mc._TASK_SCENARIOS) == [other.key]  # only the last run's is kept

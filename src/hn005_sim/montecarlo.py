@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import gc
 import hashlib
+import importlib
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -433,21 +436,61 @@ def _with_supply(rec: ReplicateRecord, record: Any) -> ReplicateRecord:
     return replace(rec, supply=record)
 
 
-def run_batch(scenario, seed: int, start: int, stop: int, uncertain=None) -> list[ReplicateRecord]:
-    """Replicates start..stop-1 (the unit of work sent to an executor).
+def run_batch(scenario, seed: int, start: int, stop: int, uncertain=None, *,
+              source: CandidateSource | None = None) -> list[ReplicateRecord]:
+    """Replicates start..stop-1 (the unit of work `run_task` runs for an executor).
 
     uncertain: a scenario.uncertainty.UncertainScenario: each replicate runs the scenario with its own
     parameter set, drawn from its `uncertainty` stream (second-order Monte Carlo); every other stream
-    is the one it would use without uncertainty (common random numbers).
+    is the one it would use without uncertainty (common random numbers). source: the scenario's
+    compiled candidate source, when the caller has it (else `_source_for`).
     """
     if uncertain is not None:
         return [run_replicate(sc, seed, r) for r in range(start, stop)
                 for sc in (uncertain.scenario_for(seed, r),)]
-    source = _source_for(scenario)
+    source = _source_for(scenario) if source is None else source
     # the recruitment of the task's replicates first, their candidates judged together (des._prejudge)
     recruited = simulate_recruitment_many(scenario, source, seed, range(start, stop))
     return [run_replicate(scenario, seed, r, source, recruited=rs)
             for r, rs in zip(range(start, stop), recruited, strict=True)]
+
+
+@dataclass(frozen=True)
+class TaskScenario:
+    """The scenario (and uncertain figures) of a run's tasks, pickled once by the parent: `blob` is
+    `pickle.dumps((scenario, uncertain))`, `key` its sha256. Every task carries it (an executor cannot
+    address one worker), but a worker unpickles it only for its first task of the run (`run_task`):
+    unpickling the baseline's scenario cost ~5 ms and its cache key (`_scenario_key`) ~1 ms a task, and
+    the parent pickled it (~1.7 ms) for every task."""
+
+    key: str
+    blob: bytes
+
+    @classmethod
+    def of(cls, scenario, uncertain=None) -> TaskScenario:
+        blob = pickle.dumps((scenario, uncertain), protocol=pickle.HIGHEST_PROTOCOL)
+        return cls(hashlib.sha256(blob).hexdigest(), blob)
+
+
+_TASK_SCENARIOS: dict[str, tuple[Any, Any, list]] = {}
+"""key -> (scenario, uncertain, [candidate source once built]): the last run's, in each process."""
+
+
+def task_scenario(task: TaskScenario) -> tuple[Any, Any, list]:
+    got = _TASK_SCENARIOS.get(task.key)
+    if got is None:
+        scenario, uncertain = pickle.loads(task.blob)
+        _TASK_SCENARIOS.clear()
+        got = _TASK_SCENARIOS[task.key] = (scenario, uncertain, [])
+    return got
+
+
+def run_task(task: TaskScenario, seed: int, start: int, stop: int) -> list[ReplicateRecord]:
+    """`run_batch` of the task's scenario: what `run_scenario` submits to an executor."""
+    scenario, uncertain, source = task_scenario(task)
+    if uncertain is None and not source:
+        source.append(_source_for(scenario))
+    return run_batch(scenario, seed, start, stop, uncertain, source=source[0] if source else None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -505,6 +548,39 @@ def _worker_start(parent: int) -> None:
     if hasattr(signal, "pthread_sigmask"):  # held by `prestart_workers` while it forked this worker
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="hn005-orphan-watch").start()
+    for name in WORKER_START_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    # what the worker holds now (the parent's modules, for a forked one) lives as long as the worker:
+    # out of the collector's reach for good (replicate_gc says why)
+    gc.freeze()
+
+
+@contextlib.contextmanager
+def replicate_gc() -> Iterator[None]:
+    """While replicates run in this process (inline, or the parent folding a pool's records): what
+    exists now (modules, the scenario: it outlives the run) is frozen out of the cyclic collector's
+    reach (`gc.freeze`), and unfrozen afterwards (unless something had frozen objects before, whose
+    freeze is left alone). A pool worker freezes what it starts with for good (`_worker_start`).
+
+    Why: a replicate allocates tens of thousands of container objects (~2.5 young collections a
+    replicate at Python's thresholds), and every ~150 replicates a full collection traversed every
+    object of the process, ~110,000 in a forked worker, mostly the parent's imported modules: ~75-80 ms
+    each, writing to each object's header, so copying the parent's shared pages into the worker (copy
+    on write). A worker spent ~1.7-2.1 ms of a ~26-32 ms replicate collecting (gc.callbacks, 1,000
+    baseline replicates), ~0.9-1.0 ms with the freeze, and ~1.6-2.6 ms less CPU a replicate in all (the
+    page copies are not collector time; bench/pool_timeline.py, docs/scale.md). Python's
+    documentation of `gc.freeze` advises it before forking without exec for this reason. The thresholds
+    are left at Python's: raising the first to 10,000 saved another ~0.3-0.5 ms a replicate but raised
+    a process's peak memory by ~50 MB (cyclic garbage holding a replicate's arrays waits longer; +21 MB
+    at 1,400), three processes against bench/memory.py's 1 GiB. The collector changes no result."""
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
 
 
 @contextlib.contextmanager
@@ -587,8 +663,14 @@ WORKER_MODULES = ("hn005_sim.scenario.load", "hn005_sim.supply.simulate", "pyarr
 scenario's loader, the supply model (imported by a worker's first replicate) and pyarrow
 (eligibility.engine's bit columns through polars' `to_arrow`, ~0.3 s). The parent needs each of them
 anyway. Not `hn005_sim.scenario.schema`: it imports hn005_sim.population, whose `columns` module starts
-polars' thread pool at import (fork_is_safe would then refuse), so a worker imports those (~0.1 s) when
-it unpickles its first task's scenario; nothing else (tests/test_montecarlo_pool.py)."""
+polars' thread pool at import (fork_is_safe would then refuse), so a worker imports those (~0.1 s) as
+it starts (WORKER_START_MODULES); nothing else (tests/test_montecarlo_pool.py)."""
+
+WORKER_START_MODULES = ("hn005_sim.scenario.schema",)
+"""Imported by each worker as it starts (its initializer), while the parent is still loading the
+scenario: the scenario schema and hn005_sim.population (~0.1 s of CPU), which the parent cannot import
+before forking (WORKER_MODULES) and which a worker otherwise imported when it unpickled its first task,
+between the parent's first submit and the first replicate."""
 
 _UNSAFE_THREAD_PREFIXES = ("polars-", "tokio-")
 """Native threads that mean a library's thread pool has started (polars' rayon pool `polars-N`, its
@@ -652,8 +734,6 @@ def prestart_workers(executor: str | cf.Executor, jobs: int) -> bool:
         return False
     if kind != "process":
         return False
-    import importlib
-
     for name in WORKER_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -892,7 +972,8 @@ def run_scenario(
             if on_record is not None:
                 on_record(rec)
 
-    with open_executor(executor, jobs) as (ex, workers), _progress(replicates, progress) as bar:
+    with replicate_gc(), open_executor(executor, jobs) as (ex, workers), \
+            _progress(replicates, progress) as bar:
         task = bar.add_task("run", total=replicates) if bar is not None else None
         batches = _batches(replicates, workers) if ex is None else _guided_batches(replicates, workers)
         if ex is None:
@@ -902,6 +983,7 @@ def run_scenario(
                     bar.advance(task, stop - start)
         else:
             window = 2 * workers  # batches in flight: bounds both the queue and the reorder buffer
+            task_sc = TaskScenario.of(scenario, uncertain)
             pending: dict[cf.Future, int] = {}
             done: dict[int, list[ReplicateRecord]] = {}
             nxt_submit = nxt_fold = 0
@@ -909,7 +991,7 @@ def run_scenario(
                 while nxt_submit < len(batches) and len(pending) + len(done) < window:
                     start, stop = batches[nxt_submit]
                     with sigint_held():  # submit may start a worker process
-                        fut = ex.submit(run_batch, scenario, seed, start, stop, uncertain)
+                        fut = ex.submit(run_task, task_sc, seed, start, stop)
                     pending[fut] = nxt_submit
                     nxt_submit += 1
                 finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)

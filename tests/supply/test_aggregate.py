@@ -154,3 +154,42 @@ def test_dense_counts_survive_merge_and_a_second_flush(records):
     whole.add(records[0])
     assert _monthly_state(a) == _monthly_state(whole)
     assert _monthly_state(a) == _monthly_state(whole)  # flushing twice adds nothing
+
+
+def test_monthly_frames_from_the_dense_histograms_equal_the_counters(records):
+    """`frames` reads drug_demand and inventory straight from the dense histograms when every record
+    went there (`_monthly_frames_dense`): the same frames, byte for byte, as moving them into the
+    Counters first (`dense_frames = False`), with records of different lengths, one record alone, and
+    a drug order that is not the sorted one; and once a record is in the Counters, the Counters' loop."""
+    from dataclasses import replace
+
+    short = records[2]
+    months = short.dispensed_monthly.shape[0] // 2
+    short = replace(short, **{k: getattr(short, k)[:months] for k in (
+        "dispensed_monthly", "on_hand_depot_monthly", "on_hand_sites_monthly", "stockouts_monthly")})
+    assert list(records[0].drugs) != sorted(records[0].drugs) or len(set(records[0].drugs)) == 1
+    for recs in ([*records, short], [short, *records], records[:1]):
+        dense, counters = SupplyAggregate(), SupplyAggregate()
+        counters.dense_frames = False
+        for rec in recs:
+            dense.add(rec)
+            counters.add(rec)
+        assert dense._only_dense_monthly()
+        for name in ("supply", "drug_demand", "inventory"):
+            got, want = dense.frames()[name], counters.frames()[name]
+            assert got.schema == want.schema and got.write_csv() == want.write_csv()
+        assert dense._only_dense_monthly()  # frames did not move them: a second call gives the same
+        assert dense.frames()["inventory"].write_csv() == counters.frames()["inventory"].write_csv()
+    # by hand: month 1's units dispensed of the first drug, p50 over the records
+    agg = SupplyAggregate()
+    for rec in records:
+        agg.add(rec)
+    d = agg._drugs()[0]
+    ps = [p for p, x in enumerate(records[0].drugs) if x == d]
+    demand = agg.frames()["drug_demand"]
+    row = demand.filter((pl.col("month") == 1) & (pl.col("drug") == d)).row(0, named=True)
+    assert row["units_p50"] == np.quantile([int(r.dispensed_monthly[1, ps].sum()) for r in records], 0.5)
+    big = records[1].on_hand_depot_monthly.copy()
+    big[3, 0] = SupplyAggregate.DENSE_MAX_VALUE + 5
+    agg.add(replace(records[1], on_hand_depot_monthly=big))
+    assert not agg._only_dense_monthly()

@@ -105,6 +105,9 @@ class SupplyAggregate:
         self.dense_monthly = True
         """False: `add` increments the Counters directly, record by record (the reference the dense
         histograms are tested against, tests/supply/test_aggregate.py)."""
+        self.dense_frames = True
+        """False: `frames` moves the dense histograms into the Counters and reads the monthly quantiles
+        from them (the reference `_monthly_frames_dense` is tested against)."""
 
     def _c(self, table: dict, key) -> Counter:
         got = table.get(key)
@@ -360,9 +363,60 @@ class SupplyAggregate:
             "on_treatment_at_horizon_fraction": share("on_treatment_at_horizon"),
         }
 
+    def _only_dense_monthly(self) -> bool:
+        """Every record's monthly figures are in the dense histograms (none in the Counters)."""
+        return bool(self._dense_n.any()) and not self.monthly and not self.month_n and not self.month_stockout
+
+    def _monthly_frames_dense(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """drug_demand and inventory straight from the dense histograms, all quantiles at once: the rows,
+        order and values of the Counters' loop in `frames` (the same operations on the same integers:
+        `quantile`'s position (n-1)q, the first value whose cumulative count exceeds it, and
+        a + (h - lo)(b - a) in float64), without moving ~1,000 histograms into Counters and sorting each
+        (~0.1 s of the run's serial end at 1,000 replicates)."""
+        drugs = self._drugs()
+        dense = list(self._dense_drugs or ())
+        nd, months = len(dense), np.flatnonzero(self._dense_n)
+        h = self._dense_h
+        # rows [month, series, drug] in the loop's order: dispensed, depot, sites for each drug
+        cols = [k * nd + dense.index(d) for k in range(3) for d in drugs]
+        counts = h[:, months, :][cols].transpose(1, 0, 2)  # [month, series x drug, value]
+        n = self._dense_n[months].astype(np.float64)[:, None]
+        cum = np.cumsum(counts, axis=2)
+
+        def at(i: np.ndarray) -> np.ndarray:  # the first value whose cumulative count exceeds i
+            return np.argmax(cum > i[:, :, None], axis=2).astype(np.float64)
+
+        q = {}
+        for p in (0.1, 0.5, 0.9):
+            pos = (n - 1) * p
+            lo = np.floor(pos)
+            a, b = at(np.broadcast_to(lo, cum.shape[:2])), at(np.broadcast_to(np.minimum(lo + 1, n - 1),
+                                                                              cum.shape[:2]))
+            q[p] = a + (pos - lo) * (b - a)
+        m_col = months.astype(np.int64)
+        nm, ndr = months.size, len(drugs)
+        demand = pl.DataFrame({
+            "month": np.repeat(m_col, ndr), "drug": drugs * nm,
+            **{f"units_p{round(p * 100)}": q[p][:, :ndr].ravel() for p in (0.1, 0.5, 0.9)}},
+            schema={"month": pl.Int64, "drug": pl.Utf8, "units_p10": pl.Float64, "units_p50": pl.Float64,
+                    "units_p90": pl.Float64})
+        # inventory: for each month, drug, location (depot, sites)
+        so = self._dense_stockout[months][:, [dense.index(d) for d in drugs]] / self._dense_n[months][:, None]
+        loc_q = {p: np.stack([q[p][:, ndr:2 * ndr], q[p][:, 2 * ndr:]], axis=2).ravel() for p in q}
+        inventory = pl.DataFrame({
+            "month": np.repeat(m_col, 2 * ndr), "location": ["depot", "sites"] * (nm * ndr),
+            "drug": [d for d in drugs for _ in range(2)] * nm,
+            **{f"on_hand_p{round(p * 100)}": loc_q[p] for p in (0.1, 0.5, 0.9)},
+            "stockout_probability": np.stack([np.zeros_like(so), so], axis=2).ravel()},
+            schema={"month": pl.Int64, "location": pl.Utf8, "drug": pl.Utf8, "on_hand_p10": pl.Float64,
+                    "on_hand_p50": pl.Float64, "on_hand_p90": pl.Float64, "stockout_probability": pl.Float64})
+        return demand, inventory
+
     def frames(self) -> dict[str, pl.DataFrame]:
         """{"supply", "drug_demand", "inventory"}: file stems -> frames (columns: docs/outputs.md)."""
-        self._flush_monthly()
+        dense = self.dense_frames and self._only_dense_monthly()
+        if not dense:
+            self._flush_monthly()
         n = max(self.replicates, 1)
         rows = []
         for p, pid in enumerate(self.presentations or ()):
@@ -398,6 +452,9 @@ class SupplyAggregate:
             "failed_dispensings_mean": pl.Float64, "missed_dispensings_mean": pl.Float64,
             "out_of_stock_dispensings_mean": pl.Float64, "manufacture_packs_mean": pl.Float64,
             "dispensed_packs_mean": pl.Float64, "waste_packs_mean": pl.Float64})
+        if dense:
+            demand_f, inv_f = self._monthly_frames_dense()
+            return {"supply": supply, "drug_demand": demand_f, "inventory": inv_f}
         demand, inventory = [], []
         for m in sorted(self.month_n):
             for d in self._drugs():
