@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hn005_sim.scenario.dists import Constant
@@ -56,3 +57,17 @@ def generous_supply(supply, *, partial_packs: str = "carry_over", lead_days: flo
     ship = supply.shipping.model_copy(update={"lead_days": const(lead_days), "emergency_lead_days": const(1)})
     return supply.model_copy(update={"presentations": pres, "tiers": tiers, "shipping": ship,
                                      "partial_packs": partial_packs})
+
+
+def random_dispensing_plans(seed: int, trials: int = 60):
+    """(need, taken, first, units per pack) of `trials` random plans for the dispensing tests: gaps in a
+    presentation, new patients, interruptions; the first plan is empty."""
+    g = np.random.default_rng(seed)
+    for trial in range(trials):
+        N, P = int(g.integers(0, 80)) if trial else 0, int(g.integers(1, 6))
+        need = g.integers(0, 30, (N, P)) * (g.random((N, P)) < 0.7)
+        taken = need - g.integers(0, 5, (N, P)).clip(max=need)
+        first = g.random(N) < 0.15
+        if N:
+            first[0] = True
+        yield trial, need, taken, first, g.integers(1, 40, P)

@@ -10,7 +10,7 @@ import pytest
 
 from hn005_sim.treatment.course import PatientCourse, draw_courses, patient_units, plan_courses
 
-from .conftest import with_drug
+from .conftest import random_dispensing_plans, with_drug
 
 KEYS = [("anlotinib", 10.0), ("anlotinib", 8.0), ("penpulimab", 100.0), ("capecitabine", 150.0),
         ("capecitabine", 500.0)]
@@ -142,15 +142,7 @@ def test_dispensing_equals_the_row_by_row_version(carry_over):
     it replaced, on random plans: gaps in a presentation, new patients, interruptions, empty plans."""
     from hn005_sim.treatment.course import _dispensing
 
-    g = np.random.default_rng(5)
-    for trial in range(60):
-        N, P = int(g.integers(0, 80)) if trial else 0, int(g.integers(1, 6))
-        need = g.integers(0, 30, (N, P)) * (g.random((N, P)) < 0.7)
-        taken = need - g.integers(0, 5, (N, P)).clip(max=need)
-        first = g.random(N) < 0.15
-        if N:
-            first[0] = True
-        upp = g.integers(1, 40, P)
+    for trial, need, taken, first, upp in random_dispensing_plans(5):
         got = _dispensing(need, taken, first, upp, carry_over)
         want = _dispensing_by_rows(need, taken, first, upp, carry_over)
         for a, b in zip(got, want, strict=True):

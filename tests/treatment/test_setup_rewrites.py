@@ -16,7 +16,7 @@ from hn005_sim.scenario.load import load_scenario
 from hn005_sim.treatment import course
 
 from . import reference_course as ref
-from .conftest import ROOT, const, with_drug
+from .conftest import ROOT, const, random_dispensing_plans, with_drug
 
 
 def _keys(reg):
@@ -149,15 +149,7 @@ def test_first_uncovered_is_the_least_k_outside_every_interval(intervals):
 def test_dispensing_rows_equals_the_phase3_dispensing(carry_over):
     """_dispensing_rows (presentation by cell in and out) gives the transposes of the phase-3
     `_dispensing`'s arrays, C-ordered, on random plans; `_dispensing` (cells x P) is the same as before."""
-    g = np.random.default_rng(11)
-    for trial in range(60):
-        N, P = int(g.integers(0, 80)) if trial else 0, int(g.integers(1, 6))
-        need = g.integers(0, 30, (N, P)) * (g.random((N, P)) < 0.7)
-        taken = need - g.integers(0, 5, (N, P)).clip(max=need)
-        first = g.random(N) < 0.15
-        if N:
-            first[0] = True
-        upp = g.integers(1, 40, P)
+    for trial, need, taken, first, upp in random_dispensing_plans(11):
         want = ref._dispensing(need, taken, first, upp, carry_over)
         rows = course._dispensing_rows(np.ascontiguousarray(need.T), np.ascontiguousarray(taken.T), first,
                                        upp, carry_over)
