@@ -181,13 +181,11 @@ def _levels_from_scratch(m: SupplyModel, s: int) -> tuple[list[int], list[int]]:
     return out_trig, out_top
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_levels_recomputed_in_part_are_the_levels_from_scratch(base, monkeypatch, seed):
-    """Every (trigger, max) `_levels_of` computes equals the formula over every presentation, and no
-    levels object handed out earlier changes afterwards (the echelon sums keep them)."""
-    seen = {"computed": 0, "partial": 0, "bad": 0}
-    handed: list[tuple] = []
-    orig = SupplyModel._levels_of
+def _check_levels(monkeypatch, seen: dict, handed: list) -> None:
+    """Every (trigger, max) computed, by `_levels_of` when read or by `_set_rate` for the presentations
+    whose need moved (phase 5: the site's levels updated where its need moves, once it has levels),
+    checked against the formula over every presentation; the objects handed out kept in `handed`."""
+    orig, orig_set = SupplyModel._levels_of, SupplyModel._set_rate
 
     def levels_of(self, s):
         fresh = self.site_levels[s] is None
@@ -200,7 +198,27 @@ def test_levels_recomputed_in_part_are_the_levels_from_scratch(base, monkeypatch
             handed.append((got, got[0][:], got[1][:]))
         return got
 
+    def set_rate(self, s, old, new):
+        orig_set(self, s, old, new)
+        got = self.site_levels[s]
+        if got is not None:  # (computed here: the site had levels)
+            seen["computed"] += 1
+            seen["partial"] += 1
+            seen["bad"] += (list(got[0]), list(got[1])) != _levels_from_scratch(self, s)
+            handed.append((got, got[0][:], got[1][:]))
+
     monkeypatch.setattr(SupplyModel, "_levels_of", levels_of)
+    monkeypatch.setattr(SupplyModel, "_set_rate", set_rate)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_levels_recomputed_in_part_are_the_levels_from_scratch(base, monkeypatch, seed):
+    """Every (trigger, max) `_levels_of` or `_set_rate` computes equals the formula over every
+    presentation, and no levels object handed out earlier changes afterwards (the echelon sums keep
+    them)."""
+    seen = {"computed": 0, "partial": 0, "bad": 0}
+    handed: list[tuple] = []
+    _check_levels(monkeypatch, seen, handed)
     reg, sup, enrol, sites, horizon, weights = _random_case(base, seed)
     simulate_supply(reg, sup, enrol, sites, horizon, np.random.default_rng([seed, 1]),
                     np.random.default_rng([seed, 2]), weights=weights)
@@ -213,19 +231,10 @@ def test_levels_recomputed_in_part_are_the_levels_from_scratch(base, monkeypatch
 def test_levels_recomputed_in_part_in_the_baseline(monkeypatch):
     sc, _ = load_scenario(ROOT / "scenarios" / "baseline.toml")
     e, s = enrolments_for(sc, 7, 2)
-    counts = {"partial": 0, "bad": 0}
-    orig = SupplyModel._levels_of
-
-    def levels_of(self, site):
-        fresh = self.site_levels[site] is None
-        partial = fresh and self._lv_last[site] is not None
-        got = orig(self, site)
-        if fresh:
-            counts["partial"] += partial
-            counts["bad"] += (list(got[0]), list(got[1])) != _levels_from_scratch(self, site)
-        return got
-
-    monkeypatch.setattr(SupplyModel, "_levels_of", levels_of)
+    counts = {"computed": 0, "partial": 0, "bad": 0}
+    handed: list[tuple] = []
+    _check_levels(monkeypatch, counts, handed)
     simulate_supply(sc.regimen, sc.supply, e, s, None, np.random.default_rng(1), np.random.default_rng(2),
                     weights=demand_weights(sc))
     assert counts["bad"] == 0 and counts["partial"] > 100, counts
+    assert all(got[0] == a and got[1] == b for got, a, b in handed)

@@ -919,15 +919,41 @@ class SupplyModel:
         return min(int(day // DAYS_PER_MONTH), self.n_months - 1)
 
     def _set_rate(self, s: int, old: list[float], new: list[float]) -> None:
-        rate, moved = self.need_rate[s], self._lv_moved[s]
+        """A patient's packs per cycle at (predictive) site s moved from `old` to `new`: the site's need,
+        and its levels for the presentations whose need moved (`_levels_of`'s formula, computed here
+        once the site has levels: each presentation's levels follow from its own need only)."""
+        rate = self.need_rate[s]
+        st = self.stock[s]
+        st.changed = st.moved = True  # (its levels: the weekly review and the echelon sums read them)
+        last = self._lv_last[s]
+        if last is None:  # (no levels yet: `_levels_of` computes every presentation's when read)
+            moved = self._lv_moved[s]
+            for p in range(self.P):
+                a, b = old[p], new[p]
+                if a != b:
+                    rate[p] += b - a
+                    moved.append(p)
+            self.site_levels[s] = None
+            return
+        # a new levels object (the echelon sums see new levels by identity), the last one's lists copied
+        trig2, top2 = last[0][:], last[1][:]
+        _, trig, top = self.base_levels[s]
+        c, safe, ceil = self.forecast_cycles[s], self.safety[s], math.ceil
         for p in range(self.P):
             a, b = old[p], new[p]
             if a != b:
-                rate[p] += b - a
-                moved.append(p)  # (`_levels_of` recomputes these presentations' levels)
-        self.site_levels[s] = None
-        st = self.stock[s]
-        st.changed = st.moved = True  # (its levels: the weekly review and the echelon sums read them)
+                r = rate[p] = rate[p] + (b - a)  # (the float `rate[p] += b - a` gives)
+                a, b = trig[p], top[p]
+                if r:
+                    rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
+                    x = ceil(rc / 2 - 1e-9) + safe[p]
+                    trig2[p] = a if a >= x else x
+                    x = ceil(rc - 1e-9) + safe[p]
+                    top2[p] = b if b >= x else x
+                else:
+                    trig2[p] = a if a >= 0 else 0
+                    top2[p] = b if b >= 0 else 0
+        self.site_levels[s] = self._lv_last[s] = (trig2, top2)
 
     def _patient(self, i: int, s: int, first_day: float):
         yield first_day - self.now
