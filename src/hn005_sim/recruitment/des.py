@@ -115,6 +115,7 @@ class _Pool:
         self.follow: list[list[tuple]] = []  # per batch, their `_FOLLOW` values (Python scalars)
         self.scr: list[dict[str, np.ndarray]] = []  # per batch, the screening stream's draws
         self.requested = 0  # batches handed to the source (judged, or being judged by `_prejudge`)
+        self.arrived: int | None = None  # the site's arrivals within the horizon, when known
         self.bound_days: dict[int, tuple] = {}  # `_stop_bound`'s per batch: (stage, days or None)
 
     def draw_screening(self) -> dict[str, np.ndarray]:
@@ -140,11 +141,15 @@ class _Pool:
         if not yet)."""
         while len(self.scr) <= self.requested:
             self.draw_screening()
-        scr = self.scr[self.requested]
+        j = self.requested
+        scr = self.scr[j]
         self.requested += 1
         consent = scr["consent"]
         retest = consent & (scr["duration"] > self.cfg.lab_window_days.value)
-        return JudgeRequest(self.rng_pop, self.batch, retest, consent & scr["rescreen"], self.chart)
+        # the batch's candidates who can arrive (the site's last batch is cut by the horizon)
+        rows = None if not JUDGED_TO_ARRIVALS or self.arrived is None else self.arrived - j * self.batch
+        return JudgeRequest(self.rng_pop, self.batch, retest, consent & scr["rescreen"], self.chart,
+                            rows if rows is not None and rows < self.batch else None)
 
     def add(self, judged: CandidateBatch) -> None:
         """Append the next batch, judged (from `next_request`)."""
@@ -186,6 +191,15 @@ class _Pool:
             self._grow()
         self.n = max(self.n, (k // self.batch + 1) * self.batch)
         return self.arr
+
+
+JUDGED_TO_ARRIVALS = True
+"""A site's last batch (the one its arrivals to the horizon end in) is judged only as far as anything
+can read it: its candidates who can arrive, and the later ones whose labs would be re-measured
+(`candidates._rows_that_matter`); every candidate of the batch is still drawn, so each stream makes the
+draws it made before. The others were judged and never read (only candidates who arrive are followed,
+counted or recorded). False: every candidate of every batch judged, the path tests/recruitment/
+test_judged_to_arrivals.py compares with."""
 
 
 def _prejudge(source: CandidateSource, reps: list[_Replicate]) -> None:
@@ -760,6 +774,7 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
         arrivals_of.append(arrivals)
         clocks.append(_site_clock(arrivals))
         pool = _Pool(source, cfg, seed, replicate, site.stream_key, charts[i], (rng_pop, rng_scr))
+        pool.arrived = arrivals.size
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)
