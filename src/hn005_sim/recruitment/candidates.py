@@ -174,6 +174,19 @@ class ScreenerSource:
         self._chart = ChartModel.build(getattr(scenario, "chart_review", None), self._screener)
         rec = getattr(scenario, "recruitment", None)
         self._regions = {r.name: r for r in (rec.regions if rec is not None else [])}
+        self._probs: dict[str | None, np.ndarray] = {}  # `_region_probabilities`, per region
+
+    def _region_probabilities(self, name: str | None) -> np.ndarray:
+        """The chart model's unit probabilities at a site of region `name` (its site type and
+        overrides), computed once per region: the same for every site and replicate (read-only)."""
+        probs = self._probs.get(name)
+        if probs is None:
+            region = self._regions.get(name)
+            probs = self._chart.probabilities(getattr(region, "site_type", None),
+                                              getattr(region, "chart_known", None))
+            probs.flags.writeable = False
+            self._probs[name] = probs
+        return probs
 
     def site_chart(self, seed: int, replicate: int, site):
         """The chart draws of one site (its region's site type and overrides); None without a
@@ -182,10 +195,8 @@ class ScreenerSource:
 
         if self._chart.cfg is None:
             return None
-        region = self._regions.get(site.region)
-        probs = self._chart.probabilities(getattr(region, "site_type", None),
-                                          getattr(region, "chart_known", None))
-        return SiteChart(self._chart, probs, self._chart.generators(seed, replicate, site.stream_key))
+        return SiteChart(self._chart, self._region_probabilities(site.region),
+                         self._chart.generators(seed, replicate, site.stream_key))
 
     def chart_keys(self, replicate: int, site) -> list[tuple[int, ...]]:
         """The spawn keys of the site's chart generators (none without a [chart_review] model), for
@@ -201,13 +212,8 @@ class ScreenerSource:
             return [None] * len(sites)
         if generators is None:
             generators = self._chart.generators_many(seed, replicate, [site.stream_key for site in sites])
-        out = []
-        for site, g in zip(sites, generators, strict=True):
-            region = self._regions.get(site.region)
-            probs = self._chart.probabilities(getattr(region, "site_type", None),
-                                              getattr(region, "chart_known", None))
-            out.append(SiteChart(self._chart, probs, g))
-        return out
+        return [SiteChart(self._chart, self._region_probabilities(site.region), g)
+                for site, g in zip(sites, generators, strict=True)]
 
     def _verdict(self, s, known: np.ndarray | None = None, known_bits: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
