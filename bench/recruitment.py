@@ -116,20 +116,20 @@ def judged_candidates(scenario, source, replicates: list[int]) -> tuple[tuple, i
     (wall, CPU of the process), simpy events scheduled, per replicate the candidates arrived before
     the stop and the candidates it drew and judged (their re-test/re-screen masks)."""
     seen = []
-    log = des._arrivals_log
+    run = des._run
 
-    def spy(st, pools, arrivals_of, clocks):
-        seen.append(pools)
-        return log(st, pools, arrivals_of, clocks)
+    def spy(rep, *args):
+        seen.append(rep.pools)
+        return run(rep, *args)
 
-    des._arrivals_log = spy
+    des._run = spy
     _scheduled()
     try:
         t, c = time.perf_counter(), time.process_time()
         out = simulate_recruitment_many(scenario, source, 1, replicates)
         secs, cpu = time.perf_counter() - t, time.process_time() - c
     finally:
-        des._arrivals_log = log
+        des._run = run
     scheduled = _scheduled()
     window = scenario.recruitment.lab_window_days.value
     masks = []

@@ -97,3 +97,37 @@ def test_join_is_concatenate_along_the_last_axis():
         got, want = join(parts), np.concatenate(parts, axis=-1)
         assert got.dtype == want.dtype and got.shape == want.shape and got.flags["C_CONTIGUOUS"]
         assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("scenario", ["baseline", "network_south_china"])
+@pytest.mark.parametrize("kept", [[0.3, None, 0.0, 1.0], [0.05], [None, None], [0.5, 0.5, 0.9]])
+def test_sample_many_of_kept_rows_is_the_whole_batches_rows(scenario, kept):
+    """`keep`: the kept rows of the frame `sample_many` gives without it (frame_of the full batches,
+    bit for bit, patient ids included), every generator left where the full draws leave it."""
+    sc, _ = load_scenario(ROOT / "scenarios" / f"{scenario}.toml")
+    cfg = sc.population
+    sizes = [1024, 300, 57, 1][: len(kept)]
+    keep = [None if p is None else np.flatnonzero(np.random.default_rng(9 + i).random(n) < p)
+            for i, (p, n) in enumerate(zip(kept, sizes, strict=True))]
+    full_rngs = [np.random.default_rng(200 + i) for i in range(len(sizes))]
+    full = P.sample_many(cfg, list(zip(sizes, full_rngs, strict=True)))
+    rngs = [np.random.default_rng(200 + i) for i in range(len(sizes))]
+    got = P.sample_many(cfg, list(zip(sizes, rngs, strict=True)), keep)
+    lo = np.cumsum([0, *sizes])
+    rows = np.concatenate([np.arange(n) + lo[i] if k is None else k + lo[i]
+                           for i, (k, n) in enumerate(zip(keep, sizes, strict=True))])
+    assert got.height == rows.size
+    _bitwise_equal(got, full[rows])
+    for a, b in zip(full_rngs, rngs, strict=True):
+        assert a.bit_generator.state == b.bit_generator.state
+
+
+def test_kept_positions_must_be_ascending_within_their_batch():
+    gens = [np.random.default_rng(0), np.random.default_rng(1)]
+    for bad in ([np.array([3, 1]), None], [np.array([0, 5]), None], [np.array([-1]), None], [None]):
+        with pytest.raises(ValueError):
+            Streams(gens, [4, 2], bad)
+    s = Streams(gens, [4, 2], [np.array([1, 3]), None])
+    assert s.n == 4 and s.sizes == [4, 2]
+    a, b = np.random.default_rng(0).random(4), np.random.default_rng(1).random(2)
+    assert np.array_equal(s.random(4), np.concatenate([a[[1, 3]], b]))

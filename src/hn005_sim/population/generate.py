@@ -340,14 +340,17 @@ def sample(cfg: PopulationConfig, n: int, rng: np.random.Generator | Streams) ->
     return out.frame()
 
 
-def sample_many(cfg: PopulationConfig, batches: Sequence[tuple[int, np.random.Generator]]) -> pl.DataFrame:
+def sample_many(cfg: PopulationConfig, batches: Sequence[tuple[int, np.random.Generator]],
+                keep: Sequence[np.ndarray | None] | None = None) -> pl.DataFrame:
     """`sample(cfg, n, rng)` of each (n, rng), the frames one under the other, made as one frame (each
     generator makes the draws it makes alone; population/streams.py). No two batches may share a
-    generator."""
+    generator. `keep`: per batch None (every row) or the ascending rows of its frame to return, the
+    generator drawing the whole batch all the same (`Streams`' keep): the rows `sample` gives them."""
     sizes = [int(n) for n, _ in batches]
     if any(n < 0 for n in sizes):
         raise ValueError(f"n must be >= 0, got {min(sizes)}")
-    return sample(cfg, sum(sizes), Streams([rng for _, rng in batches], sizes))
+    streams = Streams([rng for _, rng in batches], sizes, keep)
+    return sample(cfg, streams.n, streams)
 
 
 def blood_pressure(cfg: PopulationConfig, hypertension: np.ndarray, treated: np.ndarray,

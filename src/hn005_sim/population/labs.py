@@ -100,7 +100,7 @@ def copula_residuals(cfg: PopulationConfig, n: int, rng: np.random.Generator) ->
     chol = derived(corr, "cholesky", lambda: np.linalg.cholesky(corr.ordered()))
     if isinstance(rng, Streams):  # each generator's block by its own product, as when drawn alone
         blocks = [chol @ e for e in rng.parts("standard_normal", (len(COPULA_LABS), n))]
-        return blocks[0] if len(blocks) == 1 else join(blocks)
+        return rng.kept(blocks[0] if len(blocks) == 1 else join(blocks))
     return chol @ rng.standard_normal((len(COPULA_LABS), n))
 
 

@@ -115,6 +115,7 @@ class _Pool:
         self.follow: list[list[tuple]] = []  # per batch, their `_FOLLOW` values (Python scalars)
         self.scr: list[dict[str, np.ndarray]] = []  # per batch, the screening stream's draws
         self.requested = 0  # batches handed to the source (judged, or being judged by `_prejudge`)
+        self.arrived: int | None = None  # the site's arrivals within the horizon, when known
         self.bound_days: dict[int, tuple] = {}  # `_stop_bound`'s per batch: (stage, days or None)
 
     def draw_screening(self) -> dict[str, np.ndarray]:
@@ -140,11 +141,15 @@ class _Pool:
         if not yet)."""
         while len(self.scr) <= self.requested:
             self.draw_screening()
-        scr = self.scr[self.requested]
+        j = self.requested
+        scr = self.scr[j]
         self.requested += 1
         consent = scr["consent"]
         retest = consent & (scr["duration"] > self.cfg.lab_window_days.value)
-        return JudgeRequest(self.rng_pop, self.batch, retest, consent & scr["rescreen"], self.chart)
+        # the batch's candidates who can arrive (the site's last batch is cut by the horizon)
+        rows = None if not JUDGED_TO_ARRIVALS or self.arrived is None else self.arrived - j * self.batch
+        return JudgeRequest(self.rng_pop, self.batch, retest, consent & scr["rescreen"], self.chart,
+                            rows if rows is not None and rows < self.batch else None)
 
     def add(self, judged: CandidateBatch) -> None:
         """Append the next batch, judged (from `next_request`)."""
@@ -186,6 +191,15 @@ class _Pool:
             self._grow()
         self.n = max(self.n, (k // self.batch + 1) * self.batch)
         return self.arr
+
+
+JUDGED_TO_ARRIVALS = True
+"""A site's last batch (the one its arrivals to the horizon end in) is judged only as far as anything
+can read it: its candidates who can arrive, and the later ones whose labs would be re-measured
+(`candidates._rows_that_matter`); every candidate of the batch is still drawn, so each stream makes the
+draws it made before. The others were judged and never read (only candidates who arrive are followed,
+counted or recorded). False: every candidate of every batch judged, the path tests/recruitment/
+test_judged_to_arrivals.py compares with."""
 
 
 def _prejudge(source: CandidateSource, reps: list[_Replicate]) -> None:
@@ -760,6 +774,7 @@ def _set_up(scenario, source: CandidateSource, seed: int, replicate: int,
         arrivals_of.append(arrivals)
         clocks.append(_site_clock(arrivals))
         pool = _Pool(source, cfg, seed, replicate, site.stream_key, charts[i], (rng_pop, rng_scr))
+        pool.arrived = arrivals.size
         pools.append(pool)
         if arrivals.size:
             slots = None if site.capacity is None else _Slots(site.capacity)
@@ -776,6 +791,8 @@ def _run(rep: _Replicate, n_reasons: int, keep_events: bool) -> tuple[ReplicateR
     # at the horizon recruitment stops as at the target: whoever is in screening stays pending
     env.timeout(horizon).callbacks.append(lambda _ev: _stop(st, horizon))
     _run_until(env, st.done)
+    if not keep_events and COUNTED:
+        return _counted_record(st, rep, n_reasons), rep.sites
     log = _arrivals_log(st, rep.pools, rep.arrivals_of, rep.clocks)
     rec = _record(st, log, rep.sites, rep.pools, rep.replicate, n_reasons, rep.target, keep_events)
     return rec, rep.sites
@@ -952,6 +969,104 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
         prescreen_unknown=unknown,
         events=tuple(map(Event._make, zip(day.tolist(), site.tolist(), cand.tolist(), kind.tolist(),
                                           reason.tolist(), strict=True))) if keep_events else None,
+    )
+
+
+COUNTED = True
+"""Without `keep_events`, build a replicate's record from the simulated events and each site's decided
+arrivals directly (`_counted_record`) instead of merging them into the whole event trace, sorted by
+time, and reading the record off it (`_arrivals_log` then `_record`): every figure of the record but
+the trace itself is a count, a sum or the enrolled in the order they enrolled, which the trace's order
+does not change. tests/recruitment/test_des_steps.py compares the two records field by field."""
+
+
+def _counted_record(st: _State, rep: _Replicate, n_reasons: int) -> ReplicateRecord:
+    """`_record(st, _arrivals_log(...), ...)` without the trace (keep_events False): the simulated
+    events' columns from the log, and per site the candidates who arrived before the stop and were
+    decided on arrival (failed pre-screening or did not consent: `_arrivals_log`'s pairs), counted
+    rather than interleaved and sorted. The enrolled are the log's ENROLLED entries in log order, the
+    order the trace has them in (the log is in time order), then ordered by day as `_record` orders
+    them."""
+    pools, sites, target = rep.pools, rep.sites, rep.target
+    if st.log:
+        fields = list(zip(*st.log, strict=True))
+        day = np.array(fields[0], dtype=float)
+        site, cand, kind, reason = np.array(fields[1:], dtype=np.int64)
+    else:
+        day = np.empty(0)
+        site = cand = kind = reason = np.empty(0, np.int64)
+    counts = np.bincount(kind, minlength=len(KIND_NAMES))
+    decided = prescreen_failed = unknown = retests = 0
+    pre_reasons = []
+    for s_idx, (pool, arrivals) in enumerate(zip(pools, rep.arrivals_of, strict=True)):
+        if not pool.n:
+            continue
+        arr = pool.arr
+        # arrivals strictly before the stop: the consenting ones are in the log, the others decided
+        upto = min(int(np.searchsorted(arrivals, st.stop_day, side="left")), pool.n)
+        mine = site == s_idx
+        arrived_sim = cand[mine & (kind == ARRIVED)]
+        k = np.flatnonzero(~(arr["pre"][:upto] & arr["consent"][:upto])) if upto else np.empty(0, np.int64)
+        failed = k[~arr["pre"][k]]
+        decided += k.size
+        prescreen_failed += failed.size
+        pre_reasons.append(arr["pre_reason"][failed])
+        unknown += int(arr["pre_unknown"][arrived_sim].sum()) + int(arr["pre_unknown"][k].sum())
+        started = cand[mine & (kind == SCREEN_START)]
+        if started.size:
+            retests += int(arr["retested"][started].sum())
+    counts[ARRIVED] += decided
+    counts[PRESCREEN_FAIL] += prescreen_failed
+    counts[NO_CONSENT] += decided - prescreen_failed
+    enr = np.flatnonzero(kind == ENROLLED)
+    enr = enr[np.argsort(day[enr], kind="stable")]
+    enr_site, enr_cand = site[enr], cand[enr]
+    groups = [(int(s), mask, enr_cand[mask]) for s in np.unique(enr_site).tolist()
+              for mask in (enr_site == s,)]
+
+    def enrolled(key: str) -> np.ndarray:
+        """Column `key` of the pools for the enrolled, in enrolment order (as `_record`'s)."""
+        dtype = next(p.arr[key].dtype for p in pools if key in p.arr)
+        if len(groups) == 1:
+            s, _, rows = groups[0]
+            return pools[s].arr[key][rows].astype(dtype, copy=False)
+        out = np.empty(enr.size, dtype)
+        for s, mask, rows in groups:
+            out[mask] = pools[s].arr[key][rows]
+        return out
+
+    names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
+    covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
+    n_enrolled = int(counts[ENROLLED])
+    reasons = (np.concatenate(pre_reasons) if len(pre_reasons) > 1 else pre_reasons[0]) if pre_reasons \
+        else np.empty(0, np.int64)
+    return ReplicateRecord(
+        replicate=rep.replicate,
+        candidates=int(counts[ARRIVED]),
+        prescreen_failures=int(counts[PRESCREEN_FAIL]),
+        no_consent=int(counts[NO_CONSENT]),
+        consented=int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT]),
+        screened=int(counts[SCREEN_START]),
+        screenings=int(counts[SCREEN_START] + counts[RESCREEN]),
+        retests=retests,
+        rescreens=int(counts[RESCREEN]),
+        screen_failures=int(counts[SCREEN_FAIL]),
+        withdrawn=int(counts[WITHDRAWN]),
+        enrolled=n_enrolled,
+        pending=st.pending,
+        prescreen_reasons=np.bincount(reasons.astype(np.int64, copy=False), minlength=n_reasons),
+        screen_reasons=np.bincount(reason[kind == SCREEN_FAIL], minlength=n_reasons),
+        enrol_day=day[enr],
+        enrol_site=enr_site,
+        enrol_bsa_m2=enrolled("bsa").astype(float) if enr.size else np.zeros(0),
+        enrol_traits={k[len("trait:"):]: enrolled(k) for k in names},
+        enrol_covariates={k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {},
+        site_activation_day=np.array([np.nan if s.activation_day is None else s.activation_day
+                                      for s in sites], float),
+        site_enrolled=np.bincount(enr_site, minlength=len(sites)),
+        time_to_target_day=float(day[enr][target - 1]) if n_enrolled >= target else float("nan"),
+        sim_events=st.sim_events,
+        prescreen_unknown=unknown,
     )
 
 

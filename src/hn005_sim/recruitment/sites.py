@@ -91,6 +91,16 @@ def season_multiplier(cfg: RecruitmentConfig, start: dt.date, n_days: int) -> np
     return mult
 
 
+def with_knot(knots: np.ndarray, x: float) -> np.ndarray:
+    """`np.union1d(knots, [x])` of ascending, distinct float knots: x put in its place unless it is one
+    of them already (a search and an insert, not union1d's sort of every knot; tests/recruitment/
+    test_set_up.py compares the two)."""
+    i = int(np.searchsorted(knots, x))
+    if i < knots.size and knots[i] == x:
+        return knots
+    return np.insert(knots, i, x)
+
+
 def cumulative_intensity(site: Site, season: np.ndarray, horizon_day: float) -> tuple[np.ndarray, np.ndarray]:
     """Knots (t, Lambda(t)) of the site's cumulative intensity on [0, min(close, horizon)]."""
     a = site.activation_day
@@ -100,7 +110,7 @@ def cumulative_intensity(site: Site, season: np.ndarray, horizon_day: float) -> 
     inner = np.arange(math.floor(a) + 1, math.ceil(end), dtype=float)
     if site.ramp_up_days > 0 and a + site.ramp_up_days < end:
         # a knot where the ramp ends keeps it linear inside every piece
-        inner = np.union1d(inner, [a + site.ramp_up_days])
+        inner = with_knot(inner, a + site.ramp_up_days)
     t = np.concatenate(([a], inner, [end]))
     lo, hi = t[:-1], t[1:]
     day = np.minimum(lo.astype(int), season.size - 1)
