@@ -150,3 +150,47 @@ def test_the_drawing_process_answers_in_full_then_ends_at_once_with_status_0():
     finally:
         drawer.close()
     assert drawer._proc.returncode == 0
+
+
+PREFETCH_ORDER = """
+import sys, threading
+from hn005_sim.cli import main
+from hn005_sim.commands import run
+from hn005_sim.eligibility import analysis
+seen = {}
+prefetch = run.prefetch_for_analyses
+def recorded_prefetch():
+    seen["prefetch_thread"] = threading.current_thread().name
+    if sys.argv[1] == "prefetch":
+        prefetch()
+run.prefetch_for_analyses = recorded_prefetch
+analyse_scenario = analysis.analyse_scenario
+def recorded(*args, **kwargs):
+    seen["planning_before_analyses"] = "hn005_sim.recruitment.planning" in sys.modules
+    return analyse_scenario(*args, **kwargs)
+analysis.analyse_scenario = recorded
+assert main(["run", sys.argv[2], "--replicates", "1", "--seed", "1", "--out", sys.argv[3], "-q"]) == 0
+print(seen["prefetch_thread"], seen["planning_before_analyses"],
+      "hn005_sim.recruitment.planning" in sys.modules and "hn005_sim.report.build" in sys.modules)
+"""
+
+
+def test_the_analyses_thread_imports_the_site_plan_only_after_the_restrictiveness_figures(tmp_path):
+    """Issue 16, phase 5: the site plan's import (~0.07 s) is not made on the way to the sweeps chart;
+    the main thread, waiting for the analyses, imports it and the chart builders instead."""
+    for mode in ("prefetch", "none"):
+        proc = subprocess.run([sys.executable, "-c", PREFETCH_ORDER, mode, BASELINE, str(tmp_path / mode)],
+                              capture_output=True, text=True, check=True)
+        thread, planning_before, both_loaded = proc.stdout.split()
+        assert thread == "MainThread" and both_loaded == "True"
+        if mode == "none":  # nobody imported it ahead: the analyses' thread did so only after
+            assert planning_before == "False"
+
+
+def test_prefetch_for_analyses_imports_the_site_plan_and_the_chart_builders():
+    code = ("import sys\nfrom hn005_sim.commands import run\n"
+            "names = ('hn005_sim.recruitment.planning', 'hn005_sim.report.build')\n"
+            "before = [n in sys.modules for n in names]\nrun.prefetch_for_analyses()\n"
+            "print(before, [n in sys.modules for n in names])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[False, False] [True, True]"

@@ -114,7 +114,6 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
     then: `replicates_wait_for_restrictiveness`); the caller sets it too if this function fails.
     """
     from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
-    from hn005_sim.recruitment import planning
     from hn005_sim.report.tables import cohort_figures
 
     chart_summary = _chart_summary(sc)
@@ -147,6 +146,10 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
                     "differs (consent, withdrawal, re-tests, stop at the target)"}
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
+    # imported here, not with the others above: its import (~0.07 s) would delay the restrictiveness
+    # figures and the sweeps chart, the start of the report's critical path (issue 16, phase 5)
+    from hn005_sim.recruitment import planning
+
     plan = planning.plan_from_scenario(sc, seed, SITES_PROBABILITY)
     # the report shows the curve and the allocation's figures, not the analytic time to target (whose
     # root finding alone imports scipy.optimize, ~0.25 s)
@@ -178,6 +181,17 @@ def replicates_wait_for_restrictiveness(report: bool, jobs: int, replicates: int
     (bench/startup.py, interleaved pairs; docs/scale.md). With many replicates the replicates outlast
     the analyses and the drawing anyway, and with --jobs N they run in other processes: no wait."""
     return report and jobs <= 1 and replicates <= WAIT_FOR_RESTRICTIVENESS_UP_TO
+
+
+def prefetch_for_analyses() -> None:
+    """Import the modules `_analyses` imports later in its thread: the chart builders its first chart
+    (the sweeps) needs as soon as the restrictiveness analyses give its frame (~0.03-0.05 s), and the
+    site plan it needs after them (~0.07 s). Called by `run` in its main thread while that thread only
+    waits for the analyses (`replicates_wait_for_restrictiveness`), so that neither import is made in the
+    analyses' thread, on the way to the sweeps chart (issue 16, phase 5). Imports only: what a module
+    computes is the same whichever thread imported it."""
+    import hn005_sim.recruitment.planning
+    import hn005_sim.report.build  # noqa: F401
 
 
 def _chart_summary(sc) -> dict[str, Any]:
@@ -335,6 +349,10 @@ def run(
 
     analyses = Background(analyses_then_release)
     if replicates_wait_for_restrictiveness(renderer is not None, jobs, replicates):
+        # while the replicates wait (this thread is idle, the analyses mostly in numpy and polars),
+        # import what the analyses' thread needs next: the report's chart builders (for the sweeps
+        # chart, as soon as its frame exists) and the site plan (`prefetch_for_analyses`)
+        prefetch_for_analyses()
         queued.wait()
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
