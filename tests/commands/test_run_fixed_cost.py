@@ -152,72 +152,23 @@ def test_the_drawing_process_answers_in_full_then_ends_at_once_with_status_0():
     assert drawer._proc.returncode == 0
 
 
-PREFETCH_ORDER = """
-import sys, threading
+PLANNING_ORDER = """
+import sys
 from hn005_sim.cli import main
-from hn005_sim.commands import run
 from hn005_sim.eligibility import analysis
-seen = {"threads": []}
-prefetch, after_sweeps = run.prefetch_for_analyses, run.prefetch_after_sweeps
-def recorded_prefetch():
-    seen["threads"].append(threading.current_thread().name)
-    if sys.argv[1] == "prefetch":
-        prefetch()
-def recorded_after_sweeps(sc):
-    seen["threads"].append(threading.current_thread().name)
-    # called once the sweeps chart is queued, before the other restrictiveness charts may be
-    seen["sweeps_queued"] = any('"name":"sweeps"' in key for key in renderers[0]._ahead)
-    if sys.argv[1] == "prefetch":
-        after_sweeps(sc)
-run.prefetch_for_analyses, run.prefetch_after_sweeps = recorded_prefetch, recorded_after_sweeps
-renderers = []
-make = run._chart_renderer
-def recorded_renderer(*args, **kwargs):
-    renderers.append(make(*args, **kwargs))
-    return renderers[-1]
-run._chart_renderer = recorded_renderer
+seen = {}
 analyse_scenario = analysis.analyse_scenario
 def recorded(*args, **kwargs):
     seen["planning_before_analyses"] = "hn005_sim.recruitment.planning" in sys.modules
     return analyse_scenario(*args, **kwargs)
 analysis.analyse_scenario = recorded
-assert main(["run", sys.argv[2], "--replicates", "1", "--seed", "1", "--out", sys.argv[3], "-q"]) == 0
-names = ("hn005_sim.recruitment.planning", "hn005_sim.report.build", "hn005_sim.supply.simulate")
-print(",".join(seen["threads"]), seen["planning_before_analyses"], seen["sweeps_queued"],
-      all(n in sys.modules for n in names))
+assert main(["run", sys.argv[1], "--replicates", "1", "--seed", "1", "--out", sys.argv[2], "-q"]) == 0
+print(seen["planning_before_analyses"], "hn005_sim.recruitment.planning" in sys.modules)
 """
 
 
 def test_the_analyses_thread_imports_the_site_plan_only_after_the_restrictiveness_figures(tmp_path):
-    """Issue 16, phase 5: the site plan's import (~0.07 s) is not made on the way to the sweeps chart;
-    the main thread, waiting for the analyses, imports the chart builders and, once the sweeps chart is
-    queued, the site plan and the supply model instead."""
-    for mode in ("prefetch", "none"):
-        proc = subprocess.run([sys.executable, "-c", PREFETCH_ORDER, mode, BASELINE, str(tmp_path / mode)],
-                              capture_output=True, text=True, check=True)
-        threads, planning_before, sweeps_queued, all_loaded = proc.stdout.split()
-        assert threads == "MainThread,MainThread" and sweeps_queued == "True" and all_loaded == "True"
-        if mode == "none":  # nobody imported it ahead: the analyses' thread did so only after
-            assert planning_before == "False"
-
-
-PREFETCH = """
-import sys, types
-from hn005_sim.commands import run
-names = ("hn005_sim.recruitment.planning", "hn005_sim.report.build", "hn005_sim.supply.simulate")
-def loaded():
-    return "".join("1" if n in sys.modules else "0" for n in names)
-before = loaded()
-run.prefetch_for_analyses()
-first = loaded()
-run.prefetch_after_sweeps(types.SimpleNamespace(regimen=None, supply=None))
-no_supply = loaded()
-run.prefetch_after_sweeps(types.SimpleNamespace(regimen=object(), supply=object()))
-print(before, first, no_supply, loaded())
-"""
-
-
-def test_the_prefetches_import_the_chart_builders_then_the_site_plan_and_the_supply_model():
-    out = subprocess.run([sys.executable, "-c", PREFETCH], capture_output=True, text=True, check=True).stdout
-    # planning, build, supply: none; the builders; + the site plan (no supply chain); + the supply model
-    assert out.split() == ["000", "010", "110", "111"]
+    """Issue 16, phase 5: the site plan's import (~0.07 s) is not made on the way to the sweeps chart."""
+    proc = subprocess.run([sys.executable, "-c", PLANNING_ORDER, BASELINE, str(tmp_path / "run")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False", "True"]

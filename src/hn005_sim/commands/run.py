@@ -98,8 +98,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 
 def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
-              renderer: Any = None, queued: threading.Event | None = None,
-              sweeps_queued: threading.Event | None = None) -> dict[str, pl.DataFrame]:
+              renderer: Any = None, queued: threading.Event | None = None) -> dict[str, pl.DataFrame]:
     """What the report shows beside the simulation: restrictiveness of the criteria on `patients`
     candidates (as `screen` computes it, same seed), the baseline figures of the eligible candidates, and
     the analytic Poisson-gamma success probability by number of sites (as `sites` computes it).
@@ -113,7 +112,6 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
 
     queued: set once the restrictiveness charts are queued (the caller may hold the replicates until
     then: `replicates_wait_for_restrictiveness`); the caller sets it too if this function fails.
-    sweeps_queued: set once the sweeps chart is queued (before `queued`); likewise.
     """
     from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
     from hn005_sim.report.tables import cohort_figures
@@ -127,8 +125,6 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
         # the end of its critical path (issue 16, phase 5)
         def sweeps_first(sweeps: pl.DataFrame) -> None:
             _draw_ahead(renderer, {"sweeps": sweeps}, chart_summary)
-            if sweeps_queued is not None:
-                sweeps_queued.set()
 
         frame, _, screening, res = analyse_scenario(
             sc, raw, patients, seed, on_sweeps=sweeps_first if renderer is not None else None)
@@ -185,26 +181,6 @@ def replicates_wait_for_restrictiveness(report: bool, jobs: int, replicates: int
     (bench/startup.py, interleaved pairs; docs/scale.md). With many replicates the replicates outlast
     the analyses and the drawing anyway, and with --jobs N they run in other processes: no wait."""
     return report and jobs <= 1 and replicates <= WAIT_FOR_RESTRICTIVENESS_UP_TO
-
-
-def prefetch_for_analyses() -> None:
-    """Import the chart builders (~0.03-0.05 s) the analyses' thread needs for its first chart, the
-    sweeps, as soon as the restrictiveness analyses give its frame. Called by `run` in its main thread
-    while that thread only waits for the analyses (`replicates_wait_for_restrictiveness`), so that the
-    import is not made in the analyses' thread, on the way to the sweeps chart (issue 16, phase 5).
-    Imports only: what a module computes is the same whichever thread imported it."""
-    import hn005_sim.report.build  # noqa: F401
-
-
-def prefetch_after_sweeps(sc) -> None:
-    """Once the sweeps chart is queued (the rest of the analyses is off the way to it), import what comes
-    next: the site plan the analyses' thread needs after the restrictiveness figures (~0.07 s) and, for
-    a scenario with a supply chain, the supply model the first replicate imports (~0.06 s), so that
-    neither is imported after the wait, by the thread that needs it (issue 16, phase 5)."""
-    import hn005_sim.recruitment.planning
-
-    if getattr(sc, "regimen", None) is not None and getattr(sc, "supply", None) is not None:
-        import hn005_sim.supply.simulate  # noqa: F401
 
 
 def _chart_summary(sc) -> dict[str, Any]:
@@ -352,25 +328,16 @@ def run(
     # parent is otherwise idle), then merged into the summary in the order they always had; a short
     # run with a report starts its replicates once the restrictiveness charts are queued
     extra_summary: dict[str, Any] = {}
-    queued, sweeps_queued = threading.Event(), threading.Event()
+    queued = threading.Event()
 
     def analyses_then_release():
         try:
-            return _analyses(sc, raw, seed, screen_patients, extra_summary, renderer, queued,
-                             sweeps_queued)
+            return _analyses(sc, raw, seed, screen_patients, extra_summary, renderer, queued)
         finally:
-            # failed, or no restrictiveness figures: the replicates never wait for nothing
-            sweeps_queued.set()
-            queued.set()
+            queued.set()  # failed, or no restrictiveness figures: the replicates never wait for nothing
 
     analyses = Background(analyses_then_release)
     if replicates_wait_for_restrictiveness(renderer is not None, jobs, replicates):
-        # while the replicates wait (this thread is idle, the analyses mostly in numpy and polars),
-        # import what comes next: the report's chart builders for the sweeps chart, then, once it is
-        # queued, the site plan and the supply model
-        prefetch_for_analyses()
-        sweeps_queued.wait()
-        prefetch_after_sweeps(sc)
         queued.wait()
     try:
         result = run_scenario(sc, replicates, seed, jobs=jobs, executor=executor,
