@@ -11,6 +11,7 @@ process's exit all included):
 2. run_10_replicates_with_report: 10 replicates with the report. Target <= 3 s.
 3. make_run: `make run`'s run (200 replicates, --jobs 2, the report). Target <= 5 s.
 4. run_import_cli: `python -c "import hn005_sim.cli"` (no target; what every command pays first).
+Each run's CPU (the process and its children) is printed too, `<name>_cpu` (its median; no target).
 The three runs are interleaved (A B C A B C ...) so that a change of load falls on all of them alike.
 --quick: 1 repeat and no make_run (a smoke run; its figures carry no target).
 --before SRC: also time the same commands with another version of the tool, SRC being a folder holding
@@ -112,11 +113,15 @@ def main() -> int:
               + ", ".join(f"{c:.2f}" for c in CPU[name]) + " s")
         tail = "" if args.quick else f" target <= {target:g}"
         print(f"BENCH {name} {statistics.median(walls[name]):.2f} s{tail}")
+        # CPU of the process and its children (drawing processes, pool workers): less sensitive than the
+        # wall time to the load of a shared machine, though a busy machine still inflates it
+        print(f"BENCH {name}_cpu {statistics.median(CPU[name]):.2f} s")
         if args.before is not None:
             old = statistics.median(before[name])
             print(f"{name} before ({args.before}): wall " + ", ".join(f"{w:.2f}" for w in before[name])
                   + " s; CPU " + ", ".join(f"{c:.2f}" for c in CPU[f"{name}_before"]) + " s")
             print(f"BENCH {name}_before {old:.2f} s")
+            print(f"BENCH {name}_cpu_before {statistics.median(CPU[f'{name}_before']):.2f} s")
             print(f"BENCH {name}_speedup {old / statistics.median(walls[name]):.2f} x")
             pairs = [b / a for b, a in zip(before[name], walls[name], strict=True)]
             print(f"{name} before / after, pair by pair: " + ", ".join(f"{r:.2f}" for r in pairs)

@@ -31,6 +31,15 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
         events.append("plan_from_scenario")
         return plan_from(*args, **kwargs)
 
+    from hn005_sim.eligibility import analysis
+
+    analyse_scenario = analysis.analyse_scenario
+
+    def logged_analyse_scenario(*args, **kwargs):
+        out = analyse_scenario(*args, **kwargs)
+        events.append("analyse_scenario returned")
+        return out
+
     def counted_close(self):
         counts.update(built_again_saved=self.built_again_saved, drawn_ahead=self.drawn_ahead,
                       lanes=self.lanes())
@@ -49,6 +58,7 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
         return run_scenario(*args, **kwargs)
 
     monkeypatch.setattr(montecarlo, "run_scenario", logged_run_scenario)
+    monkeypatch.setattr(analysis, "analyse_scenario", logged_analyse_scenario)
     monkeypatch.setattr(build, "draw_ahead", logged_draw_ahead)
     monkeypatch.setattr(planning, "plan_from_scenario", logged_plan_from)
     monkeypatch.setattr(prerender.ChartRenderer, "close", counted_close)
@@ -64,6 +74,9 @@ def test_charts_are_queued_as_their_files_appear_and_taken_again_by_the_report(t
     # first, alone), the curve right after
     assert events.index("draw sweeps") < events.index(restrictiveness) < events.index("plan_from_scenario") \
         < events.index("draw curve")
+    # the sweeps chart is queued as soon as its frame exists, while the other restrictiveness figures
+    # are still computed (issue 16, phase 5), not once the analyses have returned
+    assert events.index("draw sweeps") < events.index("analyse_scenario returned"), events
     # a short run (2 replicates, --jobs 1) starts its replicates once the restrictiveness charts are queued
     assert events.index(restrictiveness) < events.index("run_scenario")
     simulation = next(e for e in events if "enrollment_curve" in e)
@@ -137,3 +150,25 @@ def test_the_drawing_process_answers_in_full_then_ends_at_once_with_status_0():
     finally:
         drawer.close()
     assert drawer._proc.returncode == 0
+
+
+PLANNING_ORDER = """
+import sys
+from hn005_sim.cli import main
+from hn005_sim.eligibility import analysis
+seen = {}
+analyse_scenario = analysis.analyse_scenario
+def recorded(*args, **kwargs):
+    seen["planning_before_analyses"] = "hn005_sim.recruitment.planning" in sys.modules
+    return analyse_scenario(*args, **kwargs)
+analysis.analyse_scenario = recorded
+assert main(["run", sys.argv[1], "--replicates", "1", "--seed", "1", "--out", sys.argv[2], "-q"]) == 0
+print(seen["planning_before_analyses"], "hn005_sim.recruitment.planning" in sys.modules)
+"""
+
+
+def test_the_analyses_thread_imports_the_site_plan_only_after_the_restrictiveness_figures(tmp_path):
+    """Issue 16, phase 5: the site plan's import (~0.07 s) is not made on the way to the sweeps chart."""
+    proc = subprocess.run([sys.executable, "-c", PLANNING_ORDER, BASELINE, str(tmp_path / "run")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False", "True"]

@@ -187,6 +187,9 @@ class FakeDrawer:
         self.log.append(f"draw {self.n} {spec['name']}")
         return spec["name"]
 
+    def hang_up(self) -> None:
+        self.log.append(f"hang up {self.n}")
+
     def close(self) -> None:
         self.log.append(f"close {self.n}")
 
@@ -220,6 +223,10 @@ def test_a_standby_drawing_process_starts_once_the_first_is_ready_then_draws_bes
     # each lane drew one (neither drawing could end before the other began)
     assert sorted(e.split()[1] for e in log if e.startswith("draw")) == ["0", "1"]
     assert log.count("close 0") == log.count("close 1") == 1
+    # at the end, every drawing process is hung up on before the first is waited for: they end side by
+    # side (issue 16, phase 5)
+    assert max(log.index("hang up 0"), log.index("hang up 1")) < min(log.index("close 0"),
+                                                                    log.index("close 1"))
 
 
 def test_drawings_ahead_are_taken_most_costly_first_then_in_the_order_queued(monkeypatch):

@@ -114,19 +114,24 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
     then: `replicates_wait_for_restrictiveness`); the caller sets it too if this function fails.
     """
     from hn005_sim.eligibility.analysis import RESTRICTIVENESS_FILES, analyse_scenario
-    from hn005_sim.recruitment import planning
     from hn005_sim.report.tables import cohort_figures
 
     chart_summary = _chart_summary(sc)
     files: dict[str, pl.DataFrame] = {}
     if sc.population is not None and sc.criteria is not None:
-        frame, _, screening, res = analyse_scenario(sc, raw, patients, seed)
+        # the sweeps chart first and alone, as soon as its frame exists (in the analyses' worker
+        # thread, while the other restrictiveness figures are still computed): the costliest drawing
+        # of the report (28 panels, about a third of all its drawing) and, with two drawing processes,
+        # the end of its critical path (issue 16, phase 5)
+        def sweeps_first(sweeps: pl.DataFrame) -> None:
+            _draw_ahead(renderer, {"sweeps": sweeps}, chart_summary)
+
+        frame, _, screening, res = analyse_scenario(
+            sc, raw, patients, seed, on_sweeps=sweeps_first if renderer is not None else None)
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
-        # the sweeps chart first and alone: the costliest drawing of the report (28 panels, about a
-        # third of all its drawing) and, with two drawing processes, the end of its critical path
-        first = {name: files[name] for name in ("sweeps",) if name in files}
-        _draw_ahead(renderer, first, chart_summary)
-        _draw_ahead(renderer, {k: v for k, v in files.items() if k not in first}, chart_summary)
+        # the others (the sweeps chart again is a no-op: ChartRenderer keeps the one built from the
+        # equal frame, and queues a spec once)
+        _draw_ahead(renderer, {k: v for k, v in files.items() if k != "sweeps"}, chart_summary)
         if queued is not None:
             queued.set()
         eligible = frame.filter(pl.Series(screening.eligible))
@@ -141,6 +146,10 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
                     "differs (consent, withdrawal, re-tests, stop at the target)"}
         summary["baseline"] = {**cohort_figures(eligible),
                                "sites": sum(r.sites for r in sc.recruitment.regions)}
+    # imported here, not with the others above: its import (~0.07 s) would delay the restrictiveness
+    # figures and the sweeps chart, the start of the report's critical path (issue 16, phase 5)
+    from hn005_sim.recruitment import planning
+
     plan = planning.plan_from_scenario(sc, seed, SITES_PROBABILITY)
     # the report shows the curve and the allocation's figures, not the analytic time to target (whose
     # root finding alone imports scipy.optimize, ~0.25 s)

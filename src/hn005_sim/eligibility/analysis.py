@@ -29,13 +29,14 @@ def chart_for_screen(sc, raw, screener, seed: int, site_type: str | None):
 
 
 def analyse_scenario(sc, raw, patients: int, seed: int, target_fraction: float | None = None,
-                     site_type: str | None = None):
+                     site_type: str | None = None, on_sweeps=None):
     """Draw `patients` candidates from the population stream, screen them, analyse restrictiveness.
 
     Prescreen judges each criterion on the values in the chart of a site of type `site_type` (default:
     chart_review.site_type; eligibility/chart.py). Returns (frame, screener, screening,
     restrictiveness). Shared by `screen` and `run` (whose report shows the same attrition and
-    restrictiveness figures), so both give the same numbers for a seed.
+    restrictiveness figures), so both give the same numbers for a seed. on_sweeps: as in
+    `restrictiveness.analyse` (the sweeps' frame, as soon as it exists).
     """
     from hn005_sim.guards import check_memory, measure_bytes_per_row
     from hn005_sim.population import sample
@@ -50,7 +51,7 @@ def analyse_scenario(sc, raw, patients: int, seed: int, target_fraction: float |
     chart = chart_for_screen(sc, raw, screener, seed, site_type)
     screening = screener.evaluate(frame, chart.draw(frame))
     res = analyse(screening, screener=screener, frame=frame, rng=stream(seed, 0, "bootstrap"),
-                  target_fraction=target_fraction)
+                  target_fraction=target_fraction, on_sweeps=on_sweeps)
     if sc.chart_review is not None:
         res.summary["site_type"] = site_type or sc.chart_review.site_type
     return frame, screener, screening, res

@@ -22,6 +22,7 @@ prescreen who fail screening) get their intervals from the same bootstrap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -359,6 +360,7 @@ def analyse(
     rng: np.random.Generator | None = None,
     target_fraction: float | None = None,
     level: float = 0.95,
+    on_sweeps: Callable[[pl.DataFrame], None] | None = None,
 ) -> Restrictiveness:
     """Restrictiveness figures of a screening; sweeps and the relaxation plan need the screener and
     the candidate frame that was screened.
@@ -374,6 +376,10 @@ def analyse(
     patterns and counts the other figures, then the relaxation plan here beside the sweeps' counts.
     Neither thread's figures depend on the other's (the shared rows' caches hold the same values
     whichever thread fills them first), so the results do not depend on timing or thread count.
+
+    on_sweeps: called with the sweeps' frame (the one returned as `.sweeps`), in the worker thread, as
+    soon as it exists, while the other figures are still computed (`run` queues the report's costliest
+    chart there; issue 16, phase 5). An exception it raises is raised by this function.
     """
     ids, stages, kinds = screening.ids, screening.stages, screening.kinds
     prescreen = np.flatnonzero(stages == "prescreen")
@@ -394,8 +400,13 @@ def analyse(
             from hn005_sim.eligibility.relax import relaxation_plan, shared_rows, threshold_sweeps
 
             rows_later = pool.submit(shared_rows, screener, screening, frame)
-            sweeps_later = pool.submit(lambda: threshold_sweeps(screener, screening, frame,
-                                                                rows_later.result()))
+            def sweeps_then_announce() -> pl.DataFrame | None:
+                out = threshold_sweeps(screener, screening, frame, rows_later.result())
+                if on_sweeps is not None and out is not None:
+                    on_sweeps(out)
+                return out
+
+            sweeps_later = pool.submit(sweeps_then_announce)
         pat = screening.patterns
         n = int(pat.count.sum())
         normal = bootstrap > 0 and n > 0 and len(pat.count) * bootstrap > RESAMPLE_LIMIT

@@ -156,12 +156,16 @@ class _DrawingProcess:
             raise ValueError(answer["error"])
         return answer["svg"]
 
-    def close(self) -> None:
+    def hang_up(self) -> None:
+        """Close the pipe: the process ends (os._exit) once its last answer is written."""
         try:
             if self._proc.stdin is not None:
                 self._proc.stdin.close()
         except OSError:
             pass
+
+    def close(self) -> None:
+        self.hang_up()
         try:
             self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -246,12 +250,13 @@ class _Lane:
 
         return render_svg(spec)
 
-    def close(self) -> None:
+    def close(self, drawer: bool = True) -> None:
+        """End the lane's thread after its jobs, then (`drawer`) its drawing process."""
         with self._renderer._cond:
             self._closing = True
             self._renderer._cond.notify_all()
         self._thread.join()
-        if self.drawer is not None:
+        if drawer and self.drawer is not None:
             self.drawer.close()
 
 
@@ -328,11 +333,18 @@ class ChartRenderer:
             self._closed = True
             first = self._lanes[:1]
         for lane in first:
-            lane.close()  # joins lane 0 first: no standby lane starts after this
+            lane.close(drawer=False)  # joins lane 0 first: no standby lane starts after this
         with self._cond:
-            rest, self._lanes = self._lanes[1:], []
-        for lane in rest:
-            lane.close()
+            lanes, self._lanes = self._lanes, []
+        for lane in lanes[1:]:
+            lane.close(drawer=False)
+        # every lane's thread has ended: hang up on every drawing process, then wait for each, so that
+        # they end side by side (each frees its JavaScript engine's memory as it exits)
+        drawers = [lane.drawer for lane in lanes if lane.drawer is not None]
+        for drawer in drawers:
+            drawer.hang_up()
+        for drawer in drawers:
+            drawer.close()
 
     def lanes(self) -> int:
         """How many lanes draw now (standby ones included once started)."""
