@@ -405,8 +405,14 @@ def _first_uncovered(lo: list[np.ndarray], hi: list[np.ndarray]) -> np.ndarray:
     once (k is past its end after), so len(lo) passes leave k outside all of them."""
     x = np.zeros(lo[0].shape if lo else 0, dtype=np.int64)
     for _ in lo:
+        moved = False
         for a, b in zip(lo, hi, strict=True):
-            x = np.where((a <= x) & (x < b), b, x)
+            inside = (a <= x) & (x < b)
+            if inside.any():
+                x = np.where(inside, b, x)
+                moved = True
+        if not moved:  # (outside every interval already: the passes left would move nothing)
+            break
     return x
 
 
@@ -531,7 +537,9 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
     taken = np.zeros((P, N), dtype=np.int64)
     other_on = np.zeros(N, dtype=bool)
     for name, d in regimen.drugs.items():
-        on = (lo[name][pi] <= ck) & (ck < hi[name][pi])  # the drug given in the cell's cycle
+        on = ck < hi[name][pi]  # the drug given in the cell's cycle (from lo: cycle 0 unless maintenance)
+        if lo[name] is not zero:
+            on &= lo[name][pi] <= ck
         if name != capped:
             other_on |= on
         days = d.cycle_days_given
@@ -541,10 +549,14 @@ def plan_courses(regimen: RegimenConfig, draws: CourseDraws, units: dict[str, np
             missed_frac = np.where(u_flat[flat * W + c_int] < d.toxicity.interrupt_per_cycle,
                                    np.minimum(draws.missed_days[name].reshape(-1)[flat], days), 0) / days
         table = units[name]
+        # a flat dose's table is one patient's broadcast to all (`patient_units`): its rows picked by level
+        # alone (the same units as picking them by patient and level)
+        same = table.ndim == 3 and table.shape[0] > 0 and table.strides[0] == 0
         if reds[name] is None:
-            rows = table[pi, 0]  # cells x strengths (one dose level)
+            rows = table[pi, 0] if not same else np.broadcast_to(table[0, 0], (N, table.shape[2]))
         else:
-            rows = table[pi, _cell_levels(reds[name].reshape(-1)[flat], offset, pi, table.shape[1] - 1)]
+            levels = _cell_levels(reds[name].reshape(-1)[flat], offset, pi, table.shape[1] - 1)
+            rows = table[pi, levels] if not same else table[0][levels]
         for j, strength in enumerate(d.strengths_mg):
             got = rows[:, j] * d.administrations * on
             if got.any():
