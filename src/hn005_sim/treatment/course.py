@@ -375,7 +375,7 @@ def _calendar(u: np.ndarray, delay_days: np.ndarray, p_delay: float, cycle_days:
     less each row's start (exact in int64)."""
     n, K = u.shape[:2]
     q = np.asarray(end, dtype=float) / cycle_days
-    rows = np.clip(np.floor(np.where(q < K, q, K)) + 2, 0, K).astype(np.int64)  # (NaN, inf: K)
+    rows = np.minimum(np.maximum(np.floor(np.where(q < K, q, K)) + 2, 0), K).astype(np.int64)  # (NaN, inf: K)
     roff = np.zeros(n, dtype=np.int64)
     np.cumsum(rows[:-1], out=roff[1:])
     rp = np.repeat(np.arange(n), rows)
