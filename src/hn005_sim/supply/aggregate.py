@@ -162,7 +162,7 @@ class SupplyAggregate:
         # per drug, its presentations' figures summed as `SupplyRecord.drug_total` and `stockout` sum them
         # (in presentation order, from 0, the total as a float), from lists and the drug's presentations
         # found once per set of presentations (the same Counters as the record's methods give:
-        # tests/supply/test_aggregate.py)
+        # tests/supply/test_fold.py)
         order, idx, counters = self._drug_groups(rec.drugs)
         dispensed = rec.dispensed.tolist()
         for d, (made, disp, wm, dw), ps in zip(order, counters, (idx[d] for d in order), strict=True):

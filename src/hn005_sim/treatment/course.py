@@ -371,7 +371,7 @@ def _calendar(u: np.ndarray, delay_days: np.ndarray, p_delay: float, cycle_days:
     on or after day k x cycle_days, and only the first floor(end / cycle_days) + 1 cycles can be
     before `end` (floating division rounds monotonically: never fewer). The rows are cut to one more
     cycle than that (the delay of the cycle after the last reachable one), at most K; the cut rows
-    are laid end to end (~15% of n x K in a baseline replicate) and summed by one running sum
+    are laid end to end (~16% of n x K in a baseline replicate) and summed by one running sum
     less each row's start (exact in int64)."""
     n, K = u.shape[:2]
     q = np.asarray(end, dtype=float) / cycle_days
