@@ -15,8 +15,11 @@ Prints (BENCH lines, see bench/run_all.py; no targets: a diagnostic beside bench
   summary and frames, the CSVs, the report and its charts); pool_end_idle_s: how long the worker that finished
   first waited for the last one;
 - pool_replicate_cpu_ms: the workers' CPU per replicate inside their batches; pool_gc_ms: of which in
-  the garbage collector; pool_worker_other_cpu_s: the workers' CPU outside their batches (start-up,
-  receiving tasks, sending records);
+  the garbage collector; pool_recruitment_cpu_ms and pool_supply_loop_cpu_ms: of which in the batch's
+  recruitment (`simulate_recruitment_many`: its DES and judging) and in the supply model's event loop
+  (`SupplyModel._loop`), and pool_outside_cpu_ms the rest (treatment and supply set-up and totals, the
+  record; the collector's time counts where its pauses fall); pool_worker_other_cpu_s: the workers'
+  CPU outside their batches (start-up, receiving tasks, sending records);
 - pool_parent_cpu_s and pool_children_cpu_s (workers + the drawing process).
 With --jobs 1 the batches run in the parent (no pool; head and tail still apply). --verbose prints the
 timeline itself. Another version of the tool: PYTHONPATH=/tmp/old/src (bench/scaling.py --before).
@@ -76,9 +79,30 @@ def inside(log: str, args: list[str]) -> None:
 
         setattr(owner, name, wrapped)
 
+    part_cpu = {"recruitment": 0.0, "loop": 0.0}
+
+    def timed(owner, name: str, part: str) -> None:
+        """Thread CPU spent in owner.name, added to part_cpu[part] (read at each batch's end)."""
+        original = getattr(owner, name)
+
+        def wrapped(*a, **k):
+            t = time.thread_time()
+            try:
+                return original(*a, **k)
+            finally:
+                part_cpu[part] += time.thread_time() - t
+
+        setattr(owner, name, wrapped)
+
     def hook(mc) -> None:
         wrap(mc, "prestart_workers", "prestart")
         wrap(mc, "run_scenario", "simulation")
+        # the parts of a replicate that are not its set-up and hand-over: the recruitment of the batch
+        # (its DES and judging) and the supply model's event loop
+        from hn005_sim.supply.model import SupplyModel
+
+        timed(mc, "simulate_recruitment_many", "recruitment")
+        timed(SupplyModel, "_loop", "loop")
         batch = mc.run_batch
 
         def run_batch(scenario, seed, start, stop, uncertain=None, **kw):
@@ -86,11 +110,13 @@ def inside(log: str, args: list[str]) -> None:
                 gc_time.update(pid=os.getpid(), s=0.0)
                 gc.callbacks.append(on_gc)
             t, g = time.thread_time(), gc_time["s"]
+            r0, l0 = part_cpu["recruitment"], part_cpu["loop"]
             note("batch_begin", start, stop)
             try:
                 return batch(scenario, seed, start, stop, uncertain, **kw)
             finally:
-                note("batch_end", start, stop, time.thread_time() - t, gc_time["s"] - g, cpu())
+                note("batch_end", start, stop, time.thread_time() - t, gc_time["s"] - g, cpu(),
+                     part_cpu["recruitment"] - r0, part_cpu["loop"] - l0)
 
         # what run_task calls, in the parent (inline) and in forked workers; named as the original, so
         # that a version submitting run_batch itself pickles it by the same reference
@@ -129,7 +155,7 @@ def figures(log: Path, parent: int) -> tuple[dict[str, float], list[str]]:
     rows = [line.split() for line in log.read_text().splitlines()]
     t0 = float(rows[0][0])
     first = last = None
-    batch_cpu = gc_s = 0.0
+    batch_cpu = gc_s = rec_s = loop_s = 0.0
     worker_last_end: dict[int, float] = {}
     worker_cpu_at_end: dict[int, float] = {}
     batch_cpu_by: dict[int, float] = defaultdict(float)
@@ -144,6 +170,8 @@ def figures(log: Path, parent: int) -> tuple[dict[str, float], list[str]]:
             last = t if last is None else max(last, t)
             batch_cpu += float(r[5])
             gc_s += float(r[6])
+            rec_s += float(r[8])
+            loop_s += float(r[9])
             batch_cpu_by[pid] += float(r[5])
             worker_last_end[pid] = max(worker_last_end.get(pid, 0.0), t)
             worker_cpu_at_end[pid] = float(r[7])
@@ -158,6 +186,9 @@ def figures(log: Path, parent: int) -> tuple[dict[str, float], list[str]]:
         "pool_end_idle_s": max(worker_last_end.values()) - min(worker_last_end.values()),
         "pool_replicate_cpu_ms": 1e3 * batch_cpu / reps,
         "pool_gc_ms": 1e3 * gc_s / reps,
+        "pool_recruitment_cpu_ms": 1e3 * rec_s / reps,
+        "pool_supply_loop_cpu_ms": 1e3 * loop_s / reps,
+        "pool_outside_cpu_ms": 1e3 * (batch_cpu - rec_s - loop_s) / reps,
         "pool_worker_other_cpu_s": sum(worker_cpu_at_end[p] - batch_cpu_by[p] for p in workers),
         "pool_parent_cpu_s": parent_cpu,
         "pool_children_cpu_s": children_cpu,

@@ -105,3 +105,21 @@ def test_units_per_cycle(regimen):
     assert units == {("anlotinib", 10.0): 14, ("penpulimab", 100.0): 2,
                      ("capecitabine", 150.0): 1 * 42, ("capecitabine", 500.0): 2 * 42}
     assert ("anlotinib", 10.0) not in full_cycle_units({"bsa_m2": 1.70}, regimen, induction=False)
+
+
+@pytest.mark.parametrize("rounding", ["label_table", "nearest", "cover"])
+def test_doses_at_the_ends_of_the_table(regimen, rounding):
+    """Targets from nothing to past the largest amount the units reach (12 x 500 mg): the lowest amount,
+    the largest, and every amount exactly (drug_units' bounds on the table, issue 16 phase 5)."""
+    drug = regimen.drugs["capecitabine"].model_copy(update={"rounding": rounding})
+    max_small = 2 if rounding == "label_table" else None
+    amounts = sorted({150 * a + 500 * b for a in range(13 if max_small is None else max_small + 1)
+                      for b in range(13 - a)} - {0})
+    targets = np.array([0.0, 1.0, 149.0, 150.0, 151.0, *amounts, amounts[-1] + 1.0, 7000.0, 1e6])
+    dose, tabs = drug_units(drug, {"bsa_m2": targets / 650}, 1.0)
+    for t, got, (a, b) in zip(targets.tolist(), dose.tolist(), tabs.tolist(), strict=True):
+        if rounding == "cover":
+            amount = next((x for x in amounts if x >= t - 1e-9), amounts[-1])
+        else:
+            amount = brute(t, max_small)[0]
+        assert got == amount and 150 * a + 500 * b == amount, (t, got, amount)

@@ -102,6 +102,7 @@ class SupplyAggregate:
         self._dense_h = np.zeros((0, 0, 0), np.int64)  # [series x drugs + drug, month, value] -> replicates
         self._dense_stockout = np.zeros((0, 0), np.int64)  # [month, drug] -> replicates (month_stockout)
         self._onehot: dict[tuple[str, ...], np.ndarray] = {}  # presentations' drugs -> [presentation, drug]
+        self._groups: dict[tuple[str, ...], tuple] = {}  # presentations' drugs -> `_drug_groups`
         self.dense_monthly = True
         """False: `add` increments the Counters directly, record by record (the reference the dense
         histograms are tested against, tests/supply/test_aggregate.py)."""
@@ -146,33 +147,53 @@ class SupplyAggregate:
         for fig, counters in zip(self.PER_PRESENTATION, pres_c[:-1], strict=True):
             for c, v in zip(counters, getattr(rec, fig).tolist(), strict=True):
                 c[int(v)] += 1
-        waste = waste_of(rec)
+        waste = waste_of(rec).tolist()
         released = rec.released.tolist()
+        stockouts, missed = rec.stockout_events.tolist(), rec.missed_events.tolist()
+        oos = rec.out_of_stock_events.tolist()
         waste_milli = pres_c[-1]
         for p, pid in enumerate(rec.presentations):
-            self.pres_stockout[pid] += int(rec.stockout_events[p] > 0)
+            self.pres_stockout[pid] += int(stockouts[p] > 0)
             if reached:
                 self._c(self.pres, ("released_at_target", pid))[int(released[p])] += 1
-            self.pres_missed[pid] += int(rec.missed_events[p] > 0)
-            self.pres_oos[pid] += int(rec.out_of_stock_events[p] > 0)
+            self.pres_missed[pid] += int(missed[p] > 0)
+            self.pres_oos[pid] += int(oos[p] > 0)
             waste_milli[p][round(float(waste[p]) * MILLI)] += 1
-        for d in self._order(rec.drugs):
-            self._c(self.drug, ("manufacture", d))[int(rec.drug_total(rec.released, d))] += 1
+        # per drug, its presentations' figures summed as `SupplyRecord.drug_total` and `stockout` sum them
+        # (in presentation order, from 0, the total as a float), from lists and the drug's presentations
+        # found once per set of presentations (the same Counters as the record's methods give:
+        # tests/supply/test_fold.py)
+        order, idx, counters = self._drug_groups(rec.drugs)
+        dispensed = rec.dispensed.tolist()
+        for d, (made, disp, wm, dw), ps in zip(order, counters, (idx[d] for d in order), strict=True):
+            m = int(float(sum(released[p] for p in ps)))
+            made[m] += 1
             if reached:
-                self._c(self.drug, ("manufacture_at_target", d))[int(rec.drug_total(rec.released, d))] += 1
-            self._c(self.drug, ("dispensed", d))[int(rec.drug_total(rec.dispensed, d))] += 1
-            self._c(self.drug, ("waste_milli", d))[round(rec.drug_total(waste, d) * MILLI)] += 1
-            days = round(rec.patient_days_without[d] * MILLI)
-            self._c(self.drug, ("days_without_milli", d))[days] += 1
-            self.drug_stockout[d] += int(rec.stockout(d))
-            self.drug_missed[d] += int(rec.stockout(d, rec.missed_events))
-            self.drug_oos[d] += int(rec.stockout(d, rec.out_of_stock_events))
-        idx = {d: [p for p, x in enumerate(rec.drugs) if x == d] for d in set(rec.drugs)}
+                self._c(self.drug, ("manufacture_at_target", d))[m] += 1
+            disp[int(float(sum(dispensed[p] for p in ps)))] += 1
+            wm[round(float(sum(waste[p] for p in ps)) * MILLI)] += 1
+            dw[round(rec.patient_days_without[d] * MILLI)] += 1
+            self.drug_stockout[d] += int(bool(sum(stockouts[p] for p in ps)))
+            self.drug_missed[d] += int(bool(sum(missed[p] for p in ps)))
+            self.drug_oos[d] += int(bool(sum(oos[p] for p in ps)))
         if not (self.dense_monthly and self._add_monthly_dense(rec, idx)):
             self._add_monthly_counters(rec, idx)
         self.end_reasons.update(rec.end_reasons)
         self.cycles[rec.cycles_given] += 1
         self.treatment.update(rec.treatment)
+
+    def _drug_groups(self, drugs: tuple[str, ...]) -> tuple[list[str], dict[str, list[int]], list[tuple]]:
+        """(the drugs in the order they first appear, drug -> its presentations, and per drug the Counters
+        `add` increments: manufacture, dispensed, waste_milli, days_without_milli; manufacture_at_target
+        only once a replicate reaches the target, as before), kept per tuple of the presentations' drugs."""
+        got = self._groups.get(drugs)
+        if got is None:
+            order = self._order(drugs)
+            idx = {d: [p for p, x in enumerate(drugs) if x == d] for d in set(drugs)}
+            counters = [tuple(self._c(self.drug, (fig, d)) for fig in (
+                "manufacture", "dispensed", "waste_milli", "days_without_milli")) for d in order]
+            got = self._groups[drugs] = (order, idx, counters)
+        return got
 
     DENSE_MAX_VALUE = 1 << 14
     """Largest monthly figure (packs dispensed, on hand) `_add_monthly_dense` keeps in a dense histogram

@@ -94,11 +94,14 @@ def drug_units(drug: Drug, covariates: dict[str, np.ndarray | float], fraction
     max_small = drug.max_small_units if drug.rounding == "label_table" else None
     amounts, combos = _unit_table(strengths, drug.max_units_per_administration, max_small)
     target = target_mg(drug, covariates, fraction)
+    # (searchsorted gives 0..len(amounts): clipped to the table by one minimum, the lower neighbour by
+    # one maximum - the integers np.clip(..., 0, len(amounts) - 1) gives, at a quarter of its cost here)
+    top = len(amounts) - 1
     if drug.rounding == "cover":
-        idx = np.clip(np.searchsorted(amounts, target - 1e-9, side="left"), 0, len(amounts) - 1)
+        idx = np.minimum(np.searchsorted(amounts, target - 1e-9, side="left"), top)
     else:
-        hi = np.clip(np.searchsorted(amounts, target, side="left"), 0, len(amounts) - 1)
-        lo = np.clip(hi - 1, 0, len(amounts) - 1)
+        hi = np.minimum(np.searchsorted(amounts, target, side="left"), top)
+        lo = np.maximum(hi - 1, 0)
         # ties go down: take the lower amount unless the upper one is strictly nearer
         take_hi = np.abs(amounts[hi] - target) < np.abs(target - amounts[lo])
         take_hi |= hi == lo
