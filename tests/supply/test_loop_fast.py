@@ -238,3 +238,16 @@ def test_levels_recomputed_in_part_in_the_baseline(monkeypatch):
                     weights=demand_weights(sc))
     assert counts["bad"] == 0 and counts["partial"] > 100, counts
     assert all(got[0] == a and got[1] == b for got, a, b in handed)
+
+
+@pytest.mark.parametrize(("rate", "cycles", "safety", "trigger", "top", "expected"), [
+    (1.5, 3.0, 2, 1, 4, (5, 7)),     # need 4.5 packs: ceil(2.25) + 2 = 5, ceil(4.5) + 2 = 7
+    (2.0, 2.0, 0, 0, 0, (2, 4)),     # need exactly 4 packs: 2 and 4, not rounded up to 3 and 5
+    (2.0, 2.0, 0, 10, 3, (10, 4)),   # the configured trigger is higher: it stays
+    (0.0, 4.0, 3, -1, 5, (0, 5)),    # no need: the configured levels, never below 0
+    (0.25, 1.0, 1, 0, 0, (2, 2)),    # a quarter pack: ceil(0.125) + 1 = 2, ceil(0.25) + 1 = 2
+])
+def test_levels_for_by_hand(rate, cycles, safety, trigger, top, expected):
+    from hn005_sim.supply.model import levels_for
+
+    assert levels_for(rate, cycles, safety, trigger, top) == expected

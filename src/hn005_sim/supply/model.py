@@ -171,6 +171,20 @@ def tier_levels(regimen: RegimenConfig, supply: SupplyConfig) -> Levels:
     return [site_levels(per, floors, one, t, 1.0) for t in supply.tiers]
 
 
+def levels_for(rate: float, cycles: float, safety: int, trigger: int, top: int) -> tuple[int, int]:
+    """A predictive site's (trigger, max) packs of one presentation: its active patients' need `rate`
+    (packs per cycle) over half the forecast window (`cycles`) and over all of it, each plus `safety`
+    packs, never below the tier's configured `trigger` and `top` (nor below 0). The one formula the
+    event loop's three level updates (`_levels_of` whole or for the moved presentations, `_set_rate`)
+    share; `r * c / 2` is `(r * c) / 2`, the same float."""
+    if rate:
+        rc = rate * cycles
+        x = math.ceil(rc / 2 - 1e-9) + safety
+        y = math.ceil(rc - 1e-9) + safety
+        return (trigger if trigger >= x else x), (top if top >= y else y)
+    return (trigger if trigger >= 0 else 0), (top if top >= 0 else 0)
+
+
 class SupplyModel:
     """State and processes of one replicate's supply chain; `run()` then read the counters."""
 
@@ -707,36 +721,19 @@ class SupplyModel:
                 c = self.forecast_cycles[s]
                 rate = self.need_rate[s]
                 safe = self.safety[s]
-                ceil = math.ceil
                 last, moved = self._lv_last[s], self._lv_moved[s]
                 if last is not None:
                     # the levels last computed here, recomputed for the presentations whose need moved
                     # since (`_set_rate`): each presentation's levels follow from its own need only
                     trig2, top2 = last[0][:], last[1][:]
                     for p in moved:
-                        r, a, b = rate[p], trig[p], top[p]
-                        if r:
-                            rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
-                            x = ceil(rc / 2 - 1e-9) + safe[p]
-                            trig2[p] = a if a >= x else x
-                            x = ceil(rc - 1e-9) + safe[p]
-                            top2[p] = b if b >= x else x
-                        else:
-                            trig2[p] = a if a >= 0 else 0
-                            top2[p] = b if b >= 0 else 0
+                        trig2[p], top2[p] = levels_for(rate[p], c, safe[p], trig[p], top[p])
                 else:
                     trig2, top2 = [], []
                     for p in range(self.P):  # (indexing: faster than a zip of four lists)
-                        r, a, b = rate[p], trig[p], top[p]
-                        if r:
-                            rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
-                            x = ceil(rc / 2 - 1e-9) + safe[p]
-                            trig2.append(a if a >= x else x)
-                            x = ceil(rc - 1e-9) + safe[p]
-                            top2.append(b if b >= x else x)
-                        else:
-                            trig2.append(a if a >= 0 else 0)
-                            top2.append(b if b >= 0 else 0)
+                        a, b = levels_for(rate[p], c, safe[p], trig[p], top[p])
+                        trig2.append(a)
+                        top2.append(b)
                 moved.clear()
                 got = self.site_levels[s] = self._lv_last[s] = (trig2, top2)
                 return got
@@ -938,21 +935,12 @@ class SupplyModel:
         # a new levels object (the echelon sums see new levels by identity), the last one's lists copied
         trig2, top2 = last[0][:], last[1][:]
         _, trig, top = self.base_levels[s]
-        c, safe, ceil = self.forecast_cycles[s], self.safety[s], math.ceil
+        c, safe = self.forecast_cycles[s], self.safety[s]
         for p in range(self.P):
             a, b = old[p], new[p]
             if a != b:
                 r = rate[p] = rate[p] + (b - a)  # (the float `rate[p] += b - a` gives)
-                a, b = trig[p], top[p]
-                if r:
-                    rc = r * c  # (r * c / 2 is (r * c) / 2: the same float)
-                    x = ceil(rc / 2 - 1e-9) + safe[p]
-                    trig2[p] = a if a >= x else x
-                    x = ceil(rc - 1e-9) + safe[p]
-                    top2[p] = b if b >= x else x
-                else:
-                    trig2[p] = a if a >= 0 else 0
-                    top2[p] = b if b >= 0 else 0
+                trig2[p], top2[p] = levels_for(r, c, safe[p], trig[p], top[p])
         self.site_levels[s] = self._lv_last[s] = (trig2, top2)
 
     def _patient(self, i: int, s: int, first_day: float):
