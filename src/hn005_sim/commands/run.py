@@ -129,8 +129,7 @@ def _analyses(sc, raw, seed: int, patients: int, summary: dict[str, Any],
         frame, _, screening, res = analyse_scenario(
             sc, raw, patients, seed, on_sweeps=sweeps_first if renderer is not None else None)
         files.update({name: getattr(res, name) for name in RESTRICTIVENESS_FILES})
-        # the others (the sweeps chart again is a no-op: ChartRenderer keeps the one built from the
-        # equal frame, and queues a spec once)
+        # the other restrictiveness charts (the sweeps chart was queued by `sweeps_first`)
         _draw_ahead(renderer, {k: v for k, v in files.items() if k != "sweeps"}, chart_summary)
         if queued is not None:
             queued.set()

@@ -904,11 +904,30 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
             n_reasons: int, target: int, keep_events: bool) -> ReplicateRecord:
     day, site, cand, kind, reason = log
     counts = np.bincount(kind, minlength=len(KIND_NAMES))
-    pre = kind == PRESCREEN_FAIL
-    scr = kind == SCREEN_FAIL
+    retests = 0
+    arrived = kind == ARRIVED
+    unknown = sum(int(pool.arr["pre_unknown"][cand[arrived & (site == s_idx)]].sum())
+                  for s_idx, pool in enumerate(pools) if pool.n)
+    for s_idx, pool in enumerate(pools):
+        started = cand[(kind == SCREEN_START) & (site == s_idx)]
+        if started.size:
+            retests += int(pool.arr["retested"][started].sum())
+    events = tuple(map(Event._make, zip(day.tolist(), site.tolist(), cand.tolist(), kind.tolist(),
+                                        reason.tolist(), strict=True))) if keep_events else None
+    return _assembled(st, log, counts, sites, pools, replicate, target, retests, unknown,
+                      np.bincount(reason[kind == PRESCREEN_FAIL], minlength=n_reasons), n_reasons, events)
+
+
+def _assembled(st: _State, log: tuple[np.ndarray, ...], counts: np.ndarray, sites: list[Site],
+               pools: list[_Pool], replicate: int, target: int, retests: int, unknown: int,
+               prescreen_reasons: np.ndarray, n_reasons: int, events: tuple | None) -> ReplicateRecord:
+    """The record from the simulated log (day, site, candidate, kind, reason: at least every
+    simulated entry, in time order) and the counts `_record` and `_counted_record` each find their own
+    way (`counts` by kind, candidates decided on arrival included): the enrolled in enrolment order
+    with their pool columns, the screening failures' reasons, the figures per site."""
+    day, site, cand, kind, reason = log
     enr = np.flatnonzero(kind == ENROLLED)
-    order = np.argsort(day[enr], kind="stable")
-    enr = enr[order]
+    enr = enr[np.argsort(day[enr], kind="stable")]
     # per site of the enrolled: its rows among them and their candidates (found once for every column)
     enr_site, enr_cand = site[enr], cand[enr]
     groups = [(int(s), mask, enr_cand[mask]) for s in np.unique(enr_site).tolist()
@@ -925,59 +944,45 @@ def _record(st: _State, log: tuple[np.ndarray, ...], sites: list[Site], pools: l
             out[mask] = pools[s].arr[key][rows]
         return out
 
-    enrol_bsa = enrolled("bsa").astype(float) if enr.size else np.zeros(0)
     names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
-    enrol_traits = {k[len("trait:"):]: enrolled(k) for k in names}
     covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
-    enrol_covariates = {k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {}
-    consented = int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT])
-    retests = 0
-    arrived = kind == ARRIVED
-    unknown = sum(int(pool.arr["pre_unknown"][cand[arrived & (site == s_idx)]].sum())
-                  for s_idx, pool in enumerate(pools) if pool.n)
-    for s_idx, pool in enumerate(pools):
-        started = cand[(kind == SCREEN_START) & (site == s_idx)]
-        if started.size:
-            retests += int(pool.arr["retested"][started].sum())
-    enrolled = int(counts[ENROLLED])
-    act = np.array([np.nan if s.activation_day is None else s.activation_day for s in sites], float)
+    n_enrolled = int(counts[ENROLLED])
     return ReplicateRecord(
         replicate=replicate,
         candidates=int(counts[ARRIVED]),
         prescreen_failures=int(counts[PRESCREEN_FAIL]),
         no_consent=int(counts[NO_CONSENT]),
-        consented=consented,
+        consented=int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT]),
         screened=int(counts[SCREEN_START]),
         screenings=int(counts[SCREEN_START] + counts[RESCREEN]),
         retests=retests,
         rescreens=int(counts[RESCREEN]),
         screen_failures=int(counts[SCREEN_FAIL]),
         withdrawn=int(counts[WITHDRAWN]),
-        enrolled=enrolled,
+        enrolled=n_enrolled,
         pending=st.pending,
-        prescreen_reasons=np.bincount(reason[pre], minlength=n_reasons),
-        screen_reasons=np.bincount(reason[scr], minlength=n_reasons),
+        prescreen_reasons=prescreen_reasons,
+        screen_reasons=np.bincount(reason[kind == SCREEN_FAIL], minlength=n_reasons),
         enrol_day=day[enr],
-        enrol_site=site[enr],
-        enrol_bsa_m2=enrol_bsa,
-        enrol_traits=enrol_traits,
-        enrol_covariates=enrol_covariates,
-        site_activation_day=act,
-        site_enrolled=np.bincount(site[enr], minlength=len(sites)),
-        time_to_target_day=float(day[enr][target - 1]) if enrolled >= target else float("nan"),
+        enrol_site=enr_site,
+        enrol_bsa_m2=enrolled("bsa").astype(float) if enr.size else np.zeros(0),
+        enrol_traits={k[len("trait:"):]: enrolled(k) for k in names},
+        enrol_covariates={k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {},
+        site_activation_day=np.array([np.nan if s.activation_day is None else s.activation_day
+                                      for s in sites], float),
+        site_enrolled=np.bincount(enr_site, minlength=len(sites)),
+        time_to_target_day=float(day[enr][target - 1]) if n_enrolled >= target else float("nan"),
         sim_events=st.sim_events,
         prescreen_unknown=unknown,
-        events=tuple(map(Event._make, zip(day.tolist(), site.tolist(), cand.tolist(), kind.tolist(),
-                                          reason.tolist(), strict=True))) if keep_events else None,
+        events=events,
     )
-
 
 COUNTED = True
 """Without `keep_events`, build a replicate's record from the simulated events and each site's decided
 arrivals directly (`_counted_record`) instead of merging them into the whole event trace, sorted by
 time, and reading the record off it (`_arrivals_log` then `_record`): every figure of the record but
 the trace itself is a count, a sum or the enrolled in the order they enrolled, which the trace's order
-does not change. tests/recruitment/test_des_steps.py compares the two records field by field."""
+does not change. tests/recruitment/test_counted_record.py compares the two records field by field."""
 
 
 def _counted_record(st: _State, rep: _Replicate, n_reasons: int) -> ReplicateRecord:
@@ -1018,56 +1023,11 @@ def _counted_record(st: _State, rep: _Replicate, n_reasons: int) -> ReplicateRec
     counts[ARRIVED] += decided
     counts[PRESCREEN_FAIL] += prescreen_failed
     counts[NO_CONSENT] += decided - prescreen_failed
-    enr = np.flatnonzero(kind == ENROLLED)
-    enr = enr[np.argsort(day[enr], kind="stable")]
-    enr_site, enr_cand = site[enr], cand[enr]
-    groups = [(int(s), mask, enr_cand[mask]) for s in np.unique(enr_site).tolist()
-              for mask in (enr_site == s,)]
-
-    def enrolled(key: str) -> np.ndarray:
-        """Column `key` of the pools for the enrolled, in enrolment order (as `_record`'s)."""
-        dtype = next(p.arr[key].dtype for p in pools if key in p.arr)
-        if len(groups) == 1:
-            s, _, rows = groups[0]
-            return pools[s].arr[key][rows].astype(dtype, copy=False)
-        out = np.empty(enr.size, dtype)
-        for s, mask, rows in groups:
-            out[mask] = pools[s].arr[key][rows]
-        return out
-
-    names = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("trait:"))
-    covs = dict.fromkeys(k for p in pools for k in p.arr if k.startswith("cov:"))
-    n_enrolled = int(counts[ENROLLED])
     reasons = (np.concatenate(pre_reasons) if len(pre_reasons) > 1 else pre_reasons[0]) if pre_reasons \
         else np.empty(0, np.int64)
-    return ReplicateRecord(
-        replicate=rep.replicate,
-        candidates=int(counts[ARRIVED]),
-        prescreen_failures=int(counts[PRESCREEN_FAIL]),
-        no_consent=int(counts[NO_CONSENT]),
-        consented=int(counts[ARRIVED] - counts[PRESCREEN_FAIL] - counts[NO_CONSENT]),
-        screened=int(counts[SCREEN_START]),
-        screenings=int(counts[SCREEN_START] + counts[RESCREEN]),
-        retests=retests,
-        rescreens=int(counts[RESCREEN]),
-        screen_failures=int(counts[SCREEN_FAIL]),
-        withdrawn=int(counts[WITHDRAWN]),
-        enrolled=n_enrolled,
-        pending=st.pending,
-        prescreen_reasons=np.bincount(reasons.astype(np.int64, copy=False), minlength=n_reasons),
-        screen_reasons=np.bincount(reason[kind == SCREEN_FAIL], minlength=n_reasons),
-        enrol_day=day[enr],
-        enrol_site=enr_site,
-        enrol_bsa_m2=enrolled("bsa").astype(float) if enr.size else np.zeros(0),
-        enrol_traits={k[len("trait:"):]: enrolled(k) for k in names},
-        enrol_covariates={k[len("cov:"):]: enrolled(k).astype(float) for k in covs} if enr.size else {},
-        site_activation_day=np.array([np.nan if s.activation_day is None else s.activation_day
-                                      for s in sites], float),
-        site_enrolled=np.bincount(enr_site, minlength=len(sites)),
-        time_to_target_day=float(day[enr][target - 1]) if n_enrolled >= target else float("nan"),
-        sim_events=st.sim_events,
-        prescreen_unknown=unknown,
-    )
+    prescreen_reasons = np.bincount(reasons.astype(np.int64, copy=False), minlength=n_reasons)
+    return _assembled(st, (day, site, cand, kind, reason), counts, sites, pools, rep.replicate, target,
+                      retests, unknown, prescreen_reasons, n_reasons, None)
 
 
 def month_of(day: np.ndarray | float) -> np.ndarray | float:
