@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from hn005_sim.recruitment import des
 from hn005_sim.recruitment.candidates import candidate_source
-from hn005_sim.recruitment.config import Capacity, Rescreen
 from hn005_sim.scenario.load import load_scenario
 
 from .test_des import scenario
+from .test_des_steps import with_slots_of_two_and_rescreens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,13 +85,7 @@ def test_counted_record_is_the_traced_record_on_shipped_scenarios(monkeypatch, n
     slots of 2 and re-screens (candidates waiting and pending at the stop), the others as shipped."""
     sc, _ = load_scenario(ROOT / "scenarios" / f"{name}.toml")
     if name == "baseline":
-        rec = sc.recruitment
-        rescreen = Rescreen.model_validate({"probability": {"value": 0.5, "source": "test"},
-                                            "delay_days": {"dist": "constant", "value": 12.0}})
-        two = Capacity.model_validate({"value": 2, "source": "test"})
-        regions = [r.model_copy(update={"screening_capacity": two}) for r in rec.regions]
-        sc = sc.model_copy(update={"recruitment": rec.model_copy(update={"rescreen": rescreen,
-                                                                         "regions": regions})})
+        sc = with_slots_of_two_and_rescreens(sc)
     recs = _compare(monkeypatch, sc, 5, [0, 1, 2, 3])
     # the comparison covered what it is meant to: failures of both stages, the enrolled, their traits
     assert sum(r.prescreen_failures for r in recs) and sum(r.screen_failures for r in recs)

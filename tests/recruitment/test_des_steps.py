@@ -95,19 +95,25 @@ def test_callbacks_schedule_and_record_as_the_generator_processes(sites, capacit
     _assert_same(old, new)
 
 
+def with_slots_of_two_and_rescreens(sc):
+    """`sc` with screening slots of 2 at every region and re-screens (probability 0.5, after 12 days):
+    candidates wait for a slot, some still wait at the stop, and some are screened twice."""
+    rec = sc.recruitment
+    rescreen = Rescreen.model_validate({"probability": {"value": 0.5, "source": "test"},
+                                        "delay_days": {"dist": "constant", "value": 12.0}})
+    two = Capacity.model_validate({"value": 2, "source": "test"})
+    regions = [r.model_copy(update={"screening_capacity": two}) for r in rec.regions]
+    return sc.model_copy(update={"recruitment": rec.model_copy(update={"rescreen": rescreen,
+                                                                       "regions": regions})})
+
+
 @pytest.mark.parametrize("name", ["baseline", "network_guangdong"])
 def test_callbacks_as_the_generator_processes_on_shipped_scenarios(monkeypatch, name):
     """The criteria engine's candidates; the baseline with screening slots of 2 (candidates wait, some
     still waiting at the stop) and re-screens, network_guangdong as shipped (capacities of 6 and 3)."""
     sc, _ = load_scenario(ROOT / "scenarios" / f"{name}.toml")
     if name == "baseline":
-        rec = sc.recruitment
-        rescreen = Rescreen.model_validate({"probability": {"value": 0.5, "source": "test"},
-                                            "delay_days": {"dist": "constant", "value": 12.0}})
-        two = Capacity.model_validate({"value": 2, "source": "test"})
-        regions = [r.model_copy(update={"screening_capacity": two}) for r in rec.regions]
-        sc = sc.model_copy(update={"recruitment": rec.model_copy(update={"rescreen": rescreen,
-                                                                         "regions": regions})})
+        sc = with_slots_of_two_and_rescreens(sc)
     old, new = _run_both(monkeypatch, sc, 4, [0, 1, 2, 3])
     assert sum(r.rescreens for r in old[0]) > 0 or name != "baseline"
     _assert_same(old, new)
